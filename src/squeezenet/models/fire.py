@@ -1,0 +1,76 @@
+"""The Fire module (SqueezeNet Sec. 3.2): squeeze 1x1 -> expand 1x1 || expand 3x3, concatenated."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Fire(nn.Module):
+    """A Fire module, optionally with a bypass (SqueezeNet Sec. 6).
+
+    Attribute names match torchvision's ``Fire`` so that state dicts move both ways.
+
+    Args:
+        inplanes: input channels.
+        squeeze_planes: s1x1, the number of 1x1 squeeze filters.
+        expand1x1_planes: e1x1, the number of 1x1 expand filters.
+        expand3x3_planes: e3x3, the number of 3x3 expand filters (padding 1, so the spatial
+            size is kept).
+        bypass: ``"none"``; ``"identity"`` adds the input to the output (simple bypass; needs
+            ``inplanes == e1x1 + e3x3``); ``"conv"`` adds a 1x1 convolution of the input
+            (complex bypass), stored as ``shortcut``.
+
+    Shapes:
+        input ``(N, inplanes, H, W)`` -> output ``(N, e1x1 + e3x3, H, W)``, channels ordered
+        [expand 1x1, expand 3x3].
+    """
+
+    def __init__(
+        self,
+        inplanes: int,
+        squeeze_planes: int,
+        expand1x1_planes: int,
+        expand3x3_planes: int,
+        *,
+        bypass: str = "none",
+    ) -> None:
+        super().__init__()
+        out_planes = expand1x1_planes + expand3x3_planes
+        if bypass not in ("none", "identity", "conv"):
+            raise ValueError(f"bypass must be 'none', 'identity' or 'conv', got {bypass!r}")
+        if bypass == "identity" and inplanes != out_planes:
+            raise ValueError(
+                f"an identity bypass needs inplanes == e1x1 + e3x3, got {inplanes} != {out_planes}"
+            )
+        self.inplanes = inplanes
+        self.bypass = bypass
+        self.squeeze = nn.Conv2d(inplanes, squeeze_planes, kernel_size=1)
+        self.squeeze_activation = nn.ReLU(inplace=True)
+        self.expand1x1 = nn.Conv2d(squeeze_planes, expand1x1_planes, kernel_size=1)
+        self.expand1x1_activation = nn.ReLU(inplace=True)
+        self.expand3x3 = nn.Conv2d(squeeze_planes, expand3x3_planes, kernel_size=3, padding=1)
+        self.expand3x3_activation = nn.ReLU(inplace=True)
+        # Only the complex bypass has parameters; the others add no state-dict keys.
+        self.shortcut: nn.Conv2d | None = (
+            nn.Conv2d(inplanes, out_planes, kernel_size=1) if bypass == "conv" else None
+        )
+
+    @property
+    def out_channels(self) -> int:
+        return self.expand1x1.out_channels + self.expand3x3.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.squeeze_activation(self.squeeze(x))  # (N, s1x1, H, W)
+        out = torch.cat(
+            [
+                self.expand1x1_activation(self.expand1x1(s)),
+                self.expand3x3_activation(self.expand3x3(s)),
+            ],
+            1,
+        )  # (N, e1x1 + e3x3, H, W)
+        if self.bypass == "identity":
+            out = out + x
+        elif self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return out

@@ -1,0 +1,217 @@
+"""SqueezeNet built from the paper's metaparameters (SqueezeNet Sec. 5.1), v1.0 by default."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from squeezenet.models.fire import Fire
+
+Stem = Literal["v1.0", "v1.1", "small"]
+Bypass = Literal["none", "simple", "complex"]
+
+NUM_FIRE = 8  # fire2..fire9 in every SqueezeNet of the paper
+STEMS: tuple[str, ...] = ("v1.0", "v1.1", "small")
+BYPASSES: tuple[str, ...] = ("none", "simple", "complex")
+
+# Per stem: (conv1 filters, kernel, stride, padding, fire modules followed by a max-pool).
+# v1.0 is Table 1 of the paper; v1.1 is the authors' repository; "small" keeps all
+# resolution for 28-32 px inputs (stride 1, no pool after conv1) and pools twice.
+_STEM_LAYOUT: dict[str, tuple[int, int, int, int, tuple[int, ...]]] = {
+    "v1.0": (96, 7, 2, 0, (4, 8)),
+    "v1.1": (64, 3, 2, 0, (3, 5)),
+    "small": (64, 3, 1, 1, (3, 5)),
+}
+_POOL_AFTER_CONV1 = {"v1.0": True, "v1.1": True, "small": False}
+SIMPLE_BYPASS_FIRES = (3, 5, 7, 9)  # SqueezeNet Sec. 6: identity bypass around odd modules
+
+
+@dataclass(frozen=True)
+class SqueezeNetConfig:
+    """Architecture of a SqueezeNet; the defaults are v1.0 exactly (1,248,424 parameters)."""
+
+    base_e: int = 128  # expand filters of the first Fire module (Sec. 5.1)
+    incr_e: int = 128  # expand filters added every `freq` modules
+    freq: int = 2  # how many Fire modules share one expand width
+    pct_3x3: float = 0.5  # share of 3x3 filters in the expand layer (Fig. 3b sweeps it)
+    squeeze_ratio: float = 0.125  # s1x1 / (e1x1 + e3x3) (Fig. 3a sweeps it)
+    stem: Stem = "v1.0"  # conv1 and pool layout: "v1.0", "v1.1" or "small" (28-32 px)
+    bypass: Bypass = "none"  # Sec. 6: "simple" identity shortcuts, "complex" adds 1x1 convs
+    num_classes: int = 1000  # outputs of conv10
+    in_channels: int = 3  # 3 for RGB/BGR, 1 for grey images such as Fashion-MNIST
+    dropout: float = 0.5  # dropout before conv10, as after fire9 in the paper
+    final_conv_padding: int = 0  # 1 reproduces the released Caffe model (15x15 conv10 map)
+
+    def __post_init__(self) -> None:
+        def bad(field: str, expected: str, got: object) -> ValueError:
+            return ValueError(f"SqueezeNetConfig.{field}: expected {expected}, got {got!r}")
+
+        for name in ("base_e", "freq", "num_classes", "in_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad(name, "an integer >= 1", value)
+        if not isinstance(self.incr_e, int) or isinstance(self.incr_e, bool) or self.incr_e < 0:
+            raise bad("incr_e", "an integer >= 0", self.incr_e)
+        if not 0.0 < self.pct_3x3 < 1.0:
+            raise bad("pct_3x3", "a fraction strictly between 0 and 1", self.pct_3x3)
+        if not 0.0 < self.squeeze_ratio <= 4.0:
+            raise bad("squeeze_ratio", "a number in (0, 4]", self.squeeze_ratio)
+        if self.stem not in STEMS:
+            raise bad("stem", f"one of {', '.join(STEMS)}", self.stem)
+        if self.bypass not in BYPASSES:
+            raise bad("bypass", f"one of {', '.join(BYPASSES)}", self.bypass)
+        if not 0.0 <= self.dropout < 1.0:
+            raise bad("dropout", "a probability in [0, 1)", self.dropout)
+        if self.final_conv_padding not in (0, 1):
+            raise bad("final_conv_padding", "0 or 1", self.final_conv_padding)
+        for i, (s, e1, e3) in enumerate(self.fire_channels()):
+            if min(s, e1, e3) < 1:
+                raise bad(
+                    "pct_3x3" if min(e1, e3) < 1 else "squeeze_ratio",
+                    f"at least one filter of each kind in fire{i + 2}",
+                    f"(s1x1, e1x1, e3x3) = {(s, e1, e3)}",
+                )
+
+    def fire_channels(self) -> list[tuple[int, int, int]]:
+        """(s1x1, e1x1, e3x3) of fire2..fire9 from the metaparameters (Sec. 5.1).
+
+        e_i = base_e + incr_e * floor(i / freq); e3x3_i = pct_3x3 * e_i; e1x1_i = e_i - e3x3_i;
+        s1x1_i = squeeze_ratio * e_i; fractional counts are rounded half up.
+        """
+        out = []
+        for i in range(NUM_FIRE):
+            e = self.base_e + self.incr_e * (i // self.freq)
+            e3 = _round_half_up(self.pct_3x3 * e)
+            out.append((_round_half_up(self.squeeze_ratio * e), e - e3, e3))
+        return out
+
+    @property
+    def stem_channels(self) -> int:
+        return _STEM_LAYOUT[self.stem][0]
+
+
+def _round_half_up(x: float) -> int:
+    return math.floor(x + 0.5)
+
+
+class SqueezeNet(nn.Module):
+    """SqueezeNet from a :class:`SqueezeNetConfig` (torchvision-compatible state dict).
+
+    Layout (``features`` then ``classifier``, indices as torchvision's ``squeezenet1_0/1_1``):
+    conv1 + ReLU, max-pool (3x3/2, ceil mode) after conv1 (v1.0, v1.1) and after the Fire
+    modules the stem names, fire2..fire9, then dropout, conv10 (1x1, ``num_classes``), ReLU
+    and global average pooling.
+
+    Bypass (SqueezeNet Sec. 6):
+        * ``simple``: identity shortcuts around fire3, fire5, fire7 and fire9 (where input
+          and output channels are equal, which the default metaparameters guarantee);
+        * ``complex``: the simple shortcuts plus a 1x1 convolution shortcut (with bias) on
+          every other Fire module (fire2, fire4, fire6, fire8 by default). For v1.0 that adds
+          341,248 parameters: 1,589,672 in all, 6,358,688 bytes (6.06 MiB) at 32 bits, against
+          the paper's 7.7 MB, which no plain layout reproduces (see docs/MODELS.md).
+
+    Shapes: input ``(N, in_channels, H, W)`` -> logits ``(N, num_classes)``; after conv10's
+    ReLU the logits are non-negative, as in the paper.
+    """
+
+    def __init__(self, config: SqueezeNetConfig | None = None, *, seed: int | None = None) -> None:
+        super().__init__()
+        self.config = config = config or SqueezeNetConfig()
+        filters, kernel, stride, padding, pool_after = _STEM_LAYOUT[config.stem]
+        pool = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
+        layers: list[nn.Module] = [
+            nn.Conv2d(config.in_channels, filters, kernel, stride=stride, padding=padding),
+            nn.ReLU(inplace=True),
+        ]
+        if _POOL_AFTER_CONV1[config.stem]:
+            layers.append(pool)
+        channels = filters
+        for i, (s, e1, e3) in enumerate(config.fire_channels()):
+            number = i + 2
+            layers.append(
+                Fire(channels, s, e1, e3, bypass=_fire_bypass(config, number, channels, e1 + e3))
+            )
+            channels = e1 + e3
+            if number in pool_after:
+                layers.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=config.dropout),
+            nn.Conv2d(
+                channels, config.num_classes, kernel_size=1, padding=config.final_conv_padding
+            ),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d((1, 1)),
+        )
+        init_weights_(self, seed=seed)
+
+    @property
+    def final_conv(self) -> nn.Conv2d:
+        """conv10, the 1x1 convolution to the classes (``classifier.1``)."""
+        conv = self.classifier[1]
+        assert isinstance(conv, nn.Conv2d)
+        return conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = self.classifier(x)
+        return torch.flatten(x, 1)  # (N, num_classes)
+
+    def stages(self) -> list[tuple[str, nn.Module]]:
+        """The rows of the paper's Table 1: (name, module); applied in order they equal forward."""
+        rows: list[tuple[str, nn.Module]] = []
+        last = 1
+        children = list(self.features)
+        i = 0
+        while i < len(children):
+            module = children[i]
+            if isinstance(module, nn.Conv2d):
+                rows.append(("conv1", nn.Sequential(module, children[i + 1])))
+                i += 2
+                continue
+            if isinstance(module, Fire):
+                last = len([r for r in rows if r[0].startswith("fire")]) + 2
+                rows.append((f"fire{last}", module))
+            elif isinstance(module, nn.MaxPool2d):
+                rows.append((f"maxpool{last}", module))
+            i += 1
+        dropout, conv, relu, avgpool = self.classifier
+        rows.append(("conv10", nn.Sequential(dropout, conv, relu)))
+        rows.append(("avgpool10", nn.Sequential(avgpool, nn.Flatten(1))))
+        return rows
+
+
+def _fire_bypass(config: SqueezeNetConfig, number: int, inplanes: int, outplanes: int) -> str:
+    if config.bypass == "none":
+        return "none"
+    if number in SIMPLE_BYPASS_FIRES and inplanes == outplanes:
+        return "identity"
+    return "conv" if config.bypass == "complex" else "none"
+
+
+def init_weights_(model: nn.Module, *, seed: int | None = None) -> None:
+    """Initialise as the Caffe release does, in place; reproducible when ``seed`` is given.
+
+    Convolutions and linear layers: Caffe's ``xavier`` filler, U(-a, a) with
+    a = sqrt(3 / fan_in); the final convolution (``model.final_conv`` if present): N(0, 0.01);
+    all biases 0.
+    """
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    final = getattr(model, "final_conv", None)
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, (nn.Conv2d, nn.Linear)):
+                continue
+            weight = module.weight
+            if module is final:
+                weight.normal_(0.0, 0.01, generator=generator)
+            else:
+                fan_in = weight[0].numel()
+                bound = math.sqrt(3.0 / fan_in)
+                weight.uniform_(-bound, bound, generator=generator)
+            if module.bias is not None:
+                module.bias.zero_()
