@@ -20,6 +20,9 @@ class Fire(nn.Module):
         bypass: ``"none"``; ``"identity"`` adds the input to the output (simple bypass; needs
             ``inplanes == e1x1 + e3x3``); ``"conv"`` adds a 1x1 convolution of the input
             (complex bypass), stored as ``shortcut``.
+        batch_norm: batch normalisation between each convolution and its ReLU (not in the
+            paper; ``squeeze_bn``/``expand1x1_bn``/``expand3x3_bn``, absent when False so the
+            state dict stays torchvision's).
 
     Shapes:
         input ``(N, inplanes, H, W)`` -> output ``(N, e1x1 + e3x3, H, W)``, channels ordered
@@ -34,6 +37,7 @@ class Fire(nn.Module):
         expand3x3_planes: int,
         *,
         bypass: str = "none",
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         out_planes = expand1x1_planes + expand3x3_planes
@@ -51,6 +55,9 @@ class Fire(nn.Module):
         self.expand1x1_activation = nn.ReLU(inplace=True)
         self.expand3x3 = nn.Conv2d(squeeze_planes, expand3x3_planes, kernel_size=3, padding=1)
         self.expand3x3_activation = nn.ReLU(inplace=True)
+        self.squeeze_bn = nn.BatchNorm2d(squeeze_planes) if batch_norm else None
+        self.expand1x1_bn = nn.BatchNorm2d(expand1x1_planes) if batch_norm else None
+        self.expand3x3_bn = nn.BatchNorm2d(expand3x3_planes) if batch_norm else None
         # Only the complex bypass has parameters; the others add no state-dict keys.
         self.shortcut: nn.Conv2d | None = (
             nn.Conv2d(inplanes, out_planes, kernel_size=1) if bypass == "conv" else None
@@ -61,13 +68,15 @@ class Fire(nn.Module):
         return self.expand1x1.out_channels + self.expand3x3.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.squeeze_activation(self.squeeze(x))  # (N, s1x1, H, W)
+        s = self.squeeze(x)
+        if self.squeeze_bn is not None:
+            s = self.squeeze_bn(s)
+        s = self.squeeze_activation(s)  # (N, s1x1, H, W)
+        e1, e3 = self.expand1x1(s), self.expand3x3(s)
+        if self.expand1x1_bn is not None and self.expand3x3_bn is not None:
+            e1, e3 = self.expand1x1_bn(e1), self.expand3x3_bn(e3)
         out = torch.cat(
-            [
-                self.expand1x1_activation(self.expand1x1(s)),
-                self.expand3x3_activation(self.expand3x3(s)),
-            ],
-            1,
+            [self.expand1x1_activation(e1), self.expand3x3_activation(e3)], 1
         )  # (N, e1x1 + e3x3, H, W)
         if self.bypass == "identity":
             out = out + x

@@ -101,9 +101,9 @@ def _register_defaults() -> None:
     register_model(
         ModelSpec(
             "squeezenet_small",
-            SqueezeNetConfig(stem="small", num_classes=10),
+            SqueezeNetConfig(stem="small", num_classes=10, batch_norm=True),
             32,
-            "SqueezeNet for 28-32 px images (CIFAR-10, Fashion-MNIST with in_channels=1)",
+            "SqueezeNet with batch norm for 28-32 px images (in_channels=1: Fashion-MNIST)",
         )
     )
     register_model(

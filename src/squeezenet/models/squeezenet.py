@@ -19,14 +19,13 @@ STEMS: tuple[str, ...] = ("v1.0", "v1.1", "small")
 BYPASSES: tuple[str, ...] = ("none", "simple", "complex")
 
 # Per stem: (conv1 filters, kernel, stride, padding, fire modules followed by a max-pool).
-# v1.0 is Table 1 of the paper; v1.1 is the authors' repository; "small" keeps all
-# resolution for 28-32 px inputs (stride 1, no pool after conv1) and pools twice.
+# v1.0 is Table 1 of the paper; v1.1 is the authors' repository; "small" is v1.1's layout with
+# a stride-1 padded conv1, for 28-32 px inputs (32 -> 16 -> 8 -> 4).
 _STEM_LAYOUT: dict[str, tuple[int, int, int, int, tuple[int, ...]]] = {
     "v1.0": (96, 7, 2, 0, (4, 8)),
     "v1.1": (64, 3, 2, 0, (3, 5)),
     "small": (64, 3, 1, 1, (3, 5)),
 }
-_POOL_AFTER_CONV1 = {"v1.0": True, "v1.1": True, "small": False}
 SIMPLE_BYPASS_FIRES = (3, 5, 7, 9)  # SqueezeNet Sec. 6: identity bypass around odd modules
 
 
@@ -45,6 +44,7 @@ class SqueezeNetConfig:
     in_channels: int = 3  # 3 for RGB/BGR, 1 for grey images such as Fashion-MNIST
     dropout: float = 0.5  # dropout before conv10, as after fire9 in the paper
     final_conv_padding: int = 0  # 1 reproduces the released Caffe model (15x15 conv10 map)
+    batch_norm: bool = False  # not in the paper: BN after conv1 and every Fire convolution
 
     def __post_init__(self) -> None:
         def bad(field: str, expected: str, got: object) -> ValueError:
@@ -122,19 +122,18 @@ class SqueezeNet(nn.Module):
         super().__init__()
         self.config = config = config or SqueezeNetConfig()
         filters, kernel, stride, padding, pool_after = _STEM_LAYOUT[config.stem]
-        pool = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
+        pool = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)  # ceil mode, as in Caffe
         layers: list[nn.Module] = [
-            nn.Conv2d(config.in_channels, filters, kernel, stride=stride, padding=padding),
-            nn.ReLU(inplace=True),
+            nn.Conv2d(config.in_channels, filters, kernel, stride=stride, padding=padding)
         ]
-        if _POOL_AFTER_CONV1[config.stem]:
-            layers.append(pool)
+        if config.batch_norm:
+            layers.append(nn.BatchNorm2d(filters))
+        layers += [nn.ReLU(inplace=True), pool]
         channels = filters
         for i, (s, e1, e3) in enumerate(config.fire_channels()):
             number = i + 2
-            layers.append(
-                Fire(channels, s, e1, e3, bypass=_fire_bypass(config, number, channels, e1 + e3))
-            )
+            bypass = _fire_bypass(config, number, channels, e1 + e3)
+            layers.append(Fire(channels, s, e1, e3, bypass=bypass, batch_norm=config.batch_norm))
             channels = e1 + e3
             if number in pool_after:
                 layers.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
@@ -170,8 +169,9 @@ class SqueezeNet(nn.Module):
         while i < len(children):
             module = children[i]
             if isinstance(module, nn.Conv2d):
-                rows.append(("conv1", nn.Sequential(module, children[i + 1])))
-                i += 2
+                end = i + 3 if self.config.batch_norm else i + 2  # conv1 [+ BN] + ReLU
+                rows.append(("conv1", nn.Sequential(*children[i:end])))
+                i = end
                 continue
             if isinstance(module, Fire):
                 last = len([r for r in rows if r[0].startswith("fire")]) + 2
