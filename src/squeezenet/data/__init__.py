@@ -1,0 +1,45 @@
+"""Datasets (Fashion-MNIST, CIFAR-10, image folders, CSV manifests, synthetic) and transforms."""
+
+from squeezenet.data.datasets import (
+    ArrayDataset,
+    CorruptImageError,
+    DatasetNotFoundError,
+    FileListDataset,
+    cifar10,
+    csv_manifest,
+    fashion_mnist,
+    image_folder,
+    synthetic,
+)
+from squeezenet.data.presets import CAFFE, CIFAR10, FASHION_MNIST, IMAGENET, PRESETS, Preprocess
+from squeezenet.data.registry import DataSpec, load_dataset
+from squeezenet.data.transforms import (
+    BatchPipeline,
+    eval_transform,
+    normalize_batch,
+    train_transform,
+)
+
+__all__ = [
+    "CAFFE",
+    "CIFAR10",
+    "FASHION_MNIST",
+    "IMAGENET",
+    "PRESETS",
+    "ArrayDataset",
+    "BatchPipeline",
+    "CorruptImageError",
+    "DataSpec",
+    "DatasetNotFoundError",
+    "FileListDataset",
+    "Preprocess",
+    "cifar10",
+    "csv_manifest",
+    "eval_transform",
+    "fashion_mnist",
+    "image_folder",
+    "load_dataset",
+    "normalize_batch",
+    "synthetic",
+    "train_transform",
+]

@@ -1,0 +1,108 @@
+"""Datasets and transforms: real files where present, temp files otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from squeezenet.data import (
+    CAFFE,
+    CIFAR10,
+    DatasetNotFoundError,
+    csv_manifest,
+    eval_transform,
+    fashion_mnist,
+    image_folder,
+    load_dataset,
+    synthetic,
+)
+from squeezenet.data.datasets import FASHION_MNIST_DIR, CorruptImageError
+from squeezenet.data.transforms import BatchPipeline, normalize_batch, random_crop_flip
+
+needs_fashion = pytest.mark.skipif(
+    not FASHION_MNIST_DIR.is_dir(), reason="apt-get install -y dataset-fashion-mnist"
+)
+
+
+@needs_fashion
+def test_fashion_mnist_from_the_debian_package() -> None:
+    train, test = fashion_mnist("train"), fashion_mnist("test")
+    assert (len(train), len(test)) == (60_000, 10_000)
+    assert train.images.shape == (60_000, 28, 28, 1)
+    assert np.bincount(test.labels).tolist() == [1000] * 10
+    image, label = train[0]
+    assert isinstance(image, Image.Image) and image.size == (28, 28) and 0 <= label < 10
+
+
+def test_missing_fashion_mnist_says_how_to_install(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="apt-get install -y dataset-fashion-mnist"):
+        fashion_mnist("train", tmp_path)
+
+
+def test_cifar10_npz_test_split(shared_data: Path) -> None:
+    data = load_dataset("cifar10", "test", data_dir=shared_data)
+    assert len(data) == 10_000 and data.images.shape == (10_000, 32, 32, 3)
+    assert data.classes[0] == "airplane" and np.bincount(data.labels).tolist() == [1000] * 10
+    again = load_dataset("cifar10", "test", data_dir=shared_data)
+    assert again.images is data.images  # decoded once, cached
+
+
+def test_unknown_dataset_lists_the_choices() -> None:
+    with pytest.raises(DatasetNotFoundError, match=r"fashion-mnist, cifar10, synthetic"):
+        load_dataset("no-such-dataset")
+
+
+def _write_images(folder: Path, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"{i}.png"
+        Image.fromarray(np.full((40, 50, 3), 20 * i, np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_image_folder_and_manifest(tmp_path: Path) -> None:
+    _write_images(tmp_path / "imgs" / "cat", 2)
+    _write_images(tmp_path / "imgs" / "dog", 3)
+    folder = image_folder(tmp_path / "imgs")
+    assert folder.classes == ["cat", "dog"] and sorted(folder.labels.tolist()) == [0, 0, 1, 1, 1]
+    manifest = tmp_path / "imgs" / "m.csv"
+    manifest.write_text("path,label\ncat/0.png,0\ndog/1.png,1\n")
+    data = csv_manifest(manifest, transform=eval_transform(CAFFE))
+    x, y = data[1]
+    assert x.shape == (3, 227, 227) and y == 1
+
+
+def test_corrupt_image_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    bad = tmp_path / "a" / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(CorruptImageError, match=r"broken\.jpg"):
+        image_folder(tmp_path)[0]
+
+
+def test_caffe_preset_is_bgr_minus_mean() -> None:
+    pixels = torch.tensor([10.0, 20.0, 30.0]).view(1, 3, 1, 1)  # R, G, B
+    out = normalize_batch(pixels, CAFFE).flatten().tolist()
+    assert out == [30 - 104.0, 20 - 117.0, 10 - 123.0]  # B, G, R minus (104, 117, 123)
+
+
+def test_batch_augmentation_is_seeded_and_shape_preserving() -> None:
+    x = torch.randint(0, 255, (8, 3, 32, 32), dtype=torch.uint8)
+    a = random_crop_flip(x, generator=torch.Generator().manual_seed(1))
+    b = random_crop_flip(x, generator=torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b)
+    pipeline = BatchPipeline(CIFAR10, train=False)
+    assert pipeline(x).dtype == torch.float32
+
+
+def test_synthetic_is_seeded_and_shares_classes_across_splits() -> None:
+    a, b = synthetic(64, seed=3), synthetic(64, seed=3)
+    assert np.array_equal(a.images, b.images)
+    test = synthetic(64, seed=3, split="test")
+    assert not np.array_equal(a.images, test.images)
