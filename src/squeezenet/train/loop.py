@@ -1,0 +1,413 @@
+"""`fit`: SGD training with warm-up, schedules, accumulation, exact resume and DDP.
+
+The loop knows nothing about the model beyond ``nn.Module``: pruning masks and shared weights
+live in parametrizations, so training a compressed model is ordinary training. Every random
+choice (data order, augmentation, dropout) derives from ``(seed, step)``, which is what makes a
+resumed run bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from squeezenet.data.datasets import ArrayDataset, FileListDataset
+from squeezenet.data.presets import Preprocess
+from squeezenet.data.transforms import BatchPipeline, train_transform
+from squeezenet.formats.weights import atomic_write_bytes
+from squeezenet.train.checkpoint import (
+    CHECKPOINT,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
+from squeezenet.train.config import TrainConfig
+from squeezenet.train.evaluate import evaluate
+from squeezenet.train.schedule import learning_rate
+
+log = logging.getLogger(__name__)
+RESUME_IGNORED = {"max_steps", "workers", "eval_batch_size", "checkpoint_every"}
+
+
+@dataclass
+class FitEvent:
+    """Progress report sent to the ``callback`` of :func:`fit`."""
+
+    kind: str  # "start", "step", "epoch", "warning" or "end"
+    epoch: int
+    step: int  # optimiser steps done
+    total_steps: int
+    steps_per_epoch: int
+    batch_size: int
+    loss: float = math.nan
+    lr: float = math.nan
+    metrics: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass
+class FitResult:
+    """What a finished (or stopped) training produced."""
+
+    history: list[dict[str, Any]]  # one record per finished epoch
+    steps: int
+    collapsed: bool  # a collapse warning was raised
+    run_dir: Path | None
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _derive(seed: int, *parts: int) -> int:
+    value = seed
+    for part in parts:
+        value = (value * 1_000_003 + part) % (2**63 - 1)
+    return value
+
+
+class _BatchSource:
+    """Yields the local micro-batches of one global step, identically on resume and any rank."""
+
+    def __init__(
+        self, data: Dataset[Any], preprocess: Preprocess, config: TrainConfig, device: torch.device
+    ) -> None:
+        self.data, self.config, self.device = data, config, device
+        self.n = len(data)  # type: ignore[arg-type]
+        self.in_memory = isinstance(data, ArrayDataset)
+        if self.in_memory:
+            assert isinstance(data, ArrayDataset)
+            self.images, self.labels = data.tensors()
+            self.pipeline = BatchPipeline(preprocess, train=True, augment=config.augment)
+        elif isinstance(data, FileListDataset) and data.transform is None:
+            self.data = FileListDataset(
+                data.samples, data.classes, train_transform(preprocess), data.mode
+            )
+
+    def steps_per_epoch(self) -> int:
+        return self.n // self.config.batch_size
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(_derive(self.config.seed, 1, epoch))
+        return torch.randperm(self.n, generator=generator)
+
+    def global_indices(self, order: torch.Tensor, step_in_epoch: int) -> torch.Tensor:
+        b = self.config.batch_size
+        return order[step_in_epoch * b : (step_in_epoch + 1) * b]
+
+    def micro_batches(
+        self, indices: torch.Tensor, global_step: int, rank: int, world: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        local = indices.chunk(world)[rank]
+        if self.in_memory:
+            generator = torch.Generator().manual_seed(_derive(self.config.seed, 2, global_step))
+            x = self.pipeline(self.images[indices], generator).chunk(world)[rank]  # (B/W, C, H, W)
+            y = self.labels[local]
+        else:
+            loader = DataLoader(
+                self.data,
+                batch_size=len(local),
+                sampler=local.tolist(),
+                num_workers=self.config.workers,
+            )
+            x, y = next(iter(loader))
+        for xm, ym in zip(
+            x.chunk(self.config.accumulate), y.chunk(self.config.accumulate), strict=True
+        ):
+            xm = xm.to(self.device)
+            if self.config.channels_last:
+                xm = xm.contiguous(memory_format=torch.channels_last)
+            yield xm, ym.to(self.device)
+
+
+def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    atomic_write_bytes(
+        run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode()
+    )
+    buffer = io.StringIO()
+    keys = list(dict.fromkeys(k for record in history for k in record))
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_bytes(run_dir / "metrics.csv", buffer.getvalue().encode())
+
+
+class _CollapseWatch:
+    """Warns when the loss sits at ln(classes) or the logits are all zero (dead conv10)."""
+
+    def __init__(self, num_classes: int, patience: int) -> None:
+        self.chance = math.log(num_classes)
+        self.patience = patience
+        self.stuck = 0
+        self.dead = 0
+        self.ema: float | None = None
+        self.fired = False
+
+    def update(self, loss: float, logits: torch.Tensor) -> str | None:
+        self.ema = loss if self.ema is None else 0.9 * self.ema + 0.1 * loss
+        self.stuck = self.stuck + 1 if abs(self.ema - self.chance) < 0.01 * self.chance else 0
+        self.dead = self.dead + 1 if float(logits.detach().abs().max()) == 0.0 else 0
+        if self.fired or max(self.stuck, self.dead) < self.patience:
+            return None
+        self.fired = True
+        if self.dead >= self.patience:
+            why = f"all logits have been 0 for {self.dead} steps (conv10's ReLU is dead)"
+        else:
+            why = f"the loss has stayed at ln(classes) = {self.chance:.4f} for {self.stuck} steps"
+        return (
+            f"training looks collapsed: {why}; lower the learning rate, lengthen the warm-up "
+            "(warmup_epochs) or use batch_norm=True"
+        )
+
+
+def fit(
+    model: nn.Module,
+    train_data: Dataset[Any],
+    config: TrainConfig,
+    *,
+    preprocess: Preprocess,
+    eval_data: Dataset[Any] | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    callback: Callable[[FitEvent], None] | None = None,
+    device: str | torch.device = "cpu",
+) -> FitResult:
+    """Train ``model`` in place on ``train_data``.
+
+    Args:
+        model: any classifier ``(N, C, H, W) -> (N, classes)``; parametrized (pruned or
+            weight-shared) models train as they are.
+        train_data: an in-memory :class:`ArrayDataset` (fast path: batched augmentation) or any
+            dataset of ``(image, label)``.
+        config: the recipe; ``config.batch_size`` is the global batch over all ranks.
+        preprocess: the model's input pipeline (normalisation, crop size).
+        eval_data: evaluated every ``config.eval_every`` epochs and after the last.
+        run_dir: where checkpoints and metrics go (rank 0 writes); None keeps nothing on disk.
+        resume: continue from ``run_dir``'s checkpoint, exactly where it stopped.
+        callback: receives :class:`FitEvent` progress reports.
+        device: "cpu" or "cuda".
+    """
+    rank, world = _rank_world()
+    device = torch.device(device)
+    if config.batch_size % (world * config.accumulate):
+        raise ValueError(
+            f"batch_size {config.batch_size} must be divisible by world size {world} x "
+            f"accumulate {config.accumulate}"
+        )
+    source = _BatchSource(train_data, preprocess, config, device)
+    steps_per_epoch = source.steps_per_epoch()
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"batch_size {config.batch_size} is larger than the training set ({source.n} images)"
+        )
+    total_steps = steps_per_epoch * config.epochs
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        nesterov=config.nesterov,
+    )
+    run_path = Path(run_dir) if run_dir is not None else None
+    model_config = getattr(model, "config", None)
+    model_config_dict = model_config.__dict__ if model_config is not None else {}
+    history: list[dict[str, Any]] = []
+    epoch, step_in_epoch, global_step = 0, 0, 0
+    accum = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+    if resume:
+        if run_path is None or not (run_path / CHECKPOINT).is_file():
+            raise CheckpointError(f"nothing to resume: no {CHECKPOINT} in {run_path}")
+        state = load_checkpoint(run_path, model, optimizer)
+        _check_resume(state, config, model_config_dict, world)
+        epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
+        global_step, history, accum = state["global_step"], state["history"], state["accum"]
+    elif run_path is not None and rank == 0:
+        run_path.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(
+            run_path / "config.json",
+            json.dumps(
+                {
+                    "train": config.to_dict(),
+                    "model": model_config_dict,
+                    "preprocess": preprocess.to_dict(),
+                },
+                indent=2,
+            ).encode(),
+        )
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None
+        )
+    num_classes = int(getattr(model_config, "num_classes", 0) or 0)
+    watch = _CollapseWatch(num_classes, config.collapse_patience) if num_classes > 1 else None
+    collapsed = False
+
+    def emit(kind: str, **kw: Any) -> None:
+        if callback is not None and rank == 0:
+            callback(
+                FitEvent(
+                    kind, epoch, global_step, total_steps, steps_per_epoch, config.batch_size, **kw
+                )
+            )
+
+    def checkpoint() -> None:
+        if run_path is not None and rank == 0:
+            save_checkpoint(
+                run_path,
+                model,
+                optimizer,
+                {
+                    "epoch": epoch,
+                    "step_in_epoch": step_in_epoch,
+                    "global_step": global_step,
+                    "train_config": config.to_dict(),
+                    "model_config": model_config_dict,
+                    "world_size": world,
+                    "history": history,
+                    "accum": accum,
+                },
+            )
+
+    emit("start")
+    stop = False
+    while epoch < config.epochs and not stop:
+        order = source.epoch_order(epoch)
+        model.train()
+        while step_in_epoch < steps_per_epoch:
+            if config.max_steps and global_step >= config.max_steps:
+                stop = True
+                break
+            started = time.perf_counter()
+            lr = learning_rate(config, global_step, total_steps, steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(_derive(config.seed, 3, global_step))  # dropout masks
+            indices = source.global_indices(order, step_in_epoch)
+            optimizer.zero_grad(set_to_none=True)
+            step_loss, step_correct = 0.0, 0
+            micro = list(source.micro_batches(indices, global_step, rank, world))
+            for i, (x, y) in enumerate(micro):
+                sync = i == len(micro) - 1 or world == 1
+                ctx = net.no_sync() if (world > 1 and not sync) else _NullContext()  # type: ignore[operator]
+                with ctx, torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                    logits = net(x)
+                    loss = F.cross_entropy(
+                        logits.float(), y, label_smoothing=config.label_smoothing
+                    )
+                (loss / len(micro)).backward()  # type: ignore[no-untyped-call]
+                step_loss += float(loss.detach()) / len(micro)
+                step_correct += int((logits.argmax(1) == y).sum())
+            optimizer.step()
+            global_step += 1
+            step_in_epoch += 1
+            local_n = len(indices) // world
+            accum["loss_sum"] += step_loss * local_n
+            accum["correct"] += step_correct
+            accum["seen"] += local_n
+            accum["time"] += time.perf_counter() - started
+            if watch is not None:
+                warning = watch.update(step_loss, logits)
+                if warning:
+                    collapsed = True
+                    log.warning(warning)
+                    emit("warning", message=warning)
+            emit("step", loss=step_loss, lr=lr)
+            if config.checkpoint_every and global_step % config.checkpoint_every == 0:
+                checkpoint()
+        if stop:
+            break
+        record = _epoch_record(epoch, global_step, accum, lr, world)
+        if (
+            eval_data is not None
+            and rank == 0
+            and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs)
+        ):
+            result = evaluate(
+                model,
+                eval_data,
+                preprocess,
+                batch_size=config.eval_batch_size,
+                channels_last=config.channels_last,
+                device=device,
+            )
+            record.update(eval_loss=result.loss, top1=result.top1, top5=result.top5)
+        if collapsed:
+            record["collapse_warning"] = True
+        history.append(record)
+        epoch += 1
+        step_in_epoch = 0
+        accum = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        checkpoint()
+        if run_path is not None and rank == 0:
+            _write_metrics(run_path, history)
+        emit("epoch", metrics=record)
+    if stop:
+        checkpoint()
+    emit("end", metrics=history[-1] if history else {})
+    return FitResult(history, global_step, collapsed, run_path)
+
+
+def _epoch_record(
+    epoch: int, step: int, accum: dict[str, Any], lr: float, world: int
+) -> dict[str, Any]:
+    seen = max(accum["seen"], 1)
+    return {
+        "epoch": epoch + 1,
+        "step": step,
+        "lr": lr,
+        "train_loss": accum["loss_sum"] / seen,
+        "train_top1": accum["correct"] / seen,
+        "images_per_s": accum["seen"] * world / max(accum["time"], 1e-9),
+        "train_seconds": accum["time"],
+    }
+
+
+def _check_resume(
+    state: dict[str, Any], config: TrainConfig, model_config: dict[str, Any], world: int
+) -> None:
+    saved = state["train_config"]
+    for key, value in config.to_dict().items():
+        if key not in RESUME_IGNORED and saved.get(key) != value:
+            raise CheckpointError(
+                f"cannot resume: training config field {key!r} was {saved.get(key)!r} in the "
+                f"checkpoint but is {value!r} now; use the same settings or start a new run"
+            )
+    for key, value in model_config.items():
+        if state["model_config"].get(key) != value:
+            raise CheckpointError(
+                f"cannot resume: model config field {key!r} was {state['model_config'].get(key)!r}"
+                f" in the checkpoint but is {value!r} now"
+            )
+    if state["world_size"] != world:
+        raise CheckpointError(
+            f"cannot resume: the checkpoint was written by {state['world_size']} processes, "
+            f"this run has {world}; resume with the same --nproc-per-node"
+        )
+
+
+class _NullContext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None

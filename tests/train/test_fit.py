@@ -1,0 +1,218 @@
+"""fit: learning, metrics files, collapse detection, weights files, resume and DDP."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from squeezenet.data import CIFAR10, FASHION_MNIST, load_dataset
+from squeezenet.data.datasets import FASHION_MNIST_DIR
+from squeezenet.formats.weights import load_model, save_weights
+from squeezenet.models import create_model
+from squeezenet.train import CheckpointError, fit, recipe
+from squeezenet.train.loop import _CollapseWatch
+
+TINY = {"base_e": 16, "incr_e": 16}  # a squeezenet_small of ~20k parameters
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+
+def test_fit_lowers_the_loss_and_writes_metrics(tmp_path: Path) -> None:
+    train = load_dataset("synthetic", "train", synthetic_size=512)
+    test = load_dataset("synthetic", "test", synthetic_size=512)
+    model = create_model("squeezenet_small", seed=0, **TINY)
+    config = recipe("small", epochs=5, batch_size=32, lr=0.1, warmup_epochs=0.5)
+    result = fit(model, train, config, preprocess=CIFAR10, eval_data=test, run_dir=tmp_path)
+    losses = [r["train_loss"] for r in result.history]
+    assert losses[-1] < 0.8 * losses[0]
+    assert result.history[-1]["top1"] > 0.3
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
+    assert (tmp_path / "metrics.csv").read_text().startswith("epoch,step,lr,train_loss")
+
+
+@pytest.mark.skipif(
+    not FASHION_MNIST_DIR.is_dir(), reason="apt-get install -y dataset-fashion-mnist"
+)
+def test_a_few_hundred_steps_on_fashion_mnist_lower_the_loss() -> None:
+    train = load_dataset("fashion-mnist", "train")
+    model = create_model("squeezenet_small", seed=0, in_channels=1, base_e=32, incr_e=32)
+    config = recipe("small", epochs=1, batch_size=32, max_steps=200, warmup_epochs=0.01)
+    losses: list[float] = []
+    fit(
+        model,
+        train,
+        config,
+        preprocess=FASHION_MNIST,
+        callback=lambda e: losses.append(e.loss) if e.kind == "step" else None,
+    )
+    assert len(losses) == 200
+    first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
+    assert last < 0.75 * first, (first, last)
+
+
+def test_collapse_watch_warns_on_chance_loss_and_dead_logits() -> None:
+    watch = _CollapseWatch(10, patience=5)
+    logits = torch.zeros(4, 10)
+    messages = [watch.update(math.log(10), logits) for _ in range(6)]
+    assert any(m and "collapsed" in m for m in messages)
+    healthy = _CollapseWatch(10, patience=5)
+    assert all(healthy.update(1.0, torch.ones(4, 10)) is None for _ in range(20))
+
+
+def test_fit_respects_parametrized_masks() -> None:
+    from torch.nn.utils import parametrize
+
+    class Mask(torch.nn.Module):
+        def __init__(self, mask: torch.Tensor) -> None:
+            super().__init__()
+            self.register_buffer("mask", mask)
+
+        def forward(self, w: torch.Tensor) -> torch.Tensor:
+            return w * self.mask
+
+    model = create_model("squeezenet_small", seed=0, **TINY)
+    conv = model.features[0]
+    mask = (torch.rand_like(conv.weight) > 0.5).float()
+    parametrize.register_parametrization(conv, "weight", Mask(mask))
+    fit(
+        model,
+        load_dataset("synthetic", synthetic_size=64),
+        recipe("small", epochs=1, batch_size=32),
+        preprocess=CIFAR10,
+    )
+    assert torch.count_nonzero(conv.weight[mask == 0]) == 0
+
+
+def test_weights_file_round_trip(tmp_path: Path) -> None:
+    model = create_model("squeezenet_small", seed=1, in_channels=1).eval()
+    path = save_weights(
+        model,
+        tmp_path / "m.safetensors",
+        model_name="squeezenet_small",
+        preprocess=FASHION_MNIST,
+        class_names=[str(i) for i in range(10)],
+    )
+    loaded = load_model(path)
+    assert loaded.model_name == "squeezenet_small" and loaded.preprocess == FASHION_MNIST
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), model(x), atol=0, rtol=0)
+    assert not list(tmp_path.glob(".*tmp"))  # no temp files left behind
+
+
+def _train_cmd(run_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "squeezenet",
+        "train",
+        "squeezenet_small",
+        "--data",
+        "synthetic",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--checkpoint-every",
+        "1",
+        "--quiet",
+        "--set",
+        "base_e=16",
+        "--set",
+        "incr_e=16",
+        "-o",
+        str(run_dir),
+        *extra,
+    ]
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    subprocess.run(_train_cmd(straight), env=ENV, check=True, capture_output=True, timeout=300)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        _train_cmd(killed), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    state = killed / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # 16 steps per epoch: kill inside the second epoch
+        try:
+            if json.loads(state.read_text())["global_step"] >= 21:
+                break
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            pass
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = json.loads(state.read_text())
+    assert 16 < saved["global_step"] < 48 and saved["step_in_epoch"] > 0, saved
+    assert not (killed / "model.safetensors").exists()
+    resume = [sys.executable, "-m", "squeezenet", "train", "--resume", str(killed), "--quiet"]
+    subprocess.run(resume, env=ENV, check=True, capture_output=True, timeout=300)
+    a = load_file(str(straight / "model.safetensors"))
+    b = load_file(str(killed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    metrics = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+
+
+def test_resume_with_a_different_config_names_the_field(tmp_path: Path) -> None:
+    train = load_dataset("synthetic", synthetic_size=64)
+    model = create_model("squeezenet_small", seed=0, **TINY)
+    fit(
+        model, train, recipe("small", epochs=1, batch_size=32), preprocess=CIFAR10, run_dir=tmp_path
+    )
+    with pytest.raises(CheckpointError, match="'lr'"):
+        fit(
+            model,
+            train,
+            recipe("small", epochs=1, batch_size=32, lr=0.5),
+            preprocess=CIFAR10,
+            run_dir=tmp_path,
+            resume=True,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
+    args = ["--epochs", "1", "--max-steps", "4", "--set", "dropout=0", "--set", "batch_norm=false"]
+    single = tmp_path / "single"
+    subprocess.run(_train_cmd(single, *args), env=ENV, check=True, capture_output=True, timeout=300)
+    ddp = tmp_path / "ddp"
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        "-m",
+    ]
+    command = launcher + _train_cmd(ddp, *args)[2:]
+    result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    a = load_file(str(single / "model.safetensors"))
+    b = load_file(str(ddp / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0, msg=key)
