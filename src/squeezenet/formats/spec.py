@@ -1,0 +1,88 @@
+"""Constants, limits and the error type of the .sqz format, version 1 (docs/FORMAT.md)."""
+
+from __future__ import annotations
+
+import functools
+
+MAGIC = b"\x89SQZ"  # a non-ASCII first byte catches 7-bit transfers, as in PNG
+VERSION = 1
+
+HEADER_JSON = 0  # the header record is UTF-8 JSON as is
+HEADER_ZLIB = 1  # the header record is zlib-compressed UTF-8 JSON
+
+CODEC_RAW = 0  # fixed-width bit packing, MSB first
+CODEC_HUFFMAN = 1  # canonical Huffman, table stored as code lengths
+CODEC_NAMES = {CODEC_RAW: "raw", CODEC_HUFFMAN: "huffman"}
+CODEC_IDS = {name: codec for codec, name in CODEC_NAMES.items()}
+
+FLAG_FLOAT16 = 1  # codebook stored as float16 instead of float32
+FLAG_BIAS = 2  # a float32 bias follows the codebook
+FLAG_COMPLEMENT = 4  # the position stream lists the *absent* weights (for near-dense layers)
+LAYER_FLAGS = FLAG_FLOAT16 | FLAG_BIAS | FLAG_COMPLEMENT
+
+DTYPE_FLOAT32 = 0  # the only dense-tensor dtype of version 1
+
+# Bounds: a decoder checks each before it allocates or reads what the field describes.
+MAX_HEADER_BYTES = 1 << 20  # stored header record
+MAX_HEADER_JSON_BYTES = 1 << 22  # header JSON after decompression
+MAX_LAYERS = 4096
+MAX_DENSE = 4096
+MAX_NAME_BYTES = 255
+MAX_NDIM = 8
+MAX_NUMEL = (1 << 31) - 1  # per layer weight; each dimension is bounded by it too
+MAX_BIAS = 1 << 24
+MAX_BITS = 16  # codebook index width
+MAX_GAP_BITS = 16  # position symbol width
+MAX_CODE_LENGTH = 20  # Huffman code length
+MAX_LENGTH_WIDTH = 5  # bits per stored Huffman code length
+MIN_BLOCK_LOG2, MAX_BLOCK_LOG2 = 4, 12  # Huffman sync block of 16..4096 symbols
+MAX_DENSE_NUMEL = 1 << 28
+VARINT_MAX_BYTES = 5  # LEB128, values < 2**32, minimal encoding
+VARINT_MAX = (1 << 32) - 1
+CRC_BYTES = 4
+MIN_FILE_BYTES = 14  # magic, version, 1-byte JSON header record, two zero counts, CRC
+
+# Class lists named in the header instead of stored ("classes": "<name>").
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+STANDARD_CLASS_LISTS = {"imagenet-1k": 1000, "cifar-10": 10}  # name -> number of classes
+
+
+@functools.cache
+def _standard(name: str) -> tuple[str, ...]:
+    if name == "imagenet-1k":
+        from torchvision.models._meta import _IMAGENET_CATEGORIES  # heavy: import on demand
+
+        return tuple(_IMAGENET_CATEGORIES)
+    if name == "cifar-10":
+        return CIFAR10_CLASSES
+    raise KeyError(name)
+
+
+def standard_class_names(name: str) -> list[str]:
+    """The class names of a named standard list, e.g. ``"imagenet-1k"`` (torchvision's list)."""
+    if name not in STANDARD_CLASS_LISTS:
+        raise ValueError(f"unknown class list {name!r}; known: {', '.join(STANDARD_CLASS_LISTS)}")
+    return list(_standard(name))
+
+
+def standard_class_list_name(names: list[str]) -> str | None:
+    """The name of the standard list equal to ``names``, or None."""
+    for name, size in STANDARD_CLASS_LISTS.items():
+        if len(names) == size and tuple(names) == _standard(name):
+            return name
+    return None
+
+
+class SqzFormatError(ValueError):
+    """Bytes that are not a valid .sqz file; the message names the field and its byte offset."""

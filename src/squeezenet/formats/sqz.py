@@ -1,0 +1,336 @@
+"""Encode and decode the .sqz file format, version 1 (normative text: docs/FORMAT.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from squeezenet.compress import huffman
+from squeezenet.compress.types import CompressedLayer, CompressedModel
+from squeezenet.data.presets import Preprocess
+from squeezenet.formats import spec
+from squeezenet.formats.bitio import Codec, encode_stream, huffman_body_size, varint
+from squeezenet.formats.sqz_decode import ParsedLayer, parse_sqz
+
+CodebookDtype = Literal["float32", "float16"]
+_AUTO_GAP_BITS = range(1, 11)  # widths tried per layer when gap_bits is None
+
+
+def encode_sqz(
+    model: CompressedModel,
+    *,
+    codec: Codec = "auto",
+    gap_bits: int | None = None,
+    codebook_dtype: CodebookDtype = "float32",
+    block_size: int = huffman.DEFAULT_BLOCK_SIZE,
+) -> bytes:
+    """Serialise ``model`` to .sqz bytes.
+
+    Args:
+        model: the compressed model; layers must satisfy the ``CompressedLayer`` invariants.
+        codec: ``"auto"`` keeps the smaller of raw and Huffman for every stream; ``"raw"`` or
+            ``"huffman"`` force one (empty streams are always raw).
+        gap_bits: width of the relative position symbols (Deep Compression Sec. 3 uses 4 for
+            conv layers); ``None`` picks the smallest width and position mode per layer.
+        codebook_dtype: ``"float16"`` halves the codebooks (lossy: values are rounded).
+        block_size: Huffman symbols per sync block, a power of two in 16..4096.
+
+    Raises:
+        ValueError: an option or a layer field is invalid (the message names it).
+    """
+    if codec not in ("auto", "raw", "huffman"):
+        raise ValueError(f"encode_sqz: codec must be auto, raw or huffman, got {codec!r}")
+    if gap_bits is not None and not 1 <= gap_bits <= spec.MAX_GAP_BITS:
+        raise ValueError(f"encode_sqz: gap_bits must be in 1..{spec.MAX_GAP_BITS}, got {gap_bits}")
+    if codebook_dtype not in ("float32", "float16"):
+        raise ValueError(
+            f"encode_sqz: codebook_dtype must be float32 or float16, got {codebook_dtype!r}"
+        )
+    if block_size & (block_size - 1) or not 16 <= block_size <= 4096:
+        raise ValueError(
+            f"encode_sqz: block_size must be a power of two in 16..4096, got {block_size}"
+        )
+    if len(model.layers) > spec.MAX_LAYERS or len(model.dense) > spec.MAX_DENSE:
+        raise ValueError(f"encode_sqz: at most {spec.MAX_LAYERS} layers and dense tensors")
+    parts = [spec.MAGIC, bytes([spec.VERSION]), _header_record(model), varint(len(model.layers))]
+    names = [layer.name for layer in model.layers] + list(model.dense)
+    if len(set(names)) != len(names):
+        raise ValueError("encode_sqz: layer and dense tensor names must be unique")
+    for index, layer in enumerate(model.layers):
+        parts.append(_layer_record(index, layer, codec, gap_bits, codebook_dtype, block_size))
+    parts.append(varint(len(model.dense)))
+    for name, value in model.dense.items():
+        parts.append(_dense_record(name, value))
+    body = b"".join(parts)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def decode_sqz(data: bytes) -> CompressedModel:
+    """Parse .sqz bytes; raises :class:`SqzFormatError` naming the bad field and its offset."""
+    parsed = parse_sqz(bytes(data))
+    return CompressedModel(
+        model_name=parsed.header["model"],
+        config=parsed.header["config"],
+        preprocess=parsed.header["preprocess"],
+        class_names=parsed.header["classes"],
+        layers=parsed.compressed,
+        dense=parsed.dense,
+    )
+
+
+def write_sqz(model: CompressedModel, path: str | os.PathLike[str], **options: Any) -> int:
+    """Encode ``model`` (options as :func:`encode_sqz`) and write it atomically: a temporary
+    file in the same folder is renamed over ``path``. Returns the bytes written."""
+    data = encode_sqz(model, **options)
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(data)
+
+
+def read_sqz(path: str | os.PathLike[str]) -> CompressedModel:
+    """Read and decode a .sqz file."""
+    return decode_sqz(Path(path).read_bytes())
+
+
+def inspect_sqz(data: bytes) -> dict[str, Any]:
+    """Where the bytes of a .sqz file go, per layer and in total, beside the entropy bounds.
+
+    Returns:
+        ``{"version", "total_bytes", "header_bytes", "dense_bytes", "crc_bytes", "layers",
+        "totals"}``; each layer has name, shape, density, bits, gap_bits, position_mode, the
+        bytes of its codebook / bias / codes / positions (whole records), the codec and
+        Huffman table bytes of each stream, and each stream's empirical entropy in bytes.
+    """
+    parsed = parse_sqz(bytes(data))
+    layers = [_inspect_layer(p, c) for p, c in zip(parsed.layers, parsed.compressed, strict=True)]
+    keys = ("codebook_bytes", "bias_bytes", "codes_bytes", "positions_bytes", "record_bytes")
+    totals = {k: sum(layer[k] for layer in layers) for k in keys}
+    totals.update(
+        codes_entropy_bytes=sum(layer["codes_entropy_bytes"] for layer in layers),
+        positions_entropy_bytes=sum(layer["positions_entropy_bytes"] for layer in layers),
+        stored_weights=sum(layer["stored"] for layer in layers),
+        weights=sum(layer["numel"] for layer in layers),
+    )
+    return {
+        "version": spec.VERSION,
+        "total_bytes": len(data),
+        "header_bytes": parsed.header_bytes,
+        "dense_bytes": parsed.dense_bytes,
+        "crc_bytes": spec.CRC_BYTES,
+        "layers": layers,
+        "totals": totals,
+    }
+
+
+def _inspect_layer(p: ParsedLayer, layer: CompressedLayer) -> dict[str, Any]:
+    return {
+        "name": layer.name,
+        "shape": list(layer.shape),
+        "numel": layer.numel,
+        "stored": len(layer.positions),
+        "density": layer.density,
+        "bits": layer.bits,
+        "codebook_size": len(layer.codebook),
+        "gap_bits": p.gap_bits,
+        "position_mode": "absent" if p.complement else "present",
+        "record_bytes": p.nbytes,
+        "codebook_bytes": p.codebook_bytes,
+        "bias_bytes": p.bias_bytes,
+        "codes_bytes": p.codes.nbytes,
+        "codes_codec": spec.CODEC_NAMES[p.codes.codec],
+        "codes_table_bytes": p.codes.table_bytes,
+        "codes_entropy_bytes": huffman.entropy_bits(p.code_symbols) / 8,
+        "positions_bytes": p.positions.nbytes,
+        "positions_codec": spec.CODEC_NAMES[p.positions.codec],
+        "positions_table_bytes": p.positions.table_bytes,
+        "positions_symbols": p.positions.count,
+        "positions_entropy_bytes": huffman.entropy_bits(p.position_symbols) / 8,
+    }
+
+
+def _header_record(model: CompressedModel) -> bytes:
+    if not isinstance(model.model_name, str) or not model.model_name:
+        raise ValueError("encode_sqz: model_name must be a non-empty string")
+    preprocess = model.preprocess
+    if preprocess is not None:
+        preprocess = Preprocess.from_dict(preprocess).to_dict()  # validates; ValueError names it
+    classes: str | list[str] | None = None
+    if model.class_names is not None:
+        names = [str(n) for n in model.class_names]
+        classes = spec.standard_class_list_name(names) or names
+    header = {
+        "model": model.model_name,
+        "config": model.config,
+        "preprocess": preprocess,
+        "classes": classes,
+    }
+    try:
+        text = json.dumps(
+            header, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"encode_sqz: config must be JSON-serialisable: {exc}") from None
+    if len(text) > spec.MAX_HEADER_JSON_BYTES:
+        raise ValueError(f"encode_sqz: header JSON is {len(text)} bytes, the limit is 4 MiB")
+    packed = zlib.compress(text, 9)
+    kind, stored = (spec.HEADER_ZLIB, packed) if len(packed) < len(text) else (0, text)
+    if len(stored) > spec.MAX_HEADER_BYTES:
+        raise ValueError(f"encode_sqz: header is {len(stored)} bytes, the limit is 1 MiB")
+    return bytes([kind]) + varint(len(stored)) + stored
+
+
+def _name_bytes(name: str, what: str) -> bytes:
+    raw = name.encode() if isinstance(name, str) else b""
+    if not 1 <= len(raw) <= spec.MAX_NAME_BYTES:
+        raise ValueError(f"encode_sqz: {what} name must be 1..255 UTF-8 bytes, got {name!r}")
+    return varint(len(raw)) + raw
+
+
+def _layer_record(
+    index: int,
+    layer: CompressedLayer,
+    codec: Codec,
+    gap_bits: int | None,
+    codebook_dtype: CodebookDtype,
+    block_size: int,
+) -> bytes:
+    what = f"layer {index} ({layer.name!r})"
+    codebook, positions, codes = _check_layer(what, layer)
+    flags = 0
+    if codebook_dtype == "float16":
+        flags |= spec.FLAG_FLOAT16
+        with np.errstate(over="ignore"):
+            half = codebook.astype("<f2")
+        if not np.isfinite(half[np.isfinite(codebook)]).all():
+            raise ValueError(f"encode_sqz: {what} codebook overflows float16; use float32")
+        codebook_bytes = half.tobytes()
+    else:
+        codebook_bytes = codebook.astype("<f4").tobytes()
+    bias = b""
+    if layer.bias is not None:
+        values = np.asarray(layer.bias, dtype="<f4")
+        if values.ndim != 1 or not 1 <= len(values) <= spec.MAX_BIAS:
+            raise ValueError(f"encode_sqz: {what} bias must be 1-D with 1..2**24 values")
+        flags |= spec.FLAG_BIAS
+        bias = varint(len(values)) + values.tobytes()
+    complement, width, symbols = _position_symbols(
+        positions, layer.numel, gap_bits, codec, block_size
+    )
+    if complement:
+        flags |= spec.FLAG_COMPLEMENT
+    parts = [_name_bytes(layer.name, what), bytes([len(layer.shape)])]
+    parts += [varint(d) for d in layer.shape]
+    parts += [bytes([layer.bits, flags]), varint(len(codebook)), codebook_bytes, bias]
+    parts += [varint(len(positions)), bytes([width]), varint(len(symbols))]
+    parts.append(encode_stream(codes, len(codebook), layer.bits, codec, block_size))
+    parts.append(encode_stream(symbols, 1 << width, width, codec, block_size))
+    return b"".join(parts)
+
+
+def _check_layer(what: str, layer: CompressedLayer) -> tuple[np.ndarray, ...]:
+    shape = tuple(int(d) for d in layer.shape)
+    if not 1 <= len(shape) <= spec.MAX_NDIM or min(shape) < 1:
+        raise ValueError(f"encode_sqz: {what} shape must have 1..8 dimensions >= 1, got {shape}")
+    if layer.numel > spec.MAX_NUMEL:
+        raise ValueError(f"encode_sqz: {what} has {layer.numel} weights, the limit is 2**31-1")
+    if not 1 <= layer.bits <= spec.MAX_BITS:
+        raise ValueError(f"encode_sqz: {what} bits must be in 1..16, got {layer.bits}")
+    codebook = np.asarray(layer.codebook, dtype=np.float32)
+    if codebook.ndim != 1 or not 1 <= len(codebook) <= 1 << layer.bits:
+        raise ValueError(
+            f"encode_sqz: {what} codebook must be 1-D with 1..{1 << layer.bits} entries, "
+            f"got shape {codebook.shape}"
+        )
+    positions = np.asarray(layer.positions, dtype=np.int64)
+    codes = np.asarray(layer.codes, dtype=np.int64)
+    if positions.ndim != 1 or codes.shape != positions.shape:
+        raise ValueError(f"encode_sqz: {what} positions and codes must be 1-D of equal length")
+    if len(positions) and (
+        positions[0] < 0 or positions[-1] >= layer.numel or (np.diff(positions) <= 0).any()
+    ):
+        raise ValueError(
+            f"encode_sqz: {what} positions must increase strictly within 0..{layer.numel - 1}"
+        )
+    if len(codes) and (codes.min() < 0 or codes.max() >= len(codebook)):
+        raise ValueError(f"encode_sqz: {what} codes must lie in 0..{len(codebook) - 1}")
+    return codebook, positions, codes
+
+
+def gap_symbols(positions: np.ndarray, width: int) -> np.ndarray:
+    """Relative-position symbols of sorted ``positions`` (docs/FORMAT.md, "Positions"): symbol
+    ``g < M = 2**width - 1`` skips g zeros then places an entry; ``M`` skips M zeros only."""
+    escape = (1 << width) - 1
+    zeros = np.diff(positions, prepend=-1) - 1  # zeros before each entry
+    skips, rest = np.divmod(zeros, escape)
+    symbols = np.full(len(positions) + int(skips.sum()), escape, dtype=np.int64)
+    symbols[np.cumsum(skips + 1) - 1] = rest
+    return symbols
+
+
+def _position_symbols(
+    positions: np.ndarray, numel: int, gap_bits: int | None, codec: Codec, block_size: int
+) -> tuple[bool, int, np.ndarray]:
+    """(complement?, width, symbols) of the smallest position stream among the candidates."""
+    candidates = [(False, positions)]
+    if 2 * len(positions) > numel:  # near-dense: listing the absent weights is shorter
+        present = np.zeros(numel, dtype=bool)
+        present[positions] = True
+        candidates.append((True, np.flatnonzero(~present)))
+    widths = [gap_bits] if gap_bits is not None else list(_AUTO_GAP_BITS)
+    best: tuple[int, bool, int, np.ndarray] | None = None
+    for complement, listed in candidates:
+        zeros = np.diff(listed, prepend=-1) - 1
+        for width in widths:
+            escape = (1 << width) - 1
+            skips, rest = np.divmod(zeros, escape)
+            count = len(listed) + int(skips.sum())
+            size = -(-count * width // 8) if codec != "huffman" or count == 0 else 1 << 62
+            if codec != "raw" and count:
+                hist = np.bincount(rest, minlength=escape + 1)
+                hist[escape] += int(skips.sum())
+                lengths = huffman.code_lengths(hist)
+                size = min(size, huffman_body_size(hist, lengths, block_size))
+            if best is None or size < best[0]:
+                best = (size, complement, width, listed)
+    assert best is not None
+    _, complement, width, listed = best
+    return complement, width, gap_symbols(listed, width)
+
+
+def _dense_record(name: str, value: np.ndarray) -> bytes:
+    array = np.asarray(value)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"encode_sqz: dense tensor {name!r} must be numeric, got {array.dtype}")
+    if array.ndim > spec.MAX_NDIM or array.size > spec.MAX_DENSE_NUMEL:
+        raise ValueError(f"encode_sqz: dense tensor {name!r} must have <= 8 dims, <= 2**28 values")
+    parts = [_name_bytes(name, f"dense tensor {name!r}"), bytes([spec.DTYPE_FLOAT32, array.ndim])]
+    parts += [varint(d) for d in array.shape]
+    parts.append(np.ascontiguousarray(array, dtype="<f4").tobytes())
+    return b"".join(parts)
+
+
+__all__ = [
+    "CodebookDtype",
+    "decode_sqz",
+    "encode_sqz",
+    "gap_symbols",
+    "inspect_sqz",
+    "read_sqz",
+    "write_sqz",
+]

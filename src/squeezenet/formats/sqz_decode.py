@@ -1,0 +1,267 @@
+"""Parse and validate .sqz bytes (docs/FORMAT.md): every bound is checked before a read."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from squeezenet.compress import huffman
+from squeezenet.compress.types import CompressedLayer
+from squeezenet.data.presets import Preprocess
+from squeezenet.formats import spec
+from squeezenet.formats.bitio import Reader, StreamRecord, decode_raw, read_stream
+from squeezenet.formats.spec import SqzFormatError
+
+
+@dataclass
+class ParsedLayer:
+    """One decoded layer record and where its bytes went."""
+
+    index: int
+    offset: int  # byte offset of the record
+    nbytes: int  # bytes of the whole record
+    name: str
+    shape: tuple[int, ...]
+    bits: int
+    complement: bool  # the position stream lists the absent weights
+    gap_bits: int
+    stored: int  # number of stored weights
+    codebook: np.ndarray  # float32 (K,)
+    codebook_bytes: int
+    bias: np.ndarray | None
+    bias_bytes: int  # bias length varint and values
+    codes: StreamRecord
+    positions: StreamRecord
+    code_symbols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    position_symbols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+@dataclass
+class ParsedFile:
+    header: dict[str, Any]
+    header_bytes: int  # magic, version, header record and layer count
+    layers: list[ParsedLayer]
+    compressed: list[CompressedLayer]  # the decoded layers, in file order
+    dense: dict[str, np.ndarray]
+    dense_bytes: int
+
+
+def parse_sqz(data: bytes) -> ParsedFile:
+    """Check and decode everything in ``data``; raises :class:`SqzFormatError`."""
+    if len(data) < len(spec.MAGIC) + 1 or data[: len(spec.MAGIC)] != spec.MAGIC:
+        raise SqzFormatError(
+            f"not a .sqz file: magic at byte 0 is {data[:4].hex() or 'missing'}, expected "
+            f"{spec.MAGIC.hex()}; pass a file written by write_sqz"
+        )
+    if data[4] != spec.VERSION:
+        raise SqzFormatError(
+            f"unsupported .sqz version {data[4]} at byte 4: this reader knows version "
+            f"{spec.VERSION}; upgrade squeezenet or re-create the file"
+        )
+    r = Reader(data, 5, len(data) - spec.CRC_BYTES)
+    if len(data) < spec.MIN_FILE_BYTES:
+        r.fail(f"file of {len(data)} bytes is shorter than the smallest .sqz file (14 bytes)")
+    (stored,) = struct.unpack_from("<I", data, r.end)
+    actual = zlib.crc32(memoryview(data)[: r.end])
+    if stored != actual:
+        r.fail(f"CRC32 {stored:#010x} at byte {r.end} does not match the contents ({actual:#010x})")
+    header = _read_header(r)
+    nlayers = r.varint("layer count", 0, spec.MAX_LAYERS)
+    header_bytes = r.pos
+    layers = [_read_layer(r, i) for i in range(nlayers)]
+    dense_start = r.pos
+    dense = _read_dense(r)
+    if r.pos != r.end:
+        r.fail(f"{r.end - r.pos} unexpected bytes at byte {r.pos} before the CRC32")
+    names = [p.name for p in layers] + list(dense)
+    if len(set(names)) != len(names):
+        r.fail(f"duplicate tensor name at byte {header_bytes}")
+    _decode_symbols(layers)
+    compressed = [_build_layer(p) for p in layers]
+    return ParsedFile(header, header_bytes, layers, compressed, dense, r.pos - dense_start)
+
+
+def _read_header(r: Reader) -> dict[str, Any]:
+    kind = r.u8("header encoding", spec.HEADER_JSON, spec.HEADER_ZLIB)
+    size = r.varint("header length", 1, spec.MAX_HEADER_BYTES)
+    at = r.pos
+    raw = r.take(size, "header")
+    try:
+        if kind == spec.HEADER_ZLIB:
+            inflate = zlib.decompressobj()
+            raw = inflate.decompress(raw, spec.MAX_HEADER_JSON_BYTES)
+            if inflate.unconsumed_tail or not inflate.eof or inflate.unused_data:
+                r.fail(f"header at byte {at} is not one zlib stream of <= 4 MiB")
+        header = json.loads(raw.decode("utf-8"))
+    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        r.fail(f"header at byte {at} is not valid (zlib-compressed) JSON: {exc}")
+    if not isinstance(header, dict) or set(header) != {"model", "config", "preprocess", "classes"}:
+        r.fail(f"header at byte {at} must be an object with model, config, preprocess, classes")
+    if not isinstance(header["model"], str) or not isinstance(header["config"], dict):
+        r.fail(f"header at byte {at}: model must be a string and config an object")
+    if header["preprocess"] is not None:
+        try:
+            header["preprocess"] = Preprocess.from_dict(header["preprocess"]).to_dict()
+        except (ValueError, TypeError, AttributeError) as exc:
+            r.fail(f"header preprocess at byte {at} is invalid: {exc}")
+    classes = header["classes"]
+    if isinstance(classes, str):
+        if classes not in spec.STANDARD_CLASS_LISTS:
+            r.fail(f"header at byte {at} names an unknown class list {classes!r}")
+        header["classes"] = spec.standard_class_names(classes)
+    elif classes is not None and not (
+        isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+    ):
+        r.fail(f"header classes at byte {at} must be a list name, a list of strings or null")
+    return header
+
+
+def _read_name(r: Reader, field: str) -> str:
+    size = r.varint(f"{field} name length", 1, spec.MAX_NAME_BYTES)
+    at = r.pos
+    try:
+        return r.take(size, f"{field} name").decode("utf-8")
+    except UnicodeDecodeError:
+        r.fail(f"{field} name at byte {at} is not UTF-8")
+
+
+def _read_shape(r: Reader, field: str, ndim: int, lo: int, limit: int) -> tuple[int, ...]:
+    dims, numel = [], 1
+    for j in range(ndim):
+        at = r.pos
+        dims.append(r.varint(f"{field} dimension {j}", lo, limit))
+        numel *= dims[-1]
+        if numel > limit:
+            r.fail(f"{field} dimension {j} at byte {at} makes {numel} values, over {limit}")
+    return tuple(dims)
+
+
+def _read_layer(r: Reader, index: int) -> ParsedLayer:
+    field, offset = f"layer {index}", r.pos
+    name = _read_name(r, field)
+    ndim = r.u8(f"{field} ndim", 1, spec.MAX_NDIM)
+    shape = _read_shape(r, field, ndim, 1, spec.MAX_NUMEL)
+    numel = int(np.prod(shape))
+    bits = r.u8(f"{field} bits", 1, spec.MAX_BITS)
+    flags_at = r.pos
+    flags = r.u8(f"{field} flags", 0, 255)
+    if flags & ~spec.LAYER_FLAGS:
+        r.fail(f"{field} flags {flags:#04x} at byte {flags_at} set reserved bits")
+    size = r.varint(f"{field} codebook size", 1, 1 << bits)
+    dtype = "<f2" if flags & spec.FLAG_FLOAT16 else "<f4"
+    start = r.pos
+    raw = r.take(size * np.dtype(dtype).itemsize, f"{field} codebook")
+    codebook = np.frombuffer(raw, dtype).astype(np.float32)
+    codebook_bytes = r.pos - start
+    bias, start = None, r.pos
+    if flags & spec.FLAG_BIAS:
+        count = r.varint(f"{field} bias length", 1, spec.MAX_BIAS)
+        bias = np.frombuffer(r.take(4 * count, f"{field} bias"), "<f4").astype(np.float32)
+    bias_bytes = r.pos - start
+    stored = r.varint(f"{field} stored weights", 0, numel)
+    gap_bits = r.u8(f"{field} gap bits", 1, spec.MAX_GAP_BITS)
+    complement = bool(flags & spec.FLAG_COMPLEMENT)
+    listed = numel - stored if complement else stored
+    nsym = r.varint(f"{field} position symbols", listed, spec.VARINT_MAX)
+    codes = read_stream(r, f"{field} code stream", stored, size, bits)
+    positions = read_stream(r, f"{field} position stream", nsym, 1 << gap_bits, gap_bits)
+    return ParsedLayer(
+        index,
+        offset,
+        r.pos - offset,
+        name,
+        shape,
+        bits,
+        complement,
+        gap_bits,
+        stored,
+        codebook,
+        codebook_bytes,
+        bias,
+        bias_bytes,
+        codes,
+        positions,
+    )
+
+
+def _read_dense(r: Reader) -> dict[str, np.ndarray]:
+    dense = {}
+    for i in range(r.varint("dense tensor count", 0, spec.MAX_DENSE)):
+        field = f"dense tensor {i}"
+        name = _read_name(r, field)
+        r.u8(f"{field} dtype", spec.DTYPE_FLOAT32, spec.DTYPE_FLOAT32)
+        ndim = r.u8(f"{field} ndim", 0, spec.MAX_NDIM)
+        shape = _read_shape(r, field, ndim, 0, spec.MAX_DENSE_NUMEL)
+        raw = r.take(4 * int(np.prod(shape)), f"{field} values")
+        dense[name] = np.frombuffer(raw, "<f4").astype(np.float32).reshape(shape)
+    return dense
+
+
+def _decode_symbols(layers: list[ParsedLayer]) -> None:
+    records = [rec for p in layers for rec in (p.codes, p.positions)]
+    streams = [rec.stream for rec in records if rec.stream is not None]
+    where = [i for i, rec in enumerate(records) if rec.stream is not None]
+    try:
+        decoded = huffman.decode_many(streams)
+    except huffman.HuffmanDecodeError as exc:
+        i = where[exc.stream]
+        rec, kind = records[i], ("code", "position")[i % 2]
+        raise SqzFormatError(
+            f"corrupt .sqz file: layer {i // 2} {kind} stream at byte {rec.offset}: {exc}; "
+            "re-create the file"
+        ) from None
+    symbols: list[np.ndarray | None] = [None] * len(records)
+    for i, values in zip(where, decoded, strict=True):
+        symbols[i] = values
+    for p in layers:
+        p.code_symbols = _or_raw(symbols[2 * p.index], p.codes, len(p.codebook), p, "code")
+        p.position_symbols = _or_raw(
+            symbols[2 * p.index + 1], p.positions, 1 << p.gap_bits, p, "position"
+        )
+
+
+def _or_raw(
+    values: np.ndarray | None, rec: StreamRecord, alphabet: int, p: ParsedLayer, kind: str
+) -> np.ndarray:
+    return (
+        values
+        if values is not None
+        else decode_raw(rec, alphabet, f"layer {p.index} {kind} stream")
+    )
+
+
+def _build_layer(p: ParsedLayer) -> CompressedLayer:
+    field = f"layer {p.index} position stream"
+    at = p.positions.offset
+    sym = p.position_symbols
+    numel = int(np.prod(p.shape))
+    escape = (1 << p.gap_bits) - 1
+    is_escape = sym == escape
+    ends = np.cumsum(np.where(is_escape, escape, sym + 1))
+    fail = Reader(b"").fail
+    if len(sym) and is_escape[-1]:
+        fail(f"{field} at byte {at} ends with an escape symbol")
+    if len(sym) and ends[-1] > numel:
+        fail(f"{field} at byte {at} reaches position {ends[-1] - 1}, past {numel} weights")
+    listed = ends[~is_escape] - 1
+    expected = numel - p.stored if p.complement else p.stored
+    if len(listed) != expected:
+        fail(f"{field} at byte {at} lists {len(listed)} weights, the record says {expected}")
+    if p.complement:
+        present = np.ones(numel, dtype=bool)
+        present[listed] = False
+        listed = np.flatnonzero(present)
+    return CompressedLayer(
+        name=p.name,
+        shape=p.shape,
+        bits=p.bits,
+        codebook=p.codebook,
+        positions=listed.astype(np.int64),
+        codes=p.code_symbols.astype(np.uint16),
+        bias=p.bias,
+    )

@@ -1,0 +1,149 @@
+"""The published Deep Compression SqueezeNet: reader facts, errors, lossless .sqz re-encoding."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from squeezenet.compress.types import CompressedModel
+from squeezenet.data.presets import CAFFE
+from squeezenet.formats import CaffeDCFormatError, decode_sqz, encode_sqz, inspect_sqz
+from squeezenet.formats.bitio import varint
+from squeezenet.formats.caffe_dc import read_caffe_dc
+
+
+@pytest.fixture(scope="module")
+def published(shared_data: Path) -> bytes:
+    return (shared_data / "squeezenet-dc" / "compressed_SqueezeNet.net").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def model(published: bytes) -> CompressedModel:
+    return read_caffe_dc(published)
+
+
+@pytest.fixture(scope="module")
+def encoded(model: CompressedModel) -> bytes:
+    return encode_sqz(model)
+
+
+def test_published_facts(published: bytes, model: CompressedModel) -> None:
+    assert len(published) == 675_763
+    assert (model.model_name, model.config) == ("squeezenet1_0", {"final_conv_padding": 1})
+    assert model.preprocess == CAFFE.to_dict()
+    assert model.class_names is not None and len(model.class_names) == 1000
+    assert model.class_names[0] == "tench"
+    assert len(model.layers) == 26
+    assert [layer.name for layer in model.layers[:4]] == [
+        "features.0",
+        "features.3.squeeze",
+        "features.3.expand1x1",
+        "features.3.expand3x3",
+    ]
+    assert model.layers[-1].name == "classifier.1" and model.layers[-1].shape == (1000, 512, 1, 1)
+    assert sum(layer.numel for layer in model.layers) == 1_244_448
+    assert sum(len(layer.bias) for layer in model.layers if layer.bias is not None) == 3_976
+    assert sum(len(layer.positions) for layer in model.layers) == 415_921
+    for layer in model.layers:
+        assert layer.bits == 8 and len(layer.codebook) == 256 and layer.codebook[0] == 0.0
+        assert (layer.codes != 0).all()  # filler entries dropped
+    assert model.layers[-1].density == pytest.approx(0.2, abs=0.005)  # conv10 keeps 20 %
+
+
+def test_file_from_path_equals_bytes(shared_data: Path, model: CompressedModel) -> None:
+    again = read_caffe_dc(shared_data / "squeezenet-dc" / "compressed_SqueezeNet.net")
+    for a, b in zip(model.layers, again.layers, strict=True):
+        np.testing.assert_array_equal(a.positions, b.positions)
+
+
+def test_truncated_or_extended_file(published: bytes) -> None:
+    with pytest.raises(CaffeDCFormatError, match="shorter than the 104-byte header"):
+        read_caffe_dc(published[:50])
+    with pytest.raises(CaffeDCFormatError, match=r"layer 25 \(classifier.1\) .* at byte 511779"):
+        read_caffe_dc(published[:-1])
+    with pytest.raises(CaffeDCFormatError, match=r"layer 0 .* at byte 104"):
+        read_caffe_dc(published[:200])
+    with pytest.raises(CaffeDCFormatError, match="3 unexpected bytes after the last layer"):
+        read_caffe_dc(published + b"\x00\x00\x00")
+
+
+def test_inconsistent_counts(published: bytes) -> None:
+    counts = list(struct.unpack_from("<26I", published))
+    # conv1 claiming 10,000 more entries than its 14,112 weights can place.
+    counts[0] += 10_000
+    bad = struct.pack("<26I", *counts) + published[104:]
+    with pytest.raises(CaffeDCFormatError, match="layer"):
+        read_caffe_dc(bad)
+    counts = [0xFFFFFFFF] * 26
+    with pytest.raises(CaffeDCFormatError, match=r"layer 0 .* needs"):
+        read_caffe_dc(struct.pack("<26I", *counts) + published[104:])
+
+
+def test_lossless_reencoding_fits_560k(model: CompressedModel, encoded: bytes) -> None:
+    assert len(encoded) <= 560_000  # measured: 545,726 bytes (published file: 675,763)
+    decoded = decode_sqz(encoded)
+    assert (decoded.model_name, decoded.config, decoded.preprocess, decoded.class_names) == (
+        model.model_name,
+        model.config,
+        model.preprocess,
+        model.class_names,
+    )
+    for a, b in zip(model.layers, decoded.layers, strict=True):
+        assert (a.name, a.shape, a.bits) == (b.name, b.shape, b.bits)
+        assert a.bias is not None and b.bias is not None
+        np.testing.assert_array_equal(a.codebook.view(np.uint32), b.codebook.view(np.uint32))
+        np.testing.assert_array_equal(a.bias.view(np.uint32), b.bias.view(np.uint32))
+        np.testing.assert_array_equal(a.positions, b.positions)
+        np.testing.assert_array_equal(a.codes, b.codes)
+        np.testing.assert_array_equal(a.dense_weight(), b.dense_weight())
+
+
+def _payloads(info: dict[str, object], kind: str) -> list[tuple[str, int, float, int]]:
+    """(layer, payload bytes, entropy bytes, symbols) of each Huffman stream of ``kind``."""
+    out = []
+    for layer in info["layers"]:  # type: ignore[attr-defined]
+        if layer[f"{kind}_codec"] == "huffman":
+            body = layer[f"{kind}_bytes"] - 1
+            body -= len(varint(body))
+            count = layer["stored"] if kind == "codes" else layer["positions_symbols"]
+            payload = body - layer[f"{kind}_table_bytes"]
+            out.append((layer["name"], payload, layer[f"{kind}_entropy_bytes"], count))
+    return out
+
+
+@pytest.mark.parametrize("options", [{}, {"codec": "huffman", "gap_bits": 4}])
+def test_huffman_streams_near_entropy(model: CompressedModel, options: dict[str, object]) -> None:
+    info = inspect_sqz(encode_sqz(model, **options))  # type: ignore[arg-type]
+    codes = _payloads(info, "codes")
+    assert len(codes) >= 20
+    for name, payload, entropy, _ in codes:  # 8-bit indices: within 1 % (+ the padding byte)
+        assert payload <= 1.01 * entropy + 1, name
+    for name, payload, entropy, count in _payloads(info, "positions"):
+        # Gap alphabets are small and skewed, where Huffman costs up to (p_max + 0.086) < 1
+        # bits per symbol above the entropy (Gallager 1978); measured: 1-3 % on large streams.
+        assert payload <= entropy + count / 8 + 1, name
+        if entropy > 4000:
+            assert payload <= 1.03 * entropy, name
+
+
+def test_inspect_totals(encoded: bytes) -> None:
+    info = inspect_sqz(encoded)
+    totals = info["totals"]
+    assert totals["stored_weights"] == 415_921 and totals["weights"] == 1_244_448
+    assert totals["codebook_bytes"] == 26 * 256 * 4
+    assert (
+        info["header_bytes"] + totals["record_bytes"] + info["dense_bytes"] + 4
+        == info["total_bytes"]
+    )
+
+
+def test_float16_codebooks_are_smaller(model: CompressedModel, encoded: bytes) -> None:
+    half = encode_sqz(model, codebook_dtype="float16")
+    assert len(encoded) - len(half) == 26 * 256 * 2
+    decoded = decode_sqz(half)
+    np.testing.assert_array_equal(
+        decoded.layers[0].codebook, model.layers[0].codebook.astype(np.float16)
+    )
