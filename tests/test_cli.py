@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,59 @@ def test_console_script_has_no_traceback() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: unknown model 'no_such_model'")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["train", "squeezenet_small", "--data", "no-such-dataset"], "unknown dataset"),
+        (
+            ["train", "squeezenet_small", "--data", "fashion-mnist", "--data-dir", "/nonexistent"],
+            "apt-get install -y dataset-fashion-mnist",
+        ),
+        (["train", "--resume", "/nonexistent-run"], "not a run folder"),
+        (["eval", "/nonexistent.safetensors", "--data", "synthetic"], "weights file not found"),
+    ],
+)
+def test_train_and_eval_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and needle in err, err
+
+
+def test_train_then_eval_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    code, out, _ = run(
+        capsys,
+        "train",
+        "squeezenet_small",
+        "--data",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--set",
+        "base_e=16",
+        "--set",
+        "incr_e=16",
+        "-o",
+        str(run_dir),
+        "--quiet",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["epoch"] == 1
+    code, out, _ = run(
+        capsys,
+        "eval",
+        str(run_dir / "model.safetensors"),
+        "--data",
+        "synthetic",
+        "--json",
+        "--quiet",
+    )
+    document = json.loads(out)
+    assert code == 0 and {"top1", "top5", "n"} <= set(document) and document["n"] == 128

@@ -106,3 +106,29 @@ def test_synthetic_is_seeded_and_shares_classes_across_splits() -> None:
     assert np.array_equal(a.images, b.images)
     test = synthetic(64, seed=3, split="test")
     assert not np.array_equal(a.images, test.images)
+
+
+def test_cifar10_python_batches_folder(tmp_path: Path) -> None:
+    import pickle
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 3]}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    meta = {b"label_names": [f"c{i}".encode() for i in range(10)]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    train = load_dataset(str(tmp_path), "train")
+    assert len(train) == 20 and train.images.shape == (20, 32, 32, 3) and train.classes[1] == "c1"
+
+
+def test_cifar10_batches_refuse_code(tmp_path: Path) -> None:
+    import pickle
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"a"]}))
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": Path("x"), b"labels": []}))
+    with pytest.raises(ValueError, match="refusing to load pathlib"):
+        load_dataset(str(tmp_path), "test")

@@ -216,3 +216,43 @@ def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
     b = load_file(str(ddp / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0, msg=key)
+
+
+def test_accumulation_matches_one_big_batch() -> None:
+    train = load_dataset("synthetic", synthetic_size=64)
+    results = []
+    for accumulate in (1, 4):
+        model = create_model("squeezenet_small", seed=0, batch_norm=False, dropout=0.0, **TINY)
+        config = recipe("small", epochs=1, batch_size=32, accumulate=accumulate)
+        fit(model, train, config, preprocess=CIFAR10)
+        results.append(model.state_dict())
+    for key in results[0]:
+        torch.testing.assert_close(results[0][key], results[1][key], atol=1e-5, rtol=1e-4, msg=key)
+
+
+def test_bf16_autocast_trains() -> None:
+    model = create_model("squeezenet_small", seed=0, **TINY)
+    result = fit(
+        model,
+        load_dataset("synthetic", synthetic_size=64),
+        recipe("small", epochs=1, batch_size=32, bf16=True),
+        preprocess=CIFAR10,
+    )
+    assert math.isfinite(result.history[-1]["train_loss"])
+
+
+def test_eval_skip_bad_counts_unreadable_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from squeezenet.data import IMAGENET, csv_manifest
+    from squeezenet.train import evaluate
+
+    for i in range(3):
+        Image.new("RGB", (64, 64), (i * 80, 0, 0)).save(tmp_path / f"{i}.png")
+    (tmp_path / "bad.png").write_bytes(b"garbage")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\n0.png,0\nbad.png,1\n1.png,1\n2.png,2\n")
+    model = create_model("squeezenet1_1", num_classes=3, seed=0)
+    small = IMAGENET.__class__(**{**IMAGENET.to_dict(), "resize": 72, "crop": 64})
+    result = evaluate(model, csv_manifest(manifest), small, batch_size=2, skip_bad=True)
+    assert (result.n, result.skipped) == (3, 1)

@@ -277,9 +277,14 @@ def _load_cifar10_batches(folder: Path, split: str) -> tuple[np.ndarray, np.ndar
             return super().find_class(module, name)
 
     def load(path: Path) -> dict[bytes, Any]:
-        with open(path, "rb") as f:
-            result: dict[bytes, Any] = _NoClasses(f, encoding="bytes").load()
-            return result
+        if not path.is_file():
+            raise DatasetNotFoundError(f"CIFAR-10 batch file missing: {path}")
+        try:
+            with open(path, "rb") as f:
+                result: dict[bytes, Any] = _NoClasses(f, encoding="bytes").load()
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: not a CIFAR-10 batch file ({exc})") from None
+        return result
 
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     data, labels = [], []

@@ -40,7 +40,7 @@ def save_checkpoint(
     ``state`` is JSON-able (epoch, step, position in the epoch, configs, metrics history); the
     torch RNG state is added here.
     """
-    tensors = {f"model/{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     optim_meta: dict[str, Any] = {"param_groups": [], "state": {}}
     for group in optimizer.state_dict()["param_groups"]:
         optim_meta["param_groups"].append({k: v for k, v in group.items()})
@@ -48,7 +48,7 @@ def save_checkpoint(
         scalars = {}
         for key, value in param_state.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optim/{index}/{key}"] = value.detach().contiguous()
+                tensors[f"optim/{index}/{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars[key] = value
         optim_meta["state"][str(index)] = scalars
