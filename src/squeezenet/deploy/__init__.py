@@ -1,0 +1,1 @@
+"""Deployment: ONNX / TorchScript export with parity checks, inference engines, prediction."""

@@ -1,0 +1,71 @@
+"""Inference engines behind one call signature: float32 NCHW batch in, numpy logits out."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from squeezenet.deploy.export import onnx_bytes, onnx_session
+
+Engine = Callable[[torch.Tensor], np.ndarray]
+ENGINES = ("eager_nchw", "eager_channels_last", "onnxruntime", "compile")
+
+
+def torch_engine(model: nn.Module, *, channels_last: bool) -> Engine:
+    """Eager PyTorch, NCHW or channels_last."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = copy.deepcopy(model).eval().to(memory_format=fmt)  # engines never share a layout
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> np.ndarray:
+        out: np.ndarray = model(x.contiguous(memory_format=fmt)).numpy()
+        return out
+
+    return run
+
+
+def compiled_engine(model: nn.Module) -> Engine:
+    """``torch.compile`` (inductor) on channels_last; compiles on the first call."""
+    model = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
+    compiled: Any = torch.compile(model, dynamic=False)
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> np.ndarray:
+        out: np.ndarray = compiled(x.contiguous(memory_format=torch.channels_last)).numpy()
+        return out
+
+    return run
+
+
+def onnxruntime_engine(
+    model: nn.Module, input_shape: tuple[int, int, int], *, threads: int = 0
+) -> Engine:
+    """Export to ONNX in memory; run with ONNX Runtime (CPU provider, all graph optimisations)."""
+    session: Any = onnx_session(
+        onnx_bytes(model.eval(), torch.zeros(1, *input_shape)), threads=threads
+    )
+    name = session.get_inputs()[0].name
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        out: np.ndarray = session.run(None, {name: x.contiguous().numpy()})[0]
+        return out
+
+    return run
+
+
+def make_engine(name: str, model: nn.Module, input_shape: tuple[int, int, int]) -> Engine:
+    """One of :data:`ENGINES` (``torch`` means eager channels_last)."""
+    if name in ("torch", "eager_channels_last"):
+        return torch_engine(model, channels_last=True)
+    if name == "eager_nchw":
+        return torch_engine(model, channels_last=False)
+    if name == "onnxruntime":
+        return onnxruntime_engine(model, input_shape)
+    if name == "compile":
+        return compiled_engine(model)
+    raise ValueError(f"unknown engine {name!r}; use torch, {', '.join(ENGINES)}")

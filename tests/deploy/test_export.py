@@ -1,0 +1,66 @@
+"""Export parity for every registered model, ONNX and TorchScript, on small inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from squeezenet.deploy.bench import benchmark
+from squeezenet.deploy.export import ExportParityError, export_model, run_onnx
+from squeezenet.models import create_model, get_spec, list_models
+
+SMALL_INPUT = {"alexnet": 96, "squeezenet_small": 32}  # others: 64 px (the ceil-mode pools matter)
+
+
+def _shape(name: str) -> tuple[int, int, int]:
+    spec = get_spec(name)
+    size = SMALL_INPUT.get(name, 64)
+    return (spec.config.in_channels, size, size)
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_parity(name: str, fmt: str, tmp_path: Path) -> None:
+    model = create_model(name, seed=0, num_classes=10)
+    out = tmp_path / f"{name}.{fmt}"
+    report = export_model(model, out, fmt, _shape(name))  # type: ignore[arg-type]
+    assert report.max_abs_diff <= 1e-4
+    assert out.is_file() and out.stat().st_size == report.bytes
+
+
+def test_onnx_batch_axis_is_dynamic(tmp_path: Path) -> None:
+    model = create_model("squeezenet1_1", seed=0, num_classes=10).eval()
+    report = export_model(model, tmp_path / "m.onnx", "onnx", (3, 64, 64))
+    x = torch.rand(5, 3, 64, 64)
+    out = run_onnx(report.path.read_bytes(), x.numpy())
+    with torch.no_grad():
+        np.testing.assert_allclose(out, model(x).numpy(), atol=1e-4)
+
+
+def test_parity_failure_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import squeezenet.deploy.export as export
+
+    monkeypatch.setattr(export, "run_onnx", lambda data, x: np.zeros((2, 10), np.float32) + 5)
+    model = create_model("squeezenet1_1", seed=0, num_classes=10)
+    with pytest.raises(ExportParityError, match="differs from PyTorch"):
+        export_model(model, tmp_path / "m.onnx", "onnx", (3, 64, 64))
+    assert not list(tmp_path.iterdir())
+
+
+def test_bench_smoke() -> None:
+    model = create_model("squeezenet_small", seed=0)
+    rows = benchmark(
+        model,
+        (3, 32, 32),
+        23_511_040,
+        batches=(1, 4),
+        min_seconds=0.05,
+        engines=("eager_nchw", "eager_channels_last", "onnxruntime"),
+    )
+    assert {(r.engine, r.batch) for r in rows} == {
+        (e, b) for e in ("eager_nchw", "eager_channels_last", "onnxruntime") for b in (1, 4)
+    }
+    assert all(r.max_abs_diff <= 1e-4 and r.images_per_s > 0 for r in rows)

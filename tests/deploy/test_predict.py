@@ -1,0 +1,50 @@
+"""predict: the model's own preprocessing and class names, torch and ONNX Runtime engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from squeezenet.data import CIFAR10
+from squeezenet.data.datasets import CorruptImageError
+from squeezenet.deploy.predict import predict
+from squeezenet.formats.weights import load_model, save_weights
+from squeezenet.models import create_model
+
+
+@pytest.fixture()
+def weights(tmp_path: Path) -> Path:
+    model = create_model("squeezenet_small", seed=0)
+    names = [f"class{i}" for i in range(10)]
+    return save_weights(
+        model,
+        tmp_path / "m.safetensors",
+        model_name="squeezenet_small",
+        preprocess=CIFAR10,
+        class_names=names,
+    )
+
+
+def test_predict_engines_agree(weights: Path, tmp_path: Path) -> None:
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"{i}.png"
+        Image.new("RGB", (40, 40), (80 * i, 30, 200 - 50 * i)).save(path)
+        paths.append(path)
+    loaded = load_model(weights)
+    a = predict(loaded, paths, engine="torch", top=3)
+    b = predict(loaded, paths, engine="onnxruntime", top=3)
+    assert [p.indices for p in a] == [p.indices for p in b]
+    for pa, pb in zip(a, b, strict=True):
+        assert pa.names[0].startswith("class") and len(pa.probabilities) == 3
+        assert abs(pa.probabilities[0] - pb.probabilities[0]) < 1e-4
+        assert pa.probabilities == sorted(pa.probabilities, reverse=True)
+
+
+def test_predict_names_a_bad_image(weights: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    with pytest.raises(CorruptImageError, match=r"bad\.jpg"):
+        predict(load_model(weights), [bad])
