@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from squeezenet.compress import huffman
 from squeezenet.compress.types import CompressedLayer, CompressedModel
 from squeezenet.data.presets import Preprocess
 from squeezenet.formats import spec
+from squeezenet.formats.atomic import atomic_write_bytes
 from squeezenet.formats.bitio import Codec, encode_stream, huffman_body_size, varint
 from squeezenet.formats.sqz_decode import ParsedLayer, parse_sqz
 
@@ -89,17 +89,7 @@ def write_sqz(model: CompressedModel, path: str | os.PathLike[str], **options: A
     """Encode ``model`` (options as :func:`encode_sqz`) and write it atomically: a temporary
     file in the same folder is renamed over ``path``. Returns the bytes written."""
     data = encode_sqz(model, **options)
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
     return len(data)
 
 

@@ -18,7 +18,8 @@ from torch import nn
 
 from squeezenet.data.presets import Preprocess
 from squeezenet.data.registry import load_dataset, parse_data_spec
-from squeezenet.formats.weights import atomic_write_bytes, load_model, save_weights
+from squeezenet.formats.atomic import atomic_write_bytes
+from squeezenet.formats.weights import load_model, save_weights
 from squeezenet.models import create_model, get_spec
 from squeezenet.train.checkpoint import CheckpointError
 from squeezenet.train.config import TrainConfig
