@@ -1,0 +1,154 @@
+"""`squeezenet models` and `squeezenet summary`: the registry and the paper's Table 1."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from squeezenet.cli.app import _emit_json, _fail, app, out
+
+
+@app.command("models")
+def models_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """List the registered models with their parameter counts."""
+    from squeezenet.models import get_spec, list_models
+    from squeezenet.models.summary import registered_params
+
+    rows: list[dict[str, str | int]] = [
+        {
+            "name": name,
+            "params": registered_params(name),
+            "input_size": get_spec(name).input_size,
+            "description": get_spec(name).description,
+        }
+        for name in list_models()
+    ]
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table(title="Registered models")
+    for column in ("name", "params", "input", "description"):
+        table.add_column(column, justify="right" if column in ("params", "input") else "left")
+    for row in rows:
+        table.add_row(
+            str(row["name"]), f"{row['params']:,}", str(row["input_size"]), str(row["description"])
+        )
+    out.print(table)
+
+
+@app.command("summary")
+def summary_cmd(
+    name: Annotated[
+        str, typer.Argument(help="A registered model (see `squeezenet models`).")
+    ] = "squeezenet1_0",
+    input_size: Annotated[
+        int | None, typer.Option(help="Square input size in pixels (default: the model's).")
+    ] = None,
+    squeeze_ratio: Annotated[float | None, typer.Option(help="SR = s1x1 / e (Sec. 5.1).")] = None,
+    pct_3x3: Annotated[
+        float | None, typer.Option("--pct-3x3", help="Share of 3x3 expand filters.")
+    ] = None,
+    base_e: Annotated[int | None, typer.Option(help="Expand filters of fire2.")] = None,
+    incr_e: Annotated[
+        int | None, typer.Option(help="Expand filters added every FREQ modules.")
+    ] = None,
+    freq: Annotated[int | None, typer.Option(help="Fire modules per expand width.")] = None,
+    bypass: Annotated[str | None, typer.Option(help="none | simple | complex (Sec. 6).")] = None,
+    num_classes: Annotated[int | None, typer.Option(help="Number of classes.")] = None,
+    in_channels: Annotated[int | None, typer.Option(help="Input channels.")] = None,
+    final_conv_padding: Annotated[
+        int | None, typer.Option(help="conv10 padding (1 = Caffe).")
+    ] = None,
+    sweep: Annotated[
+        bool, typer.Option("--sweep", help="Sizes of the Fig. 3 design space.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Per-layer table in the layout of the paper's Table 1: shapes, filters, params, MACs."""
+    from squeezenet.models.summary import design_space, summarize_registered
+
+    given = {
+        "squeeze_ratio": squeeze_ratio,
+        "pct_3x3": pct_3x3,
+        "base_e": base_e,
+        "incr_e": incr_e,
+        "freq": freq,
+        "bypass": bypass,
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "final_conv_padding": final_conv_padding,
+    }
+    overrides = {k: v for k, v in given.items() if v is not None}
+    if input_size is not None and input_size < 1:
+        _fail(f"--input-size must be a positive number of pixels, got {input_size}")
+    if sweep:
+        from squeezenet.models import SqueezeNetConfig, resolve_config
+
+        config = resolve_config(name, **overrides)
+        if not isinstance(config, SqueezeNetConfig):
+            _fail(f"--sweep needs a SqueezeNet model, not {name}")
+        points = design_space(config)
+        if as_json:
+            _emit_json(
+                [
+                    {
+                        "axis": p.axis,
+                        "value": p.value,
+                        "params": p.params,
+                        "size_bytes": p.size_bytes,
+                        "size_mib": round(p.size_mib, 3),
+                        "paper_mb": p.paper_mb,
+                    }
+                    for p in points
+                ]
+            )
+            return
+        table = Table(title=f"Fig. 3 design space around {name} (32-bit sizes)")
+        for column in ("sweep", "value", "squeeze_ratio", "pct_3x3", "params", "MiB", "paper MB"):
+            table.add_column(column, justify="left" if column == "sweep" else "right")
+        for p in points:
+            table.add_row(
+                p.axis,
+                f"{p.value:g}",
+                f"{p.config.squeeze_ratio:g}",
+                f"{p.config.pct_3x3:g}",
+                f"{p.params:,}",
+                f"{p.size_mib:.2f}",
+                f"{p.paper_mb:g}" if p.paper_mb else "—",
+            )
+        out.print(table)
+        return
+    summary = summarize_registered(name, input_size, **overrides)
+    if as_json:
+        _emit_json(summary.to_dict())
+        return
+    c, h, w = summary.input_shape
+    table = Table(title=f"{name}: input {c}x{h}x{w}")
+    for column in ("layer", "output (C x H x W)", "s1x1", "e1x1", "e3x3", "params", "MACs"):
+        table.add_column(column, justify="left" if column == "layer" else "right")
+
+    def opt(v: int | None) -> str:
+        return "" if v is None else str(v)
+
+    for layer in summary.layers:
+        table.add_row(
+            layer.name,
+            " x ".join(map(str, layer.out_shape)),
+            opt(layer.s1x1),
+            opt(layer.e1x1),
+            opt(layer.e3x3),
+            f"{layer.params:,}",
+            f"{layer.macs:,}",
+        )
+    table.add_section()
+    table.add_row("total", "", "", "", "", f"{summary.params:,}", f"{summary.macs:,}")
+    out.print(table)
+    out.print(
+        f"parameters {summary.params:,} | MACs {summary.macs / 1e6:,.1f} M | "
+        f"size at 32 bits {summary.size_bytes:,} bytes ({summary.size_bytes / 2**20:.2f} MiB)",
+        highlight=False,
+    )
