@@ -9,15 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from squeezenet.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(argv))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
+from cli_helpers import run
 
 
 @pytest.mark.parametrize(

@@ -8,18 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_helpers import run
 from squeezenet.cli import main
 from squeezenet.data.presets import CIFAR10
 from squeezenet.formats.weights import load_model, save_weights
 from squeezenet.models import create_model
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> dict[str, object]:

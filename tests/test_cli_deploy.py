@@ -8,18 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from squeezenet.cli import main
+from cli_helpers import run
 from squeezenet.data import CIFAR10
 from squeezenet.formats.weights import save_weights
 from squeezenet.models import create_model
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(argv))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
 
 
 @pytest.fixture()
