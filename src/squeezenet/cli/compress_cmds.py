@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import typer
@@ -31,12 +32,12 @@ def import_caffe_dc_cmd(
     )
 
 
-def _distiller(data: str, seed: int) -> Any:
+def _distiller(data: str, seed: int, images: int) -> Any:
     """The ``--distill DATA`` hook: the shared centroids fitted to the uncompressed model's
     outputs on the unlabeled training split of DATA (squeezenet.compress.distill)."""
     import torch
 
-    from squeezenet.compress.distill import DistillConfig, distiller
+    from squeezenet.compress.distill import KD_RECIPE, distiller
     from squeezenet.data.datasets import ArrayDataset
     from squeezenet.data.registry import load_dataset
 
@@ -44,7 +45,8 @@ def _distiller(data: str, seed: int) -> Any:
     if not isinstance(proxy, ArrayDataset):
         _fail(f"--distill needs an in-memory image set such as a CIFAR-10 .npz, got {data}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return distiller(proxy, DistillConfig(seed=seed, device=device))
+    config = dataclasses.replace(KD_RECIPE, images=images, seed=seed, device=device)
+    return distiller(proxy, config)
 
 
 @app.command("compress")
@@ -66,6 +68,9 @@ def compress_cmd(
     distill: Annotated[
         str | None, typer.Option(help="Fine-tune centroids on these unlabeled proxy images.")
     ] = None,
+    distill_images: Annotated[
+        int, typer.Option(help="Proxy images seen by --distill (the budget).")
+    ] = 40_000,
     seed: Annotated[int, typer.Option(help="Seed for k-means init and distillation.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
@@ -81,7 +86,7 @@ def compress_cmd(
         gap_bits=gap_bits,
         seed=seed,
     )
-    hook = _distiller(distill, seed) if distill is not None else None
+    hook = _distiller(distill, seed, distill_images) if distill is not None else None
     report = compress_file(model, output, config, distill=hook).report
     if as_json:
         _emit_json(report.to_dict())
