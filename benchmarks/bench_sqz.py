@@ -29,6 +29,18 @@ def best_of(repeat: int, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
     return best, result
 
 
+def _worst_ratios(info: dict) -> dict[str, float]:  # type: ignore[type-arg]
+    """Per stream kind and codec: the largest payload / entropy over streams of >= 256 B."""
+    worst: dict[str, float] = {}
+    for layer in info["layers"]:
+        for kind in ("codes", "positions"):
+            key = f"{kind}_{layer[f'{kind}_codec']}"
+            if key.endswith("raw") or layer[f"{kind}_entropy_bytes"] < 256:
+                continue
+            worst[key] = round(max(worst.get(key, 0.0), layer[f"{kind}_entropy_ratio"]), 4)
+    return worst
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per timing; the best counts")
@@ -46,6 +58,7 @@ def main() -> int:
         ("auto", {}),
         ("huffman_gap4", {"codec": "huffman", "gap_bits": 4}),
         ("raw_gap4", {"codec": "raw", "gap_bits": 4}),
+        ("rans", {"codec": "rans"}),
         ("auto_float16", {"codebook_dtype": "float16"}),
     ]:
         enc_s, data = best_of(args.repeat, encode_sqz, model, **options)
@@ -63,6 +76,7 @@ def main() -> int:
             "codes_entropy_bytes": round(totals["codes_entropy_bytes"]),
             "positions_bytes": totals["positions_bytes"],
             "positions_entropy_bytes": round(totals["positions_entropy_bytes"]),
+            "worst_entropy_ratio": _worst_ratios(info),
         }
     print(json.dumps(results, indent=2))
     return 0

@@ -32,6 +32,7 @@ def _seed_files() -> list[bytes]:
         encode_sqz(model, codec="raw", gap_bits=3),
         encode_sqz(model, codec="huffman", block_size=16),
         encode_sqz(model, codebook_dtype="float16"),
+        encode_sqz(model, codec="rans", rans_block_size=16),
     ]
 
 
@@ -54,7 +55,8 @@ def mutated(draw: st.DrawFn) -> bytes:
         i = draw(st.integers(0, len(data)))
         data[i:i] = draw(st.binary(min_size=1, max_size=8))
     else:
-        data = bytearray(b"\x89SQZ\x01" + draw(st.binary(max_size=200)))
+        version = draw(st.sampled_from([b"\x01", b"\x02"]))
+        data = bytearray(b"\x89SQZ" + version + draw(st.binary(max_size=200)))
     if kind != "truncate" and len(data) > 4 and draw(st.booleans()):
         # Fix the CRC so that the structural checks behind it are exercised too.
         data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[:-4])))

@@ -23,14 +23,38 @@ from squeezenet.formats.sqz import gap_symbols
 
 # docs/FORMAT.md section 11: encode_sqz(tiny_model(), codec="raw", gap_bits=2).
 GOLDEN_RAW = bytes.fromhex(
+    "8953515a02004f7b22636c6173736573223a5b22636174222c22646f67225d2c22636f6e666967223a7b2277"
+    "69647468223a317d2c226d6f64656c223a2274696e79222c2270726570726f63657373223a6e756c6c7d0204"
+    "636f6e760402010202020203000000000000003f000080bf020000803e000000bf03020400016400014c0266"
+    "63020304020404000000000000803f00000040000040400a020500035597500002fc400107626e2e6d65616e"
+    "0001020000803f0000004045fb3d55"
+)
+# encode_sqz(tiny_model(), codec="huffman", gap_bits=2, codebook_dtype="float16", block_size=16)
+GOLDEN_HUFFMAN = bytes.fromhex(
+    "8953515a02004f7b22636c6173736573223a5b22636174222c22646f67225d2c22636f6e666967223a7b2277"
+    "69647468223a317d2c226d6f64656c223a2274696e79222c2270726570726f63657373223a6e756c6c7d0204"
+    "636f6e7604020102020203030000003800bc020000803e000000bf0302040107030101600403400107040102"
+    "620406980266630203040205040000003c004000420a020501080401021a040c08c00107040102a104071601"
+    "07626e2e6d65616e0001020000803f000000401012769f"
+)
+# encode_sqz(tiny_model(), codec="rans", gap_bits=2, rans_block_size=16)
+GOLDEN_RANS = bytes.fromhex(
+    "8953515a02004f7b22636c6173736573223a5b22636174222c22646f67225d2c22636f6e666967223a7b2277"
+    "69647468223a317d2c226d6f64656c223a2274696e79222c2270726570726f63657373223a6e756c6c7d0204"
+    "636f6e760402010202020203000000000000003f000080bf020000803e000000bf030204020c03080800ab55"
+    "04046cc00600020d04080880400040040480054000026663020304020004000000000000803f000000400000"
+    "40400a020a020d04080800c02020040480407f02020b020808c0400404404c35000107626e2e6d65616e0001"
+    "020000803f0000004046b85772"
+)
+# Version 1 files (written before the rANS codec) must keep decoding: the same two files.
+GOLDEN_V1_RAW = bytes.fromhex(
     "8953515a01004f7b22636c6173736573223a5b22636174222c22646f67225d2c22636f6e666967223a7b2277"
     "69647468223a317d2c226d6f64656c223a2274696e79222c2270726570726f63657373223a6e756c6c7d0204"
     "636f6e760402010202020203000000000000003f000080bf020000803e000000bf0302040001640001"
     "4c026663020304020404000000000000803f00000040000040400a020500035597500002fc400107626e2e6d"
     "65616e0001020000803f00000040fd8b95b3"
 )
-# encode_sqz(tiny_model(), codec="huffman", gap_bits=2, codebook_dtype="float16", block_size=16)
-GOLDEN_HUFFMAN = bytes.fromhex(
+GOLDEN_V1_HUFFMAN = bytes.fromhex(
     "8953515a01004f7b22636c6173736573223a5b22636174222c22646f67225d2c22636f6e666967223a7b2277"
     "69647468223a317d2c226d6f64656c223a2274696e79222c2270726570726f63657373223a6e756c6c7d0204"
     "636f6e7604020102020203030000003800bc020000803e000000bf030204010703010160040340010704"
@@ -127,8 +151,29 @@ def test_golden_bytes() -> None:
         tiny_model(), codec="huffman", gap_bits=2, codebook_dtype="float16", block_size=16
     )
     assert huff == GOLDEN_HUFFMAN
+    assert encode_sqz(tiny_model(), codec="rans", gap_bits=2, rans_block_size=16) == GOLDEN_RANS
     assert_same(tiny_model(), decode_sqz(GOLDEN_RAW))
     assert_same(tiny_model(), decode_sqz(GOLDEN_HUFFMAN), float16=True)
+    assert_same(tiny_model(), decode_sqz(GOLDEN_RANS))
+    info = inspect_sqz(GOLDEN_RANS)
+    assert info["version"] == 2
+    assert {layer["codes_codec"] for layer in info["layers"]} == {"rans"}
+
+
+def test_version_1_files_still_decode() -> None:
+    assert_same(tiny_model(), decode_sqz(GOLDEN_V1_RAW))
+    assert_same(tiny_model(), decode_sqz(GOLDEN_V1_HUFFMAN), float16=True)
+    assert inspect_sqz(GOLDEN_V1_RAW)["version"] == 1
+    # The same bytes with version 2 are the version-2 file: only the version byte differs.
+    assert recrc(GOLDEN_V1_RAW[:4] + b"\x02" + GOLDEN_V1_RAW[5:]) == GOLDEN_RAW
+
+
+def test_version_1_rejects_the_rans_codec() -> None:
+    v1 = recrc(GOLDEN_RANS[:4] + b"\x01" + GOLDEN_RANS[5:])
+    with pytest.raises(
+        SqzFormatError, match=r"layer 0 code stream codec 2 at byte \d+ is outside 0..1"
+    ):
+        decode_sqz(v1)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -140,6 +185,8 @@ def test_golden_bytes() -> None:
         {"codec": "huffman", "block_size": 16},
         {"codec": "huffman", "gap_bits": 1, "codebook_dtype": "float16"},
         {"codec": "auto", "gap_bits": 16},
+        {"codec": "rans", "rans_block_size": 16},
+        {"codec": "rans", "gap_bits": 3, "rans_block_size": 4096},
     ],
 )
 def test_roundtrip_random_layers(seed: int, options: dict[str, object]) -> None:
@@ -218,6 +265,8 @@ def test_encoder_rejects_bad_options() -> None:
         encode_sqz(tiny_model(), gap_bits=17)
     with pytest.raises(ValueError, match="block_size"):
         encode_sqz(tiny_model(), block_size=100)
+    with pytest.raises(ValueError, match="rans_block_size"):
+        encode_sqz(tiny_model(), rans_block_size=8192)
     big = tiny_model()
     big.layers[0].codebook = np.array([0.0, 1e6, 1.0], np.float32)
     with pytest.raises(ValueError, match="overflows float16"):
@@ -227,8 +276,10 @@ def test_encoder_rejects_bad_options() -> None:
 def test_errors_name_field_and_offset() -> None:
     with pytest.raises(SqzFormatError, match=r"not a .sqz file: magic at byte 0"):
         decode_sqz(b"PK\x03\x04" + GOLDEN_RAW[4:])
-    with pytest.raises(SqzFormatError, match=r"unsupported .sqz version 2 at byte 4"):
-        decode_sqz(GOLDEN_RAW[:4] + b"\x02" + GOLDEN_RAW[5:])
+    with pytest.raises(SqzFormatError, match=r"unsupported .sqz version 3 at byte 4"):
+        decode_sqz(GOLDEN_RAW[:4] + b"\x03" + GOLDEN_RAW[5:])
+    with pytest.raises(SqzFormatError, match=r"unsupported .sqz version 0 at byte 4"):
+        decode_sqz(GOLDEN_RAW[:4] + b"\x00" + GOLDEN_RAW[5:])
     flipped = bytearray(GOLDEN_RAW)
     flipped[100] ^= 1
     with pytest.raises(SqzFormatError, match=r"CRC32 0x[0-9a-f]{8} at byte 187 does not match"):
@@ -268,3 +319,38 @@ def test_trailing_escape_is_rejected() -> None:
     bad[at + 5] = 0x43
     with pytest.raises(SqzFormatError, match=r"layer 0 position stream at byte .* escape"):
         decode_sqz(recrc(bytes(bad)))
+
+
+def test_rans_errors_name_field_and_offset() -> None:
+    # The conv code stream of GOLDEN_RANS: codec 2, length 12, alphabet 3, precision 8, ...
+    at = GOLDEN_RANS.index(bytes.fromhex("020c0308"))
+    bad = bytearray(GOLDEN_RANS)
+    bad[at + 3] = 17  # precision above 16
+    with pytest.raises(
+        SqzFormatError, match=rf"layer 0 code stream rANS precision 17 at byte {at + 3}"
+    ):
+        decode_sqz(recrc(bytes(bad)))
+    bad[at + 3] = 8
+    bad[at + 6] += 1  # frequencies 00 ab 55 no longer sum to 2**8
+    with pytest.raises(SqzFormatError, match=r"rANS frequencies at byte .* do not sum"):
+        decode_sqz(recrc(bytes(bad)))
+    bad = bytearray(GOLDEN_RANS)
+    bad[GOLDEN_RANS.index(b"\x01\x07bn.mean") - 1] ^= 0x10  # a word of the last rANS block
+    with pytest.raises(SqzFormatError, match=r"layer 1 position stream at byte \d+: rANS block 0"):
+        decode_sqz(recrc(bytes(bad)))
+
+
+def test_rans_beats_huffman_on_skewed_small_alphabets() -> None:
+    """Gap symbols of a 1/3-dense layer: Huffman pays for integer code lengths, rANS does not."""
+    rng = np.random.default_rng(3)
+    numel = 200_000
+    positions = np.flatnonzero(rng.random(numel) < 0.33)
+    codes = rng.integers(0, 16, len(positions)).astype(np.uint16)
+    layer = CompressedLayer("e", (numel,), 4, np.arange(16, dtype=np.float32), positions, codes)
+    model = CompressedModel("m", {}, layers=[layer])
+    auto = encode_sqz(model, gap_bits=4)
+    huff = encode_sqz(model, gap_bits=4, codec="huffman")
+    info = inspect_sqz(auto)["layers"][0]
+    assert info["positions_codec"] == "rans" and len(auto) < len(huff)
+    assert info["positions_entropy_ratio"] <= 1.005
+    assert_same(model, decode_sqz(auto))

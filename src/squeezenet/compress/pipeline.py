@@ -62,7 +62,7 @@ MIXED_BITS: BitsRules = (
     ("conv10", 6),
 )
 BIT_PRESETS: dict[str, BitsRules] = {"mixed": MIXED_BITS}
-CODECS: tuple[str, ...] = ("auto", "huffman", "raw")
+CODECS: tuple[str, ...] = ("auto", "huffman", "rans", "raw")
 CODEBOOK_DTYPES: tuple[str, ...] = ("float32", "float16")
 STAGE_GAP_BITS = 4  # relative-index width of the computed stage sizes (Deep Compression Sec. 2)
 

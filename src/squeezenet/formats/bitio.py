@@ -7,11 +7,12 @@ from typing import Literal, NoReturn
 
 import numpy as np
 
-from squeezenet.compress import huffman
+from squeezenet.compress import huffman, rans
 from squeezenet.formats import spec
 from squeezenet.formats.spec import SqzFormatError
 
-Codec = Literal["auto", "raw", "huffman"]
+Codec = Literal["auto", "raw", "huffman", "rans"]
+_PRECISIONS = range(8, 16)  # rANS precisions the encoder tries (16 only costs table bits)
 
 
 def varint(value: int) -> bytes:
@@ -78,14 +79,15 @@ class Reader:
 class StreamRecord:
     """A parsed, not yet decoded, symbol stream."""
 
-    codec: int  # spec.CODEC_RAW or spec.CODEC_HUFFMAN
+    codec: int  # spec.CODEC_RAW, spec.CODEC_HUFFMAN or spec.CODEC_RANS
     offset: int  # byte offset of the record (its codec byte)
     nbytes: int  # bytes of the whole record: codec, length, body
-    table_bytes: int  # body bytes before the code bits (Huffman table and block lengths)
+    table_bytes: int  # body bytes before the code bits (table and block lengths)
     count: int  # number of symbols
     width: int  # raw: bits per symbol
     raw: bytes  # raw: the packed symbols
     stream: huffman.HuffmanStream | None  # huffman: the stream to decode
+    rans: rans.RansStream | None = None  # rans: the stream to decode
 
 
 def huffman_body_size(counts: np.ndarray, lengths: np.ndarray, block_size: int) -> int:
@@ -108,25 +110,101 @@ def _table_bytes(lengths: np.ndarray) -> int:
     return len(varint(alphabet)) + 2 + -(-alphabet * spread.bit_length() // 8)
 
 
-def encode_stream(
-    symbols: np.ndarray, alphabet: int, width: int, codec: Codec, block_size: int
-) -> bytes:
-    """The stream record of ``symbols`` (ints < ``alphabet`` <= 2**width); ``auto`` keeps the
-    smaller of raw and Huffman. An empty stream is always raw."""
+@dataclass
+class StreamPlan:
+    """The codec chosen for one stream; rANS bodies are encoded later, all streams at once."""
+
+    codec: int
+    body: bytes  # raw and Huffman: the finished body
+    job: tuple[np.ndarray, np.ndarray, int] | None = None  # rANS: (symbols, freqs, precision)
+
+
+def rans_plan(counts: np.ndarray, block_size: int) -> tuple[int, np.ndarray, int] | None:
+    """(estimated body bytes, frequencies, precision) of the best rANS table for ``counts``,
+    or None where rANS does not apply (fewer than two used symbols)."""
+    used = int((counts > 0).sum())
+    count = int(counts.sum())
+    if used < 2:
+        return None
+    nblocks = -(-count // block_size)
+    size = int(np.flatnonzero(counts)[-1]) + 1
+    best: tuple[int, np.ndarray, int] | None = None
+    for precision in _PRECISIONS:
+        if 4 * used > 1 << precision:  # too coarse: most symbols would round to 1
+            continue
+        freqs = rans.quantize(counts, precision)
+        table = -(-size * int(freqs.max()).bit_length() // 8) + len(varint(size)) + 3
+        bits = rans.cost_bits(counts, freqs, precision)
+        per_block = 4 + 2 * int(bits / 16 / nblocks)  # a state, then 16-bit words
+        est = table + nblocks * (4 + len(varint(per_block))) + 2 * int(bits / 16)
+        if best is None or est < best[0]:
+            best = (est, freqs, precision)
+    return best
+
+
+def plan_stream(
+    symbols: np.ndarray, alphabet: int, width: int, codec: Codec, block_size: int, rans_block: int
+) -> StreamPlan:
+    """Choose the codec of ``symbols`` (ints < ``alphabet`` <= 2**width): ``auto`` keeps the
+    smallest of raw, Huffman and rANS (rANS by its estimated size). An empty stream is raw."""
     raw_size = -(-len(symbols) * width // 8)
-    body: bytes | None = None
-    kind = spec.CODEC_RAW
-    if codec != "raw" and len(symbols):
-        counts = np.bincount(symbols, minlength=alphabet)
-        lengths = huffman.code_lengths(counts, spec.MAX_CODE_LENGTH)
-        if codec == "huffman" or huffman_body_size(counts, lengths, block_size) < raw_size:
-            body = _huffman_body(huffman.encode(symbols, lengths, block_size=block_size))
-            kind = spec.CODEC_HUFFMAN
-            if codec == "auto" and len(body) >= raw_size:
-                body, kind = None, spec.CODEC_RAW
-    if body is None:
-        body, _ = huffman.pack_bits(symbols, width)
-    return bytes([kind]) + varint(len(body)) + body
+    if codec == "raw" or not len(symbols):
+        return StreamPlan(spec.CODEC_RAW, huffman.pack_bits(symbols, width)[0])
+    counts = np.bincount(symbols, minlength=alphabet)
+    plan = rans_plan(counts, rans_block) if codec in ("auto", "rans") else None
+    if codec == "rans" and plan is not None:
+        return StreamPlan(spec.CODEC_RANS, b"", (symbols, plan[1], plan[2]))
+    lengths = huffman.code_lengths(counts, spec.MAX_CODE_LENGTH)
+    huff_size = huffman_body_size(counts, lengths, block_size)
+    if plan is not None and plan[0] < min(huff_size, raw_size):
+        return StreamPlan(spec.CODEC_RANS, b"", (symbols, plan[1], plan[2]))
+    if codec != "auto" or huff_size < raw_size:
+        body = _huffman_body(huffman.encode(symbols, lengths, block_size=block_size))
+        if codec != "auto" or len(body) < raw_size:
+            return StreamPlan(spec.CODEC_HUFFMAN, body)
+    return StreamPlan(spec.CODEC_RAW, huffman.pack_bits(symbols, width)[0])
+
+
+def finish_streams(plans: list[StreamPlan], rans_block: int) -> list[bytes]:
+    """The stream records of ``plans``; the rANS streams among them are encoded together."""
+    jobs = [p.job for p in plans if p.job is not None]
+    coded = iter(rans.encode_many(jobs, block_size=rans_block) if jobs else [])
+    records = []
+    for plan in plans:
+        body = _rans_body(next(coded)) if plan.job is not None else plan.body
+        records.append(bytes([plan.codec]) + varint(len(body)) + body)
+    return records
+
+
+def estimate_size(
+    counts: np.ndarray, width: int, codec: Codec, block_size: int, rans_block: int
+) -> int:
+    """Approximate body bytes of a stream with symbol ``counts`` under ``codec``."""
+    count = int(counts.sum())
+    raw = -(-count * width // 8)
+    if codec == "raw" or count == 0:
+        return raw
+    lengths = huffman.code_lengths(counts)
+    size = huffman_body_size(counts, lengths, block_size)
+    if codec == "auto":
+        size = min(size, raw)
+    if codec in ("auto", "rans"):
+        plan = rans_plan(counts, rans_block)
+        if plan is not None:
+            size = plan[0] if codec == "rans" else min(size, plan[0])
+    return size
+
+
+def _rans_body(stream: rans.RansStream) -> bytes:
+    freqs = stream.freqs
+    size = int(np.flatnonzero(freqs)[-1]) + 1
+    fw = int(freqs.max()).bit_length()
+    table, _ = huffman.pack_bits(freqs[:size], fw)
+    parts = [varint(size), bytes([stream.precision, fw]), table]
+    parts.append(bytes([stream.block_size.bit_length() - 1]))
+    parts += [varint(int(b)) for b in stream.block_bytes]
+    parts.append(stream.payload)
+    return b"".join(parts)
 
 
 def _huffman_body(stream: huffman.HuffmanStream) -> bytes:
@@ -144,11 +222,14 @@ def _huffman_body(stream: huffman.HuffmanStream) -> bytes:
     return b"".join(parts)
 
 
-def read_stream(r: Reader, field: str, count: int, alphabet: int, width: int) -> StreamRecord:
+def read_stream(
+    r: Reader, field: str, count: int, alphabet: int, width: int, max_codec: int
+) -> StreamRecord:
     """Parse one stream record of ``count`` symbols below ``alphabet`` (raw: ``width`` bits
-    each), checking every length against the record before anything is allocated."""
+    each; codecs up to ``max_codec``), checking every length against the record before
+    anything is allocated."""
     offset = r.pos
-    codec = r.u8(f"{field} codec", 0, max(spec.CODEC_NAMES))
+    codec = r.u8(f"{field} codec", 0, max_codec)
     body_len = r.varint(f"{field} length", 0, spec.VARINT_MAX)
     if body_len > r.end - r.pos:
         r.fail(
@@ -166,9 +247,49 @@ def read_stream(r: Reader, field: str, count: int, alphabet: int, width: int) ->
             )
         raw = body.take(body_len, field)
         return StreamRecord(codec, offset, r.pos - offset, 0, count, width, raw, None)
+    if codec == spec.CODEC_RANS:
+        coded = _read_rans(body, field, count, alphabet)
+        table = body_len - len(coded.payload)
+        return StreamRecord(codec, offset, r.pos - offset, table, count, width, b"", None, coded)
     stream = _read_huffman(body, field, count, alphabet)
     table = body_len - len(stream.payload)
     return StreamRecord(codec, offset, r.pos - offset, table, count, width, b"", stream)
+
+
+def _read_rans(b: Reader, field: str, count: int, alphabet: int) -> rans.RansStream:
+    start, body_len = b.pos, b.end - b.pos
+    if not 0 < count <= spec.RANS_SYMBOLS_PER_BYTE * body_len:
+        b.fail(
+            f"{field} at byte {start}: {count} rANS symbols need 1..{spec.RANS_SYMBOLS_PER_BYTE}"
+            f" per body byte ({body_len} bytes)"
+        )
+    size = b.varint(f"{field} rANS alphabet", 2, alphabet)
+    at = b.pos
+    precision = b.u8(f"{field} rANS precision", spec.MIN_RANS_PRECISION, spec.MAX_RANS_PRECISION)
+    if 1 << precision > max(1 << spec.RANS_TABLE_FREE_LOG2, 8 * body_len):
+        b.fail(f"{field} rANS precision {precision} at byte {at} is too large for its body")
+    fw = b.u8(f"{field} rANS frequency width", 1, precision)
+    at = b.pos
+    freqs = huffman.unpack_bits(b.take(-(-size * fw // 8), f"{field} rANS frequencies"), fw, size)
+    if int(freqs.sum()) != 1 << precision or int(freqs.max()) > rans.max_frequency(precision):
+        b.fail(f"{field} rANS frequencies at byte {at} do not sum to 2**{precision} within 3/4")
+    block = 1 << b.u8(f"{field} rANS block size", spec.MIN_BLOCK_LOG2, spec.MAX_BLOCK_LOG2)
+    nblocks = -(-count // block)
+    at = b.pos
+    if nblocks > b.end - b.pos:  # one byte per block length at least
+        b.fail(f"{field} {nblocks} rANS block lengths at byte {at} run past the record")
+    block_bytes = np.array(
+        [b.varint(f"{field} rANS block {i} length", 4, spec.VARINT_MAX) for i in range(nblocks)],
+        dtype=np.int64,
+    )
+    sizes = np.full(nblocks, block, dtype=np.int64)
+    sizes[-1] = count - block * (nblocks - 1)
+    if ((block_bytes % 2 == 1) | (block_bytes > 4 + 2 * sizes)).any():
+        b.fail(f"{field} rANS block lengths at byte {at} do not fit their symbol counts")
+    payload = b.take(int(block_bytes.sum()), f"{field} rANS blocks")
+    if b.pos != b.end:
+        b.fail(f"{field} has {b.end - b.pos} bytes after its rANS blocks at byte {b.pos}")
+    return rans.RansStream(freqs, precision, count, block, block_bytes, payload)
 
 
 def _read_huffman(b: Reader, field: str, count: int, alphabet: int) -> huffman.HuffmanStream:

@@ -1,18 +1,21 @@
-"""Constants, limits and the error type of the .sqz format, version 1 (docs/FORMAT.md)."""
+"""Constants, limits and the error type of the .sqz format, version 2 (docs/FORMAT.md)."""
 
 from __future__ import annotations
 
 import functools
 
 MAGIC = b"\x89SQZ"  # a non-ASCII first byte catches 7-bit transfers, as in PNG
-VERSION = 1
+VERSION = 2  # written by the encoder
+VERSIONS = (1, 2)  # read by the decoder; version 1 has no rANS codec
 
 HEADER_JSON = 0  # the header record is UTF-8 JSON as is
 HEADER_ZLIB = 1  # the header record is zlib-compressed UTF-8 JSON
 
 CODEC_RAW = 0  # fixed-width bit packing, MSB first
 CODEC_HUFFMAN = 1  # canonical Huffman, table stored as code lengths
-CODEC_NAMES = {CODEC_RAW: "raw", CODEC_HUFFMAN: "huffman"}
+CODEC_RANS = 2  # static rANS, table stored as quantised frequencies (version 2)
+CODEC_NAMES = {CODEC_RAW: "raw", CODEC_HUFFMAN: "huffman", CODEC_RANS: "rans"}
+MAX_CODEC = {1: CODEC_HUFFMAN, 2: CODEC_RANS}  # the largest codec id of each version
 CODEC_IDS = {name: codec for codec, name in CODEC_NAMES.items()}
 
 FLAG_FLOAT16 = 1  # codebook stored as float16 instead of float32
@@ -20,7 +23,7 @@ FLAG_BIAS = 2  # a float32 bias follows the codebook
 FLAG_COMPLEMENT = 4  # the position stream lists the *absent* weights (for near-dense layers)
 LAYER_FLAGS = FLAG_FLOAT16 | FLAG_BIAS | FLAG_COMPLEMENT
 
-DTYPE_FLOAT32 = 0  # the only dense-tensor dtype of version 1
+DTYPE_FLOAT32 = 0  # the only dense-tensor dtype of versions 1 and 2
 
 # Bounds: a decoder checks each before it allocates or reads what the field describes.
 MAX_HEADER_BYTES = 1 << 20  # stored header record
@@ -35,7 +38,10 @@ MAX_BITS = 16  # codebook index width
 MAX_GAP_BITS = 16  # position symbol width
 MAX_CODE_LENGTH = 20  # Huffman code length
 MAX_LENGTH_WIDTH = 5  # bits per stored Huffman code length
-MIN_BLOCK_LOG2, MAX_BLOCK_LOG2 = 4, 12  # Huffman sync block of 16..4096 symbols
+MIN_BLOCK_LOG2, MAX_BLOCK_LOG2 = 4, 12  # Huffman and rANS sync block of 16..4096 symbols
+MIN_RANS_PRECISION, MAX_RANS_PRECISION = 2, 16  # rANS frequencies sum to 2**precision
+RANS_TABLE_FREE_LOG2 = 12  # 2**precision <= max(2**12, 8 * body bytes): bounded decode tables
+RANS_SYMBOLS_PER_BYTE = 20  # rANS count <= 20 * body bytes (each symbol >= log2(4/3) bits)
 MAX_DENSE_NUMEL = 1 << 28
 VARINT_MAX_BYTES = 5  # LEB128, values < 2**32, minimal encoding
 VARINT_MAX = (1 << 32) - 1

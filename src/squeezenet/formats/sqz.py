@@ -1,4 +1,4 @@
-"""Encode and decode the .sqz file format, version 1 (normative text: docs/FORMAT.md)."""
+"""Encode and decode the .sqz file format, version 2 (normative text: docs/FORMAT.md)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,19 @@ from typing import Any, Literal
 
 import numpy as np
 
-from squeezenet.compress import huffman
+from squeezenet.compress import huffman, rans
 from squeezenet.compress.types import CompressedLayer, CompressedModel
 from squeezenet.data.presets import Preprocess
 from squeezenet.formats import spec
 from squeezenet.formats.atomic import atomic_write_bytes
-from squeezenet.formats.bitio import Codec, encode_stream, huffman_body_size, varint
+from squeezenet.formats.bitio import (
+    Codec,
+    StreamPlan,
+    estimate_size,
+    finish_streams,
+    plan_stream,
+    varint,
+)
 from squeezenet.formats.sqz_decode import ParsedLayer, parse_sqz
 
 CodebookDtype = Literal["float32", "float16"]
@@ -30,41 +37,50 @@ def encode_sqz(
     gap_bits: int | None = None,
     codebook_dtype: CodebookDtype = "float32",
     block_size: int = huffman.DEFAULT_BLOCK_SIZE,
+    rans_block_size: int = rans.DEFAULT_BLOCK_SIZE,
 ) -> bytes:
     """Serialise ``model`` to .sqz bytes.
 
     Args:
         model: the compressed model; layers must satisfy the ``CompressedLayer`` invariants.
-        codec: ``"auto"`` keeps the smaller of raw and Huffman for every stream; ``"raw"`` or
-            ``"huffman"`` force one (empty streams are always raw).
+        codec: ``"auto"`` keeps the smallest of raw, Huffman and rANS for every stream;
+            ``"raw"``, ``"huffman"`` or ``"rans"`` force one (empty streams are always raw;
+            ``"rans"`` falls back to Huffman for a stream of one distinct symbol).
         gap_bits: width of the relative position symbols (Deep Compression Sec. 3 uses 4 for
             conv layers); ``None`` picks the smallest width and position mode per layer.
         codebook_dtype: ``"float16"`` halves the codebooks (lossy: values are rounded).
         block_size: Huffman symbols per sync block, a power of two in 16..4096.
+        rans_block_size: rANS symbols per block (each costs a 4-byte state), likewise.
 
     Raises:
         ValueError: an option or a layer field is invalid (the message names it).
     """
-    if codec not in ("auto", "raw", "huffman"):
-        raise ValueError(f"encode_sqz: codec must be auto, raw or huffman, got {codec!r}")
+    if codec not in ("auto", "raw", "huffman", "rans"):
+        raise ValueError(f"encode_sqz: codec must be auto, raw, huffman or rans, got {codec!r}")
     if gap_bits is not None and not 1 <= gap_bits <= spec.MAX_GAP_BITS:
         raise ValueError(f"encode_sqz: gap_bits must be in 1..{spec.MAX_GAP_BITS}, got {gap_bits}")
     if codebook_dtype not in ("float32", "float16"):
         raise ValueError(
             f"encode_sqz: codebook_dtype must be float32 or float16, got {codebook_dtype!r}"
         )
-    if block_size & (block_size - 1) or not 16 <= block_size <= 4096:
-        raise ValueError(
-            f"encode_sqz: block_size must be a power of two in 16..4096, got {block_size}"
-        )
+    for name, size in (("block_size", block_size), ("rans_block_size", rans_block_size)):
+        if size & (size - 1) or not 16 <= size <= 4096:
+            raise ValueError(f"encode_sqz: {name} must be a power of two in 16..4096, got {size}")
     if len(model.layers) > spec.MAX_LAYERS or len(model.dense) > spec.MAX_DENSE:
         raise ValueError(f"encode_sqz: at most {spec.MAX_LAYERS} layers and dense tensors")
     parts = [spec.MAGIC, bytes([spec.VERSION]), _header_record(model), varint(len(model.layers))]
     names = [layer.name for layer in model.layers] + list(model.dense)
     if len(set(names)) != len(names):
         raise ValueError("encode_sqz: layer and dense tensor names must be unique")
-    for index, layer in enumerate(model.layers):
-        parts.append(_layer_record(index, layer, codec, gap_bits, codebook_dtype, block_size))
+    blocks = (block_size, rans_block_size)
+    records = [
+        _layer_record(index, layer, codec, gap_bits, codebook_dtype, blocks)
+        for index, layer in enumerate(model.layers)
+    ]
+    plans = [plan for fields, code_plan, pos_plan in records for plan in (code_plan, pos_plan)]
+    streams = iter(finish_streams(plans, rans_block_size))
+    for fields, _, _ in records:
+        parts += [fields, next(streams), next(streams)]
     parts.append(varint(len(model.dense)))
     for name, value in model.dense.items():
         parts.append(_dense_record(name, value))
@@ -104,8 +120,11 @@ def inspect_sqz(data: bytes) -> dict[str, Any]:
     Returns:
         ``{"version", "total_bytes", "header_bytes", "dense_bytes", "crc_bytes", "layers",
         "totals"}``; each layer has name, shape, density, bits, gap_bits, position_mode, the
-        bytes of its codebook / bias / codes / positions (whole records), the codec and
-        Huffman table bytes of each stream, and each stream's empirical entropy in bytes.
+        bytes of its codebook / bias / codes / positions (whole records) and, per stream
+        (``codes_*``, ``positions_*``): the codec, the table bytes (table and block lengths),
+        the payload bytes (the code bits and rANS block states), the empirical entropy of the
+        symbols themselves (order-0, in bytes and bits per symbol: the bound of any
+        symbol-by-symbol code) and ``entropy_ratio`` = payload / entropy.
     """
     parsed = parse_sqz(bytes(data))
     layers = [_inspect_layer(p, c) for p, c in zip(parsed.layers, parsed.compressed, strict=True)]
@@ -118,7 +137,7 @@ def inspect_sqz(data: bytes) -> dict[str, Any]:
         weights=sum(layer["numel"] for layer in layers),
     )
     return {
-        "version": spec.VERSION,
+        "version": parsed.version,
         "total_bytes": len(data),
         "header_bytes": parsed.header_bytes,
         "dense_bytes": parsed.dense_bytes,
@@ -129,7 +148,7 @@ def inspect_sqz(data: bytes) -> dict[str, Any]:
 
 
 def _inspect_layer(p: ParsedLayer, layer: CompressedLayer) -> dict[str, Any]:
-    return {
+    info: dict[str, Any] = {
         "name": layer.name,
         "shape": list(layer.shape),
         "numel": layer.numel,
@@ -142,16 +161,29 @@ def _inspect_layer(p: ParsedLayer, layer: CompressedLayer) -> dict[str, Any]:
         "record_bytes": p.nbytes,
         "codebook_bytes": p.codebook_bytes,
         "bias_bytes": p.bias_bytes,
-        "codes_bytes": p.codes.nbytes,
-        "codes_codec": spec.CODEC_NAMES[p.codes.codec],
-        "codes_table_bytes": p.codes.table_bytes,
-        "codes_entropy_bytes": huffman.entropy_bits(p.code_symbols) / 8,
-        "positions_bytes": p.positions.nbytes,
-        "positions_codec": spec.CODEC_NAMES[p.positions.codec],
-        "positions_table_bytes": p.positions.table_bytes,
         "positions_symbols": p.positions.count,
-        "positions_entropy_bytes": huffman.entropy_bits(p.position_symbols) / 8,
     }
+    for kind, rec, symbols in (
+        ("codes", p.codes, p.code_symbols),
+        ("positions", p.positions, p.position_symbols),
+    ):
+        entropy = huffman.entropy_bits(symbols) / 8
+        body = next(
+            n for n in range(rec.nbytes - 2, -1, -1) if len(varint(n)) + n + 1 == rec.nbytes
+        )
+        payload = body - rec.table_bytes
+        info.update(
+            {
+                f"{kind}_bytes": rec.nbytes,
+                f"{kind}_codec": spec.CODEC_NAMES[rec.codec],
+                f"{kind}_table_bytes": rec.table_bytes,
+                f"{kind}_payload_bytes": payload,
+                f"{kind}_entropy_bytes": entropy,
+                f"{kind}_entropy_bits_per_symbol": 8 * entropy / max(rec.count, 1),
+                f"{kind}_entropy_ratio": payload / entropy if entropy else None,
+            }
+        )
+    return info
 
 
 def _header_record(model: CompressedModel) -> bytes:
@@ -198,8 +230,9 @@ def _layer_record(
     codec: Codec,
     gap_bits: int | None,
     codebook_dtype: CodebookDtype,
-    block_size: int,
-) -> bytes:
+    blocks: tuple[int, int],
+) -> tuple[bytes, StreamPlan, StreamPlan]:
+    """The layer record's fields before its streams, and the plans of its two streams."""
     what = f"layer {index} ({layer.name!r})"
     codebook, positions, codes = _check_layer(what, layer)
     flags = 0
@@ -219,18 +252,16 @@ def _layer_record(
             raise ValueError(f"encode_sqz: {what} bias must be 1-D with 1..2**24 values")
         flags |= spec.FLAG_BIAS
         bias = varint(len(values)) + values.tobytes()
-    complement, width, symbols = _position_symbols(
-        positions, layer.numel, gap_bits, codec, block_size
-    )
+    complement, width, symbols = _position_symbols(positions, layer.numel, gap_bits, codec, blocks)
     if complement:
         flags |= spec.FLAG_COMPLEMENT
     parts = [_name_bytes(layer.name, what), bytes([len(layer.shape)])]
     parts += [varint(d) for d in layer.shape]
     parts += [bytes([layer.bits, flags]), varint(len(codebook)), codebook_bytes, bias]
     parts += [varint(len(positions)), bytes([width]), varint(len(symbols))]
-    parts.append(encode_stream(codes, len(codebook), layer.bits, codec, block_size))
-    parts.append(encode_stream(symbols, 1 << width, width, codec, block_size))
-    return b"".join(parts)
+    code_plan = plan_stream(codes, len(codebook), layer.bits, codec, *blocks)
+    position_plan = plan_stream(symbols, 1 << width, width, codec, *blocks)
+    return b"".join(parts), code_plan, position_plan
 
 
 def _check_layer(what: str, layer: CompressedLayer) -> tuple[np.ndarray, ...]:
@@ -274,7 +305,7 @@ def gap_symbols(positions: np.ndarray, width: int) -> np.ndarray:
 
 
 def _position_symbols(
-    positions: np.ndarray, numel: int, gap_bits: int | None, codec: Codec, block_size: int
+    positions: np.ndarray, numel: int, gap_bits: int | None, codec: Codec, blocks: tuple[int, int]
 ) -> tuple[bool, int, np.ndarray]:
     """(complement?, width, symbols) of the smallest position stream among the candidates."""
     candidates = [(False, positions)]
@@ -289,13 +320,9 @@ def _position_symbols(
         for width in widths:
             escape = (1 << width) - 1
             skips, rest = np.divmod(zeros, escape)
-            count = len(listed) + int(skips.sum())
-            size = -(-count * width // 8) if codec != "huffman" or count == 0 else 1 << 62
-            if codec != "raw" and count:
-                hist = np.bincount(rest, minlength=escape + 1)
-                hist[escape] += int(skips.sum())
-                lengths = huffman.code_lengths(hist)
-                size = min(size, huffman_body_size(hist, lengths, block_size))
+            hist = np.bincount(rest, minlength=escape + 1)
+            hist[escape] += int(skips.sum())
+            size = estimate_size(hist, width, codec, *blocks)
             if best is None or size < best[0]:
                 best = (size, complement, width, listed)
     assert best is not None

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from squeezenet.compress import huffman
+from squeezenet.compress import huffman, rans
 from squeezenet.compress.types import CompressedLayer
 from squeezenet.data.presets import Preprocess
 from squeezenet.formats import spec
@@ -43,6 +43,7 @@ class ParsedLayer:
 
 @dataclass
 class ParsedFile:
+    version: int
     header: dict[str, Any]
     header_bytes: int  # magic, version, header record and layer count
     layers: list[ParsedLayer]
@@ -58,10 +59,11 @@ def parse_sqz(data: bytes) -> ParsedFile:
             f"not a .sqz file: magic at byte 0 is {data[:4].hex() or 'missing'}, expected "
             f"{spec.MAGIC.hex()}; pass a file written by write_sqz"
         )
-    if data[4] != spec.VERSION:
+    version = data[4]
+    if version not in spec.VERSIONS:
         raise SqzFormatError(
-            f"unsupported .sqz version {data[4]} at byte 4: this reader knows version "
-            f"{spec.VERSION}; upgrade squeezenet or re-create the file"
+            f"unsupported .sqz version {version} at byte 4: this reader knows versions "
+            f"{', '.join(map(str, spec.VERSIONS))}; upgrade squeezenet or re-create the file"
         )
     r = Reader(data, 5, len(data) - spec.CRC_BYTES)
     if len(data) < spec.MIN_FILE_BYTES:
@@ -73,7 +75,7 @@ def parse_sqz(data: bytes) -> ParsedFile:
     header = _read_header(r)
     nlayers = r.varint("layer count", 0, spec.MAX_LAYERS)
     header_bytes = r.pos
-    layers = [_read_layer(r, i) for i in range(nlayers)]
+    layers = [_read_layer(r, i, spec.MAX_CODEC[version]) for i in range(nlayers)]
     dense_start = r.pos
     dense = _read_dense(r)
     if r.pos != r.end:
@@ -83,7 +85,7 @@ def parse_sqz(data: bytes) -> ParsedFile:
         r.fail(f"duplicate tensor name at byte {header_bytes}")
     _decode_symbols(layers)
     compressed = [_build_layer(p) for p in layers]
-    return ParsedFile(header, header_bytes, layers, compressed, dense, r.pos - dense_start)
+    return ParsedFile(version, header, header_bytes, layers, compressed, dense, r.pos - dense_start)
 
 
 def _read_header(r: Reader) -> dict[str, Any]:
@@ -141,7 +143,7 @@ def _read_shape(r: Reader, field: str, ndim: int, lo: int, limit: int) -> tuple[
     return tuple(dims)
 
 
-def _read_layer(r: Reader, index: int) -> ParsedLayer:
+def _read_layer(r: Reader, index: int, max_codec: int) -> ParsedLayer:
     field, offset = f"layer {index}", r.pos
     name = _read_name(r, field)
     ndim = r.u8(f"{field} ndim", 1, spec.MAX_NDIM)
@@ -168,8 +170,8 @@ def _read_layer(r: Reader, index: int) -> ParsedLayer:
     complement = bool(flags & spec.FLAG_COMPLEMENT)
     listed = numel - stored if complement else stored
     nsym = r.varint(f"{field} position symbols", listed, spec.VARINT_MAX)
-    codes = read_stream(r, f"{field} code stream", stored, size, bits)
-    positions = read_stream(r, f"{field} position stream", nsym, 1 << gap_bits, gap_bits)
+    codes = read_stream(r, f"{field} code stream", stored, size, bits, max_codec)
+    positions = read_stream(r, f"{field} position stream", nsym, 1 << gap_bits, gap_bits, max_codec)
     return ParsedLayer(
         index,
         offset,
@@ -204,20 +206,24 @@ def _read_dense(r: Reader) -> dict[str, np.ndarray]:
 
 def _decode_symbols(layers: list[ParsedLayer]) -> None:
     records = [rec for p in layers for rec in (p.codes, p.positions)]
-    streams = [rec.stream for rec in records if rec.stream is not None]
-    where = [i for i, rec in enumerate(records) if rec.stream is not None]
+    symbols: list[np.ndarray | None] = [None] * len(records)
+    huff = [i for i, rec in enumerate(records) if rec.stream is not None]
+    coded = [i for i, rec in enumerate(records) if rec.rans is not None]
     try:
-        decoded = huffman.decode_many(streams)
-    except huffman.HuffmanDecodeError as exc:
+        decoded = huffman.decode_many([records[i].stream for i in huff])  # type: ignore[misc]
+        for i, values in zip(huff, decoded, strict=True):
+            symbols[i] = values
+        decoded = rans.decode_many([records[i].rans for i in coded])  # type: ignore[misc]
+        for i, values in zip(coded, decoded, strict=True):
+            symbols[i] = values
+    except (huffman.HuffmanDecodeError, rans.RansDecodeError) as exc:
+        where = huff if isinstance(exc, huffman.HuffmanDecodeError) else coded
         i = where[exc.stream]
         rec, kind = records[i], ("code", "position")[i % 2]
         raise SqzFormatError(
             f"corrupt .sqz file: layer {i // 2} {kind} stream at byte {rec.offset}: {exc}; "
             "re-create the file"
         ) from None
-    symbols: list[np.ndarray | None] = [None] * len(records)
-    for i, values in zip(where, decoded, strict=True):
-        symbols[i] = values
     for p in layers:
         p.code_symbols = _or_raw(symbols[2 * p.index], p.codes, len(p.codebook), p, "code")
         p.position_symbols = _or_raw(
