@@ -59,7 +59,7 @@ def compress_cmd(
     bits: Annotated[
         str, typer.Option(help="Codebook bits: N | mixed | PATTERN=BITS,... | FILE.")
     ] = "8",
-    codec: Annotated[str, typer.Option(help="auto | huffman | raw (per stream).")] = "auto",
+    codec: Annotated[str, typer.Option(help="auto | huffman | rans | raw (per stream).")] = "auto",
     codebook: Annotated[str, typer.Option(help="Codebook dtype: float32 | float16.")] = "float32",
     init: Annotated[str, typer.Option(help="k-means init: linear | density | random.")] = "linear",
     gap_bits: Annotated[
