@@ -8,6 +8,7 @@ from squeezenet.cli import (  # noqa: F401  (importing registers the commands)
     compress_cmds,
     deploy_cmds,
     models_cmds,
+    pipeline_cmds,
     train_cmds,
 )
 from squeezenet.cli.app import app, main

@@ -2,86 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from squeezenet.cli.app import _emit_json, _fail, app, err, out
-
-
-def _parse_sets(pairs: list[str]) -> dict[str, Any]:
-    """``--set key=value`` pairs -> dict, values parsed as JSON where possible."""
-    result: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            _fail(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            result[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            result[key] = raw
-    return result
-
-
-class _FitProgress:
-    """A rich progress bar on stderr fed by fit's callback (rank 0 only)."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=err,
-            disable=quiet,
-        )
-        self.task: Any = None
-        self.images = 0.0
-        self.started = 0.0
-
-    def __call__(self, event: Any) -> None:
-        import time
-
-        if event.kind == "start":
-            self.progress.start()
-            self.started = time.perf_counter()
-            self.task = self.progress.add_task(
-                "train", total=event.total_steps, completed=event.step, info=""
-            )
-        elif event.kind == "step":
-            self.images += event.batch_size
-            rate = self.images / max(time.perf_counter() - self.started, 1e-9)
-            info = (
-                f"epoch {event.epoch + 1} loss {event.loss:.4f} lr {event.lr:.4g} {rate:,.0f} img/s"
-            )
-            self.progress.update(self.task, completed=event.step, info=info)
-        elif event.kind == "epoch":
-            m = event.metrics
-            acc = f" top1 {m['top1']:.4f} top5 {m['top5']:.4f}" if "top1" in m else ""
-            self.progress.console.print(
-                f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}{acc} "
-                f"({m['images_per_s']:,.0f} img/s)",
-                highlight=False,
-            )
-        elif event.kind == "warning":
-            self.progress.console.print(f"[yellow]warning:[/] {event.message}")
-        elif event.kind == "end":
-            self.progress.stop()
+from squeezenet.cli.common import FitProgress, parse_sets
 
 
 def _init_distributed() -> tuple[int, str]:
@@ -172,14 +100,14 @@ def train_cmd(
         }
         changes = {k: v for k, v in given.items() if v is not None}
         config = recipe(recipe_name, bf16=bf16, channels_last=channels_last, **changes)
-        spec = RunSpec(model, data, config, data_dir, _parse_sets(set_ or []), download)
+        spec = RunSpec(model, data, config, data_dir, parse_sets(set_ or []), download)
         run_dir = out_dir
     outcome = run_training(
         spec,
         run_dir,
         resume=bool(resume),
         device=device or default_device,
-        callback=_FitProgress(quiet or rank != 0),
+        callback=FitProgress(quiet or rank != 0),
     )
     if rank != 0:
         return

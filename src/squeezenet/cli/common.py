@@ -1,0 +1,89 @@
+"""Helpers shared by command modules: the training progress bar and ``--set`` parsing."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from squeezenet.cli.app import _fail, err
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs -> dict, values parsed as JSON where possible."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            result[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            result[key] = raw
+    return result
+
+
+class FitProgress:
+    """A rich progress bar on stderr fed by fit's callback (rank 0 only).
+
+    Args:
+        quiet: show nothing.
+        description: the bar's label.
+        epoch_lines: print a line with the loss and accuracy after every epoch.
+    """
+
+    def __init__(
+        self, quiet: bool = False, *, description: str = "train", epoch_lines: bool = True
+    ) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=quiet,
+        )
+        self.description = description
+        self.epoch_lines = epoch_lines
+        self.task: Any = None
+        self.images = 0.0
+        self.started = 0.0
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "start":
+            self.progress.start()
+            self.started = time.perf_counter()
+            self.task = self.progress.add_task(
+                self.description, total=event.total_steps, completed=event.step, info=""
+            )
+        elif event.kind == "step":
+            self.images += event.batch_size
+            rate = self.images / max(time.perf_counter() - self.started, 1e-9)
+            info = (
+                f"epoch {event.epoch + 1} loss {event.loss:.4f} lr {event.lr:.4g} {rate:,.0f} img/s"
+            )
+            self.progress.update(self.task, completed=event.step, info=info)
+        elif event.kind == "epoch" and self.epoch_lines:
+            m = event.metrics
+            acc = f" top1 {m['top1']:.4f} top5 {m['top5']:.4f}" if "top1" in m else ""
+            self.progress.console.print(
+                f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}{acc} "
+                f"({m['images_per_s']:,.0f} img/s)",
+                highlight=False,
+            )
+        elif event.kind == "warning":
+            self.progress.console.print(f"[yellow]warning:[/] {event.message}")
+        elif event.kind == "end":
+            self.progress.stop()
