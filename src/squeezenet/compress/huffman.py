@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -260,11 +261,7 @@ def decode_many(streams: Sequence[HuffmanStream]) -> list[np.ndarray]:
     plus ``block_size`` numpy steps per distinct block size.
     """
     out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(streams)
-    by_block: dict[int, list[int]] = {}
-    for i, s in enumerate(streams):
-        if s.count:
-            by_block.setdefault(s.block_size, []).append(i)
-    for batch in by_block.values():
+    for batch in group_by_block_size(streams):
         _decode_batch(streams, batch, out)
     return out
 
@@ -354,3 +351,20 @@ def _check_blocks(
         raise HuffmanDecodeError(
             f"Huffman block {block} decodes to {what}", stream=batch[int(tags[blk])], block=block
         )
+
+
+class _Blocked(Protocol):
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def block_size(self) -> int: ...
+
+
+def group_by_block_size(streams: Sequence[_Blocked]) -> list[list[int]]:
+    """Indices of the non-empty streams, grouped by block size: each group decodes in lockstep."""
+    groups: dict[int, list[int]] = {}
+    for i, stream in enumerate(streams):
+        if stream.count:
+            groups.setdefault(stream.block_size, []).append(i)
+    return list(groups.values())

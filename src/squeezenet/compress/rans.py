@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from squeezenet.compress.huffman import group_by_block_size
+
 STATE_LOW = 1 << 16  # the state lives in [STATE_LOW, 2**32); words are 16 bits
 MAX_PRECISION = 16  # frequencies sum to 2**precision <= STATE_LOW (rANS needs L % M == 0)
 MIN_PRECISION = 2
@@ -181,11 +183,7 @@ def decode_many(streams: Sequence[RansStream]) -> list[np.ndarray]:
     words are not used exactly raises :class:`RansDecodeError`.
     """
     out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(streams)
-    by_block: dict[int, list[int]] = {}
-    for i, s in enumerate(streams):
-        if s.count:
-            by_block.setdefault(s.block_size, []).append(i)
-    for batch in by_block.values():
+    for batch in group_by_block_size(streams):
         _decode_batch(streams, batch, out)
     return out
 
