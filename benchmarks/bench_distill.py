@@ -45,7 +45,6 @@ from squeezenet.compress import from_compressed, quantize_, to_compressed
 from squeezenet.compress.distill import (
     DistillConfig,
     DistillProgress,
-    ProxyConfig,
     ReconstructConfig,
     ReconstructReport,
     distill_,
@@ -53,6 +52,7 @@ from squeezenet.compress.distill import (
     shared_layers,
 )
 from squeezenet.compress.pipeline import parse_bits
+from squeezenet.compress.proxy import ProxyConfig
 from squeezenet.data import FileListDataset, Preprocess, cifar10, csv_manifest
 from squeezenet.formats import read_caffe_dc, read_sqz, write_sqz
 from squeezenet.models import create_model

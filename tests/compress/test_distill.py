@@ -14,14 +14,13 @@ from squeezenet.compress import PrunePolicy, centroid_parameters, prune_, quanti
 from squeezenet.compress.distill import (
     DistillConfig,
     DistillProgress,
-    ProxyConfig,
-    ProxySampler,
     ReconstructConfig,
     distill_,
     distiller,
     reconstruct_,
     shared_layers,
 )
+from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.data import CIFAR10, ArrayDataset, Preprocess, load_dataset, normalize_batch
 from squeezenet.models import SqueezeNet, create_model
 
