@@ -274,16 +274,8 @@ def _read_rans(b: Reader, field: str, count: int, alphabet: int) -> rans.RansStr
     if int(freqs.sum()) != 1 << precision or int(freqs.max()) > rans.max_frequency(precision):
         b.fail(f"{field} rANS frequencies at byte {at} do not sum to 2**{precision} within 3/4")
     block = 1 << b.u8(f"{field} rANS block size", spec.MIN_BLOCK_LOG2, spec.MAX_BLOCK_LOG2)
-    nblocks = -(-count // block)
     at = b.pos
-    if nblocks > b.end - b.pos:  # one byte per block length at least
-        b.fail(f"{field} {nblocks} rANS block lengths at byte {at} run past the record")
-    block_bytes = np.array(
-        [b.varint(f"{field} rANS block {i} length", 4, spec.VARINT_MAX) for i in range(nblocks)],
-        dtype=np.int64,
-    )
-    sizes = np.full(nblocks, block, dtype=np.int64)
-    sizes[-1] = count - block * (nblocks - 1)
+    block_bytes, sizes = _read_block_lengths(b, f"{field} rANS", count, block, minimum=4)
     if ((block_bytes % 2 == 1) | (block_bytes > 4 + 2 * sizes)).any():
         b.fail(f"{field} rANS block lengths at byte {at} do not fit their symbol counts")
     payload = b.take(int(block_bytes.sum()), f"{field} rANS blocks")
@@ -307,16 +299,8 @@ def _read_huffman(b: Reader, field: str, count: int, alphabet: int) -> huffman.H
         b.fail(f"{field} Huffman code lengths at byte {at} are not a prefix code")
     block_log2 = b.u8(f"{field} Huffman block size", spec.MIN_BLOCK_LOG2, spec.MAX_BLOCK_LOG2)
     block = 1 << block_log2
-    nblocks = -(-count // block)
     at = b.pos
-    if nblocks > b.end - b.pos:  # one byte per block length at least
-        b.fail(f"{field} {nblocks} Huffman block lengths at byte {at} run past the record")
-    block_bits = np.array(
-        [b.varint(f"{field} Huffman block {i} length", 1, spec.VARINT_MAX) for i in range(nblocks)],
-        dtype=np.int64,
-    )
-    sizes = np.full(nblocks, block, dtype=np.int64)
-    sizes[-1] = count - block * (nblocks - 1)
+    block_bits, sizes = _read_block_lengths(b, f"{field} Huffman", count, block, minimum=1)
     lmin, lmax = int(lengths[lengths > 0].min()), int(lengths.max())
     if ((block_bits < sizes * lmin) | (block_bits > sizes * lmax)).any():
         b.fail(f"{field} Huffman block lengths at byte {at} do not fit their symbol counts")
@@ -343,3 +327,20 @@ def decode_raw(record: StreamRecord, alphabet: int, field: str) -> np.ndarray:
             f"{alphabet} are defined"
         )
     return values
+
+
+def _read_block_lengths(
+    b: Reader, what: str, count: int, block: int, *, minimum: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The varint length of each block of a blocked stream, and each block's symbol count."""
+    nblocks = -(-count // block)
+    at = b.pos
+    if nblocks > b.end - b.pos:  # one byte per block length at least
+        b.fail(f"{what} {nblocks} block lengths at byte {at} run past the record")
+    lengths = np.array(
+        [b.varint(f"{what} block {i} length", minimum, spec.VARINT_MAX) for i in range(nblocks)],
+        dtype=np.int64,
+    )
+    sizes = np.full(nblocks, block, dtype=np.int64)
+    sizes[-1] = count - block * (nblocks - 1)
+    return lengths, sizes
