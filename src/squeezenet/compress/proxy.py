@@ -61,6 +61,7 @@ class ProxySampler:
         preset: the model's preprocessing (its ``crop`` is the output size).
         config: augmentation and mixing.
         device: where the pixels are kept and the batches are made.
+        channels_last: return batches in channels_last layout (~2x faster convolutions on CPU).
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class ProxySampler:
         config: ProxyConfig,
         *,
         device: str | torch.device = "cpu",
+        channels_last: bool = False,
     ) -> None:
         pixels = data.tensors()[0] if isinstance(data, ArrayDataset) else data
         if pixels.ndim != 4 or pixels.shape[1] not in (1, 3) or len(pixels) == 0:
@@ -80,6 +82,7 @@ class ProxySampler:
         self.images = pixels.contiguous().to(device)  # (N, C, H, W), 0..255
         self.preset = preset
         self.config = config
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __len__(self) -> int:
         return len(self.images)
@@ -104,7 +107,7 @@ class ProxySampler:
             x = torch.where(chosen[:, None, None, None], mixed, x)
         if x.shape[1] != self.preset.channels:
             x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
-        return normalize_batch(x, self.preset)
+        return normalize_batch(x, self.preset).contiguous(memory_format=self.memory_format)
 
     def batches(self, total: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
         """The same ``total`` images for the same seed, in batches of at most ``batch_size``."""
