@@ -7,6 +7,7 @@ stderr. A user error prints one line ``error: ...`` and exits with status 2.
 from squeezenet.cli import (  # noqa: F401  (importing registers the commands)
     compress_cmds,
     deploy_cmds,
+    experiments_cmds,
     models_cmds,
     pipeline_cmds,
     train_cmds,

@@ -57,8 +57,12 @@ def compress_cmd(
         str, typer.Option(help="Pruning: none (keep zeros) | paper | SPARSITY | std:Q | FILE.")
     ] = "none",
     bits: Annotated[
-        str, typer.Option(help="Codebook bits: N | mixed | PATTERN=BITS,... | FILE.")
-    ] = "8",
+        str | None,
+        typer.Option(
+            help="Codebook bits: N | mixed | PATTERN=BITS,... | FILE (default: a planned "
+            "--policy file's bits, else 8)."
+        ),
+    ] = None,
     codec: Annotated[str, typer.Option(help="auto | huffman | rans | raw (per stream).")] = "auto",
     codebook: Annotated[str, typer.Option(help="Codebook dtype: float32 | float16.")] = "float32",
     init: Annotated[str, typer.Option(help="k-means init: linear | density | random.")] = "linear",
@@ -75,11 +79,18 @@ def compress_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Deep Compression: prune, share weights (k-means), entropy-code, write a .sqz file."""
-    from squeezenet.compress.pipeline import CompressConfig, compress_file, parse_bits, parse_policy
+    from squeezenet.compress.pipeline import (
+        CompressConfig,
+        compress_file,
+        parse_bits,
+        parse_policy,
+        policy_bits,
+    )
 
+    planned = policy_bits(policy) if bits is None else None
     config = CompressConfig(
         policy=parse_policy(policy),
-        bits=parse_bits(bits),
+        bits=planned if planned is not None else parse_bits(bits or "8"),
         init=init,  # type: ignore[arg-type]  # validated by CompressConfig
         codec=codec,  # type: ignore[arg-type]
         codebook_dtype=codebook,  # type: ignore[arg-type]

@@ -231,8 +231,8 @@ def distill_(
     """
     device = torch.device(config.device)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    student.to(device, memory_format=layout)
-    teacher.to(device, memory_format=layout)
+    student.to(device).to(memory_format=layout)
+    teacher.to(device).to(memory_format=layout)
     trained = _trainable(student, config.train)
     sampler = ProxySampler(
         proxy_data, preprocess, config.proxy, device=device, channels_last=config.channels_last

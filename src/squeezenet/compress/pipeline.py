@@ -185,11 +185,44 @@ def parse_policy(spec: str) -> PrunePolicy | None:
             f"--policy {spec!r}: no such policy file; expected none, paper, a sparsity in 0..1, "
             "std:Q, inline JSON or a JSON file"
         )
+    data = _read_policy_file(path)
+    if data.get("format") == POLICY_FORMAT:
+        return parse_prune_policy(data["prune"]) if data.get("prune") else None
+    return parse_prune_policy(data)
+
+
+# A planned policy (``squeezenet sensitivity --plan``) holds both halves of a compression:
+# {"format": "squeezenet-policy", "version": 1, "prune": {"layers": {...}}, "bits": {...}}.
+POLICY_FORMAT = "squeezenet-policy"
+
+
+def _read_policy_file(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"--policy {path}: not a JSON prune policy ({exc})") from None
-    return parse_prune_policy(data)
+    if not isinstance(data, dict):
+        raise ValueError(f"--policy {path}: expected a JSON object")
+    if data.get("format") == POLICY_FORMAT and data.get("version") != 1:
+        raise ValueError(
+            f"--policy {path}: policy version {data.get('version')!r} is not supported (this "
+            "package reads 1); upgrade squeezenet"
+        )
+    return data
+
+
+def policy_bits(spec: str) -> int | BitsRules | None:
+    """The bit widths a planned policy file carries (None: ``spec`` is no such file)."""
+    path = Path(spec.strip())
+    if not path.is_file():
+        return None
+    data = _read_policy_file(path)
+    bits = data.get("bits") if data.get("format") == POLICY_FORMAT else None
+    if bits is None:
+        return None
+    if not isinstance(bits, dict) or not bits:
+        raise ValueError(f"--policy {path}: 'bits' must map layer patterns to widths")
+    return tuple((str(p), _check_width(b, f"--policy {path} bits {p!r}")) for p, b in bits.items())
 
 
 def _is_number(text: str) -> bool:

@@ -271,7 +271,9 @@ def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     return masks
 
 
-def _new_mask(weight: torch.Tensor, amount: float, method: Method) -> torch.Tensor:
+def magnitude_mask(
+    weight: torch.Tensor, amount: float, method: Method = "sparsity"
+) -> torch.Tensor:
     """Keep-mask (bool, weight-shaped) from the magnitudes of the effective weight."""
     magnitude = weight.detach().abs().flatten()
     if method == "sparsity":
@@ -324,7 +326,7 @@ def prune_(model: nn.Module, policy: PrunePolicy) -> PruneReport:
         if amount is not None:
             matched = True
             if policy.method == "std" or amount > 0:
-                register_mask_(module, _new_mask(weight, amount, policy.method))
+                register_mask_(module, magnitude_mask(weight, amount, policy.method))
         rows.append(_row(name, module))
     if not matched:
         logger.warning("prune policy %s matched no layer of %s", policy, type(model).__name__)

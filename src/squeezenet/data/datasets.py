@@ -394,3 +394,25 @@ def synthetic(
     noise = rng.normal(0, 30, size=(n, size, size, channels))
     images = np.clip(patterns[labels] + noise, 0, 255).astype(np.uint8)
     return ArrayDataset(images, labels, [f"class{i}" for i in range(num_classes)], transform)
+
+
+def take(
+    data: ArrayDataset | FileListDataset, indices: np.ndarray
+) -> ArrayDataset | FileListDataset:
+    """The images at ``indices`` (repeats allowed) as a dataset of the same kind."""
+    if isinstance(data, ArrayDataset):
+        return ArrayDataset(
+            data.images[indices], data.labels[indices], data.classes, data.transform
+        )
+    samples = [data.samples[i] for i in indices]
+    return FileListDataset(samples, data.classes, data.transform, data.mode)
+
+
+def draw(
+    data: ArrayDataset | FileListDataset, count: int, seed: int
+) -> ArrayDataset | FileListDataset:
+    """``count`` images from seeded permutations of ``data``, one pass before any repeat."""
+    generator = torch.Generator().manual_seed(seed)
+    passes = -(-count // len(data))
+    order = torch.cat([torch.randperm(len(data), generator=generator) for _ in range(passes)])
+    return take(data, order[:count].numpy())

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
@@ -47,7 +46,7 @@ from squeezenet.compress.export import from_compressed, to_compressed
 from squeezenet.compress.pipeline import describe_bits, describe_policy, stage_sizes
 from squeezenet.compress.prune import prune_
 from squeezenet.compress.quantize import quantize_
-from squeezenet.data.datasets import ArrayDataset, FileListDataset
+from squeezenet.data.datasets import ArrayDataset, FileListDataset, draw
 from squeezenet.data.presets import Preprocess
 from squeezenet.experiments.pipeline_config import STAGES, PipelineConfig
 from squeezenet.experiments.pipeline_report import PipelineReport, build_report
@@ -97,24 +96,6 @@ class PipelineEvent:
 Data = ArrayDataset | FileListDataset
 
 
-def _take(data: Data, indices: np.ndarray) -> Data:
-    """The images at ``indices`` (repeats allowed) as a dataset of the same kind."""
-    if isinstance(data, ArrayDataset):
-        return ArrayDataset(
-            data.images[indices], data.labels[indices], data.classes, data.transform
-        )
-    samples = [data.samples[i] for i in indices]
-    return FileListDataset(samples, data.classes, data.transform, data.mode)
-
-
-def _draw(data: Data, count: int, seed: int) -> Data:
-    """``count`` images from seeded permutations of ``data``, one pass before any repeat."""
-    generator = torch.Generator().manual_seed(seed)
-    passes = -(-count // len(data))
-    order = torch.cat([torch.randperm(len(data), generator=generator) for _ in range(passes)])
-    return _take(data, order[:count].numpy())
-
-
 def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Eval-mode logits on CPU in NCHW layout: two models with equal weights agree bit for bit.
 
@@ -154,9 +135,9 @@ class _Run:
             )
             model, name, preprocess, classes, train, test = build(spec)
             if c.train_images and c.train_images < len(train):
-                train = _draw(train, c.train_images, c.seed)
+                train = draw(train, c.train_images, c.seed)
             if c.test_images and c.test_images < len(test):
-                test = _draw(test, c.test_images, c.seed + 1)
+                test = draw(test, c.test_images, c.seed + 1)
             self._built = (model, name, preprocess, classes, train, test)
         return self._built
 
@@ -175,7 +156,7 @@ class _Run:
         resumed = (run_dir / CHECKPOINT).is_file()
         result = fit(
             model,
-            _draw(train, count, self.config.seed * 1000 + self.index),
+            draw(train, count, self.config.seed * 1000 + self.index),
             config,
             preprocess=preprocess,
             run_dir=run_dir,

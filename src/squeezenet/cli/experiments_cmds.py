@@ -1,0 +1,206 @@
+"""`squeezenet sensitivity`, `dsd`, `sweep` and `report`: the paper's experiments."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from squeezenet.cli.app import _emit_json, _fail, app, err, out
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        _fail(f"{option} expects comma-separated numbers or none, got {text!r}")
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    values = _floats(text, option)
+    if any(v != int(v) for v in values):
+        _fail(f"{option} expects comma-separated integers or none, got {text!r}")
+    return tuple(int(v) for v in values)
+
+
+def _progress(quiet: bool) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+    )
+
+
+def _write_json(path: Path, document: Any) -> None:
+    from squeezenet.formats.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(document, indent=2) + "\n").encode())
+
+
+@app.command("sensitivity")
+def sensitivity_cmd(
+    model: Annotated[str, typer.Argument(help="Weights file (.safetensors) or .sqz.")],
+    data: Annotated[str, typer.Option(help="Evaluation images: CSV manifest, folder, dataset.")],
+    data_dir: Annotated[str | None, typer.Option(help="Folder holding the named dataset.")] = None,
+    split: Annotated[str, typer.Option(help="train | test (named datasets).")] = "test",
+    sparsities: Annotated[
+        str, typer.Option(help="Sparsities to prune each layer to, or none.")
+    ] = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
+    bits: Annotated[str, typer.Option(help="Bit widths to quantize each layer to, or none.")] = (
+        "8,6,5,4,3"
+    ),
+    layers: Annotated[
+        str, typer.Option(help="Layer patterns (conv1, fire2.squeeze, *.expand3x3, ...).")
+    ] = "*",
+    output: Annotated[
+        str, typer.Option("--out", "-o", help="Folder for sensitivity.json/.csv/.png.")
+    ] = "sensitivity",
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Also choose per-layer sparsity and bits (policy.json).")
+    ] = False,
+    max_drop: Annotated[
+        float, typer.Option(help="--plan: predicted top-1 loss allowed, in points.")
+    ] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 50,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Per-layer sensitivity: prune / quantize each layer alone, evaluate, restore (Fig. 6a).
+
+    A rerun with the same model, data and settings reuses the stored sweep (e.g. to plan with
+    another --max-drop)."""
+    from squeezenet.data.registry import load_dataset
+    from squeezenet.experiments.plan import plan_from_sensitivity
+    from squeezenet.experiments.provenance import command_line, machine
+    from squeezenet.experiments.sensitivity import (
+        SensitivityConfig,
+        SensitivityResult,
+        plot_sensitivity,
+        sensitivity,
+    )
+    from squeezenet.formats.weights import load_model
+
+    config = SensitivityConfig(
+        sparsities=_floats(sparsities, "--sparsities"),
+        bits=_ints(bits, "--bits"),
+        layers=layers,
+        batch_size=batch_size,
+    )
+    folder = Path(output)
+    stored = folder / "sensitivity.json"
+    source = {"model": str(Path(model).resolve()), "data": data, "split": split}
+    result = None
+    if stored.is_file():
+        previous = SensitivityResult.from_dict(json.loads(stored.read_text()))
+        if previous.config == config and previous.meta.get("source") == source:
+            result = previous
+            err.print(f"reusing {stored} (same model, data and settings)", highlight=False)
+    if result is None:
+        loaded = load_model(model)
+        if loaded.preprocess is None:
+            _fail(f"{model} has no preprocessing record; re-save it with save_weights(preprocess=)")
+        dataset = load_dataset(data, split, data_dir=data_dir)
+        with _progress(quiet) as progress:
+            task = progress.add_task("sensitivity", total=None, info="loading images")
+
+            def report(event: Any) -> None:
+                p = event.probe
+                info = f"{p.layer} {p.kind} {p.value:g}: top-1 {p.top1:.3f}"
+                progress.update(task, total=event.total, completed=event.done, info=info)
+
+            result = sensitivity(loaded.model, dataset, loaded.preprocess, config, callback=report)
+        meta = {
+            "source": source,
+            "model_name": loaded.model_name,
+            "command": command_line(),
+            "machine": machine(),
+        }
+        result = dataclasses.replace(result, meta=meta)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_json(stored, result.to_dict())
+        from squeezenet.formats.atomic import atomic_write_bytes
+
+        atomic_write_bytes(folder / "sensitivity.csv", result.to_csv().encode())
+        plot_sensitivity(result, folder / "sensitivity.png")
+    document: dict[str, Any] = {
+        "output": str(folder),
+        "images": result.images,
+        "baseline": result.baseline,
+        "seconds": result.seconds,
+        "probes": len(result.probes),
+        "evaluated": sum(p.changed for p in result.probes),
+    }
+    planned = None
+    if plan:
+        planned = plan_from_sensitivity(result, max_drop)
+        _write_json(folder / "policy.json", planned.to_policy())
+        document["plan"] = {
+            "policy": str(folder / "policy.json"),
+            "max_drop_points": max_drop,
+            "predicted_drop_points": round(planned.predicted_drop, 3),
+            "estimated_bytes": planned.estimated_bytes,
+        }
+    if as_json:
+        document["layers"] = _layer_summary(result)
+        _emit_json(document)
+        return
+    table = Table(
+        title=f"top-1 after pruning / quantizing one layer (baseline "
+        f"{result.baseline['top1']:.3f}, {result.images} images)"
+    )
+    table.add_column("layer")
+    for value in result.config.sparsities:
+        table.add_column(f"{value:.0%}", justify="right")
+    for value in result.config.bits:
+        table.add_column(f"{value}b", justify="right")
+    for layer in result.layers:
+        cells = [f"{p.top1:.3f}" for p in result.curve(layer["name"], "prune")]
+        cells += [f"{p.top1:.3f}" for p in result.curve(layer["name"], "bits")]
+        table.add_row(layer["name"], *cells)
+    out.print(table)
+    out.print(
+        f"wrote {folder}/sensitivity.json, .csv, .png in {result.seconds:.0f} s "
+        f"({document['evaluated']} of {document['probes']} probes changed the weights)",
+        highlight=False,
+    )
+    if planned is not None:
+        out.print(
+            f"plan: predicted top-1 loss {planned.predicted_drop:.2f} of {max_drop} points, "
+            f"about {planned.estimated_bytes:,} coded bytes; wrote {folder}/policy.json "
+            f"(use: squeezenet compress {model} -o planned.sqz --policy {folder}/policy.json)",
+            highlight=False,
+        )
+
+
+def _layer_summary(result: Any) -> list[dict[str, Any]]:
+    rows = []
+    for layer in result.layers:
+        rows.append(
+            {
+                "layer": layer["name"],
+                "prune": {f"{p.value:g}": p.top1 for p in result.curve(layer["name"], "prune")},
+                "bits": {f"{p.value:g}": p.top1 for p in result.curve(layer["name"], "bits")},
+            }
+        )
+    return rows

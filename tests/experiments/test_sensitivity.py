@@ -1,0 +1,175 @@
+"""Per-layer sensitivity: probes restore the model exactly; planning respects its budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from cli_helpers import run
+
+from squeezenet.compress.pipeline import parse_policy, policy_bits
+from squeezenet.data.presets import CIFAR10
+from squeezenet.data.registry import load_dataset
+from squeezenet.experiments.plan import plan_from_sensitivity
+from squeezenet.experiments.sensitivity import SensitivityConfig, SensitivityResult, sensitivity
+from squeezenet.formats.weights import save_weights
+from squeezenet.models import create_model
+from squeezenet.train.evaluate import evaluate
+
+
+@pytest.fixture(scope="module")
+def tiny() -> torch.nn.Module:
+    return create_model("squeezenet_small", num_classes=10, seed=0).eval()
+
+
+@pytest.fixture(scope="module")
+def data() -> object:
+    return load_dataset("synthetic", "test", synthetic_size=256, seed=3)
+
+
+CONFIG = SensitivityConfig(sparsities=(0.0, 0.5, 0.9), bits=(16, 4, 2), batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def result(tiny: torch.nn.Module, data: object) -> SensitivityResult:
+    return sensitivity(tiny, data, CIFAR10, CONFIG)
+
+
+def test_every_probe_restores_the_model_bit_for_bit(data: object) -> None:
+    model = create_model("squeezenet_small", num_classes=10, seed=1).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen: list[dict[str, torch.Tensor]] = []
+
+    def check(event: object) -> None:  # after each probe, the weights are the original ones
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    sensitivity(model, data, CIFAR10, CONFIG, callback=check)
+    assert len(seen) == 26 * 6
+    for state in [*seen, model.state_dict()]:
+        for key, value in before.items():
+            assert torch.equal(state[key], value), key
+    assert all(p.is_contiguous() for p in model.parameters())  # back in NCHW layout
+
+
+def test_baseline_equals_a_full_evaluation(
+    tiny: torch.nn.Module, data: object, result: SensitivityResult
+) -> None:
+    full = evaluate(tiny, data, CIFAR10, batch_size=16)  # type: ignore[arg-type]
+    assert result.baseline["top1"] == pytest.approx(full.top1)
+    assert result.baseline["loss"] == pytest.approx(full.loss, rel=1e-5)
+    assert result.images == full.n == len(data)  # type: ignore[arg-type]
+
+
+def test_probes_cover_every_layer_and_setting(result: SensitivityResult) -> None:
+    assert len(result.layers) == 26 and result.layers[0]["name"] == "conv1"
+    assert result.layers[-1]["name"] == "conv10"
+    for layer in result.layers:
+        prune = result.curve(layer["name"], "prune")
+        bits = result.curve(layer["name"], "bits")
+        assert [p.value for p in prune] == [0.0, 0.5, 0.9]
+        assert [p.value for p in bits] == [16, 4, 2]
+        # no pruning, and 16 bits on a layer of <= 2**16 weights, leave the weights as they
+        # are: the baseline is reused
+        assert not prune[0].changed and prune[0].top1 == result.baseline["top1"]
+        assert bits[0].changed == (layer["distinct"] > 2**16)
+        assert prune[2].changed and prune[2].sparsity == pytest.approx(0.9, abs=0.01)
+        assert bits[2].changed
+
+
+def test_pruning_a_layer_hard_costs_accuracy_somewhere(result: SensitivityResult) -> None:
+    # the random-init model is no classifier, but its loss must move when layers are cut
+    losses = {p.loss for p in result.probes if p.changed}
+    assert len(losses) > 10
+
+
+def test_result_round_trips_through_json_and_csv(result: SensitivityResult) -> None:
+    again = SensitivityResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again == result
+    lines = result.to_csv().splitlines()
+    assert lines[0].startswith("layer,prefix,kind,value,top1")
+    assert len(lines) == 1 + len(result.probes)
+
+
+def test_plan_stays_within_budget_and_compress_reads_it(
+    result: SensitivityResult, tmp_path: Path
+) -> None:
+    for budget in (0.0, 2.0, 50.0):
+        plan = plan_from_sensitivity(result, budget)
+        assert plan.predicted_drop <= budget + 1e-6
+    tight, loose = plan_from_sensitivity(result, 0.0), plan_from_sensitivity(result, 50.0)
+    assert loose.estimated_bytes < tight.estimated_bytes
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(loose.to_policy()))
+    policy = parse_policy(str(path))
+    bits = policy_bits(str(path))
+    assert isinstance(bits, tuple) and len(bits) == 26
+    assert policy is not None and {p for p, _ in policy.rules} == {
+        layer["name"] for layer in result.layers
+    }
+    with pytest.raises(ValueError, match="budget|max-drop"):
+        plan_from_sensitivity(result, -1.0)
+
+
+def test_cli_writes_outputs_reuses_them_and_plans(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    model = create_model("squeezenet_small", num_classes=10, seed=0)
+    weights = save_weights(
+        model, tmp_path / "m.safetensors", model_name="squeezenet_small", preprocess=CIFAR10
+    )
+    argv = [
+        "sensitivity",
+        weights,
+        "--data",
+        "synthetic",
+        "--sparsities",
+        "0.5",
+        "--bits",
+        "4",
+        "--layers",
+        "conv1,*.expand3x3",
+        "--out",
+        tmp_path / "s",
+        "--json",
+        "-q",
+    ]
+    code, stdout, _ = run(capsys, *argv)
+    assert code == 0, stdout
+    document = json.loads(stdout)
+    assert document["probes"] == 2 * 9
+    for name in ("sensitivity.json", "sensitivity.csv", "sensitivity.png"):
+        assert (tmp_path / "s" / name).stat().st_size > 0
+    code, stdout, stderr = run(capsys, *argv, "--plan", "--max-drop", "3")
+    assert code == 0 and "reusing" in stderr
+    plan = json.loads(stdout)["plan"]
+    assert plan["predicted_drop_points"] <= 3
+    code, stdout, _ = run(
+        capsys, "compress", weights, "-o", tmp_path / "p.sqz", "--policy", plan["policy"], "--json"
+    )
+    assert code == 0, stdout
+    assert (tmp_path / "p.sqz").is_file()
+
+
+def test_cli_rejects_bad_lists_and_unknown_layers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    model = create_model("squeezenet_small", num_classes=10, seed=0)
+    weights = save_weights(
+        model, tmp_path / "m.safetensors", model_name="squeezenet_small", preprocess=CIFAR10
+    )
+    code, _, stderr = run(capsys, "sensitivity", weights, "--data", "synthetic", "--bits", "x")
+    assert code == 2 and "--bits" in stderr and "Traceback" not in stderr
+    code, _, stderr = run(
+        capsys,
+        "sensitivity",
+        weights,
+        "--data",
+        "synthetic",
+        "--layers",
+        "nope*",
+        "-o",
+        tmp_path / "s",
+    )
+    assert code == 2 and "matched no layer" in stderr
