@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import run
 
+from cli_helpers import run
 from squeezenet.compress.pipeline import parse_policy, policy_bits
 from squeezenet.data.presets import CIFAR10
 from squeezenet.data.registry import load_dataset
@@ -108,7 +108,7 @@ def test_plan_stays_within_budget_and_compress_reads_it(
     assert policy is not None and {p for p, _ in policy.rules} == {
         layer["name"] for layer in result.layers
     }
-    with pytest.raises(ValueError, match="budget|max-drop"):
+    with pytest.raises(ValueError, match=r"budget|max-drop"):
         plan_from_sensitivity(result, -1.0)
 
 

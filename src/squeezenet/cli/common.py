@@ -23,6 +23,30 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     return result
 
 
+def progress_bar(quiet: bool = False) -> Any:
+    """The rich progress bar every command uses (stderr; ``info`` field for live numbers)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+    )
+
+
 class FitProgress:
     """A rich progress bar on stderr fed by fit's callback (rank 0 only).
 
@@ -30,31 +54,19 @@ class FitProgress:
         quiet: show nothing.
         description: the bar's label.
         epoch_lines: print a line with the loss and accuracy after every epoch.
+        progress: draw into this (started) :func:`progress_bar` instead of an own one.
     """
 
     def __init__(
-        self, quiet: bool = False, *, description: str = "train", epoch_lines: bool = True
+        self,
+        quiet: bool = False,
+        *,
+        description: str = "train",
+        epoch_lines: bool = True,
+        progress: Any = None,
     ) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=err,
-            disable=quiet,
-        )
+        self.owned = progress is None  # a shared Progress (e.g. a sweep's) is started by its owner
+        self.progress = progress if progress is not None else progress_bar(quiet)
         self.description = description
         self.epoch_lines = epoch_lines
         self.task: Any = None
@@ -63,7 +75,8 @@ class FitProgress:
 
     def __call__(self, event: Any) -> None:
         if event.kind == "start":
-            self.progress.start()
+            if self.owned:
+                self.progress.start()
             self.started = time.perf_counter()
             self.task = self.progress.add_task(
                 self.description, total=event.total_steps, completed=event.step, info=""
@@ -86,4 +99,7 @@ class FitProgress:
         elif event.kind == "warning":
             self.progress.console.print(f"[yellow]warning:[/] {event.message}")
         elif event.kind == "end":
-            self.progress.stop()
+            if self.owned:
+                self.progress.stop()
+            else:
+                self.progress.remove_task(self.task)

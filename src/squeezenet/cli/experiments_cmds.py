@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from squeezenet.cli.app import _emit_json, _fail, app, err, out
+from squeezenet.cli.common import FitProgress, parse_sets, progress_bar
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -27,29 +28,6 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     if any(v != int(v) for v in values):
         _fail(f"{option} expects comma-separated integers or none, got {text!r}")
     return tuple(int(v) for v in values)
-
-
-def _progress(quiet: bool) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=quiet,
-    )
 
 
 def _write_json(path: Path, document: Any) -> None:
@@ -121,7 +99,7 @@ def sensitivity_cmd(
         if loaded.preprocess is None:
             _fail(f"{model} has no preprocessing record; re-save it with save_weights(preprocess=)")
         dataset = load_dataset(data, split, data_dir=data_dir)
-        with _progress(quiet) as progress:
+        with progress_bar(quiet) as progress:
             task = progress.add_task("sensitivity", total=None, info="loading images")
 
             def report(event: Any) -> None:
@@ -204,3 +182,111 @@ def _layer_summary(result: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _train_config(recipe_name: str, **given: Any) -> Any:
+    from squeezenet.train.config import recipe
+
+    return recipe(recipe_name, **{k: v for k, v in given.items() if v is not None})
+
+
+def _device(device: str | None) -> str:
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@app.command("sweep")
+def sweep_cmd(
+    grid: Annotated[
+        list[str],
+        typer.Option(help="FIELD=V1,V2,... of the model config (repeat for a product grid)."),
+    ],
+    data: Annotated[str, typer.Option(help="cifar10 | fashion-mnist | synthetic | npz ...")],
+    output: Annotated[str, typer.Option("--out", "-o", help="Sweep folder (results.jsonl).")],
+    model: Annotated[str, typer.Option(help="Registry model the grid varies.")] = (
+        "squeezenet_small"
+    ),
+    epochs: Annotated[int, typer.Option(help="Epochs per trial (the budget).")] = 2,
+    train_images: Annotated[
+        int, typer.Option(help="Seeded training subset per trial (0: all).")
+    ] = 0,
+    test_images: Annotated[int, typer.Option(help="Seeded test subset (0: all).")] = 0,
+    recipe_name: Annotated[str, typer.Option("--recipe", help="small | caffe | finetune.")] = (
+        "small"
+    ),
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed shared by every trial.")] = 0,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Fixed model config KEY=VALUE.")
+    ] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Folder holding the named dataset.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda (default: what is there).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+) -> None:
+    """Design-space sweep: one training per grid point; a rerun skips finished points."""
+    from squeezenet.experiments.provenance import command_line, machine
+    from squeezenet.experiments.sweep import parse_grid, run_sweep, run_trial, trials_for
+
+    train = _train_config(recipe_name, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    trials = trials_for(
+        parse_grid(grid),
+        model=model,
+        data=data,
+        train=train,
+        fixed=parse_sets(set_ or []),
+        train_images=train_images,
+        test_images=test_images,
+    )
+    where = _device(device)
+    meta = {"command": command_line(), "machine": machine()}
+    progress = progress_bar(quiet)
+    outer = progress.add_task("sweep", total=len(trials), info="")
+    finished = [0]
+
+    def on_trial(event: Any) -> None:
+        if event.kind == "start":
+            progress.update(outer, info=f"{event.trial.label}")
+        else:
+            finished[0] += 1
+            progress.update(outer, completed=finished[0])
+            if event.kind == "done":
+                record = event.record
+                progress.console.print(
+                    f"{event.trial.label}: top-1 {record['top1']:.4f}, {record['params']:,} "
+                    f"params, {record['seconds']:.0f} s",
+                    highlight=False,
+                )
+
+    def runner(trial: Any) -> dict[str, Any]:
+        fit_bar = FitProgress(quiet, description="trial", epoch_lines=False, progress=progress)
+        return run_trial(trial, data_dir=data_dir, device=where, callback=fit_bar)
+
+    try:
+        with progress:
+            records = run_sweep(trials, output, runner=runner, callback=on_trial, meta=meta)
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted: {finished[0]} of {len(trials)} trials are stored in {output}; "
+            "rerun the same command to continue",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    if as_json:
+        _emit_json(records)
+        return
+    table = Table(title=f"{model} sweep on {data}: {epochs} epochs per trial")
+    for column in ("point", "params", "MiB", "top-1", "top-5", "seconds"):
+        table.add_column(column, justify="left" if column == "point" else "right")
+    for record in records:
+        table.add_row(
+            record["label"],
+            f"{record['params']:,}",
+            f"{record['size_bytes'] / 2**20:.2f}",
+            f"{record['top1']:.4f}",
+            f"{record['top5']:.4f}",
+            f"{record['seconds']:.0f}",
+        )
+    out.print(table)

@@ -1,0 +1,270 @@
+"""Design-space sweeps (SqueezeNet paper Sec. 5-6): one training per grid point, resumable.
+
+A :class:`Trial` is everything that defines one point (model, config overrides, data, training
+recipe, data budget); :func:`run_trial` is a plain function of it that returns a JSON record, so
+another executor (a process pool, a cluster) can run trials elsewhere and append the records.
+:func:`run_sweep` keeps one JSON line per finished trial in ``results.jsonl``; a rerun skips the
+trials whose key is already there, so an interrupted sweep loses at most the trial in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from squeezenet.data.datasets import draw
+from squeezenet.data.registry import load_dataset, parse_data_spec
+from squeezenet.formats.atomic import atomic_write_bytes
+from squeezenet.models import create_model, get_spec, resolve_config
+from squeezenet.models.summary import summarize
+from squeezenet.train.config import TrainConfig
+from squeezenet.train.loop import FitEvent, fit
+
+RESULTS = "results.jsonl"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One grid point. ``train_images`` / ``test_images`` > 0 draw seeded subsets (the budget)."""
+
+    model: str
+    overrides: tuple[tuple[str, Any], ...]
+    data: str
+    train: TrainConfig
+    train_images: int = 0
+    test_images: int = 0
+
+    def __post_init__(self) -> None:
+        get_spec(self.model)  # unknown model names fail here, before any training
+        resolve_config(self.model, **dict(self.overrides))  # and so do bad config values
+        if self.train_images < 0 or self.test_images < 0:
+            raise ValueError("Trial: train_images and test_images must be >= 0 (0: all)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "overrides": dict(self.overrides),
+            "data": self.data,
+            "train": self.train.to_dict(),
+            "train_images": self.train_images,
+            "test_images": self.test_images,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trial:
+        return cls(
+            model=data["model"],
+            overrides=tuple(sorted(data["overrides"].items())),
+            data=data["data"],
+            train=TrainConfig(**data["train"]),
+            train_images=int(data["train_images"]),
+            test_images=int(data["test_images"]),
+        )
+
+    @property
+    def key(self) -> str:
+        """A stable id of everything that defines the result (not where the data lives)."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.overrides) or self.model
+
+
+def parse_grid(specs: Sequence[str]) -> list[dict[str, Any]]:
+    """``["squeeze_ratio=0.125,0.25", "bypass=none,simple"]`` -> the cartesian product as
+    dicts (values parsed as JSON where possible: numbers, true/false, else strings)."""
+    axes: list[tuple[str, list[Any]]] = []
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        items = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not name.strip() or not items:
+            raise ValueError(f"--grid expects FIELD=V1,V2,..., got {spec!r}")
+        if any(name.strip() == n for n, _ in axes):
+            raise ValueError(f"--grid names {name.strip()!r} twice; give its values once")
+        axes.append((name.strip(), [_value(v) for v in items]))
+    names = [n for n, _ in axes]
+    return [
+        dict(zip(names, combo, strict=True)) for combo in itertools.product(*(v for _, v in axes))
+    ]
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def trials_for(
+    grid: Sequence[dict[str, Any]],
+    *,
+    model: str,
+    data: str,
+    train: TrainConfig,
+    fixed: dict[str, Any] | None = None,
+    train_images: int = 0,
+    test_images: int = 0,
+) -> list[Trial]:
+    """One :class:`Trial` per grid point (``fixed`` overrides apply to all of them)."""
+    return [
+        Trial(model, tuple(sorted({**(fixed or {}), **point}.items())), data, train,
+              train_images, test_images)
+        for point in grid
+    ]  # fmt: skip
+
+
+def run_trial(
+    trial: Trial,
+    *,
+    data_dir: str | None = None,
+    device: str = "cpu",
+    callback: Callable[[FitEvent], None] | None = None,
+) -> dict[str, Any]:
+    """Train one grid point from scratch and evaluate it; returns the record (JSON-ready)."""
+    clock = time.perf_counter()
+    spec = parse_data_spec(trial.data)
+    seed = trial.train.seed
+    train_data = load_dataset(spec, "train", data_dir=data_dir, seed=seed)
+    test_data = load_dataset(spec, "test", data_dir=data_dir, seed=seed)
+    if trial.train_images:
+        train_data = draw(train_data, trial.train_images, seed)
+    if trial.test_images:
+        test_data = draw(test_data, min(trial.test_images, len(test_data)), seed + 1)
+    preprocess = spec.default_preset
+    overrides = {
+        "num_classes": len(train_data.classes),
+        "in_channels": preprocess.channels,
+        **dict(trial.overrides),
+    }
+    model = create_model(trial.model, seed=seed, **overrides)
+    summary = summarize(model, (preprocess.channels, preprocess.crop, preprocess.crop))
+    result = fit(
+        model,
+        train_data,
+        trial.train,
+        preprocess=preprocess,
+        eval_data=test_data,
+        callback=callback,
+        device=device,
+    )
+    last = result.history[-1] if result.history else {}
+    return {
+        "key": trial.key,
+        "trial": trial.to_dict(),
+        "label": trial.label,
+        "params": summary.params,
+        "size_bytes": summary.size_bytes,
+        "macs": summary.macs,
+        "top1": last.get("top1"),
+        "top5": last.get("top5"),
+        "eval_loss": last.get("eval_loss"),
+        "train_loss": last.get("train_loss"),
+        "epochs": trial.train.epochs,
+        "train_images": len(train_data),
+        "test_images": len(test_data),
+        "collapsed": result.collapsed,
+        "history": [
+            {k: r.get(k) for k in ("epoch", "train_loss", "top1", "top5")} for r in result.history
+        ],
+        "seconds": round(time.perf_counter() - clock, 2),
+        "device": device if device == "cpu" else torch.cuda.get_device_name(0),
+    }
+
+
+def read_records(out: str | Path) -> list[dict[str, Any]]:
+    """The finished records of a sweep folder; a torn last line (a crash mid-append) is
+    dropped and the file repaired."""
+    path = Path(out) / RESULTS
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    records, good = [], []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "key" in record:
+            records.append(record)
+            good.append(line)
+    repaired = "".join(line + "\n" for line in good)
+    if repaired != text:
+        atomic_write_bytes(path, repaired.encode())
+    return records
+
+
+def append_record(out: str | Path, record: dict[str, Any]) -> None:
+    """Append one record as one line, flushed to disk before returning."""
+    path = Path(out) / RESULTS
+    with path.open("a") as handle:
+        handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+@dataclass(frozen=True)
+class SweepEvent:
+    """What :func:`run_sweep` reports: a trial ``start``ed, ``done`` or ``skip``ped."""
+
+    kind: str
+    index: int  # 0-based position in the sweep
+    total: int
+    trial: Trial
+    record: dict[str, Any] | None = None
+
+
+def run_sweep(
+    trials: Sequence[Trial],
+    out: str | Path,
+    *,
+    runner: Callable[[Trial], dict[str, Any]] = run_trial,
+    callback: Callable[[SweepEvent], None] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the trials not yet in ``out/results.jsonl`` and append each record when it ends.
+
+    Returns the records of all ``trials`` in their order (earlier runs' included). Trials run
+    in order; an exception or Ctrl-C propagates after the finished trials were stored.
+    """
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = [t.key for t in trials]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the sweep lists the same trial twice; remove the duplicate grid values")
+    described = {"trials": [t.to_dict() for t in trials], **(meta or {})}
+    atomic_write_bytes(folder / "sweep.json", (json.dumps(described, indent=2) + "\n").encode())
+    done = {r["key"]: r for r in read_records(folder)}
+    for index, trial in enumerate(trials):
+        if trial.key in done:
+            if callback:
+                callback(SweepEvent("skip", index, len(trials), trial, done[trial.key]))
+            continue
+        if callback:
+            callback(SweepEvent("start", index, len(trials), trial))
+        record = {**runner(trial), **({"meta": meta} if meta else {})}
+        append_record(folder, record)
+        done[trial.key] = record
+        if callback:
+            callback(SweepEvent("done", index, len(trials), trial, record))
+    return [done[k] for k in keys]
+
+
+def budget_description(trial: Trial) -> str:
+    """E.g. ``2 epochs x 10,000 images, batch 128, LR 0.05 cosine`` (for reports)."""
+    t = trial.train
+    images = f"{trial.train_images:,}" if trial.train_images else "all"
+    return (
+        f"{t.epochs} epochs x {images} training images, batch {t.batch_size}, LR {t.lr:g} "
+        f"{t.schedule}, seed {t.seed}"
+    )
