@@ -290,3 +290,111 @@ def sweep_cmd(
             f"{record['seconds']:.0f}",
         )
     out.print(table)
+
+
+@app.command("dsd")
+def dsd_cmd(
+    model: Annotated[str, typer.Argument(help="Registry name (from scratch) or weights file.")],
+    data: Annotated[str, typer.Option(help="cifar10 | fashion-mnist | synthetic | npz ...")],
+    output: Annotated[str, typer.Option("--out", "-o", help="Run folder (one per phase).")],
+    sparsity: Annotated[
+        str, typer.Option(help="Sparse phase pruning: a sparsity, paper, std:Q or JSON policy.")
+    ] = "0.5",
+    dense_epochs: Annotated[int, typer.Option(help="Phase 1 epochs (0 for a weights file).")] = 2,
+    sparse_epochs: Annotated[int, typer.Option(help="Phase 2 epochs (with masks).")] = 1,
+    redense_epochs: Annotated[int, typer.Option(help="Phase 3 epochs (masks removed).")] = 1,
+    redense_lr_scale: Annotated[float, typer.Option(help="Phase 3 LR as a fraction.")] = 0.1,
+    baseline: Annotated[
+        bool, typer.Option(help="Also train the equal-epoch dense baseline.")
+    ] = True,
+    train_images: Annotated[int, typer.Option(help="Seeded training subset (0: all).")] = 0,
+    test_images: Annotated[int, typer.Option(help="Seeded test subset (0: all).")] = 0,
+    recipe_name: Annotated[str, typer.Option("--recipe", help="small | caffe | finetune.")] = (
+        "small"
+    ),
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Base learning rate (phases 1-2).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Model config KEY=VALUE.")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Folder holding the named dataset.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda (default: what is there).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print dsd.json.")] = False,
+) -> None:
+    """Dense -> sparse -> re-dense training, against a dense baseline of equal epochs."""
+    from squeezenet.experiments.dsd import PHASES, DSDConfig, run_dsd
+    from squeezenet.experiments.provenance import command_line, machine
+
+    config = DSDConfig(
+        model=model,
+        data=data,
+        policy=sparsity,
+        dense_epochs=dense_epochs,
+        sparse_epochs=sparse_epochs,
+        redense_epochs=redense_epochs,
+        train=_train_config(recipe_name, batch_size=batch_size, lr=lr, seed=seed),
+        redense_lr_scale=redense_lr_scale,
+        baseline=baseline,
+        train_images=train_images,
+        test_images=test_images,
+        overrides=tuple(sorted(parse_sets(set_ or []).items())),
+    )
+    progress = progress_bar(quiet)
+    phases = [p for p in PHASES if baseline or not p.startswith("baseline")]
+    outer = progress.add_task("dsd", total=len(phases), info="")
+    done = [0]
+
+    def on_phase(event: Any) -> None:
+        if event.kind == "start":
+            progress.update(outer, info=event.phase)
+            return
+        done[0] += 1
+        progress.update(outer, completed=done[0])
+        m = event.metrics
+        progress.console.print(
+            f"{event.phase}: top-1 {m['top1']:.4f}, sparsity {m['sparsity']:.3f}"
+            + (" (stored)" if event.kind == "skip" else f", {m['seconds']:.0f} s"),
+            highlight=False,
+        )
+
+    def fit_bar(phase: str) -> Any:
+        return FitProgress(quiet, description=phase, epoch_lines=False, progress=progress)
+
+    meta = {"command": command_line(), "machine": machine()}
+    try:
+        with progress:
+            document = run_dsd(
+                config,
+                output,
+                data_dir=data_dir,
+                device=_device(device),
+                callback=on_phase,
+                fit_callback=fit_bar,
+                meta=meta,
+            )
+    except KeyboardInterrupt:
+        err.print(f"interrupted: finished phases are stored in {output}; rerun to continue")
+        raise typer.Exit(130) from None
+    if as_json:
+        _emit_json(document)
+        return
+    table = Table(title=f"DSD: {model} on {data}, --sparsity {sparsity}")
+    for column in ("phase", "epochs", "LR", "sparsity", "top-1", "top-5"):
+        table.add_column(column, justify="left" if column == "phase" else "right")
+    for phase, m in document["phases"].items():
+        table.add_row(
+            phase,
+            str(m["epochs"]),
+            f"{m['lr']:g}",
+            f"{m['sparsity']:.3f}",
+            f"{m['top1']:.4f}",
+            f"{m['top5']:.4f}",
+        )
+    out.print(table)
+    summary = document["summary"]
+    if "gain_points" in summary:
+        out.print(
+            f"DSD top-1 {summary['dsd_top1']:.4f} vs dense baseline {summary['baseline_top1']:.4f} "
+            f"after {summary['total_epochs']} epochs each: {summary['gain_points']:+.2f} points",
+            highlight=False,
+        )

@@ -21,10 +21,9 @@ from typing import Any
 
 import torch
 
-from squeezenet.data.datasets import draw
-from squeezenet.data.registry import load_dataset, parse_data_spec
+from squeezenet.experiments.setup import build_experiment
 from squeezenet.formats.atomic import atomic_write_bytes
-from squeezenet.models import create_model, get_spec, resolve_config
+from squeezenet.models import get_spec, resolve_config
 from squeezenet.models.summary import summarize
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.loop import FitEvent, fit
@@ -133,21 +132,21 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train one grid point from scratch and evaluate it; returns the record (JSON-ready)."""
     clock = time.perf_counter()
-    spec = parse_data_spec(trial.data)
-    seed = trial.train.seed
-    train_data = load_dataset(spec, "train", data_dir=data_dir, seed=seed)
-    test_data = load_dataset(spec, "test", data_dir=data_dir, seed=seed)
-    if trial.train_images:
-        train_data = draw(train_data, trial.train_images, seed)
-    if trial.test_images:
-        test_data = draw(test_data, min(trial.test_images, len(test_data)), seed + 1)
-    preprocess = spec.default_preset
-    overrides = {
-        "num_classes": len(train_data.classes),
-        "in_channels": preprocess.channels,
-        **dict(trial.overrides),
-    }
-    model = create_model(trial.model, seed=seed, **overrides)
+    run = build_experiment(
+        trial.model,
+        trial.data,
+        overrides=dict(trial.overrides),
+        seed=trial.train.seed,
+        train_images=trial.train_images,
+        test_images=trial.test_images,
+        data_dir=data_dir,
+    )
+    model, preprocess, train_data, test_data = (
+        run.model,
+        run.preprocess,
+        run.train_data,
+        run.test_data,
+    )
     summary = summarize(model, (preprocess.channels, preprocess.crop, preprocess.crop))
     result = fit(
         model,

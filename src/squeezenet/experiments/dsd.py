@@ -1,0 +1,261 @@
+"""Dense-Sparse-Dense training (Han et al. 2017; SqueezeNet paper Sec. 7.2).
+
+Phases: ``dense`` (train), ``sparse`` (prune by magnitude, retrain with the masks pinning the
+pruned weights at zero), ``redense`` (remove the masks: the pruned weights restart from zero
+and train again, at a lower learning rate). The honest comparison is ``baseline``: the dense
+model of phase 1 trained on for the same epochs with the same two schedules and no mask, so the
+two arms differ only in the sparse phase. Each phase writes ``OUT/<phase>/model.safetensors``;
+a rerun with the same settings skips finished phases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from squeezenet.compress.prune import (
+    parse_prune_policy,
+    prune_,
+    remove_pruning_,
+    weight_layers,
+)
+from squeezenet.experiments.setup import Experiment, build_experiment
+from squeezenet.formats.atomic import atomic_write_bytes
+from squeezenet.formats.weights import load_model, save_weights
+from squeezenet.train.config import TrainConfig
+from squeezenet.train.evaluate import evaluate
+from squeezenet.train.loop import FitEvent, fit
+
+PHASES = ("dense", "sparse", "redense", "baseline_sparse", "baseline_redense")
+RESULT = "dsd.json"
+
+
+@dataclass(frozen=True)
+class DSDConfig:
+    """One DSD experiment. ``policy`` is any prune policy spec (a sparsity, ``paper``, JSON)."""
+
+    model: str  # a registry name (trained from scratch) or a weights file (dense already)
+    data: str
+    policy: str = "0.5"
+    dense_epochs: int = 2
+    sparse_epochs: int = 1
+    redense_epochs: int = 1
+    train: TrainConfig = field(default_factory=TrainConfig)
+    redense_lr_scale: float = 0.1  # DSD retrains the re-densified model at a lower LR
+    baseline: bool = True
+    train_images: int = 0  # seeded training subset (0: all)
+    test_images: int = 0
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        parse_prune_policy(self.policy)
+        for name in ("dense_epochs", "sparse_epochs", "redense_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"DSDConfig.{name}: expected >= 0, got {getattr(self, name)}")
+        if self.sparse_epochs < 1 or self.redense_epochs < 1:
+            raise ValueError("DSDConfig: the sparse and re-dense phases need >= 1 epoch each")
+        if not 0 < self.redense_lr_scale <= 1:
+            raise ValueError(
+                f"DSDConfig.redense_lr_scale: expected in (0, 1], got {self.redense_lr_scale}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **dataclasses.asdict(self),
+            "train": self.train.to_dict(),
+            "overrides": dict(self.overrides),
+        }
+
+    def phase_train(self, phase: str) -> TrainConfig:
+        """The recipe of a phase: its epochs; the re-dense phases at the lower LR."""
+        epochs = {
+            "dense": self.dense_epochs,
+            "sparse": self.sparse_epochs,
+            "redense": self.redense_epochs,
+        }[phase.removeprefix("baseline_")]
+        lr = self.train.lr * (self.redense_lr_scale if phase.endswith("redense") else 1.0)
+        return dataclasses.replace(self.train, epochs=max(epochs, 1), lr=lr)
+
+
+@dataclass(frozen=True)
+class DSDEvent:
+    """Progress: a phase ``start``s / ends (``done``, with its metrics) / is ``skip``ped."""
+
+    kind: str
+    phase: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _sparsity(model: nn.Module) -> float:
+    total = zeros = 0
+    for _, module in weight_layers(model):
+        weight = cast(torch.Tensor, module.weight)
+        total += weight.numel()
+        zeros += int((weight == 0).sum())
+    return zeros / max(total, 1)
+
+
+def run_dsd(
+    config: DSDConfig,
+    out: str | Path,
+    *,
+    data_dir: str | None = None,
+    device: str = "cpu",
+    callback: Callable[[DSDEvent], None] | None = None,
+    fit_callback: Callable[[str], Callable[[FitEvent], None] | None] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run (or finish) the DSD phases and the equal-epoch baseline; returns ``OUT/dsd.json``.
+
+    Args:
+        config: model, data, policy, epochs per phase, recipe.
+        out: the run folder (one sub-folder per phase).
+        callback: phase start / done / skip events.
+        fit_callback: ``phase -> fit callback`` for progress within a phase.
+        meta: stored with the result (command line, machine).
+    """
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    document = _load_document(folder, config)
+    if meta:
+        document["meta"] = meta
+    run = build_experiment(
+        config.model,
+        config.data,
+        overrides=dict(config.overrides),
+        seed=config.train.seed,
+        train_images=config.train_images,
+        test_images=config.test_images,
+        data_dir=data_dir,
+    )
+    phases = [p for p in PHASES if config.baseline or not p.startswith("baseline")]
+    starts = {
+        "dense": None,
+        "sparse": "dense",
+        "redense": "sparse",
+        "baseline_sparse": "dense",
+        "baseline_redense": "baseline_sparse",
+    }
+    for phase in phases:
+        weights = folder / phase / "model.safetensors"
+        if phase in document["phases"] and weights.is_file():
+            if callback:
+                callback(DSDEvent("skip", phase, document["phases"][phase]))
+            continue
+        if callback:
+            callback(DSDEvent("start", phase))
+        source = starts[phase]
+        model = (
+            run.model if source is None else load_model(folder / source / "model.safetensors").model
+        )
+        metrics = _phase(
+            phase,
+            model,
+            run,
+            config,
+            folder / phase,
+            device,
+            fit_callback(phase) if fit_callback else None,
+        )
+        document["phases"][phase] = metrics
+        _save_document(folder, document)
+        if callback:
+            callback(DSDEvent("done", phase, metrics))
+    document["summary"] = _summary(document["phases"], config)
+    _save_document(folder, document)
+    return document
+
+
+def _phase(
+    phase: str,
+    model: nn.Module,
+    run: Experiment,
+    config: DSDConfig,
+    folder: Path,
+    device: str,
+    fit_callback: Callable[[FitEvent], None] | None,
+) -> dict[str, Any]:
+    clock = time.perf_counter()
+    train = config.phase_train(phase)
+    metrics: dict[str, Any] = {"phase": phase, "epochs": 0, "lr": train.lr}
+    if phase == "sparse":
+        report = prune_(model, parse_prune_policy(config.policy))
+        metrics["pruned_sparsity"] = report.sparsity
+    if phase == "redense":  # starts from the saved sparse model: plain weights, zeros free
+        metrics["start_sparsity"] = _sparsity(model)
+    skip_training = phase == "dense" and config.dense_epochs == 0
+    if skip_training:
+        result = evaluate(model, run.test_data, run.preprocess, device=device)
+        metrics.update(top1=result.top1, top5=result.top5, eval_loss=result.loss)
+    else:
+        fitted = fit(
+            model,
+            run.train_data,
+            train,
+            preprocess=run.preprocess,
+            eval_data=run.test_data,
+            run_dir=folder,
+            callback=fit_callback,
+            device=device,
+        )
+        last = fitted.history[-1]
+        metrics.update(
+            epochs=train.epochs,
+            top1=last.get("top1"),
+            top5=last.get("top5"),
+            eval_loss=last.get("eval_loss"),
+            train_loss=last.get("train_loss"),
+            history=[
+                {k: r.get(k) for k in ("epoch", "train_loss", "top1")} for r in fitted.history
+            ],
+        )
+    if phase == "sparse":
+        remove_pruning_(model)  # bake the zeros in; the saved file is a plain model
+    metrics["sparsity"] = _sparsity(model)
+    metrics["seconds"] = round(time.perf_counter() - clock, 2)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = model.to("cpu").to(memory_format=torch.contiguous_format)
+    save_weights(
+        model,
+        folder / "model.safetensors",
+        model_name=run.model_name,
+        preprocess=run.preprocess,
+        class_names=run.classes,
+    )
+    return metrics
+
+
+def _summary(phases: dict[str, Any], config: DSDConfig) -> dict[str, Any]:
+    epochs = config.dense_epochs + config.sparse_epochs + config.redense_epochs
+    summary: dict[str, Any] = {"total_epochs": epochs}
+    if "redense" in phases:
+        summary["dsd_top1"] = phases["redense"]["top1"]
+    if "baseline_redense" in phases:
+        summary["baseline_top1"] = phases["baseline_redense"]["top1"]
+    if "dsd_top1" in summary and "baseline_top1" in summary:
+        summary["gain_points"] = round(100 * (summary["dsd_top1"] - summary["baseline_top1"]), 2)
+    return summary
+
+
+def _load_document(folder: Path, config: DSDConfig) -> dict[str, Any]:
+    path = folder / RESULT
+    if path.is_file():
+        document: dict[str, Any] = json.loads(path.read_text())
+        if document.get("config") != json.loads(json.dumps(config.to_dict())):
+            raise ValueError(
+                f"{folder} holds a DSD run with other settings; use another --out or delete it"
+            )
+        return document
+    return {"config": config.to_dict(), "phases": {}}
+
+
+def _save_document(folder: Path, document: dict[str, Any]) -> None:
+    atomic_write_bytes(folder / RESULT, (json.dumps(document, indent=2) + "\n").encode())

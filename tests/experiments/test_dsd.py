@@ -1,0 +1,133 @@
+"""Dense-sparse-dense: phase 2 keeps zeros where the masks are, phase 3 trains them again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli_helpers import run
+from squeezenet.compress.prune import weight_layers
+from squeezenet.experiments.dsd import DSDConfig, DSDEvent, run_dsd
+from squeezenet.formats.weights import load_model
+from squeezenet.train.config import recipe
+
+TINY = recipe("small", batch_size=32, warmup_epochs=0.0, checkpoint_every=0)
+CONFIG = DSDConfig(
+    model="squeezenet_small",
+    data="synthetic",
+    policy="0.6",
+    dense_epochs=1,
+    sparse_epochs=1,
+    redense_epochs=1,
+    train=TINY,
+    train_images=96,
+    test_images=64,
+)
+
+
+@pytest.fixture(scope="module")
+def dsd_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    out = tmp_path_factory.mktemp("dsd")
+    return out, run_dsd(CONFIG, out)
+
+
+def _weights(out: Path, phase: str) -> dict[str, torch.Tensor]:
+    model = load_model(out / phase / "model.safetensors").model
+    return {name: m.weight.detach().clone() for name, m in weight_layers(model)}
+
+
+def test_sparse_phase_keeps_the_pruned_weights_at_zero(dsd_run: tuple[Path, dict]) -> None:
+    out, document = dsd_run
+    dense, sparse = _weights(out, "dense"), _weights(out, "sparse")
+    for name, weight in sparse.items():
+        pruned = weight == 0
+        # 60 % of every layer is zero after retraining: the masks held through the optimiser
+        assert pruned.float().mean() == pytest.approx(0.6, abs=0.01), name
+        # and they are the smallest-magnitude weights of the dense model
+        assert dense[name][pruned].abs().max() <= dense[name][~pruned].abs().min() + 1e-12
+        # the kept weights did train
+        assert not torch.equal(weight[~pruned], dense[name][~pruned])
+    assert document["phases"]["sparse"]["pruned_sparsity"] == pytest.approx(0.6, abs=0.01)
+
+
+def test_redense_phase_updates_the_pruned_weights(dsd_run: tuple[Path, dict]) -> None:
+    out, document = dsd_run
+    sparse, redense = _weights(out, "sparse"), _weights(out, "redense")
+    for name, weight in redense.items():
+        pruned = sparse[name] == 0
+        assert (weight[pruned] != 0).float().mean() > 0.9, name  # they train again
+    phases = document["phases"]
+    assert phases["redense"]["start_sparsity"] == pytest.approx(0.6, abs=0.01)
+    assert phases["redense"]["lr"] == pytest.approx(TINY.lr * 0.1)
+    assert phases["redense"]["sparsity"] < 0.01
+
+
+def test_baseline_gets_the_same_epochs_and_schedules(dsd_run: tuple[Path, dict]) -> None:
+    _, document = dsd_run
+    phases = document["phases"]
+    assert list(phases) == ["dense", "sparse", "redense", "baseline_sparse", "baseline_redense"]
+    assert phases["baseline_sparse"]["lr"] == phases["sparse"]["lr"]
+    assert phases["baseline_redense"]["lr"] == phases["redense"]["lr"]
+    assert phases["baseline_sparse"]["sparsity"] < 0.01  # no mask in the baseline arm
+    epochs = [phases[p]["epochs"] for p in phases]
+    assert epochs[0] + epochs[1] + epochs[2] == epochs[0] + epochs[3] + epochs[4]
+    summary = document["summary"]
+    assert summary["total_epochs"] == 3
+    assert summary["gain_points"] == pytest.approx(
+        100 * (phases["redense"]["top1"] - phases["baseline_redense"]["top1"]), abs=0.01
+    )
+
+
+def test_rerun_skips_finished_phases_and_refuses_other_settings(
+    dsd_run: tuple[Path, dict],
+) -> None:
+    out, document = dsd_run
+    events: list[DSDEvent] = []
+    again = run_dsd(CONFIG, out, callback=events.append)
+    assert {e.kind for e in events} == {"skip"} and again["phases"] == document["phases"]
+    with pytest.raises(ValueError, match="other settings"):
+        run_dsd(DSDConfig(**{**CONFIG.__dict__, "policy": "0.3"}), out)
+
+
+def test_cli_dsd_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = [
+        "dsd",
+        "squeezenet_small",
+        "--data",
+        "synthetic",
+        "--out",
+        tmp_path,
+        "--sparsity",
+        "0.5",
+        "--dense-epochs",
+        "1",
+        "--train-images",
+        "64",
+        "--test-images",
+        "32",
+        "--batch-size",
+        "32",
+        "--no-baseline",
+        "--json",
+        "-q",
+    ]
+    code, stdout, _ = run(capsys, *argv)
+    assert code == 0
+    document = json.loads(stdout)
+    assert list(document["phases"]) == ["dense", "sparse", "redense"]
+    assert document["meta"]["machine"]["torch"] == torch.__version__
+    code, _, stderr = run(
+        capsys,
+        "dsd",
+        "squeezenet_small",
+        "--data",
+        "synthetic",
+        "--out",
+        tmp_path / "x",
+        "--sparsity",
+        "1.5",
+    )
+    assert code == 2 and "sparsity" in stderr and "Traceback" not in stderr
