@@ -398,3 +398,41 @@ def dsd_cmd(
             f"after {summary['total_epochs']} epochs each: {summary['gain_points']:+.2f} points",
             highlight=False,
         )
+
+
+@app.command("report")
+def report_cmd(
+    folders: Annotated[
+        list[str], typer.Argument(help="Result folders: sweeps, sensitivity, dsd, sizes.")
+    ],
+    results: Annotated[
+        str, typer.Option(help="Markdown file whose report sections are replaced.")
+    ] = "docs/RESULTS.md",
+    figures: Annotated[str, typer.Option(help="Folder for the PNG figures.")] = "docs/figures",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the sections as JSON (still writes).")
+    ] = False,
+) -> None:
+    """Regenerate the experiment sections and figures of RESULTS.md from result folders."""
+    from squeezenet.experiments.report import (
+        load_results,
+        relative_link,
+        render,
+        update_markdown,
+    )
+    from squeezenet.formats.atomic import atomic_write_bytes
+
+    loaded = load_results(folders)
+    document = Path(results)
+    if not document.parent.is_dir():
+        _fail(f"--results {document}: folder {document.parent} does not exist")
+    figure_dir = Path(figures)
+    sections = render(loaded, figure_dir, relative_link(figure_dir, document))
+    before = document.read_text() if document.is_file() else "# Results\n"
+    atomic_write_bytes(document, update_markdown(before, sections).encode())
+    if as_json:
+        _emit_json({"results": str(document), "figures": str(figure_dir), "sections": sections})
+        return
+    for name in sections:
+        out.print(f"updated section {name}", highlight=False)
+    out.print(f"wrote {document} and figures in {figure_dir}", highlight=False)

@@ -1,0 +1,425 @@
+"""Regenerate the experiment sections of ``docs/RESULTS.md`` (and their figures) from result
+folders: sweeps (``results.jsonl``), sensitivity (``sensitivity.json``), DSD (``dsd.json``) and
+the sizes table (``sizes.json``, from ``benchmarks/bench_sizes.py``).
+
+Each section sits between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->``; a rerun
+replaces exactly those lines and leaves the hand-written rest of the file alone. Sections that
+are not there yet are appended. Every section names the command and the machine it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from squeezenet.experiments.provenance import describe_machine
+from squeezenet.experiments.sensitivity import SensitivityResult, plot_sensitivity
+from squeezenet.experiments.sweep import RESULTS, Trial, budget_description, read_records
+
+PAPER_FIGURES = {
+    "squeeze_ratio": ("Fig. 3a", "squeeze ratio (SR)"),
+    "pct_3x3": ("Fig. 3b", "share of 3x3 filters (pct_3x3)"),
+    "bypass": ("Table 3", "bypass"),
+}
+# Paper (ImageNet top-1 at each point) where PAPER.md states it, for the tables' last column.
+PAPER_POINTS = {
+    ("squeeze_ratio", "0.125"): "top-5 80.3 % (4.8 MB)",
+    ("squeeze_ratio", "0.75"): "top-5 ≈ 86.0 %, the plateau (≈ 19 MB)",
+    ("squeeze_ratio", "1.0"): "top-5 ≈ 86.0 % (≈ 24 MB)",
+    ("pct_3x3", "0.5"): "top-5 ≈ 85.6 %, the plateau",
+    ("bypass", "none"): "57.5 % / 80.3 %",
+    ("bypass", "simple"): "60.4 % / 82.5 %",
+    ("bypass", "complex"): "58.8 % / 82.0 %",
+}
+
+
+@dataclass
+class Results:
+    sweeps: list[dict[str, Any]] = field(default_factory=list)  # records of every sweep folder
+    sensitivity: list[tuple[Path, SensitivityResult]] = field(default_factory=list)
+    dsd: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    sizes: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+
+
+def load_results(folders: Iterable[str | Path]) -> Results:
+    """Read every result folder (or file); unknown folders are an error naming what is
+    expected."""
+    found = Results()
+    for item in folders:
+        path = Path(item)
+        folder = path if path.is_dir() else path.parent
+        if not path.exists():
+            raise FileNotFoundError(f"result folder not found: {path}")
+        known = False
+        if (folder / RESULTS).is_file():
+            found.sweeps.extend(read_records(folder))
+            known = True
+        if (folder / "sensitivity.json").is_file():
+            data = json.loads((folder / "sensitivity.json").read_text())
+            found.sensitivity.append((folder, SensitivityResult.from_dict(data)))
+            known = True
+        if (folder / "dsd.json").is_file():
+            found.dsd.append((folder, json.loads((folder / "dsd.json").read_text())))
+            known = True
+        if (folder / "sizes.json").is_file():
+            found.sizes.append((folder, json.loads((folder / "sizes.json").read_text())))
+            known = True
+        if not known:
+            raise ValueError(
+                f"{path} holds no results: expected {RESULTS} (sweep), sensitivity.json, "
+                "dsd.json or sizes.json"
+            )
+    return found
+
+
+def _series(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Field -> the records of one-field series: records that agree on every other override
+    (and on the budget) and differ in this one. A record may belong to several series (the
+    SR = 0.5, pct_3x3 = 0.5 point of both Fig. 3 sweeps)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    fields = sorted({k for r in records for k in r["trial"]["overrides"]})
+    for name in fields:
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record in records:
+            trial = record["trial"]
+            if name not in trial["overrides"]:
+                continue
+            rest = {k: v for k, v in trial["overrides"].items() if k != name}
+            context = json.dumps(
+                [
+                    trial["model"],
+                    trial["data"],
+                    trial["train"],
+                    rest,
+                    trial["train_images"],
+                    trial["test_images"],
+                ],
+                sort_keys=True,
+            )
+            groups[context].append(record)
+        best = max(groups.values(), key=len, default=[])
+        if len({json.dumps(r["trial"]["overrides"][name]) for r in best}) >= 2:
+            out[name] = sorted(best, key=lambda r: _order(r["trial"]["overrides"][name]))
+    return out
+
+
+def _order(value: Any) -> Any:
+    order = {"none": 0, "simple": 1, "complex": 2}
+    return (0, value) if isinstance(value, (int, float)) else (1, order.get(str(value), 9), value)
+
+
+def _provenance(meta: dict[str, Any] | None) -> str:
+    if not meta:
+        return "Command and machine: not recorded."
+    command = meta.get("command", "not recorded")
+    machine = describe_machine(meta["machine"]) if "machine" in meta else "not recorded"
+    return f"Command: `{command}`  \nMachine: {machine}."
+
+
+def _sweep_section(name: str, records: list[dict[str, Any]], figure: Path | None, rel: str) -> str:
+    label, what = PAPER_FIGURES.get(name, ("", name))
+    trial = Trial.from_dict(records[0]["trial"])
+    fixed = {k: v for k, v in trial.overrides if k != name}
+    title = f"### {label + ': ' if label else ''}{what} sweep on {trial.data}".rstrip()
+    lines = [
+        title,
+        "",
+        f"Model `{trial.model}`{' with ' + str(fixed) if fixed else ''}; per-trial budget: "
+        f"{budget_description(trial)}; test top-1 on "
+        f"{records[0]['test_images']:,} test images. One seed per point, so differences of "
+        "about a point are within run-to-run noise.",
+        "",
+        _provenance(records[0].get("meta")),
+        "",
+        "| " + name + " | params | MiB (32-bit) | top-1 | top-5 | seconds | paper (ImageNet) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for record in records:
+        value = record["trial"]["overrides"][name]
+        paper = PAPER_POINTS.get((name, str(value)), "—")
+        lines.append(
+            f"| {value} | {record['params']:,} | {record['size_bytes'] / 2**20:.2f} | "
+            f"{record['top1']:.4f} | {record['top5']:.4f} | {record['seconds']:.0f} | {paper} |"
+        )
+    if figure is not None:
+        lines += ["", f"![{label or name}: top-1 against model size]({rel}/{figure.name})"]
+    return "\n".join(lines)
+
+
+def _plot_series(name: str, records: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    label, what = PAPER_FIGURES.get(name, ("", name))
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    sizes = [r["size_bytes"] / 2**20 for r in records]
+    top1 = [100 * r["top1"] for r in records]
+    ax.plot(sizes, top1, "o-", color="tab:blue")
+    for x, y, r in zip(sizes, top1, records, strict=True):
+        ax.annotate(
+            f"{r['trial']['overrides'][name]}",
+            (x, y),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
+    ax.set_xlabel("model size (MiB, 32-bit)")
+    ax.set_ylabel("top-1 (%)")
+    trial = records[0]["trial"]
+    ax.set_title(f"{label}: {what} ({trial['data']}, {trial['train']['epochs']} epochs/trial)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+ONE_BY_ONE = ("squeeze", "expand1x1", "conv10")
+
+
+def sensitivity_findings(result: SensitivityResult) -> dict[str, Any]:
+    """The paper's two claims checked on ``result``: mean drops of 1x1 vs 3x3 layers at each
+    sparsity where both groups changed, and the layers with the largest top-5 loss."""
+    out: dict[str, Any] = {"by_sparsity": []}
+    base5 = result.baseline["top5"]
+    for sparsity in result.config.sparsities:
+        groups: dict[str, list[float]] = {"1x1": [], "3x3": []}
+        for probe in result.probes:
+            if probe.kind != "prune" or probe.value != sparsity or not probe.changed:
+                continue
+            if probe.layer.endswith("expand3x3"):
+                groups["3x3"].append(result.drop(probe))
+            elif any(probe.layer.endswith(k) for k in ONE_BY_ONE):
+                groups["1x1"].append(result.drop(probe))
+        if groups["1x1"] and groups["3x3"]:
+            out["by_sparsity"].append(
+                {
+                    "sparsity": sparsity,
+                    "mean_drop_1x1": sum(groups["1x1"]) / len(groups["1x1"]),
+                    "mean_drop_3x3": sum(groups["3x3"]) / len(groups["3x3"]),
+                    "layers_1x1": len(groups["1x1"]),
+                    "layers_3x3": len(groups["3x3"]),
+                }
+            )
+    highest = max(result.config.sparsities, default=0.5)
+    for key, sparsity in (("at_50", 0.5), ("at_max", highest)):
+        probes = [p for p in result.probes if p.kind == "prune" and p.value == sparsity]
+        ranked = sorted(probes, key=lambda p: p.top5)
+        out[key] = [
+            {
+                "layer": p.layer,
+                "top5_drop": round(100 * (base5 - p.top5), 2),
+                "top1_drop": round(result.drop(p), 2),
+            }
+            for p in ranked[:3]
+        ]
+    rows = out["by_sparsity"]
+    out["one_by_one_more_sensitive"] = (
+        sum(r["mean_drop_1x1"] > r["mean_drop_3x3"] for r in rows) > len(rows) / 2 if rows else None
+    )
+    return out
+
+
+def _sensitivity_section(
+    folder: Path, result: SensitivityResult, figure: Path | None, rel: str
+) -> str:
+    meta = result.meta
+    findings = sensitivity_findings(result)
+    lines = [
+        f"### Fig. 6a: per-layer sensitivity of {meta.get('model_name', 'the model')}",
+        "",
+        f"Each of the {len(result.layers)} weight layers alone pruned to each sparsity "
+        "(smallest magnitudes first; a layer's existing zeros count, so a sparsity below what "
+        "it already has changes nothing and reuses the baseline) and, separately, its non-zero "
+        "weights shared with k-means (linear init) at each bit width; top-1 on "
+        f"{result.images} images of `{meta.get('source', {}).get('data', '?')}` (baseline "
+        f"{result.baseline['top1']:.3f} / top-5 {result.baseline['top5']:.3f}). "
+        f"{sum(p.changed for p in result.probes)} of {len(result.probes)} probes changed the "
+        f"weights; {result.seconds:.0f} s.",
+        "",
+        _provenance(meta),
+        "",
+    ]
+    if figure is not None:
+        lines += [f"![Fig. 6a: top-1 against per-layer sparsity and bits]({rel}/{figure.name})", ""]
+    header = ["layer", "sparsity now"]
+    header += [f"{v:.0%}" for v in result.config.sparsities]
+    header += [f"{v} bits" for v in result.config.bits]
+    lines += [
+        "Top-1 drop in points (negative: the probe gained):",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---|" + "---:|" * (len(header) - 1),
+    ]
+    for layer in result.layers:
+        cells = [layer["name"], f"{layer['sparsity']:.2f}"]
+        for kind in ("prune", "bits"):
+            cells += [  # "·": unchanged
+                f"{result.drop(p):+.1f}" if p.changed else "·"
+                for p in result.curve(layer["name"], kind)
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "(· = the probe left the weights unchanged.)",
+        "",
+        "Paper's findings on these weights:",
+        "",
+    ]
+    for row in findings["by_sparsity"]:
+        lines.append(
+            f"- at {row['sparsity']:.0%} sparsity: mean top-1 drop of the 1x1 layers "
+            f"{row['mean_drop_1x1']:+.2f} pt ({row['layers_1x1']} layers changed) vs the 3x3 "
+            f"layers {row['mean_drop_3x3']:+.2f} pt ({row['layers_3x3']})"
+        )
+    verdict = findings["one_by_one_more_sensitive"]
+    if verdict is not None:
+        lines.append(
+            f"- 1x1 layers more sensitive than 3x3: **{'holds' if verdict else 'does not hold'}**"
+            " at most of these sparsities."
+        )
+    for key, what in (("at_50", "50 %"), ("at_max", "the highest sparsity")):
+        worst = findings[key]
+        if worst:
+            names = ", ".join(
+                f"{w['layer']} (top-5 −{w['top5_drop']:.1f}, top-1 −{w['top1_drop']:.1f})"
+                for w in worst
+            )
+            lines.append(f"- largest top-5 losses at {what}: {names}")
+    return "\n".join(lines)
+
+
+def _dsd_section(folder: Path, document: dict[str, Any]) -> str:
+    config, phases, summary = document["config"], document["phases"], document["summary"]
+    train = config["train"]
+    lines = [
+        f"### DSD on {config['data']}",
+        "",
+        f"`{config['model']}`, prune policy `{config['policy']}` in the sparse phase; epochs "
+        f"dense / sparse / re-dense = {config['dense_epochs']} / {config['sparse_epochs']} / "
+        f"{config['redense_epochs']}; batch {train['batch_size']}, LR {train['lr']:g} "
+        f"({train['schedule']}, restarted each phase), re-dense LR x{config['redense_lr_scale']:g}"
+        f"; training images: {config['train_images'] or 'all'}. The baseline continues the same "
+        "dense model for the same epochs with the same two schedules and no mask.",
+        "",
+        _provenance(document.get("meta")),
+        "",
+        "| phase | epochs | LR | sparsity | top-1 | top-5 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in phases.items():
+        lines.append(
+            f"| {name} | {m['epochs']} | {m['lr']:g} | {m['sparsity']:.3f} | "
+            f"{m['top1']:.4f} | {m['top5']:.4f} |"
+        )
+    if "gain_points" in summary:
+        lines += [
+            "",
+            f"DSD {summary['dsd_top1']:.4f} vs equal-epoch dense baseline "
+            f"{summary['baseline_top1']:.4f} after {summary['total_epochs']} epochs: "
+            f"**{summary['gain_points']:+.2f} points** top-1 (paper, ImageNet: +4.3).",
+        ]
+    return "\n".join(lines)
+
+
+def sizes_markdown(result: dict[str, Any]) -> str:
+    """The Table 2 rows of ``benchmarks/bench_sizes.py`` as a markdown table."""
+    rows = result["rows"]
+    have_acc = any("accuracy" in row for row in rows)
+    head = ["model", "bytes", "MiB", "x smaller than AlexNet"]
+    if have_acc:
+        head += ["top-1", "top-5", "Δ top-1"]
+    head += ["paper (size, ratio, top-1)"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 2) + ["---"]) + "|",
+    ]
+    base = next((r["accuracy"]["top1"] for r in rows if "accuracy" in r), None)
+    for row in rows:
+        cells = [
+            row["model"],
+            f"{row['bytes']:,}",
+            f"{row['mib']:.3f}",
+            f"{row['ratio_alexnet']:.0f}",
+        ]
+        if have_acc:
+            acc = row.get("accuracy")
+            if acc is None:
+                cells += ["—", "—", "—"]
+            else:
+                delta = 100 * (acc["top1"] - base) if base is not None else 0.0
+                cells += [f"{acc['top1']:.3f}", f"{acc['top5']:.3f}", f"{delta:+.1f} pt"]
+        paper = row["paper"]
+        cells.append(f"{paper['size']}, {paper['ratio']}, {paper['top1']:.1%}" if paper else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _sizes_section(folder: Path, result: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            "### Table 2: sizes",
+            "",
+            "Published Deep Compression SqueezeNet re-encoded by this package, no retraining"
+            + (f"; accuracy on `{result['data']}`" if result.get("data") else "")
+            + ".",
+            "",
+            _provenance(result.get("meta")),
+            "",
+            sizes_markdown(result).rstrip(),
+        ]
+    )
+
+
+def render(results: Results, figures: Path, rel: str) -> dict[str, str]:
+    """Section name -> markdown; figures are written into ``figures`` (linked as ``rel``)."""
+    figures.mkdir(parents=True, exist_ok=True)
+    sections: dict[str, str] = {}
+    for name, records in _series(results.sweeps).items():
+        figure = None
+        if name in ("squeeze_ratio", "pct_3x3"):
+            figure = _plot_series(name, records, figures / f"sweep_{name}.png")
+        sections[f"sweep-{name}"] = _sweep_section(name, records, figure, rel)
+    for index, (folder, result) in enumerate(results.sensitivity):
+        suffix = "" if index == 0 else f"-{index + 1}"
+        figure = plot_sensitivity(result, figures / f"sensitivity{suffix}.png")
+        sections[f"sensitivity{suffix}"] = _sensitivity_section(folder, result, figure, rel)
+    for index, (folder, document) in enumerate(results.dsd):
+        sections[f"dsd{'' if index == 0 else f'-{index + 1}'}"] = _dsd_section(folder, document)
+    for index, (folder, sizes) in enumerate(results.sizes):
+        sections[f"sizes{'' if index == 0 else f'-{index + 1}'}"] = _sizes_section(folder, sizes)
+    return sections
+
+
+APPENDIX = "## Experiments (regenerated by `squeezenet report`)"
+
+
+def update_markdown(text: str, sections: dict[str, str]) -> str:
+    """Replace each ``<!-- report:NAME -->`` ... ``<!-- /report:NAME -->`` block with the new
+    section; sections without a block are appended under one heading."""
+    missing = []
+    for name, body in sections.items():
+        start, end = f"<!-- report:{name} -->", f"<!-- /report:{name} -->"
+        block = f"{start}\n{body}\n{end}"
+        if start in text and end in text:
+            head, _, rest = text.partition(start)
+            _, _, tail = rest.partition(end)
+            text = head + block + tail
+        else:
+            missing.append(block)
+    if missing:
+        if APPENDIX not in text:
+            text = text.rstrip("\n") + f"\n\n{APPENDIX}\n"
+        text = text.rstrip("\n") + "\n\n" + "\n\n".join(missing) + "\n"
+    return text
+
+
+def relative_link(figures: Path, document: Path) -> str:
+    return Path(os.path.relpath(figures.resolve(), document.resolve().parent)).as_posix()

@@ -1,0 +1,140 @@
+"""`squeezenet report`: sections regenerated in place from result folders, figures written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_helpers import run
+from squeezenet.data.presets import CIFAR10
+from squeezenet.data.registry import load_dataset
+from squeezenet.experiments.report import load_results, sensitivity_findings, update_markdown
+from squeezenet.experiments.sensitivity import SensitivityConfig, sensitivity
+from squeezenet.experiments.sweep import Trial, parse_grid, run_sweep, trials_for
+from squeezenet.models import create_model
+from squeezenet.train.config import recipe
+
+META = {
+    "command": "squeezenet sweep ...",
+    "machine": {"device": "cpu", "cpu_count": 2, "torch_threads": 2, "torch": "2.14.1"},
+}
+
+
+def _record(trial: Trial) -> dict[str, Any]:
+    value = dict(trial.overrides)
+    ratio = float(value.get("squeeze_ratio", 0.125))
+    return {
+        "key": trial.key,
+        "trial": trial.to_dict(),
+        "label": trial.label,
+        "params": int(1e6 * ratio),
+        "size_bytes": int(4e6 * ratio),
+        "top1": 0.5 + ratio / 4,
+        "top5": 0.9,
+        "seconds": 10.0,
+        "test_images": 100,
+    }
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> list[Path]:
+    train = recipe("small", epochs=1)
+    sweep = tmp_path / "sweep"
+    for grid in (
+        ["squeeze_ratio=0.125,0.5,1.0"],
+        ["pct_3x3=0.25,0.5", "squeeze_ratio=0.5"],
+        ["bypass=none,simple,complex"],
+    ):
+        trials = trials_for(
+            parse_grid(grid),
+            model="squeezenet_small",
+            data="cifar10",
+            train=train,
+            train_images=1000,
+        )
+        run_sweep(trials, sweep, runner=_record, meta=META)
+    model = create_model("squeezenet_small", num_classes=10, seed=0).eval()
+    data = load_dataset("synthetic", "test", synthetic_size=64)
+    result = sensitivity(
+        model,
+        data,
+        CIFAR10,
+        SensitivityConfig(sparsities=(0.5, 0.9), bits=(4,), layers="fire2.*,conv10"),
+    )
+    (tmp_path / "sens").mkdir()
+    (tmp_path / "sens" / "sensitivity.json").write_text(json.dumps(result.to_dict()))
+    dsd = {
+        "config": {
+            "model": "squeezenet_small",
+            "data": "cifar10",
+            "policy": "0.5",
+            "dense_epochs": 2,
+            "sparse_epochs": 1,
+            "redense_epochs": 1,
+            "redense_lr_scale": 0.1,
+            "train_images": 0,
+            "train": train.to_dict(),
+        },
+        "phases": {
+            p: {"epochs": 1, "lr": 0.05, "sparsity": 0.0, "top1": 0.6, "top5": 0.9}
+            for p in ("dense", "sparse", "redense", "baseline_sparse", "baseline_redense")
+        },
+        "summary": {"total_epochs": 4, "dsd_top1": 0.61, "baseline_top1": 0.6, "gain_points": 1.0},
+    }
+    (tmp_path / "dsd").mkdir()
+    (tmp_path / "dsd" / "dsd.json").write_text(json.dumps(dsd))
+    return [sweep, tmp_path / "sens", tmp_path / "dsd"]
+
+
+def test_report_writes_sections_and_figures_and_is_idempotent(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, folders: list[Path]
+) -> None:
+    results = tmp_path / "docs" / "RESULTS.md"
+    results.parent.mkdir()
+    results.write_text("# Results\n\nHand-written text stays.\n")
+    argv = ["report", *folders, "--results", results, "--figures", tmp_path / "docs" / "fig"]
+    code, stdout, _ = run(capsys, *argv)
+    assert code == 0, stdout
+    text = results.read_text()
+    assert "Hand-written text stays." in text
+    for name in ("sweep-squeeze_ratio", "sweep-pct_3x3", "sweep-bypass", "sensitivity", "dsd"):
+        assert text.count(f"<!-- report:{name} -->") == 1, name
+    assert "Fig. 3a" in text and "Fig. 3b" in text and "Table 3" in text and "Fig. 6a" in text
+    assert "squeezenet sweep ..." in text and "2 CPU cores" in text  # command and machine
+    assert "(fig/sweep_squeeze_ratio.png)" in text
+    for png in ("sweep_squeeze_ratio.png", "sweep_pct_3x3.png", "sensitivity.png"):
+        assert (tmp_path / "docs" / "fig" / png).stat().st_size > 1000
+    # the SR = 0.5 / pct = 0.5 point belongs to both Fig. 3 series
+    sr = text.split("<!-- report:sweep-squeeze_ratio -->")[1].split("<!-- /report")[0]
+    assert sr.count("\n| 0.") + sr.count("\n| 1.") == 3
+    code, _, _ = run(capsys, *argv)
+    assert code == 0 and results.read_text() == text  # a rerun changes nothing
+
+
+def test_update_markdown_replaces_only_its_block() -> None:
+    text = "a\n<!-- report:x -->\nold\n<!-- /report:x -->\nb\n"
+    assert (
+        update_markdown(text, {"x": "new"}) == "a\n<!-- report:x -->\nnew\n<!-- /report:x -->\nb\n"
+    )
+    appended = update_markdown("a\n", {"y": "body"})
+    assert appended.endswith("<!-- report:y -->\nbody\n<!-- /report:y -->\n")
+
+
+def test_findings_compare_one_by_one_and_three_by_three(folders: list[Path]) -> None:
+    result = load_results([folders[1]]).sensitivity[0][1]
+    findings = sensitivity_findings(result)
+    assert [row["sparsity"] for row in findings["by_sparsity"]] == [0.5, 0.9]
+    assert findings["by_sparsity"][0]["layers_3x3"] == 1  # fire2.expand3x3
+    assert findings["by_sparsity"][0]["layers_1x1"] == 3  # squeeze, expand1x1, conv10
+    assert isinstance(findings["one_by_one_more_sensitive"], bool)
+    assert len(findings["at_max"]) == 3
+
+
+def test_report_rejects_a_folder_without_results(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, stderr = run(capsys, "report", tmp_path, "--results", tmp_path / "R.md")
+    assert code == 2 and "holds no results" in stderr
