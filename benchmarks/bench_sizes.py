@@ -27,6 +27,9 @@ from squeezenet.compress.pipeline import (
     parse_bits,
     parse_policy,
 )
+from squeezenet.experiments.provenance import command_line, machine
+from squeezenet.experiments.report import sizes_markdown
+from squeezenet.formats.atomic import atomic_write_bytes
 from squeezenet.formats.weights import load_model
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -107,43 +110,14 @@ def measure(folder: Path, data: Path | None) -> dict[str, Any]:
     }
 
 
-def markdown(result: dict[str, Any]) -> str:
-    rows = result["rows"]
-    have_acc = any("accuracy" in row for row in rows)
-    head = ["model", "bytes", "MiB", "x smaller than AlexNet"]
-    if have_acc:
-        head += ["top-1", "top-5", "Δ top-1"]
-    head += ["paper (size, ratio, top-1)"]
-    lines = [
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(head) - 2) + ["---"]) + "|",
-    ]
-    base = next((r["accuracy"]["top1"] for r in rows if "accuracy" in r), None)
-    for row in rows:
-        cells = [
-            row["model"],
-            f"{row['bytes']:,}",
-            f"{row['mib']:.3f}",
-            f"{row['ratio_alexnet']:.0f}",
-        ]
-        if have_acc:
-            acc = row.get("accuracy")
-            if acc is None:
-                cells += ["—", "—", "—"]
-            else:
-                delta = 100 * (acc["top1"] - base) if base is not None else 0.0
-                cells += [f"{acc['top1']:.3f}", f"{acc['top5']:.3f}", f"{delta:+.1f} pt"]
-        paper = row["paper"]
-        cells.append(f"{paper['size']}, {paper['ratio']}, {paper['top1']:.1%}" if paper else "—")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval", action="store_true", help="top-1/top-5 on the sample images")
     parser.add_argument("--data", type=Path, default=SAMPLE, help="CSV manifest to evaluate on")
     parser.add_argument("--markdown", type=Path, help="also write the markdown table here")
+    parser.add_argument(
+        "--out", type=Path, help="also write OUT/sizes.json (for `squeezenet report OUT`)"
+    )
     args = parser.parse_args()
     if not PUBLISHED.is_file():
         print(json.dumps({"skipped": f"{PUBLISHED} not found"}))
@@ -155,9 +129,13 @@ def main() -> int:
     for row in result["rows"]:  # temporary files are gone: keep only the names
         if row["file"] and row["file"].startswith(folder):
             row["file"] = Path(row["file"]).name
+    result["meta"] = {"command": command_line(), "machine": machine()}
     print(json.dumps(result, indent=2))
     if args.markdown:
-        args.markdown.write_text(markdown(result))
+        args.markdown.write_text(sizes_markdown(result))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(args.out / "sizes.json", (json.dumps(result, indent=2) + "\n").encode())
     return 0
 
 

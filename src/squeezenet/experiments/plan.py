@@ -78,6 +78,11 @@ def estimate_bytes(numel: int, sparsity: float, bits: int) -> int:
     return math.ceil((kept * bits + positions) / 8 + 4 * min(1 << bits, kept))
 
 
+def _lossless_bits(distinct: int) -> int:
+    """The narrowest width (1..16) whose codebook holds ``distinct`` values, else 16."""
+    return min(16, max(1, math.ceil(math.log2(max(distinct, 2)))))
+
+
 def _envelope(points: list[tuple[float, float]]) -> dict[float, float]:
     """Setting -> monotone non-negative drop; ``points`` ordered mildest first."""
     out, worst = {}, 0.0
@@ -115,8 +120,13 @@ def plan_from_sensitivity(result: SensitivityResult, max_drop: float) -> Plan:
         current = float(layer["sparsity"])
         prune = {s: d for s, d in prune.items() if s > current + 1e-9}
         prune[current] = 0.0
+        # Start where nothing changes: the layer as it is, at the width that holds all its
+        # values (8 for the published 8-bit weights; float layers start at the 16-bit limit).
+        start_bits = _lossless_bits(int(layer["distinct"]) - (1 if current > 0 else 0))
+        bits = {b: d for b, d in bits.items() if b < start_bits}
+        bits[float(start_bits)] = 0.0
         options[name] = (prune, bits)
-        states[name] = (current, int(max(bits)))
+        states[name] = (current, start_bits)
 
     def cost(name: str, state: tuple[float, int]) -> tuple[float, int]:
         prune, bits = options[name]

@@ -17,6 +17,8 @@ def command_line() -> str:
     program = os.path.basename(argv[0]) if argv else "python"
     if program in ("squeezenet", "__main__.py"):
         argv[0] = "squeezenet"
+    elif program.endswith(".py"):
+        argv.insert(0, "python")
     return shlex.join(argv)
 
 
