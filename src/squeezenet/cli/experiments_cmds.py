@@ -217,6 +217,7 @@ def sweep_cmd(
     ),
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
+    warmup_epochs: Annotated[float | None, typer.Option(help="Linear warm-up epochs.")] = None,
     seed: Annotated[int, typer.Option(help="Seed shared by every trial.")] = 0,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Fixed model config KEY=VALUE.")
@@ -230,7 +231,15 @@ def sweep_cmd(
     from squeezenet.experiments.provenance import command_line, machine
     from squeezenet.experiments.sweep import parse_grid, run_sweep, run_trial, trials_for
 
-    train = _train_config(recipe_name, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    train = _train_config(
+        recipe_name,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        warmup_epochs=warmup_epochs,
+        seed=seed,
+        checkpoint_every=0,
+    )
     trials = trials_for(
         parse_grid(grid),
         model=model,
@@ -314,6 +323,9 @@ def dsd_cmd(
     ),
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Base learning rate (phases 1-2).")] = None,
+    warmup_epochs: Annotated[
+        float | None, typer.Option(help="Linear warm-up epochs (each phase).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Model config KEY=VALUE.")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the named dataset.")] = None,
@@ -332,7 +344,9 @@ def dsd_cmd(
         dense_epochs=dense_epochs,
         sparse_epochs=sparse_epochs,
         redense_epochs=redense_epochs,
-        train=_train_config(recipe_name, batch_size=batch_size, lr=lr, seed=seed),
+        train=_train_config(
+            recipe_name, batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, seed=seed
+        ),
         redense_lr_scale=redense_lr_scale,
         baseline=baseline,
         train_images=train_images,
