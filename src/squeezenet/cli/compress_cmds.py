@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from squeezenet.cli.app import _emit_json, _fail, app, out
+from squeezenet.cli.common import progress_bar
 
 
 @app.command("import-caffe-dc")
@@ -32,7 +33,7 @@ def import_caffe_dc_cmd(
     )
 
 
-def _distiller(data: str, seed: int, images: int) -> Any:
+def _distiller(data: str, seed: int, images: int, progress: Any) -> Any:
     """The ``--distill DATA`` hook: the shared centroids fitted to the uncompressed model's
     outputs on the unlabeled training split of DATA (squeezenet.compress.distill)."""
     import torch
@@ -46,7 +47,13 @@ def _distiller(data: str, seed: int, images: int) -> Any:
         _fail(f"--distill needs an in-memory image set such as a CIFAR-10 .npz, got {data}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     config = dataclasses.replace(KD_RECIPE, images=images, seed=seed, device=device)
-    return distiller(proxy, config)
+    task = progress.add_task("distill", total=config.steps, info="")
+
+    def report(event: Any) -> None:
+        info = f"loss {event.loss:.4f} lr x{event.lr:.2f}"
+        progress.update(task, completed=event.step, info=info)
+
+    return distiller(proxy, config, callback=report)
 
 
 @app.command("compress")
@@ -76,6 +83,7 @@ def compress_cmd(
         int, typer.Option(help="Proxy images seen by --distill (the budget).")
     ] = 40_000,
     seed: Annotated[int, typer.Option(help="Seed for k-means init and distillation.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Deep Compression: prune, share weights (k-means), entropy-code, write a .sqz file."""
@@ -97,8 +105,10 @@ def compress_cmd(
         gap_bits=gap_bits,
         seed=seed,
     )
-    hook = _distiller(distill, seed, distill_images) if distill is not None else None
-    report = compress_file(model, output, config, distill=hook).report
+    progress = progress_bar(quiet)
+    hook = _distiller(distill, seed, distill_images, progress) if distill is not None else None
+    with progress:
+        report = compress_file(model, output, config, distill=hook).report
     if as_json:
         _emit_json(report.to_dict())
         return

@@ -657,9 +657,11 @@ def distiller(
     config: DistillConfig | None = None,
     *,
     reconstruct: ReconstructConfig | None = None,
+    callback: Callable[[DistillProgress], None] | None = None,
 ) -> Callable[[nn.Module, nn.Module, Preprocess | None], dict[str, Any]]:
     """A ``distill(student, teacher, preprocess)`` hook for the compress pipeline: layer-wise
-    reconstruction first (if configured), then distillation (if configured)."""
+    reconstruction first (if configured), then distillation (if configured; ``callback``
+    receives its progress)."""
 
     def run(
         student: nn.Module, teacher: nn.Module, preprocess: Preprocess | None
@@ -671,7 +673,10 @@ def distiller(
             report = reconstruct_(student, teacher, proxy_data, preprocess, reconstruct)
             out["reconstruct"] = report.to_dict()
         if config is not None:
-            out["distill"] = distill_(student, teacher, proxy_data, preprocess, config).to_dict()
+            distilled = distill_(
+                student, teacher, proxy_data, preprocess, config, callback=callback
+            )
+            out["distill"] = distilled.to_dict()
         return out
 
     return run
