@@ -12,8 +12,13 @@ from cli_helpers import run
 from squeezenet.compress.pipeline import parse_policy, policy_bits
 from squeezenet.data.presets import CIFAR10
 from squeezenet.data.registry import load_dataset
-from squeezenet.experiments.plan import plan_from_sensitivity
-from squeezenet.experiments.sensitivity import SensitivityConfig, SensitivityResult, sensitivity
+from squeezenet.experiments.plan import Plan, calibrate_plan, loss_scale, plan_from_sensitivity
+from squeezenet.experiments.sensitivity import (
+    Probe,
+    SensitivityConfig,
+    SensitivityResult,
+    sensitivity,
+)
 from squeezenet.formats.weights import save_weights
 from squeezenet.models import create_model
 from squeezenet.train.evaluate import evaluate
@@ -112,6 +117,56 @@ def test_plan_stays_within_budget_and_compress_reads_it(
         plan_from_sensitivity(result, -1.0)
 
 
+def _designed() -> SensitivityResult:
+    """Three layers whose loss rises 0.02 / 0.1 (prune 50 / 90 %) and 0.01 / 0.05 (8 / 4 bits)."""
+    config = SensitivityConfig(sparsities=(0.5, 0.9), bits=(8, 4))
+    probes, layers = [], []
+    for name in ("a", "b", "c"):
+        layers.append(
+            {"name": name, "prefix": name, "numel": 10_000, "sparsity": 0.0, "distinct": 10_000}
+        )
+        for kind, value, rise in (
+            ("prune", 0.5, 0.02),
+            ("prune", 0.9, 0.1),
+            ("bits", 8, 0.01),
+            ("bits", 4, 0.05),
+        ):
+            probes.append(
+                Probe(name, name, kind, value, 0.6 - rise, 0.9, 1.0 + rise, 0.0, True, 0.0)
+            )
+    return SensitivityResult(
+        100, {"top1": 0.6, "top5": 0.9, "loss": 1.0}, tuple(probes), tuple(layers), config, 0.0
+    )
+
+
+def test_plan_costs_come_from_the_loss_and_add_up() -> None:
+    result = _designed()
+    assert loss_scale(result) == pytest.approx(100.0)  # top-1 drop 1 point per 0.01 of loss
+    for budget in (0.0, 3.0, 12.0, 100.0):
+        plan = plan_from_sensitivity(result, budget)
+        assert plan.predicted_drop <= budget + 1e-9
+    everything = plan_from_sensitivity(result, 100.0)
+    assert all((layer.sparsity, layer.bits) == (0.9, 4) for layer in everything.layers)
+    assert everything.predicted_drop == pytest.approx(3 * (10 + 5))
+    assert plan_from_sensitivity(result, 0.0).estimated_bytes > everything.estimated_bytes
+
+
+def test_calibration_shrinks_the_budget_until_the_measured_loss_fits() -> None:
+    result = _designed()
+    calls: list[float] = []
+
+    def pessimistic(plan: Plan) -> tuple[float, int]:  # reality is 3x worse than predicted
+        calls.append(plan.max_drop)
+        return 0.6 - 3 * plan.predicted_drop / 100, plan.estimated_bytes
+
+    plan = calibrate_plan(result, 12.0, pessimistic)
+    assert plan.measured is not None and plan.measured["drop"] <= 12.0 + 1e-9
+    assert calls[0] == 12.0 and len(calls) >= 2 and len(plan.rounds) == len(calls)
+    assert plan.rounds[0]["drop"] > 12.0
+    exact = calibrate_plan(result, 12.0, lambda p: (0.6 - p.predicted_drop / 100, 1))
+    assert len(exact.rounds) == 1 and exact.max_drop == 12.0  # the full budget fits at once
+
+
 def test_cli_writes_outputs_reuses_them_and_plans(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -145,6 +200,7 @@ def test_cli_writes_outputs_reuses_them_and_plans(
     assert code == 0 and "reusing" in stderr
     plan = json.loads(stdout)["plan"]
     assert plan["predicted_drop_points"] <= 3
+    assert plan["measured"]["drop"] <= 3 and plan["rounds"]  # compressed and evaluated
     code, stdout, _ = run(
         capsys, "compress", weights, "-o", tmp_path / "p.sqz", "--policy", plan["policy"], "--json"
     )

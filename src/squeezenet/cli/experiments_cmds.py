@@ -57,9 +57,11 @@ def sensitivity_cmd(
     plan: Annotated[
         bool, typer.Option("--plan", help="Also choose per-layer sparsity and bits (policy.json).")
     ] = False,
-    max_drop: Annotated[
-        float, typer.Option(help="--plan: predicted top-1 loss allowed, in points.")
-    ] = 1.0,
+    max_drop: Annotated[float, typer.Option(help="--plan: top-1 loss allowed, in points.")] = 1.0,
+    verify: Annotated[
+        bool,
+        typer.Option(help="--plan: compress + evaluate each candidate until the loss fits."),
+    ] = True,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 50,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
@@ -69,7 +71,7 @@ def sensitivity_cmd(
     A rerun with the same model, data and settings reuses the stored sweep (e.g. to plan with
     another --max-drop)."""
     from squeezenet.data.registry import load_dataset
-    from squeezenet.experiments.plan import plan_from_sensitivity
+    from squeezenet.experiments.plan import calibrate_plan, plan_from_sensitivity, plan_measure
     from squeezenet.experiments.provenance import command_line, machine
     from squeezenet.experiments.sensitivity import (
         SensitivityConfig,
@@ -131,13 +133,31 @@ def sensitivity_cmd(
     }
     planned = None
     if plan:
-        planned = plan_from_sensitivity(result, max_drop)
+        if verify:
+            measure = plan_measure(
+                load_model(model),
+                load_dataset(data, split, data_dir=data_dir),
+                batch_size=batch_size,
+            )
+            with progress_bar(quiet) as progress:
+                task = progress.add_task("plan", total=None, info="compress + evaluate")
+
+                def counted(candidate: Any) -> tuple[float, int]:
+                    top1, size = measure(candidate)
+                    progress.update(task, advance=1, info=f"top-1 {top1:.3f}, {size:,} B")
+                    return top1, size
+
+                planned = calibrate_plan(result, max_drop, counted)
+        else:
+            planned = plan_from_sensitivity(result, max_drop)
         _write_json(folder / "policy.json", planned.to_policy())
         document["plan"] = {
             "policy": str(folder / "policy.json"),
             "max_drop_points": max_drop,
             "predicted_drop_points": round(planned.predicted_drop, 3),
             "estimated_bytes": planned.estimated_bytes,
+            "measured": planned.measured,
+            "rounds": list(planned.rounds),
         }
     if as_json:
         document["layers"] = _layer_summary(result)
@@ -163,10 +183,16 @@ def sensitivity_cmd(
         highlight=False,
     )
     if planned is not None:
+        found = planned.measured
+        what = (
+            f"measured top-1 {found['top1']:.3f} (loss {found['drop']:.2f} of {max_drop} points), "
+            f"{found['file_bytes']:,} bytes"
+            if found
+            else f"predicted top-1 loss {planned.predicted_drop:.2f} of {max_drop} points"
+        )
         out.print(
-            f"plan: predicted top-1 loss {planned.predicted_drop:.2f} of {max_drop} points, "
-            f"about {planned.estimated_bytes:,} coded bytes; wrote {folder}/policy.json "
-            f"(use: squeezenet compress {model} -o planned.sqz --policy {folder}/policy.json)",
+            f"plan: {what}; wrote {folder}/policy.json (use: squeezenet compress {model} "
+            f"-o planned.sqz --policy {folder}/policy.json)",
             highlight=False,
         )
 
