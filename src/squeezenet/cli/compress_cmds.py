@@ -105,10 +105,13 @@ def compress_cmd(
         gap_bits=gap_bits,
         seed=seed,
     )
-    progress = progress_bar(quiet)
-    hook = _distiller(distill, seed, distill_images, progress) if distill is not None else None
-    with progress:
-        report = compress_file(model, output, config, distill=hook).report
+    if distill is None:  # seconds: no progress bar, stderr stays empty
+        report = compress_file(model, output, config).report
+    else:
+        progress = progress_bar(quiet)
+        hook = _distiller(distill, seed, distill_images, progress)
+        with progress:
+            report = compress_file(model, output, config, distill=hook).report
     if as_json:
         _emit_json(report.to_dict())
         return
