@@ -343,9 +343,13 @@ def _dsd_section(folder: Path, document: dict[str, Any]) -> str:
         f"`{config['model']}`, prune policy `{config['policy']}` in the sparse phase; epochs "
         f"dense / sparse / re-dense = {config['dense_epochs']} / {config['sparse_epochs']} / "
         f"{config['redense_epochs']}; batch {train['batch_size']}, LR {train['lr']:g} "
-        f"({train['schedule']}, restarted each phase), re-dense LR x{config['redense_lr_scale']:g}"
-        f"; training images: {config['train_images'] or 'all'}. The baseline continues the same "
-        "dense model for the same epochs with the same two schedules and no mask.",
+        f"({train['schedule']}, {train['warmup_epochs']:g}-epoch warm-up, restarted each phase), "
+        f"re-dense LR x{config['redense_lr_scale']:g}"
+        f"; training images: {config['train_images'] or 'all'}; top-1 on "
+        f"{config.get('test_images') or 'all'} test images; "
+        f"{sum(float(m.get('seconds', 0)) for m in phases.values()) / 60:.0f} min in all. The "
+        "baseline continues the same dense model for the same epochs with the same two "
+        "schedules and no mask.",
         "",
         _provenance(document.get("meta")),
         "",
