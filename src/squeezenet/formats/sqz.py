@@ -124,7 +124,8 @@ def inspect_sqz(data: bytes) -> dict[str, Any]:
         (``codes_*``, ``positions_*``): the codec, the table bytes (table and block lengths),
         the payload bytes (the code bits and rANS block states), the empirical entropy of the
         symbols themselves (order-0, in bytes and bits per symbol: the bound of any
-        symbol-by-symbol code) and ``entropy_ratio`` = payload / entropy.
+        symbol-by-symbol code), ``entropy_ratio`` = payload bytes / entropy and ``code_ratio`` =
+        code bits / entropy bits (Huffman: without the padding of the last byte).
     """
     parsed = parse_sqz(bytes(data))
     layers = [_inspect_layer(p, c) for p, c in zip(parsed.layers, parsed.compressed, strict=True)]
@@ -172,15 +173,20 @@ def _inspect_layer(p: ParsedLayer, layer: CompressedLayer) -> dict[str, Any]:
             n for n in range(rec.nbytes - 2, -1, -1) if len(varint(n)) + n + 1 == rec.nbytes
         )
         payload = body - rec.table_bytes
+        # Huffman: the exact number of code bits is in the file (the block bit lengths); the
+        # payload rounds it up to whole bytes. raw / rANS payloads are whole bytes by design.
+        bits = rec.stream.nbits if rec.stream is not None else 8 * payload
         info.update(
             {
                 f"{kind}_bytes": rec.nbytes,
                 f"{kind}_codec": spec.CODEC_NAMES[rec.codec],
                 f"{kind}_table_bytes": rec.table_bytes,
                 f"{kind}_payload_bytes": payload,
+                f"{kind}_payload_bits": bits,
                 f"{kind}_entropy_bytes": entropy,
                 f"{kind}_entropy_bits_per_symbol": 8 * entropy / max(rec.count, 1),
                 f"{kind}_entropy_ratio": payload / entropy if entropy else None,
+                f"{kind}_code_ratio": bits / (8 * entropy) if entropy else None,
             }
         )
     return info
