@@ -29,7 +29,7 @@ from squeezenet.compress.pipeline import (
 )
 from squeezenet.experiments.provenance import command_line, machine
 from squeezenet.experiments.report import sizes_markdown
-from squeezenet.formats.atomic import atomic_write_bytes
+from squeezenet.formats.atomic import atomic_write_json
 from squeezenet.formats.weights import load_model
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -135,7 +135,7 @@ def main() -> int:
         args.markdown.write_text(sizes_markdown(result))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(args.out / "sizes.json", (json.dumps(result, indent=2) + "\n").encode())
+        atomic_write_json(args.out / "sizes.json", result)
     return 0
 
 

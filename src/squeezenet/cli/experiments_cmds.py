@@ -12,6 +12,7 @@ from rich.table import Table
 
 from squeezenet.cli.app import _emit_json, _fail, app, err, out
 from squeezenet.cli.common import FitProgress, parse_sets, progress_bar
+from squeezenet.formats.atomic import atomic_write_bytes, atomic_write_json
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -28,12 +29,6 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     if any(v != int(v) for v in values):
         _fail(f"{option} expects comma-separated integers or none, got {text!r}")
     return tuple(int(v) for v in values)
-
-
-def _write_json(path: Path, document: Any) -> None:
-    from squeezenet.formats.atomic import atomic_write_bytes
-
-    atomic_write_bytes(path, (json.dumps(document, indent=2) + "\n").encode())
 
 
 @app.command("sensitivity")
@@ -91,6 +86,7 @@ def sensitivity_cmd(
     stored = folder / "sensitivity.json"
     source = {"model": str(Path(model).resolve()), "data": data, "split": split}
     result = None
+    loaded, dataset = None, None  # kept for planning when the sweep runs now
     if stored.is_file():
         previous = SensitivityResult.from_dict(json.loads(stored.read_text()))
         if previous.config == config and previous.meta.get("source") == source:
@@ -118,9 +114,7 @@ def sensitivity_cmd(
         }
         result = dataclasses.replace(result, meta=meta)
         folder.mkdir(parents=True, exist_ok=True)
-        _write_json(stored, result.to_dict())
-        from squeezenet.formats.atomic import atomic_write_bytes
-
+        atomic_write_json(stored, result.to_dict())
         atomic_write_bytes(folder / "sensitivity.csv", result.to_csv().encode())
         plot_sensitivity(result, folder / "sensitivity.png")
     document: dict[str, Any] = {
@@ -135,8 +129,8 @@ def sensitivity_cmd(
     if plan:
         if verify:
             measure = plan_measure(
-                load_model(model),
-                load_dataset(data, split, data_dir=data_dir),
+                loaded or load_model(model),
+                dataset if dataset is not None else load_dataset(data, split, data_dir=data_dir),
                 batch_size=batch_size,
             )
             with progress_bar(quiet) as progress:
@@ -150,7 +144,7 @@ def sensitivity_cmd(
                 planned = calibrate_plan(result, max_drop, counted)
         else:
             planned = plan_from_sensitivity(result, max_drop)
-        _write_json(folder / "policy.json", planned.to_policy())
+        atomic_write_json(folder / "policy.json", planned.to_policy())
         document["plan"] = {
             "policy": str(folder / "policy.json"),
             "max_drop_points": max_drop,
@@ -460,7 +454,6 @@ def report_cmd(
         render,
         update_markdown,
     )
-    from squeezenet.formats.atomic import atomic_write_bytes
 
     loaded = load_results(folders)
     document = Path(results)

@@ -28,7 +28,7 @@ from squeezenet.compress.prune import (
     weight_layers,
 )
 from squeezenet.experiments.setup import Experiment, build_experiment
-from squeezenet.formats.atomic import atomic_write_bytes
+from squeezenet.formats.atomic import atomic_write_json
 from squeezenet.formats.weights import load_model, save_weights
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.evaluate import evaluate
@@ -258,4 +258,4 @@ def _load_document(folder: Path, config: DSDConfig) -> dict[str, Any]:
 
 
 def _save_document(folder: Path, document: dict[str, Any]) -> None:
-    atomic_write_bytes(folder / RESULT, (json.dumps(document, indent=2) + "\n").encode())
+    atomic_write_json(folder / RESULT, document)

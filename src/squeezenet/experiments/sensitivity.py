@@ -118,12 +118,11 @@ class SensitivityResult:
             probes=tuple(Probe(**p) for p in data["probes"]),
             layers=tuple(data["layers"]),
             config=SensitivityConfig(
-                sparsities=tuple(config["sparsities"]),
-                bits=tuple(config["bits"]),
-                layers=config["layers"],
-                batch_size=config["batch_size"],
-                init=config["init"],
-                channels_last=config["channels_last"],
+                **{
+                    **config,
+                    "sparsities": tuple(config["sparsities"]),
+                    "bits": tuple(config["bits"]),
+                }
             ),
             seconds=float(data["seconds"]),
             meta=dict(data.get("meta", {})),

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from squeezenet.experiments.setup import build_experiment
-from squeezenet.formats.atomic import atomic_write_bytes
+from squeezenet.formats.atomic import atomic_write_bytes, atomic_write_json
 from squeezenet.models import get_spec, resolve_config
 from squeezenet.models.summary import summarize
 from squeezenet.train.config import TrainConfig
@@ -242,7 +242,7 @@ def run_sweep(
     if len(set(keys)) != len(keys):
         raise ValueError("the sweep lists the same trial twice; remove the duplicate grid values")
     described = {"trials": [t.to_dict() for t in trials], **(meta or {})}
-    atomic_write_bytes(folder / "sweep.json", (json.dumps(described, indent=2) + "\n").encode())
+    atomic_write_json(folder / "sweep.json", described)
     done = {r["key"]: r for r in read_records(folder)}
     for index, trial in enumerate(trials):
         if trial.key in done:

@@ -5,10 +5,12 @@ A crash or Ctrl-C at any point leaves either the old file or the new one, never 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def _umask() -> int:
@@ -38,3 +40,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def atomic_write_json(path: str | os.PathLike[str], document: Any) -> Path:
+    """Write ``document`` as indented JSON with a final newline to ``path`` atomically."""
+    return atomic_write_bytes(path, (json.dumps(document, indent=2) + "\n").encode())
