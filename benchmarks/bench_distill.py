@@ -51,10 +51,10 @@ from squeezenet.compress.distill import (
     reconstruct_,
     shared_layers,
 )
-from squeezenet.compress.pipeline import parse_bits
 from squeezenet.compress.proxy import ProxyConfig
 from squeezenet.data import FileListDataset, Preprocess, cifar10, csv_manifest
 from squeezenet.formats import read_caffe_dc, read_sqz, write_sqz
+from squeezenet.jobs.specs import parse_bits
 from squeezenet.models import create_model
 from squeezenet.train.evaluate import eval_batches
 

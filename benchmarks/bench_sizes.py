@@ -19,18 +19,14 @@ from typing import Any
 
 import torch
 
-from squeezenet.compress.pipeline import (
-    ALEXNET_DENSE_BYTES,
-    CompressConfig,
-    compress_file,
-    import_caffe_dc,
-    parse_bits,
-    parse_policy,
-)
 from squeezenet.experiments.provenance import command_line, machine
 from squeezenet.experiments.report import sizes_markdown
-from squeezenet.formats.atomic import atomic_write_json
-from squeezenet.formats.weights import load_model
+from squeezenet.io.atomic import atomic_write_json
+from squeezenet.jobs.compress_config import CompressConfig
+from squeezenet.jobs.compress_file import compress_file, import_caffe_dc
+from squeezenet.jobs.load import load_any
+from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES
+from squeezenet.jobs.specs import parse_bits, parse_policy
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PUBLISHED = SHARED / "squeezenet-dc" / "compressed_SqueezeNet.net"
@@ -60,7 +56,7 @@ def _evaluate(path: Path, data: Path) -> dict[str, Any]:
     from squeezenet.data.registry import load_dataset
     from squeezenet.train.evaluate import evaluate
 
-    loaded = load_model(path)
+    loaded = load_any(path)
     assert loaded.preprocess is not None
     start = time.perf_counter()
     result = evaluate(loaded.model, load_dataset(str(data), "test"), loaded.preprocess)
@@ -80,13 +76,13 @@ def measure(folder: Path, data: Path | None) -> dict[str, Any]:
             "file": str(PUBLISHED),
         },
     ]
-    reference = load_model(dense).model
+    reference = load_any(dense).model
     for label, policy, bits in VARIANTS:
         out = folder / f"{bits}.sqz"
         config = CompressConfig(policy=parse_policy(policy), bits=parse_bits(bits))
         report = compress_file(dense, out, config).report
         row = {"model": label, "bytes": report.file_bytes, "file": str(out), "bits": report.bits}
-        row["lossless"] = _same_weights(load_model(out).model, reference)
+        row["lossless"] = _same_weights(load_any(out).model, reference)
         row["seconds"] = report.seconds
         rows.append(row)
     for row in rows:

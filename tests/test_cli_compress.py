@@ -11,7 +11,8 @@ import torch
 from cli_helpers import run
 from squeezenet.cli import main
 from squeezenet.data.presets import CIFAR10
-from squeezenet.formats.weights import load_model, save_weights
+from squeezenet.io.weights import save_weights
+from squeezenet.jobs.load import load_any
 from squeezenet.models import create_model
 
 
@@ -81,9 +82,9 @@ def test_lossless_reencoding(
     assert [s["stage"] for s in report["stages"]] == ["dense", "pruned", "quantized", "file"]  # type: ignore[attr-defined]
     assert report["dense_bytes"] == 4 * 1_248_424
     run_json(capsys, "decompress", sqz, "-o", workdir / "b8.safetensors")
-    expected = load_model(imported).model.state_dict()
+    expected = load_any(imported).model.state_dict()
     for path in (sqz, workdir / "b8.safetensors"):
-        got = load_model(path).model.state_dict()
+        got = load_any(path).model.state_dict()
         assert all(torch.equal(got[key], value) for key, value in expected.items())
     # eval reads .sqz directly, with the preprocessing stored in the file
     data = manifest(shared_data, workdir, 8)
@@ -143,7 +144,7 @@ def test_small_model_with_pruning(capsys: pytest.CaptureFixture[str], tmp_path: 
         capsys, "compress", source, "-o", tmp_path / "s.sqz", "--policy", "paper", "--bits", "5"
     )
     assert report["policy"] == "paper"
-    decoded = load_model(tmp_path / "s.sqz").model
+    decoded = load_any(tmp_path / "s.sqz").model
     conv10 = decoded.final_conv.weight  # type: ignore[union-attr]
     assert float((conv10 == 0).float().mean()) == pytest.approx(0.8, abs=0.01)
     assert len(torch.unique(conv10[conv10 != 0])) <= 32

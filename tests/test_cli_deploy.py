@@ -10,7 +10,7 @@ from PIL import Image
 
 from cli_helpers import run
 from squeezenet.data import CIFAR10
-from squeezenet.formats.weights import save_weights
+from squeezenet.io.weights import save_weights
 from squeezenet.models import create_model
 
 

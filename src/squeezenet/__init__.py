@@ -1,12 +1,35 @@
-"""SqueezeNet (Iandola et al., 2016): models, Deep Compression, experiments, deployment."""
+"""SqueezeNet (Iandola et al., 2016): models, Deep Compression, experiments, deployment.
 
-from squeezenet.models import (
-    Fire,
-    SqueezeNet,
-    SqueezeNetConfig,
-    create_model,
-    list_models,
-)
+Members are imported on first use, so light submodules never load torch through here.
+"""
 
-__all__ = ["Fire", "SqueezeNet", "SqueezeNetConfig", "create_model", "list_models"]
+from typing import TYPE_CHECKING
+
+from squeezenet._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from squeezenet.models import (
+        Fire,
+        SqueezeNet,
+        SqueezeNetConfig,
+        create_model,
+        list_models,
+    )
+
+_MEMBERS = {
+    "Fire": "models",
+    "SqueezeNet": "models",
+    "SqueezeNetConfig": "models",
+    "create_model": "models",
+    "list_models": "models",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _MEMBERS)
+__all__ = [
+    "Fire",
+    "SqueezeNet",
+    "SqueezeNetConfig",
+    "create_model",
+    "list_models",
+]
+
 __version__ = "0.1.0"

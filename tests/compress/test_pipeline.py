@@ -1,4 +1,4 @@
-"""Tests for squeezenet.compress.pipeline: specs, stage sizes, end to end on small and published
+"""Tests for squeezenet.jobs.compress_file: specs, stage sizes, end to end on small and published
 models, the distillation hook, atomic writes."""
 
 from __future__ import annotations
@@ -14,24 +14,25 @@ import torch
 from torch import nn
 
 from squeezenet.compress import PrunePolicy, centroid_parameters, layer_aliases
-from squeezenet.compress.pipeline import (
-    ALEXNET_DENSE_BYTES,
-    MIXED_BITS,
-    CompressConfig,
-    compress_file,
-    compress_model,
-    decompress_sqz,
-    describe_bits,
-    describe_policy,
-    import_caffe_dc,
-    parse_bits,
-    parse_policy,
-    stage_sizes,
-)
 from squeezenet.compress.types import CompressedLayer, CompressedModel
 from squeezenet.data.presets import CIFAR10, Preprocess
 from squeezenet.formats.sqz import decode_sqz, read_sqz
-from squeezenet.formats.weights import LoadedModel, load_model, save_weights
+from squeezenet.io.weights import LoadedModel, save_weights
+from squeezenet.jobs.compress_config import (
+    MIXED_BITS,
+    CompressConfig,
+    describe_bits,
+    describe_policy,
+)
+from squeezenet.jobs.compress_file import (
+    compress_file,
+    compress_model,
+    decompress_sqz,
+    import_caffe_dc,
+)
+from squeezenet.jobs.load import load_any
+from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES, stage_sizes
+from squeezenet.jobs.specs import parse_bits, parse_policy
 from squeezenet.models import create_model
 from squeezenet.models.summary import registered_params
 
@@ -153,7 +154,7 @@ def test_small_model_end_to_end(tmp_path: Path) -> None:
     result = compress_file(source, tmp_path / "small.sqz", config)
     data = (tmp_path / "small.sqz").read_bytes()
     assert data == result.data and result.report.file_bytes == len(data)
-    decoded = load_model(tmp_path / "small.sqz")
+    decoded = load_any(tmp_path / "small.sqz")
     assert decoded.preprocess == CIFAR10 and decoded.class_names == [
         "c" + str(i) for i in range(10)
     ]
@@ -251,7 +252,7 @@ def imported(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def test_import_is_the_caffe_model(imported: Path) -> None:
-    loaded = load_model(imported)
+    loaded = load_any(imported)
     assert loaded.model_name == "squeezenet1_0"
     assert loaded.config["final_conv_padding"] == 1
     assert loaded.preprocess is not None and loaded.preprocess.name == "caffe"
@@ -266,9 +267,9 @@ def test_lossless_8_bit_is_bit_identical(imported: Path, tmp_path: Path) -> None
     assert result.report.file_bytes <= 560_000  # published file: 675,763
     assert all(row.rmse == 0.0 for row in result.report.layers)
     decompress_sqz(tmp_path / "b8.sqz", tmp_path / "b8.safetensors")
-    expected = load_model(imported).model.state_dict()
+    expected = load_any(imported).model.state_dict()
     for path in (tmp_path / "b8.sqz", tmp_path / "b8.safetensors"):
-        got = load_model(path).model.state_dict()
+        got = load_any(path).model.state_dict()
         assert set(got) == set(expected)
         for key, value in expected.items():
             assert torch.equal(got[key], value), key
@@ -277,8 +278,8 @@ def test_lossless_8_bit_is_bit_identical(imported: Path, tmp_path: Path) -> None
 def test_paper_policy_reproduces_the_published_pattern(imported: Path) -> None:
     """--policy paper on the published weights prunes nothing new: same positions, same file."""
     config = CompressConfig(policy=PrunePolicy.paper(), bits=6)
-    paper = compress_model(load_model(imported), config)
-    none = compress_model(load_model(imported), CompressConfig(policy=None, bits=6))
+    paper = compress_model(load_any(imported), config)
+    none = compress_model(load_any(imported), CompressConfig(policy=None, bits=6))
     assert sum(row.stored for row in paper.report.layers) == 415_921
     assert paper.data == none.data
 

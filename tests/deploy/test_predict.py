@@ -10,7 +10,8 @@ from PIL import Image
 from squeezenet.data import CIFAR10
 from squeezenet.data.datasets import CorruptImageError
 from squeezenet.deploy.predict import predict
-from squeezenet.formats.weights import load_model, save_weights
+from squeezenet.io.weights import save_weights
+from squeezenet.jobs.load import load_any
 from squeezenet.models import create_model
 
 
@@ -33,7 +34,7 @@ def test_predict_engines_agree(weights: Path, tmp_path: Path) -> None:
         path = tmp_path / f"{i}.png"
         Image.new("RGB", (40, 40), (80 * i, 30, 200 - 50 * i)).save(path)
         paths.append(path)
-    loaded = load_model(weights)
+    loaded = load_any(weights)
     a = predict(loaded, paths, engine="torch", top=3)
     b = predict(loaded, paths, engine="onnxruntime", top=3)
     assert [p.indices for p in a] == [p.indices for p in b]
@@ -47,4 +48,4 @@ def test_predict_names_a_bad_image(weights: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")
     with pytest.raises(CorruptImageError, match=r"bad\.jpg"):
-        predict(load_model(weights), [bad])
+        predict(load_any(weights), [bad])

@@ -11,7 +11,7 @@ import torch
 from cli_helpers import run
 from squeezenet.compress.prune import weight_layers
 from squeezenet.experiments.dsd import DSDConfig, DSDEvent, run_dsd
-from squeezenet.formats.weights import load_model
+from squeezenet.jobs.load import load_any
 from squeezenet.train.config import recipe
 
 TINY = recipe("small", batch_size=32, warmup_epochs=0.0, checkpoint_every=0)
@@ -35,7 +35,7 @@ def dsd_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, o
 
 
 def _weights(out: Path, phase: str) -> dict[str, torch.Tensor]:
-    model = load_model(out / phase / "model.safetensors").model
+    model = load_any(out / phase / "model.safetensors").model
     return {name: m.weight.detach().clone() for name, m in weight_layers(model)}
 
 

@@ -27,7 +27,7 @@ from squeezenet.experiments import (
 )
 from squeezenet.experiments.pipeline import _logits
 from squeezenet.formats.sqz import read_sqz
-from squeezenet.formats.weights import load_model
+from squeezenet.jobs.load import load_any
 
 TINY = {"base_e": 16, "incr_e": 16}  # a squeezenet_small of ~20k parameters
 CONFIG = PipelineConfig.quick(
@@ -77,9 +77,9 @@ def test_decoded_sqz_reproduces_the_fine_tuned_logits(run: Run) -> None:
     assert run.report.check_max_abs_diff == 0.0
     assert run.report.check_images == 32
     check = load_file(str(run.out / "check.safetensors"))
-    decoded = load_model(run.out / "model.sqz").model
+    decoded = load_any(run.out / "model.sqz").model
     assert torch.equal(_logits(decoded, check["inputs"]), check["logits"])
-    fine_tuned = load_model(run.out / "quantized.safetensors").model
+    fine_tuned = load_any(run.out / "quantized.safetensors").model
     assert torch.equal(_logits(fine_tuned, check["inputs"]), check["logits"])
 
 
@@ -113,7 +113,7 @@ def test_the_output_folder_holds_everything(run: Run) -> None:
     assert json.loads((run.out / "pipeline.json").read_text()) == CONFIG.to_dict()
     report = json.loads((run.out / "report.json").read_text())
     assert report == json.loads(json.dumps(run.report.to_dict()))
-    pruned = load_model(run.out / "pruned.safetensors").model
+    pruned = load_any(run.out / "pruned.safetensors").model
     assert not any(weight_share_of(m) for m in pruned.modules())  # plain weights with zeros
 
 

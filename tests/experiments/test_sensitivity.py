@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from cli_helpers import run
-from squeezenet.compress.pipeline import parse_policy, policy_bits
 from squeezenet.data.presets import CIFAR10
 from squeezenet.data.registry import load_dataset
 from squeezenet.experiments.plan import Plan, calibrate_plan, loss_scale, plan_from_sensitivity
@@ -19,7 +18,8 @@ from squeezenet.experiments.sensitivity import (
     SensitivityResult,
     sensitivity,
 )
-from squeezenet.formats.weights import save_weights
+from squeezenet.io.weights import save_weights
+from squeezenet.jobs.specs import parse_policy, policy_bits
 from squeezenet.models import create_model
 from squeezenet.train.evaluate import evaluate
 

@@ -174,7 +174,8 @@ def _stream_ratios(data: bytes) -> list[tuple[str, float, float, int]]:
 
 @pytest.fixture(scope="module")
 def encoded_6bit(encoded: bytes, tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    from squeezenet.compress.pipeline import CompressConfig, compress_file
+    from squeezenet.jobs.compress_config import CompressConfig
+    from squeezenet.jobs.compress_file import compress_file
 
     folder = tmp_path_factory.mktemp("six")
     (folder / "b8.sqz").write_bytes(encoded)

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from squeezenet.data import CIFAR10, FASHION_MNIST, load_dataset
 from squeezenet.data.datasets import FASHION_MNIST_DIR
-from squeezenet.formats.weights import load_model, save_weights
+from squeezenet.io.weights import load_model, save_weights
 from squeezenet.models import create_model
 from squeezenet.train import CheckpointError, fit, recipe
 from squeezenet.train.loop import _CollapseWatch

@@ -19,7 +19,7 @@ def import_caffe_dc_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Convert the published Caffe Deep Compression SqueezeNet into a weights file."""
-    from squeezenet.compress.pipeline import import_caffe_dc
+    from squeezenet.jobs.compress_file import import_caffe_dc
 
     report = import_caffe_dc(file, output)
     if as_json:
@@ -87,18 +87,13 @@ def compress_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Deep Compression: prune, share weights (k-means), entropy-code, write a .sqz file."""
-    from squeezenet.compress.pipeline import (
-        CompressConfig,
-        compress_file,
-        parse_bits,
-        parse_policy,
-        policy_bits,
-    )
+    from squeezenet.jobs.compress_config import CompressConfig
+    from squeezenet.jobs.compress_file import compress_file
+    from squeezenet.jobs.specs import parse_policy, resolve_bits
 
-    planned = policy_bits(policy) if bits is None else None
     config = CompressConfig(
         policy=parse_policy(policy),
-        bits=planned if planned is not None else parse_bits(bits or "8"),
+        bits=resolve_bits(bits, policy),
         init=init,  # type: ignore[arg-type]  # validated by CompressConfig
         codec=codec,  # type: ignore[arg-type]
         codebook_dtype=codebook,  # type: ignore[arg-type]
@@ -213,7 +208,7 @@ def decompress_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Decode a .sqz file into a dense weights file (the decoded weights, bit for bit)."""
-    from squeezenet.compress.pipeline import decompress_sqz
+    from squeezenet.jobs.compress_file import decompress_sqz
 
     report = decompress_sqz(file, output)
     if as_json:

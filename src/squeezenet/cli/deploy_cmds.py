@@ -13,13 +13,11 @@ from squeezenet.cli.app import _emit_json, _fail, app, out
 
 def _load(model: str) -> tuple[nn.Module, tuple[int, int, int], str]:
     """A weights file / .sqz, or a registry name (random weights), with its input shape."""
-    from pathlib import Path
-
-    from squeezenet.formats.weights import load_model
+    from squeezenet.jobs.load import is_model_file, load_any
     from squeezenet.models import create_model, get_spec
 
-    if Path(model).suffix in (".safetensors", ".sqz") or Path(model).exists():
-        loaded = load_model(model)
+    if is_model_file(model):
+        loaded = load_any(model)
         pre = loaded.preprocess
         channels = int(loaded.config.get("in_channels", 3))
         size = pre.crop if pre else get_spec(loaded.model_name).input_size
@@ -81,11 +79,11 @@ def predict_cmd(
 ) -> None:
     """Classify images with the model's own preprocessing; prints class names and probabilities."""
     from squeezenet.deploy.predict import predict
-    from squeezenet.formats.weights import load_model
+    from squeezenet.jobs.load import load_any
 
     if engine not in ("torch", "onnxruntime"):
         _fail(f"--engine must be torch or onnxruntime, got {engine!r}")
-    results = predict(load_model(model), list(images), engine=engine, top=top)
+    results = predict(load_any(model), list(images), engine=engine, top=top)
     if as_json:
         _emit_json([r.to_dict() for r in results])
         return

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from squeezenet.cli.app import _emit_json, _fail, app, err, out
 from squeezenet.cli.common import FitProgress, parse_sets, progress_bar
-from squeezenet.formats.atomic import atomic_write_bytes, atomic_write_json
+from squeezenet.io.atomic import atomic_write_bytes, atomic_write_json
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -74,7 +74,7 @@ def sensitivity_cmd(
         plot_sensitivity,
         sensitivity,
     )
-    from squeezenet.formats.weights import load_model
+    from squeezenet.jobs.load import load_any
 
     config = SensitivityConfig(
         sparsities=_floats(sparsities, "--sparsities"),
@@ -93,7 +93,7 @@ def sensitivity_cmd(
             result = previous
             err.print(f"reusing {stored} (same model, data and settings)", highlight=False)
     if result is None:
-        loaded = load_model(model)
+        loaded = load_any(model)
         if loaded.preprocess is None:
             _fail(f"{model} has no preprocessing record; re-save it with save_weights(preprocess=)")
         dataset = load_dataset(data, split, data_dir=data_dir)
@@ -129,7 +129,7 @@ def sensitivity_cmd(
     if plan:
         if verify:
             measure = plan_measure(
-                loaded or load_model(model),
+                loaded or load_any(model),
                 dataset if dataset is not None else load_dataset(data, split, data_dir=data_dir),
                 batch_size=batch_size,
             )

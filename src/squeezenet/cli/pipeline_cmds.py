@@ -84,8 +84,8 @@ def _epochs(spec: str) -> dict[str, float]:
 
 def _policy(policy: str | None, sparsity: float | None) -> PrunePolicy | None:
     """None keeps the pipeline's default policy."""
-    from squeezenet.compress.pipeline import parse_policy
     from squeezenet.compress.prune import PrunePolicy
+    from squeezenet.jobs.specs import parse_policy
 
     if policy is not None and sparsity is not None:
         _fail("give --policy or --sparsity, not both")
@@ -97,7 +97,7 @@ def _policy(policy: str | None, sparsity: float | None) -> PrunePolicy | None:
 
 
 def _table(report: PipelineReport) -> Table:
-    from squeezenet.compress.pipeline import ALEXNET_DENSE_BYTES
+    from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES
 
     config = report.config
     table = Table(title=f"{config.model} on {config.data}: train -> prune -> quantize -> .sqz")
@@ -168,13 +168,13 @@ def pipeline_cmd(
     .sqz file, and print accuracy and size after each stage. Rerun to resume."""
     import torch
 
-    from squeezenet.compress.pipeline import parse_bits
     from squeezenet.experiments import (
         DecodeMismatchError,
         PipelineConfig,
         PipelineResumeError,
         run_pipeline,
     )
+    from squeezenet.jobs.specs import parse_bits
 
     changes: dict[str, Any] = {"data": data, "data_dir": data_dir, "download": download}
     changes.update(model=model, bits=parse_bits(bits), seed=seed, overrides=parse_sets(set_ or []))

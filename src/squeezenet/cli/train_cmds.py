@@ -72,8 +72,8 @@ def train_cmd(
     ] = False,
 ) -> None:
     """Train a model (or resume a run); writes RUN/model.safetensors with its metadata."""
+    from squeezenet.jobs.train_run import RunSpec, read_run_spec, run_training
     from squeezenet.train.config import recipe
-    from squeezenet.train.run import RunSpec, read_run_spec, run_training
 
     rank, default_device = _init_distributed()
     if resume:
@@ -152,10 +152,10 @@ def eval_cmd(
     from rich.progress import Progress
 
     from squeezenet.data.registry import load_dataset
-    from squeezenet.formats.weights import load_model
+    from squeezenet.jobs.load import load_any
     from squeezenet.train.evaluate import evaluate
 
-    loaded = load_model(model)
+    loaded = load_any(model)
     if loaded.preprocess is None:
         _fail(f"{model} has no preprocessing record; re-save it with save_weights(preprocess=...)")
     dataset = load_dataset(data, split, data_dir=data_dir)

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from squeezenet.compress.prune import prune_mask_of, weight_layers
-from squeezenet.compress.quantize import MAX_BITS, centroids_of, weight_share_of
-from squeezenet.compress.types import CompressedLayer, CompressedModel
+from squeezenet.compress.quantize import centroids_of, weight_share_of
+from squeezenet.compress.types import MAX_BITS, CompressedLayer, CompressedModel
 from squeezenet.models import create_model, get_spec
 
 

@@ -29,12 +29,12 @@ from squeezenet.compress.prune import (
     weight_layers,
     weight_parametrizations,
 )
+from squeezenet.compress.types import check_bits
 
 logger = logging.getLogger(__name__)
 
 Init = Literal["linear", "density", "random"]
 INITS: tuple[str, ...] = ("linear", "density", "random")
-MAX_BITS = 16  # the compressed format stores codes as uint16
 BitsSpec = int | Mapping[str, int] | Callable[[str, nn.Module], int | None]
 
 
@@ -281,8 +281,7 @@ def quantize_(
         width = _bits_for(bits, name, names, module)
         if width is None:
             continue
-        if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_BITS:
-            raise ValueError(f"quantize_: bits for {name} must be an int in 1..16, got {width!r}")
+        width = check_bits(width, f"quantize_: bits for {name}")
         rows.append(_quantize_layer(name, module, width, init, iters, seed))
     if not rows:
         logger.warning("quantize_: no layer of %s matched %r", type(model).__name__, bits)

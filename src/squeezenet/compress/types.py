@@ -10,6 +10,23 @@ from typing import Any
 
 import numpy as np
 
+from squeezenet.errors import ConfigError
+
+# Codebook index width: codes are stored as uint16, so a codebook has at most 2**16 entries
+# (Deep Compression Sec. 3; docs/FORMAT.md §4). The one definition; formats.spec imports it.
+MAX_BITS = 16
+
+
+def check_bits(value: object, what: str) -> int:
+    """``value`` if it is an integer width in 1..MAX_BITS.
+
+    Raises:
+        ConfigError: otherwise; the message starts with ``what`` (e.g. ``"--bits"``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BITS:
+        raise ConfigError(f"{what}: expected an integer width in 1..{MAX_BITS}, got {value!r}")
+    return value
+
 
 @dataclass
 class CompressedLayer:

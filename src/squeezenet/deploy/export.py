@@ -80,7 +80,7 @@ def onnx_session(data: bytes, *, threads: int = 0) -> Any:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    from squeezenet.formats.atomic import atomic_write_bytes
+    from squeezenet.io.atomic import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)

@@ -11,7 +11,7 @@ import torch
 from squeezenet.data.datasets import load_image
 from squeezenet.data.transforms import eval_transform
 from squeezenet.deploy.engines import make_engine
-from squeezenet.formats.weights import LoadedModel
+from squeezenet.io.weights import LoadedModel
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,10 @@ from squeezenet.compress.prune import (
     remove_pruning_,
     weight_layers,
 )
-from squeezenet.experiments.setup import Experiment, build_experiment
-from squeezenet.formats.atomic import atomic_write_json
-from squeezenet.formats.weights import load_model, save_weights
+from squeezenet.io.atomic import atomic_write_json
+from squeezenet.io.weights import save_weights
+from squeezenet.jobs.build import BuildSpec, Built, build
+from squeezenet.jobs.load import load_any
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.evaluate import evaluate
 from squeezenet.train.loop import FitEvent, fit
@@ -127,14 +128,16 @@ def run_dsd(
     document = _load_document(folder, config)
     if meta:
         document["meta"] = meta
-    run = build_experiment(
-        config.model,
-        config.data,
-        overrides=dict(config.overrides),
-        seed=config.train.seed,
-        train_images=config.train_images,
-        test_images=config.test_images,
-        data_dir=data_dir,
+    run = build(
+        BuildSpec(
+            config.model,
+            config.data,
+            overrides=dict(config.overrides),
+            seed=config.train.seed,
+            train_images=config.train_images,
+            test_images=config.test_images,
+            data_dir=data_dir,
+        )
     )
     phases = [p for p in PHASES if config.baseline or not p.startswith("baseline")]
     starts = {
@@ -154,7 +157,7 @@ def run_dsd(
             callback(DSDEvent("start", phase))
         source = starts[phase]
         model = (
-            run.model if source is None else load_model(folder / source / "model.safetensors").model
+            run.model if source is None else load_any(folder / source / "model.safetensors").model
         )
         metrics = _phase(
             phase,
@@ -177,7 +180,7 @@ def run_dsd(
 def _phase(
     phase: str,
     model: nn.Module,
-    run: Experiment,
+    run: Built,
     config: DSDConfig,
     folder: Path,
     device: str,
@@ -198,7 +201,7 @@ def _phase(
     else:
         fitted = fit(
             model,
-            run.train_data,
+            run.train_split,
             train,
             preprocess=run.preprocess,
             eval_data=run.test_data,

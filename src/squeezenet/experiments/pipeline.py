@@ -43,20 +43,23 @@ from safetensors.torch import load_file
 from torch import nn
 
 from squeezenet.compress.export import from_compressed, to_compressed
-from squeezenet.compress.pipeline import describe_bits, describe_policy, stage_sizes
 from squeezenet.compress.prune import prune_
 from squeezenet.compress.quantize import quantize_
 from squeezenet.data.datasets import ArrayDataset, FileListDataset, draw
 from squeezenet.data.presets import Preprocess
 from squeezenet.experiments.pipeline_config import STAGES, PipelineConfig
 from squeezenet.experiments.pipeline_report import PipelineReport, build_report
-from squeezenet.formats.atomic import atomic_write_bytes
 from squeezenet.formats.sqz import read_sqz, write_sqz
-from squeezenet.formats.weights import atomic_save_safetensors, load_model, save_weights
+from squeezenet.io.atomic import atomic_write_bytes
+from squeezenet.io.weights import atomic_save_safetensors, save_weights
+from squeezenet.jobs.build import build
+from squeezenet.jobs.compress_config import describe_bits, describe_policy
+from squeezenet.jobs.load import load_any
+from squeezenet.jobs.sizes import stage_sizes
+from squeezenet.jobs.train_run import RunSpec, build_spec
 from squeezenet.train.checkpoint import CHECKPOINT, STATE_JSON
 from squeezenet.train.evaluate import EvalResult, eval_batches, evaluate
 from squeezenet.train.loop import FitEvent, fit
-from squeezenet.train.run import RunSpec, build
 
 logger = logging.getLogger(__name__)
 
@@ -133,12 +136,19 @@ class _Run:
             spec = RunSpec(
                 c.model, c.data, c.train_config("dense"), c.data_dir, dict(c.overrides), c.download
             )
-            model, name, preprocess, classes, train, test = build(spec)
-            if c.train_images and c.train_images < len(train):
-                train = draw(train, c.train_images, c.seed)
-            if c.test_images and c.test_images < len(test):
-                test = draw(test, c.test_images, c.seed + 1)
-            self._built = (model, name, preprocess, classes, train, test)
+            built = build(
+                dataclasses.replace(
+                    build_spec(spec), train_images=c.train_images, test_images=c.test_images
+                )
+            )
+            self._built = (
+                built.model,
+                built.model_name,
+                built.preprocess,
+                built.classes,
+                built.train_split,
+                built.test_data,
+            )
         return self._built
 
     def path(self, name: str) -> Path:
@@ -207,7 +217,7 @@ class _Run:
         )  # fmt: skip
 
     def load(self, stage: str) -> nn.Module:
-        return load_model(self.path(ARTIFACTS[stage])).model.train()
+        return load_any(self.path(ARTIFACTS[stage])).model.train()
 
     def check_inputs(self) -> torch.Tensor:
         """The first ``check_images`` test images, preprocessed: ``(N, C, H, W)`` float32."""

@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from squeezenet.compress.pipeline import BitsRules
 from squeezenet.compress.prune import PrunePolicy
-from squeezenet.compress.quantize import MAX_BITS
+from squeezenet.jobs.compress_config import BitsRules, check_bits_rules
 from squeezenet.train.config import TrainConfig, recipe
 
 # Deep Compression's SqueezeNet pattern (PAPER_RULES in squeezenet.compress.prune), heavier so
@@ -78,14 +77,7 @@ class PipelineConfig:
                     )
         if not isinstance(self.policy, PrunePolicy):
             raise ValueError(f"PipelineConfig.policy: expected a PrunePolicy, got {self.policy!r}")
-        rules = (("*", self.bits),) if isinstance(self.bits, int) else self.bits
-        for rule in rules:
-            width = rule[1] if isinstance(rule, tuple) and len(rule) == 2 else None
-            if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_BITS:
-                raise ValueError(
-                    f"PipelineConfig.bits: expected widths in 1..{MAX_BITS} (an int or "
-                    f"(pattern, bits) pairs), got {rule!r}"
-                )
+        check_bits_rules(self.bits, "PipelineConfig.bits")
         if not self.tolerance >= 0:
             raise ValueError(f"PipelineConfig.tolerance: expected >= 0, got {self.tolerance}")
 

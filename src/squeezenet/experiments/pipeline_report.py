@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from squeezenet.compress.pipeline import ALEXNET_DENSE_BYTES, describe_bits, describe_policy
 from squeezenet.experiments.pipeline_config import STAGES, PipelineConfig
-from squeezenet.formats.atomic import atomic_write
+from squeezenet.io.atomic import atomic_write
+from squeezenet.jobs.compress_config import describe_bits, describe_policy
+from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES
 
 logger = logging.getLogger(__name__)
 

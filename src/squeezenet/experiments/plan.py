@@ -27,10 +27,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from squeezenet.experiments.sensitivity import Kind, SensitivityResult
-from squeezenet.formats.weights import LoadedModel
-
-POLICY_FORMAT = "squeezenet-policy"
-POLICY_VERSION = 1
+from squeezenet.io.weights import LoadedModel
+from squeezenet.jobs.policy import policy_document
 
 
 @dataclass(frozen=True)
@@ -64,12 +62,10 @@ class Plan:
 
     def to_policy(self) -> dict[str, Any]:
         """The policy document ``squeezenet compress --policy FILE`` reads (prune + bits)."""
-        return {
-            "format": POLICY_FORMAT,
-            "version": POLICY_VERSION,
-            "prune": {"layers": {layer.layer: round(layer.sparsity, 4) for layer in self.layers}},
-            "bits": {layer.layer: layer.bits for layer in self.layers},
-            "plan": {
+        return policy_document(
+            {layer.layer: layer.sparsity for layer in self.layers},
+            {layer.layer: layer.bits for layer in self.layers},
+            plan={
                 "max_drop_points": self.max_drop,
                 "predicted_drop_points": round(self.predicted_drop, 3),
                 "estimated_bytes": self.estimated_bytes,
@@ -80,7 +76,7 @@ class Plan:
                 "rounds": list(self.rounds),
                 "layers": [asdict(layer) for layer in self.layers],
             },
-        }
+        )
 
 
 def _h2(p: float) -> float:
@@ -279,8 +275,9 @@ def plan_measure(
     """``plan -> (top-1 on data, .sqz bytes)``: a copy of ``loaded`` compressed exactly as
     ``squeezenet compress --policy PLAN`` would, evaluated in memory (the file decodes to the
     same weights)."""
-    from squeezenet.compress.pipeline import CompressConfig, compress_model
     from squeezenet.compress.prune import parse_prune_policy
+    from squeezenet.jobs.compress_config import CompressConfig
+    from squeezenet.jobs.compress_file import compress_model
     from squeezenet.train.evaluate import evaluate
 
     if loaded.preprocess is None:

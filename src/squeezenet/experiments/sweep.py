@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from squeezenet.experiments.setup import build_experiment
-from squeezenet.formats.atomic import atomic_write_bytes, atomic_write_json
+from squeezenet.io.atomic import atomic_write_bytes, atomic_write_json
+from squeezenet.jobs.build import BuildSpec, build
 from squeezenet.models import get_spec, resolve_config
 from squeezenet.models.summary import summarize
 from squeezenet.train.config import TrainConfig
@@ -132,19 +132,21 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train one grid point from scratch and evaluate it; returns the record (JSON-ready)."""
     clock = time.perf_counter()
-    run = build_experiment(
-        trial.model,
-        trial.data,
-        overrides=dict(trial.overrides),
-        seed=trial.train.seed,
-        train_images=trial.train_images,
-        test_images=trial.test_images,
-        data_dir=data_dir,
+    run = build(
+        BuildSpec(
+            trial.model,
+            trial.data,
+            overrides=dict(trial.overrides),
+            seed=trial.train.seed,
+            train_images=trial.train_images,
+            test_images=trial.test_images,
+            data_dir=data_dir,
+        )
     )
     model, preprocess, train_data, test_data = (
         run.model,
         run.preprocess,
-        run.train_data,
+        run.train_split,
         run.test_data,
     )
     summary = summarize(model, (preprocess.channels, preprocess.crop, preprocess.crop))

@@ -7,8 +7,7 @@ from typing import Literal, NoReturn
 
 import numpy as np
 
-from squeezenet.compress import huffman, rans
-from squeezenet.formats import spec
+from squeezenet.formats import huffman, rans, spec
 from squeezenet.formats.spec import SqzFormatError
 
 Codec = Literal["auto", "raw", "huffman", "rans"]

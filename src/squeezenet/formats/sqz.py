@@ -11,11 +11,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from squeezenet.compress import huffman, rans
 from squeezenet.compress.types import CompressedLayer, CompressedModel
 from squeezenet.data.presets import Preprocess
-from squeezenet.formats import spec
-from squeezenet.formats.atomic import atomic_write_bytes
+from squeezenet.formats import huffman, rans, spec
 from squeezenet.formats.bitio import (
     Codec,
     StreamPlan,
@@ -25,6 +23,7 @@ from squeezenet.formats.bitio import (
     varint,
 )
 from squeezenet.formats.sqz_decode import ParsedLayer, parse_sqz
+from squeezenet.io.atomic import atomic_write_bytes
 
 CodebookDtype = Literal["float32", "float16"]
 _AUTO_GAP_BITS = range(1, 11)  # widths tried per layer when gap_bits is None

@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from squeezenet.compress import huffman, rans
 from squeezenet.compress.types import CompressedLayer
 from squeezenet.data.presets import Preprocess
-from squeezenet.formats import spec
+from squeezenet.formats import huffman, rans, spec
 from squeezenet.formats.bitio import Reader, StreamRecord, decode_raw, read_stream
 from squeezenet.formats.spec import SqzFormatError
 

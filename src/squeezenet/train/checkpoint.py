@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from squeezenet.formats.atomic import atomic_write_bytes
-from squeezenet.formats.weights import atomic_save_safetensors, read_metadata
+from squeezenet.io.atomic import atomic_write_bytes
+from squeezenet.io.weights import atomic_save_safetensors, read_metadata
 
 CHECKPOINT = "checkpoint.safetensors"
 STATE_JSON = "state.json"  # a human-readable copy of the state; resume reads the checkpoint

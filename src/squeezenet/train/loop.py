@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from squeezenet.data.datasets import ArrayDataset, FileListDataset
 from squeezenet.data.presets import Preprocess
 from squeezenet.data.transforms import BatchPipeline, train_transform
-from squeezenet.formats.atomic import atomic_write_bytes
+from squeezenet.io.atomic import atomic_write_bytes
 from squeezenet.train.checkpoint import (
     CHECKPOINT,
     CheckpointError,

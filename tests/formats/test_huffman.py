@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squeezenet.compress import huffman
+from squeezenet.formats import huffman
 
 
 def _roundtrip(symbols: np.ndarray, alphabet: int, block_size: int = 16) -> huffman.HuffmanStream:

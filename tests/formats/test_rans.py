@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squeezenet.compress import huffman, rans
+from squeezenet.formats import huffman, rans
 
 
 def _roundtrip(symbols: np.ndarray, alphabet: int, precision: int, block: int) -> rans.RansStream:

@@ -8,7 +8,7 @@ percent where Huffman's integer code lengths lose up to ``p_max + 0.086`` bits p
 small skewed alphabets (the relative-position gaps of Deep Compression Sec. 3). Each block of
 ``block_size`` symbols is an independent rANS stream (a 32-bit initial state then 16-bit
 words), and :func:`decode_many` runs all blocks of many streams in lockstep, as
-:mod:`squeezenet.compress.huffman` does.
+:mod:`squeezenet.formats.huffman` does.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from squeezenet.compress.huffman import group_by_block_size
+from squeezenet.formats.huffman import group_by_block_size
 
 STATE_LOW = 1 << 16  # the state lives in [STATE_LOW, 2**32); words are 16 bits
 MAX_PRECISION = 16  # frequencies sum to 2**precision <= STATE_LOW (rANS needs L % M == 0)

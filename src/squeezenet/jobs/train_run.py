@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +16,9 @@ import torch
 from torch import nn
 
 from squeezenet.data.presets import Preprocess
-from squeezenet.data.registry import load_dataset, parse_data_spec
-from squeezenet.formats.atomic import atomic_write_bytes
-from squeezenet.formats.weights import load_model, save_weights
-from squeezenet.models import create_model, get_spec
+from squeezenet.io.atomic import atomic_write_bytes
+from squeezenet.io.weights import save_weights
+from squeezenet.jobs.build import BuildSpec, build
 from squeezenet.train.checkpoint import CheckpointError
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.loop import FitEvent, FitResult, fit
@@ -66,27 +64,16 @@ def read_run_spec(run_dir: str | Path) -> RunSpec:
     return RunSpec.from_dict(json.loads(path.read_text()))
 
 
-def build(spec: RunSpec) -> tuple[nn.Module, str, Preprocess, list[str], Any, Any]:
-    """Model, registry name, preprocessing, class names, train and test datasets of a spec."""
-    data_spec = parse_data_spec(spec.data)
-    seed = spec.train.seed
-    kwargs: dict[str, Any] = {"data_dir": spec.data_dir, "download": spec.download, "seed": seed}
-    train_data = load_dataset(data_spec, "train", **kwargs)
-    test_data = load_dataset(data_spec, "test", **kwargs)
-    classes = list(train_data.classes)
-    if Path(spec.model).suffix in (".safetensors", ".sqz") or os.sep in spec.model:
-        loaded = load_model(spec.model)
-        model, name = loaded.model, loaded.model_name
-        preprocess = loaded.preprocess or data_spec.default_preset
-        return model, name, preprocess, classes, train_data, test_data
-    get_spec(spec.model)
-    preprocess = data_spec.default_preset
-    if data_spec.kind in ("csv", "folder"):
-        size = get_spec(spec.model).input_size
-        preprocess = dataclasses.replace(preprocess, crop=size, resize=round(size * 256 / 224))
-    overrides = {"num_classes": len(classes), "in_channels": preprocess.channels, **spec.overrides}
-    model = create_model(spec.model, seed=seed, **overrides)
-    return model, spec.model, preprocess, classes, train_data, test_data
+def build_spec(spec: RunSpec) -> BuildSpec:
+    """What :func:`squeezenet.jobs.build.build` makes for a run: model and full splits."""
+    return BuildSpec(
+        model=spec.model,
+        data=spec.data,
+        overrides=spec.overrides,
+        seed=spec.train.seed,
+        data_dir=spec.data_dir,
+        download=spec.download,
+    )
 
 
 def run_training(
@@ -98,7 +85,13 @@ def run_training(
     device: str | torch.device = "cpu",
 ) -> RunOutcome:
     """Train per ``spec``; a ``run_dir`` gets checkpoints, metrics and ``model.safetensors``."""
-    model, name, preprocess, classes, train_data, test_data = build(spec)
+    built = build(build_spec(spec))
+    model, name, preprocess, classes = (
+        built.model,
+        built.model_name,
+        built.preprocess,
+        built.classes,
+    )
     run_path = Path(run_dir) if run_dir is not None else None
     is_rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
     if run_path is not None and not resume and is_rank0:
@@ -106,10 +99,10 @@ def run_training(
         atomic_write_bytes(run_path / RUN_JSON, json.dumps(spec.to_dict(), indent=2).encode())
     result = fit(
         model,
-        train_data,
+        built.train_split,
         spec.train,
         preprocess=preprocess,
-        eval_data=test_data,
+        eval_data=built.test_data,
         run_dir=run_path,
         resume=resume,
         callback=callback,

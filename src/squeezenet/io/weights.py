@@ -1,7 +1,7 @@
 """Weights files: safetensors + metadata (model name, config, preprocessing, class names).
 
-A weights file rebuilds its model alone: ``load_model(path)``. ``.sqz`` files (Deep
-Compression) load through the same call. Nothing here unpickles anything.
+A weights file rebuilds its model alone: ``load_model(path)``. Nothing here knows about
+compression or unpickles anything.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from squeezenet.data.presets import Preprocess
-from squeezenet.formats.atomic import atomic_write
+from squeezenet.errors import FileFormatError, MissingFileError
+from squeezenet.io.atomic import atomic_write
 from squeezenet.models import create_model, get_spec
 
 FORMAT_NAME = "squeezenet-weights"
 FORMAT_VERSION = "1"
 
 
-class WeightsFileError(ValueError):
+class WeightsFileError(FileFormatError):
     """A weights file that cannot be used; the message names the file and the problem."""
 
 
@@ -104,7 +105,8 @@ def read_metadata(path: Path) -> dict[str, str]:
 
 
 def load_model(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
-    """Rebuild a model from a weights file (``.safetensors``) or a Deep Compression ``.sqz``.
+    """Rebuild a model from a weights file (``.safetensors``); ``.sqz`` files load through
+    :func:`squeezenet.jobs.load.load_any`.
 
     Raises:
         FileNotFoundError: no such file.
@@ -112,9 +114,11 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise MissingFileError(f"weights file not found: {path}")
     if path.suffix == ".sqz":
-        return _load_sqz(path)
+        raise WeightsFileError(
+            f"{path}: a .sqz file, not a weights file; load it with squeezenet.jobs.load.load_any"
+        )
     metadata = read_metadata(path)
     if metadata.get("format") != FORMAT_NAME:
         raise WeightsFileError(
@@ -141,20 +145,3 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
         raise WeightsFileError(f"{path}: tensors do not fit {model_name}: {first}") from None
     preprocess = Preprocess.from_dict(preprocess_dict) if preprocess_dict else None
     return LoadedModel(model.eval(), model_name, config, preprocess, class_names, path)
-
-
-def _load_sqz(path: Path) -> LoadedModel:
-    from squeezenet.compress.export import from_compressed
-    from squeezenet.formats.sqz import read_sqz
-
-    compressed = read_sqz(path)
-    model = from_compressed(compressed)
-    preprocess = Preprocess.from_dict(compressed.preprocess) if compressed.preprocess else None
-    return LoadedModel(
-        model.eval(),
-        compressed.model_name,
-        compressed.config,
-        preprocess,
-        compressed.class_names,
-        path,
-    )

@@ -1,0 +1,1 @@
+"""Files every layer writes: atomic writes and safetensors weights files (no compression)."""

@@ -1,0 +1,306 @@
+"""Deep Compression on files: load -> prune -> quantize -> (distill) -> encode -> write, reported.
+
+Also the two file conversions around it: the published Caffe Deep Compression file -> weights
+file, and ``.sqz`` -> weights file. Each returns a plain report; printing is the CLI's job.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from squeezenet.compress.export import from_compressed, to_compressed
+from squeezenet.compress.prune import (
+    PruneReport,
+    prune_,
+    prune_mask_of,
+    pruning_report,
+    register_mask_,
+    weight_layers,
+)
+from squeezenet.compress.quantize import QuantizeReport, quantize_
+from squeezenet.compress.types import CompressedModel
+from squeezenet.data.presets import Preprocess
+from squeezenet.errors import MissingFileError
+from squeezenet.formats.caffe_dc import read_caffe_dc
+from squeezenet.formats.sqz import encode_sqz, read_sqz
+from squeezenet.io.atomic import atomic_write_bytes
+from squeezenet.io.weights import LoadedModel, save_weights
+from squeezenet.jobs.compress_config import (
+    CompressConfig,
+    Distiller,
+    describe_bits,
+    describe_policy,
+)
+from squeezenet.jobs.load import load_any
+from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES, StageSize, stage_sizes
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRow:
+    """One layer of a :class:`CompressReport`."""
+
+    name: str  # state-dict prefix
+    shape: tuple[int, ...]
+    stored: int  # weights that hold a code
+    density: float  # stored / numel
+    bits: int
+    clusters: int  # codebook entries
+    rmse: float  # change of the stored weights caused by sharing (0 when lossless)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressReport:
+    """What :func:`compress_model` did and the sizes it reached."""
+
+    model_name: str
+    bits: str  # the --bits spelling
+    policy: str  # "none", "paper" or the rules (describe_policy)
+    stages: tuple[StageSize, ...]
+    layers: tuple[LayerRow, ...]
+    seconds: dict[str, float]  # wall time per stage
+    distill: dict[str, Any] | None = None  # the distiller's report, when one ran
+    output: str | None = None  # the written file
+
+    @property
+    def file_bytes(self) -> int:
+        return self.stages[-1].bytes
+
+    @property
+    def dense_bytes(self) -> int:
+        return self.stages[0].bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        stages = [
+            {
+                **dataclasses.asdict(stage),
+                "ratio_dense": self.dense_bytes / stage.bytes,
+                "ratio_alexnet": ALEXNET_DENSE_BYTES / stage.bytes,
+            }
+            for stage in self.stages
+        ]
+        return {
+            "model": self.model_name,
+            "output": self.output,
+            "policy": self.policy,
+            "bits": self.bits,
+            "file_bytes": self.file_bytes,
+            "dense_bytes": self.dense_bytes,
+            "alexnet_bytes": ALEXNET_DENSE_BYTES,
+            "ratio_dense": self.dense_bytes / self.file_bytes,
+            "ratio_alexnet": ALEXNET_DENSE_BYTES / self.file_bytes,
+            "stages": stages,
+            "layers": [
+                {**dataclasses.asdict(row), "shape": list(row.shape)} for row in self.layers
+            ],
+            "seconds": self.seconds,
+            "distill": self.distill,
+        }
+
+
+@dataclasses.dataclass
+class CompressResult:
+    """The compressed model in every form: module, plain data, bytes, and the report."""
+
+    # Pruned + weight-shared (parametrized): what the file decodes to (float16 codebooks:
+    # up to their rounding).
+    model: nn.Module
+    compressed: CompressedModel
+    data: bytes  # the .sqz file
+    report: CompressReport
+    prune: PruneReport | None = None
+    quantize: QuantizeReport | None = None
+
+
+def compress_model(
+    loaded: LoadedModel, config: CompressConfig, *, distill: Distiller | None = None
+) -> CompressResult:
+    """Prune, share and encode ``loaded.model`` in place (Deep Compression Sec. 2-4).
+
+    Args:
+        loaded: a model with its registry name, preprocessing and class names
+            (:func:`squeezenet.jobs.load.load_any`).
+        config: the pruning policy, bit widths, k-means init and encoder options.
+        distill: optional fine-tuning of the shared centroids,
+            ``distill(student, teacher, preprocess)``, run after quantization with the
+            uncompressed model as the teacher (see :data:`Distiller`).
+
+    Returns:
+        The weight-shared model (``loaded.model``, changed in place), its plain-data form, the
+        encoded .sqz bytes and the report.
+    """
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 4)
+        clock = now
+
+    model = loaded.model
+    teacher = copy.deepcopy(model).eval() if distill is not None else None
+    prune_report = None
+    if config.policy is not None:
+        prune_(model, config.policy)
+        prune_report = _zeros_as_pruned_(model)
+    lap("prune")
+    bits = config.bits if isinstance(config.bits, int) else dict(config.bits)
+    quant = quantize_(model, bits, init=config.init, iters=config.iters, seed=config.seed)
+    lap("quantize")
+    distilled = None
+    if distill is not None and teacher is not None:
+        outcome = distill(model, teacher, loaded.preprocess)
+        distilled = dict(outcome) if outcome is not None else {}
+        lap("distill")
+    cm = to_compressed(
+        model,
+        model_name=loaded.model_name,
+        preprocess=loaded.preprocess,
+        class_names=loaded.class_names,
+    )
+    lap("export")
+    data = encode_sqz(
+        cm, codec=config.codec, gap_bits=config.gap_bits, codebook_dtype=config.codebook_dtype
+    )
+    lap("encode")
+    rows = _layer_rows(cm, quant)
+    report = CompressReport(
+        model_name=loaded.model_name,
+        bits=describe_bits(config.bits),
+        policy=describe_policy(config.policy),
+        stages=stage_sizes(cm, len(data)),
+        layers=rows,
+        seconds=seconds,
+        distill=distilled,
+    )
+    logger.info("compressed %s to %d bytes", loaded.model_name, len(data))
+    return CompressResult(model, cm, data, report, prune_report, quant)
+
+
+def _zeros_as_pruned_(model: nn.Module) -> PruneReport:
+    """Fold weights that are already zero into the prune masks, so that weight sharing never
+    makes a cluster of them: a policy amount below a layer's existing sparsity (the published
+    weights) would otherwise keep some zeros as stored weights. Unmasked layers need nothing:
+    :func:`quantize_` skips their zeros."""
+    for _, module in weight_layers(model):
+        if prune_mask_of(module) is not None:
+            register_mask_(module, cast(torch.Tensor, module.weight).detach() != 0)
+    return pruning_report(model)
+
+
+def _layer_rows(cm: CompressedModel, quant: QuantizeReport) -> tuple[LayerRow, ...]:
+    rmse = {row.name: row.rmse for row in quant.layers}
+    return tuple(
+        LayerRow(
+            layer.name,
+            tuple(layer.shape),
+            len(layer.positions),
+            layer.density,
+            layer.bits,
+            len(layer.codebook),
+            rmse.get(layer.name, 0.0),
+        )
+        for layer in cm.layers
+    )
+
+
+def compress_file(
+    source: str | Path,
+    output: str | Path,
+    config: CompressConfig,
+    *,
+    distill: Distiller | None = None,
+) -> CompressResult:
+    """:func:`compress_model` on a weights file (or .sqz), written atomically to ``output``.
+
+    Raises:
+        FileNotFoundError: ``source`` or the folder of ``output`` does not exist.
+        ValueError: the model cannot be compressed as configured (the message says why).
+    """
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise MissingFileError(f"output folder not found: {output.parent}; create it first")
+    clock = time.perf_counter()
+    loaded = load_any(source)
+    load_s = round(time.perf_counter() - clock, 4)
+    result = compress_model(loaded, config, distill=distill)
+    clock = time.perf_counter()
+    atomic_write_bytes(output, result.data)
+    report = result.report
+    seconds = {"load": load_s, **report.seconds, "write": round(time.perf_counter() - clock, 4)}
+    result.report = dataclasses.replace(report, seconds=seconds, output=str(output))
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionReport:
+    """What :func:`import_caffe_dc` or :func:`decompress_sqz` wrote."""
+
+    source: str
+    output: str
+    model_name: str
+    config: dict[str, Any]
+    layers: int  # compressed layers read
+    weights: int  # weights in those layers
+    stored: int  # of them, the stored (non-zero) ones
+    params: int  # parameters of the rebuilt model
+    output_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _save_dense(cm: CompressedModel, source: str | Path, output: str | Path) -> ConversionReport:
+    model = from_compressed(cm)
+    preprocess = Preprocess.from_dict(cm.preprocess) if cm.preprocess else None
+    path = save_weights(
+        model, output, model_name=cm.model_name, preprocess=preprocess, class_names=cm.class_names
+    )
+    return ConversionReport(
+        source=str(source),
+        output=str(path),
+        model_name=cm.model_name,
+        config=dict(cm.config),
+        layers=len(cm.layers),
+        weights=sum(layer.numel for layer in cm.layers),
+        stored=sum(len(layer.positions) for layer in cm.layers),
+        params=sum(p.numel() for p in model.parameters()),
+        output_bytes=path.stat().st_size,
+    )
+
+
+def import_caffe_dc(source: str | Path, output: str | Path) -> ConversionReport:
+    """The published Caffe Deep Compression file -> a weights file, atomically.
+
+    The result is ``squeezenet1_0`` with ``final_conv_padding=1``, the Caffe preprocessing and
+    the ImageNet-1k class names (see :func:`squeezenet.formats.read_caffe_dc`).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CaffeDCFormatError: the bytes are not the published layout (names layer and offset).
+    """
+    if not Path(source).is_file():
+        raise MissingFileError(f"Caffe Deep Compression file not found: {source}")
+    return _save_dense(read_caffe_dc(source), source, output)
+
+
+def decompress_sqz(source: str | Path, output: str | Path) -> ConversionReport:
+    """A .sqz file -> a dense weights file (the decoded weights, bit for bit), atomically.
+
+    Raises:
+        FileNotFoundError: no such file.
+        SqzFormatError: the file is damaged (the message names the field and byte offset).
+    """
+    if not Path(source).is_file():
+        raise MissingFileError(f".sqz file not found: {source}")
+    return _save_dense(read_sqz(source), source, output)
