@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from squeezenet.errors import UserError
+
 try:  # recent typer vendors click; older releases depend on it
     from typer._click import exceptions as click
 except ImportError:  # pragma: no cover
@@ -32,29 +34,30 @@ if not out.is_terminal:  # piped output: wide enough that tables are never trunc
     out = Console(width=160)
 err = Console(stderr=True, soft_wrap=True)  # errors stay on one line
 
-# Library exceptions a user can cause; their messages already say what to do.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    FileNotFoundError,
-    IsADirectoryError,
-    NotADirectoryError,
-    PermissionError,
-)
+# Old option spellings still accepted for one release, hidden from --help: old -> new.
+RENAMED_OPTIONS = {"--out": "--output"}
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on one line to stderr and exit with status 2 (a user error)."""
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(2)
 
 
-def _emit_json(document: Any) -> None:
+def emit_json(document: Any) -> None:
+    """Write ``document`` to stdout as the one JSON document of a ``--json`` command."""
     sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: runs the app and turns user errors into one line + exit 2."""
+    """Console-script entry point: runs the app and turns user errors into one line + exit 2.
+
+    Only :class:`squeezenet.errors.UserError` is a user error; any other exception is a bug and
+    keeps its traceback (exit 1). ``SQUEEZENET_DEBUG=1`` shows the traceback of user errors too.
+    """
+    args = _renamed(list(sys.argv[1:] if argv is None else argv))
     try:
-        result = app(args=argv, prog_name="squeezenet", standalone_mode=False)
+        result = app(args=args, prog_name="squeezenet", standalone_mode=False)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "squeezenet"
         if not exc.format_message():  # bare `squeezenet`: help was already shown
@@ -70,9 +73,22 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted", highlight=False)
         sys.exit(130)
-    except USER_ERRORS as exc:
+    except UserError as exc:
         if os.environ.get("SQUEEZENET_DEBUG"):
             raise
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _renamed(args: list[str]) -> list[str]:
+    """``args`` with old option spellings replaced by their new ones (a warning on stderr)."""
+    result = []
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        if name in RENAMED_OPTIONS:
+            new = RENAMED_OPTIONS[name]
+            err.print(f"warning: {name} is now {new}; the old spelling goes in the next release")
+            arg = f"{new}{sep}{value}"
+        result.append(arg)
+    return result

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from squeezenet.cli.app import _fail, err
+from squeezenet.cli.app import err, fail
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -15,7 +15,7 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            _fail(f"--set expects KEY=VALUE, got {pair!r}")
+            fail(f"--set expects KEY=VALUE, got {pair!r}")
         try:
             result[key] = json.loads(raw)
         except json.JSONDecodeError:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from squeezenet.cli.app import _emit_json, _fail, app, out
+from squeezenet.cli.app import app, emit_json, fail, out
 from squeezenet.cli.common import progress_bar
 
 
@@ -23,7 +23,7 @@ def import_caffe_dc_cmd(
 
     report = import_caffe_dc(file, output)
     if as_json:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
         return
     out.print(
         f"wrote {report.output}: {report.model_name} {report.config}, {report.layers} layers, "
@@ -44,7 +44,7 @@ def _distiller(data: str, seed: int, images: int, progress: Any) -> Any:
 
     proxy = load_dataset(data, "train")  # the training split: never the evaluation images
     if not isinstance(proxy, ArrayDataset):
-        _fail(f"--distill needs an in-memory image set such as a CIFAR-10 .npz, got {data}")
+        fail(f"--distill needs an in-memory image set such as a CIFAR-10 .npz, got {data}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     config = dataclasses.replace(KD_RECIPE, images=images, seed=seed, device=device)
     task = progress.add_task("distill", total=config.steps, info="")
@@ -108,7 +108,7 @@ def compress_cmd(
         with progress:
             report = compress_file(model, output, config, distill=hook).report
     if as_json:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
         return
     document = report.to_dict()
     table = Table(title=f"{report.model_name}: --policy {report.policy} --bits {report.bits}")
@@ -159,7 +159,7 @@ def inspect_cmd(
         raise FileNotFoundError(f".sqz file not found: {path}")
     info = inspect_sqz(path.read_bytes())
     if as_json:
-        _emit_json(info)
+        emit_json(info)
         return
     table = Table(title=f"{path.name}: {info['total_bytes']:,} bytes")
     columns = ("layer", "shape", "density", "bits", "codebook", "codes", "entropy", "positions")
@@ -212,7 +212,7 @@ def decompress_cmd(
 
     report = decompress_sqz(file, output)
     if as_json:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
         return
     out.print(
         f"wrote {report.output}: {report.model_name}, {report.params:,} parameters "

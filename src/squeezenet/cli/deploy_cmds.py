@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from torch import nn
 
-from squeezenet.cli.app import _emit_json, _fail, app, out
+from squeezenet.cli.app import app, emit_json, fail, out
 
 
 def _load(model: str) -> tuple[nn.Module, tuple[int, int, int], str]:
@@ -42,9 +42,9 @@ def export_cmd(
     from squeezenet.deploy.export import export_model
 
     if fmt not in ("onnx", "torchscript"):
-        _fail(f"--format must be onnx or torchscript, got {fmt!r}")
+        fail(f"--format must be onnx or torchscript, got {fmt!r}")
     if output is None:
-        _fail("export needs --output/-o, e.g. -o model.onnx")
+        fail("export needs --output/-o, e.g. -o model.onnx")
     network, shape, name = _load(model)
     if input_size is not None:
         shape = (shape[0], input_size, input_size)
@@ -59,7 +59,7 @@ def export_cmd(
         "tolerance": report.tolerance,
     }
     if as_json:
-        _emit_json(document)
+        emit_json(document)
         return
     out.print(
         f"wrote {report.path} ({report.bytes:,} bytes, {fmt}); parity on a "
@@ -82,10 +82,10 @@ def predict_cmd(
     from squeezenet.jobs.load import load_any
 
     if engine not in ("torch", "onnxruntime"):
-        _fail(f"--engine must be torch or onnxruntime, got {engine!r}")
+        fail(f"--engine must be torch or onnxruntime, got {engine!r}")
     results = predict(load_any(model), list(images), engine=engine, top=top)
     if as_json:
-        _emit_json([r.to_dict() for r in results])
+        emit_json([r.to_dict() for r in results])
         return
     for result in results:
         table = Table(title=result.image, show_header=True)
@@ -117,11 +117,11 @@ def bench_cmd(
     try:
         batches = tuple(int(b) for b in batch.split(","))
     except ValueError:
-        _fail(f"--batch takes comma-separated integers, got {batch!r}")
+        fail(f"--batch takes comma-separated integers, got {batch!r}")
     names = tuple(e.strip() for e in engines.split(",") if e.strip())
     unknown = [e for e in names if e not in ENGINES]
     if unknown or not names or min(batches) < 1:
-        _fail(f"--engines takes some of {', '.join(ENGINES)} and --batch positive sizes")
+        fail(f"--engines takes some of {', '.join(ENGINES)} and --batch positive sizes")
     network, shape, name = _load(model)
     macs = summarize(network, shape).macs
     rows = benchmark(
@@ -140,7 +140,7 @@ def bench_cmd(
         "rows": [r.to_dict() for r in rows],
     }
     if as_json:
-        _emit_json(document)
+        emit_json(document)
         return
     table = Table(title=f"{name} {shape}: inference on {torch.get_num_threads()} threads")
     for column in (

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from squeezenet.cli.app import _emit_json, _fail, app, err, out
+from squeezenet.cli.app import app, emit_json, err, fail, out
 from squeezenet.cli.common import FitProgress, parse_sets, progress_bar
 from squeezenet.io.atomic import atomic_write_bytes, atomic_write_json
 
@@ -21,13 +21,13 @@ def _floats(text: str, option: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        _fail(f"{option} expects comma-separated numbers or none, got {text!r}")
+        fail(f"{option} expects comma-separated numbers or none, got {text!r}")
 
 
 def _ints(text: str, option: str) -> tuple[int, ...]:
     values = _floats(text, option)
     if any(v != int(v) for v in values):
-        _fail(f"{option} expects comma-separated integers or none, got {text!r}")
+        fail(f"{option} expects comma-separated integers or none, got {text!r}")
     return tuple(int(v) for v in values)
 
 
@@ -47,7 +47,7 @@ def sensitivity_cmd(
         str, typer.Option(help="Layer patterns (conv1, fire2.squeeze, *.expand3x3, ...).")
     ] = "*",
     output: Annotated[
-        str, typer.Option("--out", "-o", help="Folder for sensitivity.json/.csv/.png.")
+        str, typer.Option("--output", "-o", help="Folder for sensitivity.json/.csv/.png.")
     ] = "sensitivity",
     plan: Annotated[
         bool, typer.Option("--plan", help="Also choose per-layer sparsity and bits (policy.json).")
@@ -95,7 +95,7 @@ def sensitivity_cmd(
     if result is None:
         loaded = load_any(model)
         if loaded.preprocess is None:
-            _fail(f"{model} has no preprocessing record; re-save it with save_weights(preprocess=)")
+            fail(f"{model} has no preprocessing record; re-save it with save_weights(preprocess=)")
         dataset = load_dataset(data, split, data_dir=data_dir)
         with progress_bar(quiet) as progress:
             task = progress.add_task("sensitivity", total=None, info="loading images")
@@ -155,7 +155,7 @@ def sensitivity_cmd(
         }
     if as_json:
         document["layers"] = _layer_summary(result)
-        _emit_json(document)
+        emit_json(document)
         return
     table = Table(
         title=f"top-1 after pruning / quantizing one layer (baseline "
@@ -223,7 +223,7 @@ def sweep_cmd(
         typer.Option(help="FIELD=V1,V2,... of the model config (repeat for a product grid)."),
     ],
     data: Annotated[str, typer.Option(help="cifar10 | fashion-mnist | synthetic | npz ...")],
-    output: Annotated[str, typer.Option("--out", "-o", help="Sweep folder (results.jsonl).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Sweep folder (results.jsonl).")],
     model: Annotated[str, typer.Option(help="Registry model the grid varies.")] = (
         "squeezenet_small"
     ),
@@ -304,7 +304,7 @@ def sweep_cmd(
         )
         raise typer.Exit(130) from None
     if as_json:
-        _emit_json(records)
+        emit_json(records)
         return
     table = Table(title=f"{model} sweep on {data}: {epochs} epochs per trial")
     for column in ("point", "params", "MiB", "top-1", "top-5", "seconds"):
@@ -325,7 +325,7 @@ def sweep_cmd(
 def dsd_cmd(
     model: Annotated[str, typer.Argument(help="Registry name (from scratch) or weights file.")],
     data: Annotated[str, typer.Option(help="cifar10 | fashion-mnist | synthetic | npz ...")],
-    output: Annotated[str, typer.Option("--out", "-o", help="Run folder (one per phase).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Run folder (one per phase).")],
     sparsity: Annotated[
         str, typer.Option(help="Sparse phase pruning: a sparsity, paper, std:Q or JSON policy.")
     ] = "0.5",
@@ -410,7 +410,7 @@ def dsd_cmd(
         err.print(f"interrupted: finished phases are stored in {output}; rerun to continue")
         raise typer.Exit(130) from None
     if as_json:
-        _emit_json(document)
+        emit_json(document)
         return
     table = Table(title=f"DSD: {model} on {data}, --sparsity {sparsity}")
     for column in ("phase", "epochs", "LR", "sparsity", "top-1", "top-5"):
@@ -458,13 +458,13 @@ def report_cmd(
     loaded = load_results(folders)
     document = Path(results)
     if not document.parent.is_dir():
-        _fail(f"--results {document}: folder {document.parent} does not exist")
+        fail(f"--results {document}: folder {document.parent} does not exist")
     figure_dir = Path(figures)
     sections = render(loaded, figure_dir, relative_link(figure_dir, document))
     before = document.read_text() if document.is_file() else "# Results\n"
     atomic_write_bytes(document, update_markdown(before, sections).encode())
     if as_json:
-        _emit_json({"results": str(document), "figures": str(figure_dir), "sections": sections})
+        emit_json({"results": str(document), "figures": str(figure_dir), "sections": sections})
         return
     for name in sections:
         out.print(f"updated section {name}", highlight=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from squeezenet.cli.app import _emit_json, _fail, app, out
+from squeezenet.cli.app import app, emit_json, fail, out
 
 
 @app.command("models")
@@ -28,7 +28,7 @@ def models_cmd(
         for name in list_models()
     ]
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     table = Table(title="Registered models")
     for column in ("name", "params", "input", "description"):
@@ -84,16 +84,16 @@ def summary_cmd(
     }
     overrides = {k: v for k, v in given.items() if v is not None}
     if input_size is not None and input_size < 1:
-        _fail(f"--input-size must be a positive number of pixels, got {input_size}")
+        fail(f"--input-size must be a positive number of pixels, got {input_size}")
     if sweep:
         from squeezenet.models import SqueezeNetConfig, resolve_config
 
         config = resolve_config(name, **overrides)
         if not isinstance(config, SqueezeNetConfig):
-            _fail(f"--sweep needs a SqueezeNet model, not {name}")
+            fail(f"--sweep needs a SqueezeNet model, not {name}")
         points = design_space(config)
         if as_json:
-            _emit_json(
+            emit_json(
                 [
                     {
                         "axis": p.axis,
@@ -124,7 +124,7 @@ def summary_cmd(
         return
     summary = summarize_registered(name, input_size, **overrides)
     if as_json:
-        _emit_json(summary.to_dict())
+        emit_json(summary.to_dict())
         return
     c, h, w = summary.input_shape
     table = Table(title=f"{name}: input {c}x{h}x{w}")

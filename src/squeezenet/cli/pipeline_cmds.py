@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from squeezenet.cli.app import _emit_json, _fail, app, err, out
+from squeezenet.cli.app import app, emit_json, err, fail, out
 from squeezenet.cli.common import FitProgress, parse_sets
 
 if TYPE_CHECKING:
@@ -76,9 +76,9 @@ def _epochs(spec: str) -> dict[str, float]:
     try:
         values = [float(p) for p in parts]
     except ValueError:
-        _fail(f"--epochs expects up to three numbers DENSE[,PRUNE[,QUANTIZE]], got {spec!r}")
+        fail(f"--epochs expects up to three numbers DENSE[,PRUNE[,QUANTIZE]], got {spec!r}")
     if not 1 <= len(values) <= 3 or min(values) <= 0:
-        _fail(f"--epochs expects up to three numbers > 0, DENSE[,PRUNE[,QUANTIZE]], got {spec!r}")
+        fail(f"--epochs expects up to three numbers > 0, DENSE[,PRUNE[,QUANTIZE]], got {spec!r}")
     return dict(zip(names, values, strict=False))
 
 
@@ -88,7 +88,7 @@ def _policy(policy: str | None, sparsity: float | None) -> PrunePolicy | None:
     from squeezenet.jobs.specs import parse_policy
 
     if policy is not None and sparsity is not None:
-        _fail("give --policy or --sparsity, not both")
+        fail("give --policy or --sparsity, not both")
     if sparsity is not None:
         return PrunePolicy.uniform(sparsity)
     if policy is None:
@@ -132,7 +132,7 @@ def pipeline_cmd(
     model: Annotated[str, typer.Option(help="Registry name.")] = "squeezenet_small",
     out_dir: Annotated[
         str | None,
-        typer.Option("--out", "-o", help="Output folder [default: runs/pipeline(-quick)]."),
+        typer.Option("--output", "-o", help="Output folder [default: runs/pipeline(-quick)]."),
     ] = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="~1 minute: 4,000 training / 1,000 test images.")
@@ -196,12 +196,12 @@ def pipeline_cmd(
             device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
         )
     except PipelineResumeError as exc:
-        _fail(f"{exc} (--restart starts over)")
+        fail(f"{exc} (--restart starts over)")
     except DecodeMismatchError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
     if as_json:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
         return
     out.print(_table(report))
     drop = report.top1_drop_points

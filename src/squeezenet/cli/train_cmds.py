@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from squeezenet.cli.app import _emit_json, _fail, app, err, out
+from squeezenet.cli.app import app, emit_json, err, fail, out
 from squeezenet.cli.common import FitProgress, parse_sets
 
 
@@ -37,7 +37,8 @@ def train_cmd(
     ] = None,
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the named dataset.")] = None,
     out_dir: Annotated[
-        str | None, typer.Option("--out", "-o", help="Run folder (checkpoints, metrics, weights).")
+        str | None,
+        typer.Option("--output", "-o", help="Run folder: checkpoints, metrics, weights."),
     ] = None,
     resume: Annotated[
         str | None, typer.Option(help="Continue the run in this folder exactly.")
@@ -85,7 +86,7 @@ def train_cmd(
         run_dir: str | None = resume
     else:
         if model is None or data is None:
-            _fail("train needs a MODEL and --data (or --resume RUN_DIR)")
+            fail("train needs a MODEL and --data (or --resume RUN_DIR)")
         given = {
             "epochs": epochs,
             "batch_size": batch_size,
@@ -119,7 +120,7 @@ def train_cmd(
         "weights": str(outcome.weights) if outcome.weights else None,
     }
     if as_json:
-        _emit_json(document)
+        emit_json(document)
         return
     table = Table(title=f"{outcome.model_name} on {spec.data}")
     for column in ("epoch", "train loss", "top-1", "top-5", "img/s"):
@@ -157,7 +158,7 @@ def eval_cmd(
 
     loaded = load_any(model)
     if loaded.preprocess is None:
-        _fail(f"{model} has no preprocessing record; re-save it with save_weights(preprocess=...)")
+        fail(f"{model} has no preprocessing record; re-save it with save_weights(preprocess=...)")
     dataset = load_dataset(data, split, data_dir=data_dir)
     with Progress(console=err, disable=quiet, transient=True) as progress:
         task = progress.add_task("eval", total=len(dataset))
@@ -170,7 +171,7 @@ def eval_cmd(
             on_batch=lambda n: progress.advance(task, n),
         )
     if as_json:
-        _emit_json(result.to_dict())
+        emit_json(result.to_dict())
         return
     skipped = f" ({result.skipped} unreadable images skipped)" if result.skipped else ""
     out.print(
