@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from squeezenet.errors import ConfigError
 from squeezenet.models import ModelSpec, SqueezeNetConfig, create_model, get_spec, list_models
 from squeezenet.models.registry import UnknownModelError, register_model
 from squeezenet.models.summary import count_params, summarize_registered
@@ -27,12 +28,27 @@ def test_required_models_are_registered() -> None:
 
 def test_registering_twice_is_an_error() -> None:
     with pytest.raises(ValueError, match="already registered"):
-        register_model(ModelSpec("squeezenet1_0", SqueezeNetConfig(), 224, "again"))
+        register_model(
+            ModelSpec("squeezenet1_0", SqueezeNetConfig(), "again", get_spec("squeezenet1_0").facts)
+        )
 
 
 def test_unknown_model_lists_known_names() -> None:
     with pytest.raises(UnknownModelError, match=r"squeezenet1_0.*squeezenet1_1"):
         get_spec("no_such_model")
+    # A user error: the CLI maps ConfigError (a ValueError) to one line and exit 2.
+    assert issubclass(UnknownModelError, ConfigError)
+    assert issubclass(UnknownModelError, ValueError)
+    with pytest.raises(UnknownModelError):
+        create_model("no_such_model")
+
+
+def test_input_size_is_the_facts() -> None:
+    for name in list_models():
+        spec = get_spec(name)
+        assert spec.input_size == spec.facts.input_size
+    assert get_spec("squeezenet1_0").input_size == 224
+    assert get_spec("squeezenet_small").input_size == 32
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))

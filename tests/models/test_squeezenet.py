@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import pytest
 import torch
 import torchvision
 from torch import nn
 
-from squeezenet.models import Fire, SqueezeNet, SqueezeNetConfig, create_model, resolve_config
+from squeezenet.errors import ConfigError
+from squeezenet.models import (
+    AlexNetConfig,
+    Bypass,
+    Fire,
+    SqueezeNet,
+    SqueezeNetConfig,
+    create_model,
+    resolve_config,
+)
+from squeezenet.models.fire import BYPASSES
 from squeezenet.models.summary import count_params, summarize_registered
 
 TABLE1 = [
@@ -87,7 +98,7 @@ def test_alexnet_matches_torchvision() -> None:
 def test_simple_bypass_adds_identity_around_odd_fires() -> None:
     model = create_model("squeezenet1_0_simple_bypass")
     fires = [m for m in model.modules() if isinstance(m, Fire)]
-    assert [f.bypass for f in fires] == ["none", "identity"] * 4
+    assert [f.bypass for f in fires] == ["none", "simple"] * 4
     assert count_params(model) == 1_248_424
     # Same weights as the vanilla model, different function.
     vanilla = create_model("squeezenet1_0", seed=0).eval()
@@ -101,12 +112,27 @@ def test_simple_bypass_adds_identity_around_odd_fires() -> None:
 def test_complex_bypass_layout_and_size() -> None:
     model = create_model("squeezenet1_0_complex_bypass")
     fires = [m for m in model.modules() if isinstance(m, Fire)]
-    assert [f.bypass for f in fires] == ["conv", "identity"] * 4
+    assert [f.bypass for f in fires] == ["complex", "simple"] * 4
     # 1x1 shortcuts (with bias) on fire2/4/6/8: 96->128, 128->256, 256->384, 384->512.
     extra = (96 * 128 + 128) + (128 * 256 + 256) + (256 * 384 + 384) + (384 * 512 + 512)
     assert extra == 341_248
     assert count_params(model) == 1_248_424 + extra == 1_589_672
     assert 4 * count_params(model) / 2**20 == pytest.approx(6.06, abs=0.01)
+    # The bypass spelling changed from identity/conv to simple/complex; the keys did not.
+    assert [k for k in model.state_dict() if "shortcut" in k] == [
+        f"features.{i}.shortcut.{p}" for i in (3, 5, 8, 10) for p in ("weight", "bias")
+    ]
+
+
+def test_fire_bypass_spelling_is_the_configs() -> None:
+    assert typing.get_args(Bypass) == BYPASSES == ("none", "simple", "complex")
+    assert Fire(64, 16, 32, 32, bypass="simple").shortcut is None
+    shortcut = Fire(96, 16, 64, 64, bypass="complex").shortcut
+    assert shortcut is not None and shortcut.kernel_size == (1, 1)
+    with pytest.raises(ValueError, match="simple bypass needs inplanes"):
+        Fire(96, 16, 64, 64, bypass="simple")
+    with pytest.raises(ValueError, match="bypass must be one of none, simple, complex"):
+        Fire(64, 16, 32, 32, bypass="identity")  # type: ignore[arg-type]
 
 
 def test_initialisation_is_caffe_like_and_seeded() -> None:
@@ -143,11 +169,27 @@ def test_initialisation_is_caffe_like_and_seeded() -> None:
         ("freq", 0),
         ("incr_e", -5),
         ("squeeze_ratio", 0.001),
+        ("squeeze_ratio", 4.5),
+        ("pct_3x3", "0.5"),
+        ("dropout", "half"),
+        ("in_channels", True),
     ],
 )
 def test_invalid_config_names_the_field(field: str, value: object) -> None:
-    with pytest.raises(ValueError, match=field):
+    # ConfigError is a ValueError: a user reaches these through --set, the CLI prints one line.
+    with pytest.raises(ConfigError, match=field):
         SqueezeNetConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_config_accepts_the_edges_of_its_ranges() -> None:
+    assert SqueezeNetConfig(squeeze_ratio=4.0).squeeze_ratio == 4.0
+    assert SqueezeNetConfig(dropout=0.0, incr_e=0).incr_e == 0
+
+
+@pytest.mark.parametrize(("field", "value"), [("num_classes", 0), ("dropout", 1.0)])
+def test_invalid_alexnet_config_is_a_config_error(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"AlexNetConfig.{field}"):
+        AlexNetConfig(**{field: value})  # type: ignore[arg-type]
 
 
 def test_metaparameter_generator_rounds_and_scales() -> None:
@@ -163,7 +205,7 @@ def test_metaparameter_generator_rounds_and_scales() -> None:
 def test_overrides_and_unknown_options() -> None:
     config = resolve_config("squeezenet1_1", num_classes=10)
     assert dataclasses.replace(SqueezeNetConfig(stem="v1.1"), num_classes=10) == config
-    with pytest.raises(ValueError, match="no option colour"):
+    with pytest.raises(ConfigError, match="no option colour"):
         create_model("squeezenet1_0", colour="red")
 
 

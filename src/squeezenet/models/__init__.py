@@ -1,7 +1,8 @@
 """SqueezeNet model family: Fire, SqueezeNet (v1.0, v1.1, bypass, generator), AlexNet, registry."""
 
 from squeezenet.models.alexnet import AlexNet, AlexNetConfig
-from squeezenet.models.fire import Fire
+from squeezenet.models.facts import Accuracy, ModelFacts
+from squeezenet.models.fire import Bypass, Fire
 from squeezenet.models.registry import (
     ModelSpec,
     UnknownModelError,
@@ -14,9 +15,12 @@ from squeezenet.models.registry import (
 from squeezenet.models.squeezenet import SqueezeNet, SqueezeNetConfig, init_weights_
 
 __all__ = [
+    "Accuracy",
     "AlexNet",
     "AlexNetConfig",
+    "Bypass",
     "Fire",
+    "ModelFacts",
     "ModelSpec",
     "SqueezeNet",
     "SqueezeNetConfig",

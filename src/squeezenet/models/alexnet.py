@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from squeezenet.errors import ConfigError
 from squeezenet.models.squeezenet import init_weights_
 
 
 @dataclass(frozen=True)
 class AlexNetConfig:
-    """AlexNet as in torchvision (single-tower, 64-192-384-256-256 filters)."""
+    """AlexNet as in torchvision (single-tower, 64-192-384-256-256 filters).
+
+    Raises:
+        ConfigError: a field outside what it accepts (the message names the field).
+    """
 
     num_classes: int = 1000  # outputs of the last fully connected layer
     in_channels: int = 3  # input image channels
@@ -22,9 +28,9 @@ class AlexNetConfig:
         for name in ("num_classes", "in_channels"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"AlexNetConfig.{name}: expected an integer >= 1, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(
+                raise ConfigError(f"AlexNetConfig.{name}: expected an integer >= 1, got {value!r}")
+        if not isinstance(self.dropout, numbers.Real) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(
                 f"AlexNetConfig.dropout: expected a probability in [0, 1), got {self.dropout!r}"
             )
 
@@ -32,7 +38,8 @@ class AlexNetConfig:
 class AlexNet(nn.Module):
     """AlexNet with torchvision's state-dict keys (``features``, ``avgpool``, ``classifier``).
 
-    Shapes: input ``(N, in_channels, 224, 224)`` (any size >= 63) -> logits ``(N, num_classes)``.
+    Shapes: input ``(N, in_channels, 224, 224)`` (any size >= 63, as in
+    ``models/facts.py``) -> logits ``(N, num_classes)``.
     """
 
     def __init__(self, config: AlexNetConfig | None = None, *, seed: int | None = None) -> None:

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
+
+# SqueezeNet Sec. 6's names, the one spelling of the package. Per Fire module: "simple" is an
+# identity shortcut, "complex" a 1x1-convolution shortcut. Per network (`SqueezeNetConfig`):
+# "simple" puts identity shortcuts where channels match, "complex" also adds 1x1 shortcuts
+# everywhere else.
+Bypass = Literal["none", "simple", "complex"]
+BYPASSES: tuple[Bypass, ...] = get_args(Bypass)
 
 
 class Fire(nn.Module):
@@ -17,12 +26,16 @@ class Fire(nn.Module):
         expand1x1_planes: e1x1, the number of 1x1 expand filters.
         expand3x3_planes: e3x3, the number of 3x3 expand filters (padding 1, so the spatial
             size is kept).
-        bypass: ``"none"``; ``"identity"`` adds the input to the output (simple bypass; needs
-            ``inplanes == e1x1 + e3x3``); ``"conv"`` adds a 1x1 convolution of the input
-            (complex bypass), stored as ``shortcut``.
+        bypass: ``"none"``; ``"simple"`` adds the input to the output (an identity shortcut;
+            needs ``inplanes == e1x1 + e3x3``); ``"complex"`` adds a 1x1 convolution of the
+            input (with bias), stored as ``shortcut``.
         batch_norm: batch normalisation between each convolution and its ReLU (not in the
             paper; ``squeeze_bn``/``expand1x1_bn``/``expand3x3_bn``, absent when False so the
             state dict stays torchvision's).
+
+    Raises:
+        ValueError: an unknown ``bypass``, or a simple bypass whose channels differ (a bug in
+            the caller: ``SqueezeNet`` only asks for one where they match).
 
     Shapes:
         input ``(N, inplanes, H, W)`` -> output ``(N, e1x1 + e3x3, H, W)``, channels ordered
@@ -36,19 +49,19 @@ class Fire(nn.Module):
         expand1x1_planes: int,
         expand3x3_planes: int,
         *,
-        bypass: str = "none",
+        bypass: Bypass = "none",
         batch_norm: bool = False,
     ) -> None:
         super().__init__()
         out_planes = expand1x1_planes + expand3x3_planes
-        if bypass not in ("none", "identity", "conv"):
-            raise ValueError(f"bypass must be 'none', 'identity' or 'conv', got {bypass!r}")
-        if bypass == "identity" and inplanes != out_planes:
+        if bypass not in BYPASSES:
+            raise ValueError(f"bypass must be one of {', '.join(BYPASSES)}, got {bypass!r}")
+        if bypass == "simple" and inplanes != out_planes:
             raise ValueError(
-                f"an identity bypass needs inplanes == e1x1 + e3x3, got {inplanes} != {out_planes}"
+                f"a simple bypass needs inplanes == e1x1 + e3x3, got {inplanes} != {out_planes}"
             )
         self.inplanes = inplanes
-        self.bypass = bypass
+        self.bypass: Bypass = bypass
         self.squeeze = nn.Conv2d(inplanes, squeeze_planes, kernel_size=1)
         self.squeeze_activation = nn.ReLU(inplace=True)
         self.expand1x1 = nn.Conv2d(squeeze_planes, expand1x1_planes, kernel_size=1)
@@ -60,7 +73,7 @@ class Fire(nn.Module):
         self.expand3x3_bn = nn.BatchNorm2d(expand3x3_planes) if batch_norm else None
         # Only the complex bypass has parameters; the others add no state-dict keys.
         self.shortcut: nn.Conv2d | None = (
-            nn.Conv2d(inplanes, out_planes, kernel_size=1) if bypass == "conv" else None
+            nn.Conv2d(inplanes, out_planes, kernel_size=1) if bypass == "complex" else None
         )
 
     @property
@@ -78,7 +91,7 @@ class Fire(nn.Module):
         out = torch.cat(
             [self.expand1x1_activation(e1), self.expand3x3_activation(e3)], 1
         )  # (N, e1x1 + e3x3, H, W)
-        if self.bypass == "identity":
+        if self.bypass == "simple":
             out = out + x
         elif self.shortcut is not None:
             out = out + self.shortcut(x)

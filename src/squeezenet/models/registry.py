@@ -1,4 +1,4 @@
-"""Model registry: names -> (config, builder, natural input size); `create_model`, `list_models`."""
+"""Model registry: names -> (config, builder, published facts); `create_model`, `list_models`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from typing import Any
 
 from torch import nn
 
+from squeezenet.errors import ConfigError
 from squeezenet.models.alexnet import AlexNet, AlexNetConfig
-from squeezenet.models.squeezenet import SqueezeNet, SqueezeNetConfig
+from squeezenet.models.facts import FACTS, ModelFacts
+from squeezenet.models.fire import Bypass
+from squeezenet.models.squeezenet import SqueezeNet, SqueezeNetConfig, Stem
 
 ModelConfig = SqueezeNetConfig | AlexNetConfig
 
@@ -20,8 +23,13 @@ class ModelSpec:
 
     name: str  # registry key, e.g. "squeezenet1_0"
     config: ModelConfig  # the defaults that `create_model(name)` builds
-    input_size: int  # natural square input size in pixels (224 for ImageNet models)
     description: str  # one line for `list_models` tables
+    facts: ModelFacts  # parameters, MACs, input sizes, preset, published accuracy (facts.py)
+
+    @property
+    def input_size(self) -> int:
+        """Natural square input size in pixels (224 for ImageNet models)."""
+        return self.facts.input_size
 
     def build(self, config: ModelConfig, *, seed: int | None = None) -> nn.Module:
         if isinstance(config, SqueezeNetConfig):
@@ -33,7 +41,7 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
-    """Add a model to the registry; registering a name twice is an error."""
+    """Add a model to the registry; registering a name twice is an error (a bug, not input)."""
     if spec.name in _REGISTRY:
         raise ValueError(f"model {spec.name!r} is already registered; pick another name")
     _REGISTRY[spec.name] = spec
@@ -45,8 +53,8 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-class UnknownModelError(ValueError):
-    """A model name that is not in the registry."""
+class UnknownModelError(ConfigError):
+    """A model name that is not in the registry (the message lists the known ones)."""
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -60,12 +68,17 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def resolve_config(name: str, **overrides: Any) -> ModelConfig:
-    """The config of ``name`` with ``overrides`` applied (validated by the config itself)."""
+    """The config of ``name`` with ``overrides`` applied (validated by the config itself).
+
+    Raises:
+        UnknownModelError: ``name`` is not registered.
+        ConfigError: an override names no field of the config, or has a value it rejects.
+    """
     spec = get_spec(name)
     fields = {f.name for f in dataclasses.fields(spec.config)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"{name} has no option {', '.join(unknown)}; valid options: {', '.join(sorted(fields))}"
         )
     return dataclasses.replace(spec.config, **overrides)
@@ -84,30 +97,34 @@ def create_model(name: str, *, seed: int | None = None, **overrides: Any) -> nn.
 
 
 def _register_defaults() -> None:
-    for version, stem in (("1_0", "v1.0"), ("1_1", "v1.1")):
-        base = SqueezeNetConfig(stem=stem)  # type: ignore[arg-type]
-        register_model(
-            ModelSpec(f"squeezenet{version}", base, 224, f"SqueezeNet v{version[0]}.{version[2]}")
-        )
-        for bypass in ("simple", "complex"):
+    versions: tuple[tuple[str, Stem], ...] = (("1_0", "v1.0"), ("1_1", "v1.1"))
+    bypasses: tuple[Bypass, ...] = ("simple", "complex")
+    for version, stem in versions:
+        base = SqueezeNetConfig(stem=stem)
+        title = f"SqueezeNet v{version[0]}.{version[2]}"
+        name = f"squeezenet{version}"
+        register_model(ModelSpec(name, base, title, FACTS[name]))
+        for bypass in bypasses:
             register_model(
                 ModelSpec(
-                    f"squeezenet{version}_{bypass}_bypass",
+                    f"{name}_{bypass}_bypass",
                     dataclasses.replace(base, bypass=bypass),
-                    224,
-                    f"SqueezeNet v{version[0]}.{version[2]} with {bypass} bypass (Sec. 6)",
+                    f"{title} with {bypass} bypass (Sec. 6)",
+                    FACTS[f"{name}_{bypass}_bypass"],
                 )
             )
     register_model(
         ModelSpec(
             "squeezenet_small",
             SqueezeNetConfig(stem="small", num_classes=10, batch_norm=True),
-            32,
             "SqueezeNet with batch norm for 28-32 px images (in_channels=1: Fashion-MNIST)",
+            FACTS["squeezenet_small"],
         )
     )
     register_model(
-        ModelSpec("alexnet", AlexNetConfig(), 224, "AlexNet (torchvision), the size baseline")
+        ModelSpec(
+            "alexnet", AlexNetConfig(), "AlexNet (torchvision), the size baseline", FACTS["alexnet"]
+        )
     )
 
 

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
-from squeezenet.models.fire import Fire
+from squeezenet.errors import ConfigError
+from squeezenet.models.fire import BYPASSES, Bypass, Fire
 
 Stem = Literal["v1.0", "v1.1", "small"]
-Bypass = Literal["none", "simple", "complex"]
 
 NUM_FIRE = 8  # fire2..fire9 in every SqueezeNet of the paper
-STEMS: tuple[str, ...] = ("v1.0", "v1.1", "small")
-BYPASSES: tuple[str, ...] = ("none", "simple", "complex")
+STEMS: tuple[Stem, ...] = get_args(Stem)
 
 # Per stem: (conv1 filters, kernel, stride, padding, fire modules followed by a max-pool).
 # v1.0 is Table 1 of the paper; v1.1 is the authors' repository; "small" is v1.1's layout with
@@ -28,10 +28,23 @@ _STEM_LAYOUT: dict[str, tuple[int, int, int, int, tuple[int, ...]]] = {
 }
 SIMPLE_BYPASS_FIRES = (3, 5, 7, 9)  # SqueezeNet Sec. 6: identity bypass around odd modules
 
+# Integer fields and their least value; number fields and the interval each accepts,
+# as (low, high, high included, how the message says it).
+_INT_FIELDS = (("base_e", 1), ("incr_e", 0), ("freq", 1), ("num_classes", 1), ("in_channels", 1))
+_RANGE_FIELDS = (
+    ("pct_3x3", 0.0, 1.0, False, "a fraction strictly between 0 and 1"),
+    ("squeeze_ratio", 0.0, 4.0, True, "a number in (0, 4]"),
+)
+
 
 @dataclass(frozen=True)
 class SqueezeNetConfig:
-    """Architecture of a SqueezeNet; the defaults are v1.0 exactly (1,248,424 parameters)."""
+    """Architecture of a SqueezeNet; the defaults are v1.0 exactly (1,248,424 parameters).
+
+    Raises:
+        ConfigError: a field outside what it accepts (the message names the field, what was
+            expected and what arrived); users reach these through ``--set`` and the CLI options.
+    """
 
     base_e: int = 128  # expand filters of the first Fire module (Sec. 5.1)
     incr_e: int = 128  # expand filters added every `freq` modules
@@ -47,30 +60,26 @@ class SqueezeNetConfig:
     batch_norm: bool = False  # not in the paper: BN after conv1 and every Fire convolution
 
     def __post_init__(self) -> None:
-        def bad(field: str, expected: str, got: object) -> ValueError:
-            return ValueError(f"SqueezeNetConfig.{field}: expected {expected}, got {got!r}")
-
-        for name in ("base_e", "freq", "num_classes", "in_channels"):
+        for name, least in _INT_FIELDS:
+            if not _is_int_at_least(getattr(self, name), least):
+                raise _bad(name, f"an integer >= {least}", getattr(self, name))
+        for name, low, high, high_ok, expected in _RANGE_FIELDS:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise bad(name, "an integer >= 1", value)
-        if not isinstance(self.incr_e, int) or isinstance(self.incr_e, bool) or self.incr_e < 0:
-            raise bad("incr_e", "an integer >= 0", self.incr_e)
-        if not 0.0 < self.pct_3x3 < 1.0:
-            raise bad("pct_3x3", "a fraction strictly between 0 and 1", self.pct_3x3)
-        if not 0.0 < self.squeeze_ratio <= 4.0:
-            raise bad("squeeze_ratio", "a number in (0, 4]", self.squeeze_ratio)
-        if self.stem not in STEMS:
-            raise bad("stem", f"one of {', '.join(STEMS)}", self.stem)
-        if self.bypass not in BYPASSES:
-            raise bad("bypass", f"one of {', '.join(BYPASSES)}", self.bypass)
-        if not 0.0 <= self.dropout < 1.0:
-            raise bad("dropout", "a probability in [0, 1)", self.dropout)
+            if not _is_number(value) or not (low < value < high or (high_ok and value == high)):
+                raise _bad(name, expected, value)
+        if not _is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            raise _bad("dropout", "a probability in [0, 1)", self.dropout)
+        for name, choices in (("stem", STEMS), ("bypass", BYPASSES)):
+            if getattr(self, name) not in choices:
+                raise _bad(name, f"one of {', '.join(choices)}", getattr(self, name))
         if self.final_conv_padding not in (0, 1):
-            raise bad("final_conv_padding", "0 or 1", self.final_conv_padding)
+            raise _bad("final_conv_padding", "0 or 1", self.final_conv_padding)
+        self._check_every_fire_has_filters()
+
+    def _check_every_fire_has_filters(self) -> None:
         for i, (s, e1, e3) in enumerate(self.fire_channels()):
             if min(s, e1, e3) < 1:
-                raise bad(
+                raise _bad(
                     "pct_3x3" if min(e1, e3) < 1 else "squeeze_ratio",
                     f"at least one filter of each kind in fire{i + 2}",
                     f"(s1x1, e1x1, e3x3) = {(s, e1, e3)}",
@@ -92,6 +101,18 @@ class SqueezeNetConfig:
     @property
     def stem_channels(self) -> int:
         return _STEM_LAYOUT[self.stem][0]
+
+
+def _bad(field: str, expected: str, got: object) -> ConfigError:
+    return ConfigError(f"SqueezeNetConfig.{field}: expected {expected}, got {got!r}")
+
+
+def _is_int_at_least(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _round_half_up(x: float) -> int:
@@ -185,12 +206,13 @@ class SqueezeNet(nn.Module):
         return rows
 
 
-def _fire_bypass(config: SqueezeNetConfig, number: int, inplanes: int, outplanes: int) -> str:
+def _fire_bypass(config: SqueezeNetConfig, number: int, inplanes: int, outplanes: int) -> Bypass:
+    """The bypass of fire``number``: simple where channels match (fire3/5/7/9), else complex."""
     if config.bypass == "none":
         return "none"
     if number in SIMPLE_BYPASS_FIRES and inplanes == outplanes:
-        return "identity"
-    return "conv" if config.bypass == "complex" else "none"
+        return "simple"
+    return "complex" if config.bypass == "complex" else "none"
 
 
 def init_weights_(model: nn.Module, *, seed: int | None = None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from squeezenet.errors import ConfigError
 from squeezenet.models.fire import Fire
 from squeezenet.models.registry import create_model, get_spec, resolve_config
 from squeezenet.models.squeezenet import SqueezeNet, SqueezeNetConfig
@@ -77,7 +78,9 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int], name: str = "
     """Run one image of ``input_shape`` (C, H, W) through ``model.stages()`` and count per layer.
 
     Raises:
-        ValueError: the input is too small for the model (names the layer that failed).
+        ConfigError: the input is too small for the model (names the layer that failed; the
+            registered models' smallest inputs are ``get_spec(name).facts.min_input_size``).
+        ValueError: the model has no ``stages()`` (a bug in the caller).
     """
     stages = getattr(model, "stages", None)
     if stages is None:
@@ -89,34 +92,14 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int], name: str = "
     try:
         with torch.no_grad():
             for layer_name, module in stages():
-                counter = [0]
-                handles = [
-                    m.register_forward_hook(_macs_hook(counter))
-                    for m in module.modules()
-                    if isinstance(m, (nn.Conv2d, nn.Linear))
-                ]
                 try:
-                    x = module(x)
+                    x, row = _summarize_stage(layer_name, module, x)
                 except RuntimeError as exc:
-                    raise ValueError(
+                    raise ConfigError(
                         f"input {input_shape} is too small for {name or 'the model'} at "
                         f"{layer_name}; use a larger --input-size"
                     ) from exc
-                finally:
-                    for handle in handles:
-                        handle.remove()
-                fire = module if isinstance(module, Fire) else None
-                rows.append(
-                    LayerSummary(
-                        name=layer_name,
-                        out_shape=tuple(x.shape[1:]),
-                        params=count_params(module),
-                        macs=counter[0],
-                        s1x1=fire.squeeze.out_channels if fire else None,
-                        e1x1=fire.expand1x1.out_channels if fire else None,
-                        e3x3=fire.expand3x3.out_channels if fire else None,
-                    )
-                )
+                rows.append(row)
     finally:
         model.train(was_training)
     return ModelSummary(
@@ -126,6 +109,34 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int], name: str = "
         params=count_params(model),
         macs=sum(r.macs for r in rows),
     )
+
+
+def _summarize_stage(
+    layer_name: str, module: nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, LayerSummary]:
+    """Apply one stage to ``x`` (1, C, H, W), counting its MACs; its output and its row."""
+    counter = [0]
+    handles = [
+        m.register_forward_hook(_macs_hook(counter))
+        for m in module.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+    try:
+        x = module(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    fire = module if isinstance(module, Fire) else None
+    row = LayerSummary(
+        name=layer_name,
+        out_shape=tuple(x.shape[1:]),
+        params=count_params(module),
+        macs=counter[0],
+        s1x1=fire.squeeze.out_channels if fire else None,
+        e1x1=fire.expand1x1.out_channels if fire else None,
+        e3x3=fire.expand3x3.out_channels if fire else None,
+    )
+    return x, row
 
 
 def summarize_registered(
