@@ -1,0 +1,85 @@
+"""The package's structure as tests: the import-linter contracts, and decoding without torch."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lint_imports() -> str:
+    found = Path(sys.executable).with_name("lint-imports")
+    if found.is_file():
+        return str(found)
+    on_path = shutil.which("lint-imports")
+    if on_path is None:
+        pytest.fail("lint-imports is missing: pip install -e '.[dev]' installs import-linter")
+    return on_path
+
+
+def test_import_contracts_hold() -> None:
+    """Every import points down the layers of pyproject.toml, and formats needs no torch."""
+    done = subprocess.run(
+        [_lint_imports(), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout or "broken" not in done.stdout.split("Contracts:")[-1]
+
+
+@pytest.mark.parametrize("classes", [None, "imagenet-1k"])
+def test_decoding_a_sqz_imports_neither_torch_nor_the_models(
+    tmp_path: Path, classes: str | None
+) -> None:
+    """A .sqz decodes to numpy arrays in a fresh interpreter that never imports torch, also when
+    its header names the ImageNet class list instead of storing it."""
+    import numpy as np
+
+    from squeezenet.compress.types import CompressedLayer, CompressedModel
+    from squeezenet.formats.spec import standard_class_names
+    from squeezenet.formats.sqz import encode_sqz
+
+    layer = CompressedLayer(
+        name="features.0",
+        shape=(2, 1, 3, 3),
+        bits=2,
+        codebook=np.array([-0.5, 0.25, 1.0], dtype=np.float32),
+        positions=np.array([0, 4, 9, 17], dtype=np.int64),
+        codes=np.array([0, 1, 2, 1], dtype=np.uint16),
+        bias=np.array([0.1, -0.2], dtype=np.float32),
+    )
+    names = standard_class_names(classes) if classes else None
+    cm = CompressedModel("squeezenet1_0", {}, None, names, [layer])
+    path = tmp_path / "tiny.sqz"
+    path.write_bytes(encode_sqz(cm))
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from squeezenet.formats.sqz import read_sqz
+        cm = read_sqz({str(path)!r})
+        weight = cm.layers[0].dense_weight()
+        assert weight.shape == (2, 1, 3, 3), weight.shape
+        assert float(weight.reshape(-1)[17]) == 0.25
+        assert (cm.class_names or ["tench"])[0] == "tench", cm.class_names[:2]
+        assert cm.class_names is None or len(cm.class_names) == 1000
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision"))
+        models = sorted(m for m in sys.modules if m.startswith("squeezenet.models"))
+        print(len(heavy), len(models))
+        assert not heavy, heavy[:5]
+        assert not models, models
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["0", "0"]
