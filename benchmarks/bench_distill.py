@@ -42,16 +42,10 @@ import torch
 from torch import nn
 
 from squeezenet.compress import from_compressed, quantize_, to_compressed
-from squeezenet.compress.distill import (
-    DistillConfig,
-    DistillProgress,
-    ReconstructConfig,
-    ReconstructReport,
-    distill_,
-    reconstruct_,
-    shared_layers,
-)
+from squeezenet.compress.distill import DistillConfig, DistillProgress, distill_
 from squeezenet.compress.proxy import ProxyConfig
+from squeezenet.compress.reconstruct import ReconstructConfig, ReconstructReport, reconstruct_
+from squeezenet.compress.student import shared_layers
 from squeezenet.data import FileListDataset, Preprocess, cifar10, csv_manifest
 from squeezenet.formats import read_caffe_dc, read_sqz, write_sqz
 from squeezenet.jobs.specs import parse_bits

@@ -11,17 +11,12 @@ import torch
 from torch import nn
 
 from squeezenet.compress import PrunePolicy, centroid_parameters, prune_, quantize_
-from squeezenet.compress.distill import (
-    DistillConfig,
-    DistillProgress,
-    ReconstructConfig,
-    distill_,
-    distiller,
-    reconstruct_,
-    shared_layers,
-)
+from squeezenet.compress.distill import DistillConfig, DistillProgress, distill_, distiller
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
+from squeezenet.compress.reconstruct import ReconstructConfig, reconstruct_
+from squeezenet.compress.student import shared_layers
 from squeezenet.data import CIFAR10, ArrayDataset, Preprocess, load_dataset, normalize_batch
+from squeezenet.errors import ConfigError, InputError, UserError
 from squeezenet.models import SqueezeNet, create_model
 
 TINY = {"base_e": 16, "incr_e": 16}
@@ -263,20 +258,22 @@ def test_sampler_shapes_determinism_and_plain_path(proxies: torch.Tensor) -> Non
     ],
 )
 def test_configs_name_the_bad_field(factory: Any, changes: dict[str, Any], field: str) -> None:
-    with pytest.raises(ValueError, match=rf"{factory.__name__}\.{field}: expected"):
+    with pytest.raises(ConfigError, match=rf"{factory.__name__}\.{field}: expected"):
         factory(**changes)
 
 
 def test_errors_a_user_can_cause(proxies: torch.Tensor) -> None:
     teacher = _teacher()
     plain = create_model("squeezenet_small", **TINY)
-    with pytest.raises(ValueError, match="quantize_"):
+    with pytest.raises(ConfigError, match="quantize_"):
         distill_(plain, teacher, proxies, CIFAR10, _kd())
     other = create_model("squeezenet_small", base_e=32, incr_e=16)
     with pytest.raises(ValueError, match="uncompressed model"):
         reconstruct_(_student(teacher), other, proxies, CIFAR10, _recon())
-    with pytest.raises(ValueError, match="proxy images"):
+    with pytest.raises(InputError, match="proxy images"):
         ProxySampler(proxies[0], CIFAR10, ProxyConfig())
+    with pytest.raises(UserError, match="preprocessing"):
+        distiller(proxies, _kd())(_student(teacher), teacher, None)
 
 
 def test_distiller_hook_runs_both(proxies: torch.Tensor) -> None:

@@ -16,6 +16,7 @@ from torch import nn
 from squeezenet.compress import PrunePolicy, centroid_parameters, layer_aliases
 from squeezenet.compress.types import CompressedLayer, CompressedModel
 from squeezenet.data.presets import CIFAR10, Preprocess
+from squeezenet.errors import ConfigError, MissingFileError, UserError
 from squeezenet.formats.sqz import decode_sqz, read_sqz
 from squeezenet.io.weights import LoadedModel, save_weights
 from squeezenet.jobs.compress_config import (
@@ -57,7 +58,7 @@ def test_parse_bits(spec: str, expected: object) -> None:
 
 @pytest.mark.parametrize("spec", ["0", "17", "eight", "conv10=", "=4", "conv10=x", "conv10=99"])
 def test_parse_bits_rejects(spec: str) -> None:
-    with pytest.raises(ValueError, match="--bits"):
+    with pytest.raises(ConfigError, match="--bits"):
         parse_bits(spec)
 
 
@@ -96,9 +97,9 @@ def test_parse_policy(tmp_path: Path) -> None:
     assert describe_policy(None) == "none"
     assert describe_policy(PrunePolicy.paper()) == "paper"
     assert describe_policy(PrunePolicy.uniform(0.5)) == "*=0.5"
-    with pytest.raises(FileNotFoundError, match="no such policy file"):
+    with pytest.raises(MissingFileError, match="no such policy file"):
         parse_policy(str(tmp_path / "missing.json"))
-    with pytest.raises(ValueError, match="sparsity"):
+    with pytest.raises(ConfigError, match="sparsity"):
         parse_policy("1.5")
 
 
@@ -115,8 +116,9 @@ def test_parse_policy(tmp_path: Path) -> None:
     ],
 )
 def test_config_validation_names_the_field(change: dict[str, Any], field: str) -> None:
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ConfigError, match=field) as caught:
         CompressConfig(**change)
+    assert isinstance(caught.value, UserError)  # the CLI prints one line and exits 2
 
 
 def test_stage_sizes_by_hand() -> None:
@@ -233,11 +235,11 @@ def test_failed_compress_leaves_no_file(tmp_path: Path) -> None:
     target = tmp_path / "out.sqz"
     target.write_bytes(b"old")
     config = CompressConfig(bits=(("conv1", 8),))  # the float layers cannot be exported
-    with pytest.raises(ValueError, match="quantize it first"):
+    with pytest.raises(ConfigError, match="quantize it first"):
         compress_file(source, target, config)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.sqz", "small.safetensors"]
-    with pytest.raises(FileNotFoundError, match="output folder"):
+    with pytest.raises(MissingFileError, match="output folder"):
         compress_file(source, tmp_path / "no" / "out.sqz", CompressConfig())
 
 

@@ -15,6 +15,7 @@ from squeezenet.compress import (
     pruning_report,
     remove_pruning_,
 )
+from squeezenet.errors import ConfigError
 from squeezenet.models import create_model
 
 # The released Deep Compression SqueezeNet (data/squeezenet-dc): 415,921 of 1,244,448 weights.
@@ -155,14 +156,14 @@ def test_parse_prune_policy() -> None:
     structured = parse_prune_policy({"method": "std", "layers": {"conv10": 1.5}})
     assert structured == PrunePolicy((("conv10", 1.5),), method="std")
     for bad in ("lots", "{not json", {"conv10": "x"}, {"layers": 3}, 1.5, "std:-1"):
-        with pytest.raises(ValueError, match=r"prune policy|PrunePolicy"):
+        with pytest.raises(ConfigError, match=r"prune policy|PrunePolicy"):
             parse_prune_policy(bad)  # type: ignore[arg-type]
 
 
 def test_policy_validation_names_the_field() -> None:
-    with pytest.raises(ValueError, match=r"PrunePolicy\.method"):
+    with pytest.raises(ConfigError, match=r"PrunePolicy\.method"):
         PrunePolicy((("*", 0.5),), method="random")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"PrunePolicy\.rules"):
+    with pytest.raises(ConfigError, match=r"PrunePolicy\.rules"):
         PrunePolicy((("*", 1.5),))
-    with pytest.raises(ValueError, match=r"PrunePolicy\.rules"):
+    with pytest.raises(ConfigError, match=r"PrunePolicy\.rules"):
         PrunePolicy([("*", 0.5)])  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from squeezenet.compress import (
     quantize_,
     remove_quantization_,
 )
+from squeezenet.errors import ConfigError, InputError
 from squeezenet.models import create_model
 
 
@@ -248,8 +249,16 @@ def test_quantize_layers_filter_and_bad_bits() -> None:
     model = _small()
     report = quantize_(model, 8, layers=["conv1"])
     assert [r.name for r in report.layers] == ["features.0"]
-    with pytest.raises(ValueError, match="bits"):
+    with pytest.raises(ConfigError, match="bits"):
         quantize_(_small(), 17)
+
+
+def test_quantize_names_a_layer_with_nan_weights() -> None:
+    model = _small()
+    with torch.no_grad():
+        model.features[0].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(InputError, match=r"features\.0: the weights hold NaN"):
+        quantize_(model, 4)
 
 
 def test_remove_quantization_bakes_in_and_keeps_masks() -> None:

@@ -20,8 +20,10 @@ from squeezenet.data import (
     load_dataset,
     synthetic,
 )
-from squeezenet.data.datasets import FASHION_MNIST_DIR, CorruptImageError
+from squeezenet.data.datasets import FASHION_MNIST_DIR, CorruptImageError, DatasetFileError
+from squeezenet.data.presets import Preprocess
 from squeezenet.data.transforms import BatchPipeline, normalize_batch, random_crop_flip
+from squeezenet.errors import ConfigError, FileFormatError, InputError, MissingFileError, UserError
 
 needs_fashion = pytest.mark.skipif(
     not FASHION_MNIST_DIR.is_dir(), reason="apt-get install -y dataset-fashion-mnist"
@@ -52,8 +54,62 @@ def test_cifar10_npz_test_split(shared_data: Path) -> None:
 
 
 def test_unknown_dataset_lists_the_choices() -> None:
-    with pytest.raises(DatasetNotFoundError, match=r"fashion-mnist, cifar10, synthetic"):
+    with pytest.raises(ConfigError, match=r"unknown dataset .*fashion-mnist, cifar10, synthetic"):
         load_dataset("no-such-dataset")
+
+
+def test_a_missing_dataset_path_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match=r"fashion-mnist, cifar10, synthetic"):
+        load_dataset(str(tmp_path / "no" / "folder"))
+    with pytest.raises(DatasetNotFoundError, match="manifest not found"):
+        load_dataset(str(tmp_path / "missing.csv"))
+
+
+def test_user_causable_data_errors_are_user_errors(tmp_path: Path) -> None:
+    """The CLI prints these as one line with exit 2 (squeezenet.errors)."""
+    with pytest.raises(DatasetNotFoundError, match="CIFAR-10 not found") as missing:
+        load_dataset("cifar10", data_dir=tmp_path / "empty")
+    assert isinstance(missing.value, MissingFileError) and isinstance(missing.value, UserError)
+    assert isinstance(missing.value, FileNotFoundError)  # what callers caught before
+    with pytest.raises(ConfigError) as unknown:
+        load_dataset("imagenet-21k")
+    assert isinstance(unknown.value, UserError)
+    assert issubclass(CorruptImageError, InputError)
+    with pytest.raises(ConfigError, match=r"Preprocess\.crop: expected >= 1"):
+        Preprocess("custom", resize=0, crop=0, mean=(0.5,), std=(0.5,), channels=1)
+
+
+def _write_idx(path: Path, header: bytes, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + payload)
+
+
+def test_damaged_fashion_mnist_files_name_the_field(tmp_path: Path) -> None:
+    images = tmp_path / "train-images-idx3-ubyte"
+    labels = tmp_path / "train-labels-idx1-ubyte"
+    _write_idx(labels, bytes([0, 0, 8, 1]) + (2).to_bytes(4, "big"), bytes([0, 1]))
+    _write_idx(images, bytes([0, 0, 9, 3]), b"")  # dtype 0x09: not uint8
+    with pytest.raises(DatasetFileError, match="not a uint8 IDX file") as header:
+        fashion_mnist("train", tmp_path)
+    assert (header.value.field, header.value.offset) == ("header", 0)
+    dims = b"".join(n.to_bytes(4, "big") for n in (2, 28, 28))
+    _write_idx(images, bytes([0, 0, 8, 3]) + dims, bytes(100))  # 1,568 values expected
+    with pytest.raises(DatasetFileError, match="expected 1568 values") as data:
+        fashion_mnist("train", tmp_path)
+    assert (data.value.field, data.value.offset) == ("data", 16)
+    assert isinstance(data.value, FileFormatError) and isinstance(data.value, UserError)
+    _write_idx(images, bytes([0, 0, 8, 3]) + dims, bytes(2 * 28 * 28))
+    assert fashion_mnist("train", tmp_path).images.shape == (2, 28, 28, 1)
+
+
+def test_damaged_manifest_is_a_file_format_error(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("file,class\na.png,0\n")
+    with pytest.raises(DatasetFileError, match="columns path,label"):
+        csv_manifest(manifest)
+    manifest.write_text("path,label\na.png,cat\n")
+    with pytest.raises(DatasetFileError, match=r"m\.csv:2: label 'cat' is not an integer"):
+        csv_manifest(manifest)
 
 
 def _write_images(folder: Path, n: int) -> list[Path]:
@@ -130,5 +186,5 @@ def test_cifar10_batches_refuse_code(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"a"]}))
     (folder / "test_batch").write_bytes(pickle.dumps({b"data": Path("x"), b"labels": []}))
-    with pytest.raises(ValueError, match="refusing to load pathlib"):
+    with pytest.raises(DatasetFileError, match="refusing to load pathlib"):
         load_dataset(str(tmp_path), "test")

@@ -8,8 +8,8 @@ so the centroids are fitted to the teacher instead of to labels:
   between the teacher's and the student's class scores softened at temperature T, by gradient
   descent on the centroids (and optionally the biases) of a weight-shared student. SqueezeNet's
   scores are post-ReLU average-pooled maps; they serve as logits, as in Caffe.
-* :func:`~squeezenet.compress.reconstruct.reconstruct_` (re-exported here): layer-wise output
-  reconstruction in closed form, see :mod:`squeezenet.compress.reconstruct`.
+* :func:`~squeezenet.compress.reconstruct.reconstruct_` (in :mod:`squeezenet.compress.reconstruct`):
+  layer-wise output reconstruction in closed form.
 * :func:`distiller`: the ``--distill`` hook of the compress pipeline, running either or both.
 
 Both only write the centroid parameters and biases: the assignment (a buffer of the
@@ -30,38 +30,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from squeezenet.compress.proxy import (
-    ProxyConfig,
-    ProxyData,
-    ProxySampler,
-    _bad,
-)
-from squeezenet.compress.reconstruct import ReconstructConfig, ReconstructReport, reconstruct_
-from squeezenet.compress.student import (
-    TRAINS,
-    Frozen,
-    Train,
-    kd_loss,
-    proxy_kl,
-    shared_layers,
-    trainable_params,
-)
+from squeezenet.compress.proxy import ProxyConfig, ProxyData, ProxySampler, field_error
+from squeezenet.compress.reconstruct import ReconstructConfig, reconstruct_
+from squeezenet.compress.student import TRAINS, Frozen, Train, kd_loss, proxy_kl, trainable_params
 from squeezenet.data.presets import Preprocess
+from squeezenet.errors import InputError
 
 logger = logging.getLogger(__name__)
-
-__all__ = [
-    "KD_RECIPE",
-    "DistillConfig",
-    "DistillProgress",
-    "DistillReport",
-    "ReconstructConfig",
-    "ReconstructReport",
-    "distill_",
-    "distiller",
-    "reconstruct_",
-    "shared_layers",
-]
 
 
 @dataclass(frozen=True)
@@ -96,23 +71,20 @@ class DistillConfig:
     def __post_init__(self) -> None:
         for name in ("images", "batch_size", "log_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise _bad("DistillConfig", name, "an integer >= 1", getattr(self, name))
-        if self.optimizer not in ("adam", "sgd"):
-            raise _bad("DistillConfig", "optimizer", "adam or sgd", self.optimizer)
-        if not self.lr > 0:
-            raise _bad("DistillConfig", "lr", "a positive number", self.lr)
-        if not 0.0 <= self.warmup < 1.0:
-            raise _bad("DistillConfig", "warmup", "a fraction in [0, 1)", self.warmup)
-        if not self.temperature > 0:
-            raise _bad("DistillConfig", "temperature", "a positive number", self.temperature)
-        if self.loss not in ("kl", "mse"):
-            raise _bad("DistillConfig", "loss", "kl or mse", self.loss)
-        if self.train not in TRAINS:
-            raise _bad("DistillConfig", "train", " or ".join(TRAINS), self.train)
-        if self.monitor_images < 0:
-            raise _bad("DistillConfig", "monitor_images", ">= 0", self.monitor_images)
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise _bad("DistillConfig", "max_seconds", "None or > 0", self.max_seconds)
+                raise field_error("DistillConfig", name, "an integer >= 1", getattr(self, name))
+        checks = (  # (field, valid, what it expects), in field order
+            ("optimizer", self.optimizer in ("adam", "sgd"), "adam or sgd"),
+            ("lr", self.lr > 0, "a positive number"),
+            ("warmup", 0.0 <= self.warmup < 1.0, "a fraction in [0, 1)"),
+            ("temperature", self.temperature > 0, "a positive number"),
+            ("loss", self.loss in ("kl", "mse"), "kl or mse"),
+            ("train", self.train in TRAINS, " or ".join(TRAINS)),
+            ("monitor_images", self.monitor_images >= 0, ">= 0"),
+            ("max_seconds", self.max_seconds is None or self.max_seconds > 0, "None or > 0"),
+        )
+        for name, valid, expected in checks:
+            if not valid:
+                raise field_error("DistillConfig", name, expected, getattr(self, name))
 
     @property
     def steps(self) -> int:
@@ -230,15 +202,7 @@ def _train_loop(
     callback: Callable[[DistillProgress], None] | None,
 ) -> int:
     """Run the optimisation; returns the steps done (fewer when ``max_seconds`` ran out)."""
-    groups = []
-    for p in trained:
-        scale = float(p.detach().float().square().mean().sqrt()) if config.relative_lr else 1.0
-        groups.append({"params": [p], "base_lr": config.lr * (scale if scale > 0 else 1.0)})
-    optimizer: torch.optim.Optimizer = (
-        torch.optim.Adam(groups, lr=config.lr)
-        if config.optimizer == "adam"
-        else torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
-    )
+    optimizer = _optimizer(trained, config)
     generator = torch.Generator().manual_seed(config.seed)
     device_type = sampler.images.device.type
     amp = config.amp and device_type == "cuda"
@@ -274,6 +238,18 @@ def _train_loop(
     return steps
 
 
+def _optimizer(trained: list[nn.Parameter], config: DistillConfig) -> torch.optim.Optimizer:
+    """One parameter group per tensor, each with its ``base_lr`` (scaled by its RMS value when
+    ``config.relative_lr``)."""
+    groups = []
+    for p in trained:
+        scale = float(p.detach().float().square().mean().sqrt()) if config.relative_lr else 1.0
+        groups.append({"params": [p], "base_lr": config.lr * (scale if scale > 0 else 1.0)})
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+
+
 def distiller(
     proxy_data: ProxyData,
     config: DistillConfig | None = None,
@@ -289,7 +265,10 @@ def distiller(
         student: nn.Module, teacher: nn.Module, preprocess: Preprocess | None
     ) -> dict[str, Any]:
         if preprocess is None:
-            raise ValueError("distillation needs the model's preprocessing; the model has none")
+            raise InputError(
+                "distillation needs the model's preprocessing (input size, normalisation) and "
+                "this model records none; save the weights with their preprocessing first"
+            )
         out: dict[str, Any] = {}
         if reconstruct is not None:
             report = reconstruct_(student, teacher, proxy_data, preprocess, reconstruct)

@@ -19,6 +19,7 @@ from torch import nn
 from squeezenet.compress.prune import prune_mask_of, weight_layers
 from squeezenet.compress.quantize import centroids_of, weight_share_of
 from squeezenet.compress.types import MAX_BITS, CompressedLayer, CompressedModel
+from squeezenet.errors import ConfigError, InputError
 from squeezenet.models import create_model, get_spec
 
 
@@ -47,8 +48,9 @@ def to_compressed(
         class_names: one name per output class.
 
     Raises:
-        ValueError: a layer needs quantizing first, the config does not fit ``model_name``, or
-            a tensor is parametrized by something other than pruning / weight sharing.
+        ConfigError: a layer needs quantizing first (no bit width was given for it).
+        ValueError: the config does not fit ``model_name``, or a tensor is parametrized by
+            something other than pruning / weight sharing (a caller's bug).
     """
     config = _config_overrides(model, model_name)
     layers = [_layer(name, module) for name, module in weight_layers(model)]
@@ -117,9 +119,9 @@ def _layer(name: str, module: nn.Module) -> CompressedLayer:
     positions = np.flatnonzero(keep.flatten().numpy()).astype(np.int64)
     codebook, codes = np.unique(flat[positions], return_inverse=True)
     if codebook.size > 2**MAX_BITS:
-        raise ValueError(
+        raise ConfigError(
             f"{name} holds {codebook.size} distinct weights, more than 2**{MAX_BITS}: "
-            "quantize it first (squeezenet.compress.quantize_)"
+            "quantize it first (give it a width with --bits, or squeezenet.compress.quantize_)"
         )
     return CompressedLayer(
         name=name,
@@ -136,7 +138,7 @@ def from_compressed(cm: CompressedModel) -> nn.Module:
     """Rebuild the dense model: ``create_model(cm.model_name, **cm.config)`` + all weights.
 
     Raises:
-        ValueError: the layers and dense entries do not fill the model's state dict exactly.
+        InputError: the layers and dense entries do not fill the model's state dict exactly.
     """
     model = create_model(cm.model_name, **cm.config)
     state: dict[str, torch.Tensor] = {}
@@ -149,5 +151,6 @@ def from_compressed(cm: CompressedModel) -> nn.Module:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ValueError(f"compressed model does not fit {cm.model_name}: {exc}") from None
+        detail = " ".join(str(exc).split())  # one line: the CLI prints it as it is
+        raise InputError(f"compressed model does not fit {cm.model_name}: {detail}") from None
     return model

@@ -18,14 +18,16 @@ import torch.nn.functional as F
 from squeezenet.data.datasets import ArrayDataset
 from squeezenet.data.presets import Preprocess
 from squeezenet.data.transforms import normalize_batch
+from squeezenet.errors import ConfigError, InputError
 
 Mix = Literal["none", "mixup", "cutmix", "mosaic"]
 MIXES: tuple[str, ...] = ("none", "mixup", "cutmix", "mosaic")
 ProxyData = ArrayDataset | torch.Tensor  # uint8 (N, C, H, W) pixels, RGB, 0..255
 
 
-def _bad(owner: str, name: str, expected: str, got: object) -> ValueError:
-    return ValueError(f"{owner}.{name}: expected {expected}, got {got!r}")
+def field_error(owner: str, name: str, expected: str, got: object) -> ConfigError:
+    """The error of a config field: ``"ProxyConfig.mix: expected one of ..., got 'blend'"``."""
+    return ConfigError(f"{owner}.{name}: expected {expected}, got {got!r}")
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,11 @@ class ProxyConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_scale <= 1.0:
-            raise _bad("ProxyConfig", "min_scale", "a fraction in (0, 1]", self.min_scale)
+            raise field_error("ProxyConfig", "min_scale", "a fraction in (0, 1]", self.min_scale)
         if self.mix not in MIXES:
-            raise _bad("ProxyConfig", "mix", f"one of {', '.join(MIXES)}", self.mix)
+            raise field_error("ProxyConfig", "mix", f"one of {', '.join(MIXES)}", self.mix)
         if not 0.0 <= self.mix_prob <= 1.0:
-            raise _bad("ProxyConfig", "mix_prob", "a probability in [0, 1]", self.mix_prob)
+            raise field_error("ProxyConfig", "mix_prob", "a probability in [0, 1]", self.mix_prob)
 
 
 class ProxySampler:
@@ -75,7 +77,7 @@ class ProxySampler:
     ) -> None:
         pixels = data.tensors()[0] if isinstance(data, ArrayDataset) else data
         if pixels.ndim != 4 or pixels.shape[1] not in (1, 3) or len(pixels) == 0:
-            raise ValueError(
+            raise InputError(
                 f"proxy images must be a non-empty (N, C, H, W) tensor with C = 1 or 3, "
                 f"got shape {tuple(pixels.shape)}"
             )

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from squeezenet.errors import ConfigError
 from squeezenet.models import Fire, SqueezeNet
 
 logger = logging.getLogger(__name__)
@@ -61,11 +62,11 @@ class PrunePolicy:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(
+            raise ConfigError(
                 f"PrunePolicy.method: expected one of {', '.join(METHODS)}, got {self.method!r}"
             )
         if not isinstance(self.rules, tuple):
-            raise ValueError(f"PrunePolicy.rules: expected a tuple of pairs, got {self.rules!r}")
+            raise ConfigError(f"PrunePolicy.rules: expected a tuple of pairs, got {self.rules!r}")
         for rule in self.rules:
             if (
                 not isinstance(rule, tuple)
@@ -74,16 +75,16 @@ class PrunePolicy:
                 or isinstance(rule[1], bool)
                 or not isinstance(rule[1], (int, float))
             ):
-                raise ValueError(
+                raise ConfigError(
                     f"PrunePolicy.rules: expected (pattern, number) pairs, got {rule!r}"
                 )
             amount = float(rule[1])
             if self.method == "sparsity" and not 0.0 <= amount <= 1.0:
-                raise ValueError(
+                raise ConfigError(
                     f"PrunePolicy.rules: sparsity of {rule[0]!r} must be in [0, 1], got {amount}"
                 )
             if self.method == "std" and not amount >= 0.0:
-                raise ValueError(
+                raise ConfigError(
                     f"PrunePolicy.rules: quality of {rule[0]!r} must be >= 0, got {amount}"
                 )
 
@@ -121,43 +122,54 @@ def parse_prune_policy(spec: str | float | Mapping[str, Any]) -> PrunePolicy:
     Accepted: a number (``0.5`` or ``"0.5"``: uniform sparsity); ``"paper"``; ``"std:Q"``
     (Han threshold with quality Q for every layer); a JSON object or dict mapping patterns to
     sparsities (``{"*.expand3x3": 0.67}``); or ``{"method": "std", "layers": {pattern: q}}``.
+
+    Raises:
+        ConfigError: ``spec`` is none of these, or an amount is out of range.
     """
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         return PrunePolicy.uniform(float(spec))
     if isinstance(spec, str):
-        text = spec.strip()
-        if text == "paper":
-            return PrunePolicy.paper()
-        if text.startswith("std:"):
-            return PrunePolicy.std_threshold(_number(text[4:], spec))
-        if text.startswith("{"):
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"prune policy: invalid JSON {spec!r}: {exc}") from None
-            return parse_prune_policy(cast(Mapping[str, Any], data))
-        return PrunePolicy.uniform(_number(text, spec))
+        return _parse_text(spec)
     if isinstance(spec, Mapping):
-        if "layers" in spec:
-            unknown = sorted(set(spec) - {"layers", "method"})
-            if unknown:
-                raise ValueError(f"prune policy: unknown keys {unknown}; expected layers, method")
-            layers = spec["layers"]
-            if not isinstance(layers, Mapping):
-                raise ValueError(f"prune policy: 'layers' must map patterns to numbers: {layers!r}")
-            rules = tuple((str(p), _number(v, spec)) for p, v in layers.items())
-            return PrunePolicy(rules, method=spec.get("method", "sparsity"))
+        return _parse_mapping(spec)
+    raise ConfigError(f"prune policy: expected a number, 'paper', 'std:Q' or a dict, got {spec!r}")
+
+
+def _parse_text(spec: str) -> PrunePolicy:
+    text = spec.strip()
+    if text == "paper":
+        return PrunePolicy.paper()
+    if text.startswith("std:"):
+        return PrunePolicy.std_threshold(_number(text[4:], spec))
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"prune policy: invalid JSON {spec!r}: {exc}") from None
+        return _parse_mapping(cast(Mapping[str, Any], data))  # "{..." parses to an object
+    return PrunePolicy.uniform(_number(text, spec))
+
+
+def _parse_mapping(spec: Mapping[str, Any]) -> PrunePolicy:
+    if "layers" not in spec:
         return PrunePolicy(tuple((str(p), _number(v, spec)) for p, v in spec.items()))
-    raise ValueError(f"prune policy: expected a number, 'paper', 'std:Q' or a dict, got {spec!r}")
+    unknown = sorted(set(spec) - {"layers", "method"})
+    if unknown:
+        raise ConfigError(f"prune policy: unknown keys {unknown}; expected layers, method")
+    layers = spec["layers"]
+    if not isinstance(layers, Mapping):
+        raise ConfigError(f"prune policy: 'layers' must map patterns to numbers: {layers!r}")
+    rules = tuple((str(p), _number(v, spec)) for p, v in layers.items())
+    return PrunePolicy(rules, method=spec.get("method", "sparsity"))
 
 
 def _number(value: object, spec: object) -> float:
     if isinstance(value, bool):
-        raise ValueError(f"prune policy {spec!r}: expected a number, got {value!r}")
+        raise ConfigError(f"prune policy {spec!r}: expected a number, got {value!r}")
     try:
         return float(cast(Any, value))
     except (TypeError, ValueError):
-        raise ValueError(
+        raise ConfigError(
             f"prune policy {spec!r}: expected a number, 'paper', 'std:Q' or JSON, got {value!r}"
         ) from None
 

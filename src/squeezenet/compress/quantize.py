@@ -30,6 +30,7 @@ from squeezenet.compress.prune import (
     weight_parametrizations,
 )
 from squeezenet.compress.types import check_bits
+from squeezenet.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +72,7 @@ def kmeans1d(
     x = np.asarray(values)
     out_dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float64)
     flat = x.reshape(-1)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"kmeans1d: k must be an integer >= 1, got {k!r}")
-    if init not in INITS:
-        raise ValueError(f"kmeans1d: init must be one of {', '.join(INITS)}, got {init!r}")
-    if iters < 0:
-        raise ValueError(f"kmeans1d: iters must be >= 0, got {iters}")
+    _check_kmeans_args(k, init, iters)
     if flat.size == 0:
         return np.zeros(0, out_dtype), np.zeros(x.shape, np.int64)
     if not np.isfinite(flat).all():
@@ -85,9 +81,7 @@ def kmeans1d(
         flat = flat.astype(np.float64)
     native = np.sort(flat)  # float32 data sorts and searches faster in float32
     s = native.astype(np.float64)
-    first = np.empty(s.size, dtype=bool)
-    first[0] = True
-    np.not_equal(s[1:], s[:-1], out=first[1:])
+    first = _run_starts(s)
     if np.count_nonzero(first) <= k:  # lossless: every distinct value is its own centroid
         unique = s[first]
         return unique.astype(out_dtype), _assign(flat, unique[:-1], s[0], s[-1]).reshape(x.shape)
@@ -96,6 +90,24 @@ def kmeans1d(
     bounds = (centroids[:-1] + centroids[1:]) / 2
     assignment = _assign(flat, bounds, s[0], s[-1]).reshape(x.shape)
     return centroids.astype(out_dtype), assignment
+
+
+def _check_kmeans_args(k: object, init: object, iters: int) -> None:
+    """A caller's arguments (``quantize_`` passes checked ones, so these are bugs)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"kmeans1d: k must be an integer >= 1, got {k!r}")
+    if init not in INITS:
+        raise ValueError(f"kmeans1d: init must be one of {', '.join(INITS)}, got {init!r}")
+    if iters < 0:
+        raise ValueError(f"kmeans1d: iters must be >= 0, got {iters}")
+
+
+def _run_starts(s: np.ndarray) -> np.ndarray:
+    """bool ``(n,)``: True where sorted ``s`` starts a run of equal values (a distinct value)."""
+    first = np.empty(s.size, dtype=bool)
+    first[0] = True
+    np.not_equal(s[1:], s[:-1], out=first[1:])
+    return first
 
 
 def _init(s: np.ndarray, first: np.ndarray, k: int, init: Init, seed: int) -> np.ndarray:
@@ -297,6 +309,11 @@ def _quantize_layer(
     prune = prune_mask_of(module)
     keep = prune.prune_mask if prune is not None else weight != 0
     values = weight[keep].cpu().numpy()
+    if not np.isfinite(values).all():
+        raise InputError(
+            f"{name}: the weights hold NaN or inf, which cannot be clustered; the model file is "
+            "damaged or its training diverged"
+        )
     centroids, codes = kmeans1d(values, 2**bits, init=init, iters=iters, seed=seed)
     k = centroids.size
     assignment = torch.full(weight.shape, k, dtype=torch.int64, device=weight.device)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from squeezenet.compress.proxy import ProxyConfig, ProxyData, ProxySampler, _bad
+from squeezenet.compress.proxy import ProxyConfig, ProxyData, ProxySampler, field_error
 from squeezenet.compress.quantize import centroids_of, weight_share_of
 from squeezenet.compress.student import TRAINS, Frozen, Train, proxy_kl, shared_layers
 from squeezenet.data.presets import Preprocess
@@ -50,13 +50,13 @@ class ReconstructConfig:
     def __post_init__(self) -> None:
         for name in ("images", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise _bad("ReconstructConfig", name, "an integer >= 1", getattr(self, name))
+                raise field_error("ReconstructConfig", name, "an integer >= 1", getattr(self, name))
         if self.train not in TRAINS:
-            raise _bad("ReconstructConfig", "train", " or ".join(TRAINS), self.train)
+            raise field_error("ReconstructConfig", "train", " or ".join(TRAINS), self.train)
         if not self.ridge >= 0:
-            raise _bad("ReconstructConfig", "ridge", "a number >= 0", self.ridge)
+            raise field_error("ReconstructConfig", "ridge", "a number >= 0", self.ridge)
         if self.monitor_images < 0:
-            raise _bad("ReconstructConfig", "monitor_images", ">= 0", self.monitor_images)
+            raise field_error("ReconstructConfig", "monitor_images", ">= 0", self.monitor_images)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -141,24 +141,38 @@ def reconstruct_(
         _check_layer(name, module, teacher_modules.get(name))
     sampler = ProxySampler(proxy_data, preprocess, config.proxy, device=device)
     monitor_seed = config.seed + 1_000_003
-    rows: list[LayerReconstruction] = []
     clock = time.perf_counter()
     with Frozen(student, teacher, []), torch.no_grad():
         kl_before = proxy_kl(student, teacher, sampler, config.monitor_images, monitor_seed)
-        probe = next(sampler.batches(2, 2, config.seed))
-        for group in _input_groups(student, [name for name, _, _ in layers], probe):
-            moments = _collect(student, teacher, group, sampler, config)
-            for name in group:
-                module = dict(student.named_modules())[name]
-                rows.append(_solve_layer_(name, module, moments[name], config))
-                if callback is not None:
-                    callback(rows[-1])
+        names = [name for name, _, _ in layers]
+        rows = _refit_layers_(student, teacher, names, sampler, config, callback)
         kl_after = proxy_kl(student, teacher, sampler, config.monitor_images, monitor_seed)
     seconds = time.perf_counter() - clock
     logger.info("reconstructed %d layers in %.1f s", len(rows), seconds)
     return ReconstructReport(
         tuple(rows), config.images, round(seconds, 3), kl_before, kl_after, config.to_dict()
     )
+
+
+def _refit_layers_(
+    student: nn.Module,
+    teacher: nn.Module,
+    names: list[str],
+    sampler: ProxySampler,
+    config: ReconstructConfig,
+    callback: Callable[[LayerReconstruction], None] | None,
+) -> list[LayerReconstruction]:
+    """Refit the layers ``names`` in call order, one pass over the proxies per input group."""
+    rows: list[LayerReconstruction] = []
+    modules = dict(student.named_modules())
+    probe = next(sampler.batches(2, 2, config.seed))
+    for group in _input_groups(student, names, probe):
+        moments = _collect(student, teacher, group, sampler, config)
+        for name in group:
+            rows.append(_solve_layer_(name, modules[name], moments[name], config))
+            if callback is not None:
+                callback(rows[-1])
+    return rows
 
 
 def _check_layer(name: str, module: nn.Module, reference: nn.Module | None) -> None:

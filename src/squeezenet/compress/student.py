@@ -12,6 +12,7 @@ from torch import nn
 from squeezenet.compress.proxy import ProxySampler
 from squeezenet.compress.prune import weight_layers
 from squeezenet.compress.quantize import WeightShare, centroids_of, weight_share_of
+from squeezenet.errors import ConfigError
 
 Train = Literal["centroids", "centroids+bias"]
 TRAINS: tuple[str, ...] = ("centroids", "centroids+bias")
@@ -25,7 +26,10 @@ def shared_layers(model: nn.Module) -> list[tuple[str, nn.Module, WeightShare]]:
         if share is not None:
             rows.append((name, module, share))
     if not rows:
-        raise ValueError("the student has no weight-shared layer: call quantize_(student) first")
+        raise ConfigError(
+            "the student has no weight-shared layer: call quantize_(student) first, with bit "
+            "widths (--bits) that match its layers"
+        )
     return rows
 
 

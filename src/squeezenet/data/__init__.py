@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from squeezenet.data.datasets import (
         ArrayDataset,
         CorruptImageError,
+        DatasetFileError,
         DatasetNotFoundError,
         FileListDataset,
         cifar10,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 _MEMBERS = {
     "ArrayDataset": "datasets",
     "CorruptImageError": "datasets",
+    "DatasetFileError": "datasets",
     "DatasetNotFoundError": "datasets",
     "FileListDataset": "datasets",
     "cifar10": "datasets",
@@ -62,6 +64,7 @@ __all__ = [
     "BatchPipeline",
     "CorruptImageError",
     "DataSpec",
+    "DatasetFileError",
     "DatasetNotFoundError",
     "FileListDataset",
     "Preprocess",

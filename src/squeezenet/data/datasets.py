@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import logging
 import os
 import struct
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-log = logging.getLogger(__name__)
+from squeezenet.errors import FileFormatError, InputError, MissingFileError
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
@@ -46,12 +45,17 @@ CIFAR10_NPZ = "cifar10/cifar10_jpeg.npz"
 Transform = Callable[[Image.Image], Any]
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(MissingFileError):
     """A dataset that is not where we looked; the message says where and how to get it."""
 
 
-class CorruptImageError(ValueError):
+class CorruptImageError(InputError):
     """An image file that cannot be decoded; the message names the file."""
+
+
+class DatasetFileError(FileFormatError):
+    """A dataset file (IDX, CIFAR-10 batch or npz, CSV manifest) whose contents are not what its
+    format says; the message names the file and what is wrong."""
 
 
 class ArrayDataset(Dataset[tuple[Any, int]]):
@@ -138,16 +142,24 @@ def _read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as f:
         data = f.read()
     if len(data) < 4:
-        raise ValueError(f"{path}: not an IDX file (only {len(data)} bytes)")
+        raise DatasetFileError(
+            f"{path}: not an IDX file (only {len(data)} bytes)", field="header", offset=0
+        )
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path}: not a uint8 IDX file (header {data[:4].hex()})")
+        raise DatasetFileError(
+            f"{path}: not a uint8 IDX file (header {data[:4].hex()})", field="header", offset=0
+        )
+    if len(data) < 4 + 4 * ndim:
+        raise DatasetFileError(f"{path}: IDX file cut short in its dims", field="dims", offset=4)
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     expected = int(np.prod(dims))
     payload = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).copy()  # writable
     if payload.size != expected:
-        raise ValueError(
-            f"{path}: expected {expected} values for shape {dims}, found {payload.size}"
+        raise DatasetFileError(
+            f"{path}: expected {expected} values for shape {dims}, found {payload.size}",
+            field="data",
+            offset=4 + 4 * ndim,
         )
     return payload.reshape(dims)
 
@@ -195,17 +207,21 @@ def fashion_mnist(
 
 
 def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, source: Path) -> np.ndarray:
-    first = np.asarray(
-        Image.open(io.BytesIO(blob[offsets[0] : offsets[1]].tobytes())).convert("RGB")
-    )
+    """``len(offsets) - 1`` JPEGs cut from ``blob`` -> uint8 ``(N, H, W, 3)``."""
+    first = _decode_jpeg(blob, offsets, 0, source)
     out = np.empty((len(offsets) - 1, *first.shape), dtype=np.uint8)
-    for i in range(len(offsets) - 1):
-        data = blob[offsets[i] : offsets[i + 1]].tobytes()
-        try:
-            out[i] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise CorruptImageError(f"{source}: image {i} cannot be decoded: {exc}") from None
+    out[0] = first
+    for i in range(1, len(offsets) - 1):
+        out[i] = _decode_jpeg(blob, offsets, i, source)
     return out
+
+
+def _decode_jpeg(blob: np.ndarray, offsets: np.ndarray, i: int, source: Path) -> np.ndarray:
+    data = blob[offsets[i] : offsets[i + 1]].tobytes()
+    try:
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise CorruptImageError(f"{source}: image {i} cannot be decoded: {exc}") from None
 
 
 _CIFAR_CACHE: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, list[str]]] = {}
@@ -240,13 +256,7 @@ def _load_cifar10(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[
     )
     for path in candidates:
         if path.is_file():
-            with np.load(path, allow_pickle=False) as npz:
-                images = _decode_jpegs(npz[f"{split}_jpeg"], npz[f"{split}_offsets"], path)
-                return (
-                    images,
-                    npz[f"y_{split}"].astype(np.int64),
-                    [str(c) for c in npz["class_names"]],
-                )
+            return _load_cifar10_npz(path, split)
     batches = root if (root / "batches.meta").exists() else root / "cifar-10-batches-py"
     if (batches / "batches.meta").exists():
         return _load_cifar10_batches(batches, split)
@@ -255,6 +265,21 @@ def _load_cifar10(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[
         f"{batches}/batches.meta; pass --data-dir to the cifar10_jpeg.npz file or to a "
         "cifar-10-batches-py folder"
     )
+
+
+def _load_cifar10_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The shared JPEG ``.npz``: ``{split}_jpeg``, ``{split}_offsets``, ``y_{split}``,
+    ``class_names``."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            images = _decode_jpegs(npz[f"{split}_jpeg"], npz[f"{split}_offsets"], path)
+            return images, npz[f"y_{split}"].astype(np.int64), [str(c) for c in npz["class_names"]]
+    except CorruptImageError:
+        raise
+    except KeyError as exc:
+        raise DatasetFileError(f"{path}: not a CIFAR-10 JPEG .npz ({exc} missing)") from None
+    except (OSError, ValueError) as exc:
+        raise DatasetFileError(f"{path}: not a readable .npz file ({exc})") from None
 
 
 def _load_cifar10_batches(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -283,17 +308,22 @@ def _load_cifar10_batches(folder: Path, split: str) -> tuple[np.ndarray, np.ndar
             with open(path, "rb") as f:
                 result: dict[bytes, Any] = _NoClasses(f, encoding="bytes").load()
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-            raise ValueError(f"{path}: not a CIFAR-10 batch file ({exc})") from None
+            raise DatasetFileError(f"{path}: not a CIFAR-10 batch file ({exc})") from None
         return result
 
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     data, labels = [], []
-    for name in names:
-        batch = load(folder / name)
-        data.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.extend(batch[b"labels"])
-    meta = load(folder / "batches.meta")
-    classes = [c.decode() for c in meta[b"label_names"]]
+    try:
+        for name in names:
+            batch = load(folder / name)
+            data.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.extend(batch[b"labels"])
+        meta = load(folder / "batches.meta")
+        classes = [c.decode() for c in meta[b"label_names"]]
+    except DatasetFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DatasetFileError(f"{folder}: not a CIFAR-10 batches folder ({exc!r})") from None
     return np.concatenate(data).transpose(0, 2, 3, 1).copy(), np.array(labels, np.int64), classes
 
 
@@ -345,15 +375,16 @@ def csv_manifest(
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
-            raise ValueError(
-                f"{path}: expected a header with columns path,label; got {reader.fieldnames}"
+            raise DatasetFileError(
+                f"{path}: expected a header with columns path,label; got {reader.fieldnames}",
+                field="header",
             )
         for line, row in enumerate(reader, start=2):
             try:
                 samples.append((path.parent / row["path"], int(row["label"])))
             except (TypeError, ValueError):
-                raise ValueError(
-                    f"{path}:{line}: label {row['label']!r} is not an integer"
+                raise DatasetFileError(
+                    f"{path}:{line}: label {row['label']!r} is not an integer", field="label"
                 ) from None
     if classes is None:
         classes = read_class_names(path.parent / "classes.csv")
@@ -369,8 +400,13 @@ def read_class_names(path: Path) -> list[str] | None:
         return None
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    names = {int(row["index"]): row["name"] for row in rows}
-    return [names[i] for i in range(len(names))]
+    try:
+        names = {int(row["index"]): row["name"] for row in rows}
+        return [names[i] for i in range(len(names))]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetFileError(
+            f"{path}: expected columns index,...,name with indices 0..n-1 ({exc!r})"
+        ) from None
 
 
 def synthetic(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from squeezenet.errors import ConfigError
+
 ChannelOrder = Literal["RGB", "BGR"]
 
 
@@ -29,29 +31,29 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         if self.resize < 0:
-            raise ValueError(f"Preprocess.resize: expected >= 0 pixels, got {self.resize}")
+            raise ConfigError(f"Preprocess.resize: expected >= 0 pixels, got {self.resize}")
         if self.crop < 1:
-            raise ValueError(f"Preprocess.crop: expected >= 1 pixel, got {self.crop}")
+            raise ConfigError(f"Preprocess.crop: expected >= 1 pixel, got {self.crop}")
         if self.channels not in (1, 3):
-            raise ValueError(f"Preprocess.channels: expected 1 or 3, got {self.channels}")
+            raise ConfigError(f"Preprocess.channels: expected 1 or 3, got {self.channels}")
         for field in ("mean", "std"):
             if len(getattr(self, field)) != self.channels:
-                raise ValueError(
+                raise ConfigError(
                     f"Preprocess.{field}: expected {self.channels} values, "
                     f"got {getattr(self, field)}"
                 )
         if any(s <= 0 for s in self.std):
-            raise ValueError(f"Preprocess.std: expected positive values, got {self.std}")
+            raise ConfigError(f"Preprocess.std: expected positive values, got {self.std}")
         if self.channel_order not in ("RGB", "BGR"):
-            raise ValueError(
+            raise ConfigError(
                 f"Preprocess.channel_order: expected RGB or BGR, got {self.channel_order!r}"
             )
         if self.value_scale not in (1.0, 255.0):
-            raise ValueError(
+            raise ConfigError(
                 f"Preprocess.value_scale: expected 1.0 or 255.0, got {self.value_scale}"
             )
         if self.interpolation not in ("bilinear", "bicubic"):
-            raise ValueError(
+            raise ConfigError(
                 "Preprocess.interpolation: expected bilinear or bicubic, "
                 f"got {self.interpolation!r}"
             )
@@ -61,11 +63,11 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocess:
-        """Inverse of :meth:`to_dict`; unknown or missing keys raise ``ValueError``."""
+        """Inverse of :meth:`to_dict`; unknown or missing keys raise :class:`ConfigError`."""
         fields = set(cls.__dataclass_fields__)
         unknown = set(data) - fields
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown preprocessing fields {sorted(unknown)}; expected {sorted(fields)}"
             )
         values = dict(data)
@@ -75,7 +77,7 @@ class Preprocess:
         try:
             return cls(**values)
         except TypeError as exc:
-            raise ValueError(f"incomplete preprocessing record: {exc}") from None
+            raise ConfigError(f"incomplete preprocessing record: {exc}") from None
 
 
 IMAGENET = Preprocess(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from squeezenet.data.datasets import (
     synthetic,
 )
 from squeezenet.data.presets import CIFAR10, FASHION_MNIST, IMAGENET, Preprocess
+from squeezenet.errors import ConfigError
 
 NAMED = ("fashion-mnist", "cifar10", "synthetic")
 
@@ -40,7 +42,12 @@ class DataSpec:
 
 
 def parse_data_spec(spec: str) -> DataSpec:
-    """Resolve ``spec``: a named dataset, a ``.csv`` manifest, an ``.npz`` or a folder."""
+    """Resolve ``spec``: a named dataset, a ``.csv`` manifest, an ``.npz`` or a folder.
+
+    Raises:
+        ConfigError: ``spec`` is no dataset name and does not look like a path.
+        DatasetNotFoundError: ``spec`` looks like a path (a suffix or a separator) to no folder.
+    """
     if spec in NAMED:
         return DataSpec(spec)
     path = Path(spec)
@@ -52,10 +59,13 @@ def parse_data_spec(spec: str) -> DataSpec:
         if (path / "batches.meta").exists() or (path / "cifar-10-batches-py").is_dir():
             return DataSpec("npz", path)
         return DataSpec("folder", path)
-    raise DatasetNotFoundError(
-        f"unknown dataset {spec!r}: use one of {', '.join(NAMED)}, a CSV manifest (path,label), "
-        "an image folder with one sub-folder per class, or a CIFAR-10 .npz / batches folder"
+    choices = (
+        f"use one of {', '.join(NAMED)}, a CSV manifest (path,label), an image folder with one "
+        "sub-folder per class, or a CIFAR-10 .npz / batches folder"
     )
+    if path.suffix or os.sep in spec or (os.altsep is not None and os.altsep in spec):
+        raise DatasetNotFoundError(f"dataset not found: no file or folder {spec!r}; {choices}")
+    raise ConfigError(f"unknown dataset {spec!r}: {choices}")
 
 
 def load_dataset(

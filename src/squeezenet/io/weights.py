@@ -109,7 +109,7 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
     :func:`squeezenet.jobs.load.load_any`.
 
     Raises:
-        FileNotFoundError: no such file.
+        MissingFileError: no such file.
         WeightsFileError: the file is not a weights file of this package, or is damaged.
     """
     path = Path(path)
@@ -119,15 +119,33 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
         raise WeightsFileError(
             f"{path}: a .sqz file, not a weights file; load it with squeezenet.jobs.load.load_any"
         )
+    model_name, config, preprocess, class_names = _read_header(path)
+    model = create_model(model_name, **config)
+    try:
+        state = load_file(str(path), device=map_location)
+    except (SafetensorError, OSError) as exc:
+        raise WeightsFileError(f"{path}: damaged tensor data ({exc})", field="tensors") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())  # one line: the CLI prints it as it is
+        raise WeightsFileError(f"{path}: tensors do not fit {model_name}: {detail}") from None
+    return LoadedModel(model.eval(), model_name, config, preprocess, class_names, path)
+
+
+def _read_header(path: Path) -> tuple[str, dict[str, Any], Preprocess | None, list[str] | None]:
+    """Model name, config, preprocessing and class names from the metadata of ``path``."""
     metadata = read_metadata(path)
     if metadata.get("format") != FORMAT_NAME:
         raise WeightsFileError(
-            f"{path}: no squeezenet metadata; write it with `squeezenet train` or save_weights()"
+            f"{path}: no squeezenet metadata; write it with `squeezenet train` or save_weights()",
+            field="format",
         )
     if metadata.get("format_version") != FORMAT_VERSION:
         raise WeightsFileError(
             f"{path}: weights format version {metadata.get('format_version')!r} is not supported "
-            f"(this package reads {FORMAT_VERSION}); upgrade squeezenet"
+            f"(this package reads {FORMAT_VERSION}); upgrade squeezenet",
+            field="format_version",
         )
     try:
         model_name = metadata["model_name"]
@@ -135,13 +153,15 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
         preprocess_dict = json.loads(metadata["preprocess"])
         class_names = json.loads(metadata["class_names"])
     except (KeyError, json.JSONDecodeError) as exc:
-        raise WeightsFileError(f"{path}: damaged metadata ({exc})") from None
-    model = create_model(model_name, **config)
-    state = load_file(str(path), device=map_location)
+        raise WeightsFileError(f"{path}: damaged metadata ({exc})", field="metadata") from None
+    if not isinstance(config, dict):
+        raise WeightsFileError(
+            f"{path}: damaged metadata (config is not an object)", field="config"
+        )
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise WeightsFileError(f"{path}: tensors do not fit {model_name}: {first}") from None
-    preprocess = Preprocess.from_dict(preprocess_dict) if preprocess_dict else None
-    return LoadedModel(model.eval(), model_name, config, preprocess, class_names, path)
+        preprocess = Preprocess.from_dict(preprocess_dict) if preprocess_dict else None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise WeightsFileError(
+            f"{path}: damaged preprocessing record ({exc})", field="preprocess"
+        ) from None
+    return model_name, config, preprocess, class_names

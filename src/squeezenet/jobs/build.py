@@ -9,8 +9,11 @@ Rules (each defined once, here):
 - Crop: a registry model on CSV or folder images gets the model's natural input size, resized
   from the short side at 256/224 of it (the ImageNet convention); named datasets keep their
   preset. A model file keeps its own preprocessing.
-- Subsets: ``train_images`` / ``test_images`` > 0 draw seeded subsets (seed and seed + 1); a count
-  of at least the split's size takes the whole split.
+- Subsets: a count with ``0 < count < len(split)`` in ``train_images`` / ``test_images`` draws a
+  seeded subset (seed and seed + 1); 0, or a count of at least the split's size, takes the whole
+  split.
+- Classes come from the data (the training split, else the test split); a registry model gets
+  ``num_classes`` and ``in_channels`` from them and from the preprocessing.
 """
 
 from __future__ import annotations
@@ -70,9 +73,16 @@ def build(spec: BuildSpec) -> Built:
     """Build ``spec``'s model and load its data (see the module's rules).
 
     Raises:
-        ConfigError: ``overrides`` given for a model file; an unknown registry name.
+        ConfigError: ``overrides`` given for a model file (before any data is loaded); an
+            unknown registry name or dataset name.
         DatasetNotFoundError: the dataset's files are missing (the message says how to get them).
     """
+    model_file = is_model_file(spec.model)
+    if model_file and spec.overrides:
+        raise ConfigError(
+            f"--set changes a registry model's config, but {spec.model} is a model file; "
+            "drop --set or give a registry name"
+        )
     data_spec = parse_data_spec(spec.data)
     kwargs: dict[str, Any] = {"data_dir": spec.data_dir, "download": spec.download}
     train_data = None
@@ -81,13 +91,8 @@ def build(spec: BuildSpec) -> Built:
         train_data = _subset(train_data, spec.train_images, spec.seed)
     test_data = load_dataset(data_spec, "test", seed=spec.seed, **kwargs)
     test_data = _subset(test_data, spec.test_images, spec.seed + 1)
-    classes = list((train_data or test_data).classes)
-    if is_model_file(spec.model):
-        if spec.overrides:
-            raise ConfigError(
-                f"--set changes a registry model's config, but {spec.model} is a model file; "
-                "drop --set or give a registry name"
-            )
+    classes = list((train_data if train_data is not None else test_data).classes)
+    if model_file:
         loaded = load_any(spec.model)
         preprocess = loaded.preprocess or data_spec.default_preset
         return Built(loaded.model, loaded.model_name, preprocess, classes, train_data, test_data)
@@ -98,7 +103,9 @@ def build(spec: BuildSpec) -> Built:
 
 
 def preprocess_for(model: str, data_spec: DataSpec) -> Preprocess:
-    """The preprocessing of registry model ``model`` on ``data_spec`` (the crop rule)."""
+    """The preprocessing of registry model ``model`` on ``data_spec`` (the crop rule): the data's
+    preset; on CSV or folder images with the model's input size as crop and 256/224 of it as
+    the short side to resize to."""
     preprocess = data_spec.default_preset
     if data_spec.kind in ("csv", "folder"):
         size = get_spec(model).input_size
@@ -107,6 +114,7 @@ def preprocess_for(model: str, data_spec: DataSpec) -> Preprocess:
 
 
 def _subset(data: Data, count: int, seed: int) -> Data:
+    """A seeded subset of ``count`` images when ``0 < count < len(data)``, else ``data``."""
     if count <= 0 or count >= len(data):
         return data
     return draw(data, count, seed)

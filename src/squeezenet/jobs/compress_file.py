@@ -138,53 +138,69 @@ def compress_model(
         The weight-shared model (``loaded.model``, changed in place), its plain-data form, the
         encoded .sqz bytes and the report.
     """
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = round(now - clock, 4)
-        clock = now
-
+    watch = _Stopwatch()
     model = loaded.model
     teacher = copy.deepcopy(model).eval() if distill is not None else None
-    prune_report = None
-    if config.policy is not None:
-        prune_(model, config.policy)
-        prune_report = _zeros_as_pruned_(model)
-    lap("prune")
+    prune_report = _prune_stage_(model, config)
+    watch.lap("prune")
     bits = config.bits if isinstance(config.bits, int) else dict(config.bits)
     quant = quantize_(model, bits, init=config.init, iters=config.iters, seed=config.seed)
-    lap("quantize")
+    watch.lap("quantize")
     distilled = None
     if distill is not None and teacher is not None:
         outcome = distill(model, teacher, loaded.preprocess)
         distilled = dict(outcome) if outcome is not None else {}
-        lap("distill")
+        watch.lap("distill")
     cm = to_compressed(
         model,
         model_name=loaded.model_name,
         preprocess=loaded.preprocess,
         class_names=loaded.class_names,
     )
-    lap("export")
+    watch.lap("export")
     data = encode_sqz(
         cm, codec=config.codec, gap_bits=config.gap_bits, codebook_dtype=config.codebook_dtype
     )
-    lap("encode")
-    rows = _layer_rows(cm, quant)
+    watch.lap("encode")
     report = CompressReport(
         model_name=loaded.model_name,
         bits=describe_bits(config.bits),
         policy=describe_policy(config.policy),
         stages=stage_sizes(cm, len(data)),
-        layers=rows,
-        seconds=seconds,
+        layers=_layer_rows(cm, quant),
+        seconds=watch.seconds,
         distill=distilled,
     )
     logger.info("compressed %s to %d bytes", loaded.model_name, len(data))
     return CompressResult(model, cm, data, report, prune_report, quant)
+
+
+class _Stopwatch:
+    """Wall time per stage: :meth:`lap` records the seconds since the previous lap (or since
+    the watch was made or :meth:`restart` ed), rounded to 0.1 ms."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}  # stage -> seconds, in lap order
+        self._last = time.perf_counter()
+
+    def restart(self) -> None:
+        """Start the next lap now (the time since the previous lap is not recorded)."""
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> float:
+        """Record and return the seconds of ``stage``."""
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, 4)
+        self._last = now
+        return self.seconds[stage]
+
+
+def _prune_stage_(model: nn.Module, config: CompressConfig) -> PruneReport | None:
+    """``config.policy`` applied to ``model`` (None: nothing pruned, no report)."""
+    if config.policy is None:
+        return None
+    prune_(model, config.policy)
+    return _zeros_as_pruned_(model)
 
 
 def _zeros_as_pruned_(model: nn.Module) -> PruneReport:
@@ -224,21 +240,20 @@ def compress_file(
     """:func:`compress_model` on a weights file (or .sqz), written atomically to ``output``.
 
     Raises:
-        FileNotFoundError: ``source`` or the folder of ``output`` does not exist.
-        ValueError: the model cannot be compressed as configured (the message says why).
+        MissingFileError: ``source`` or the folder of ``output`` does not exist.
+        ConfigError: the model cannot be compressed as configured (the message says why).
     """
     output = Path(output)
     if not output.parent.is_dir():
         raise MissingFileError(f"output folder not found: {output.parent}; create it first")
-    clock = time.perf_counter()
+    watch = _Stopwatch()
     loaded = load_any(source)
-    load_s = round(time.perf_counter() - clock, 4)
+    load_s = watch.lap("load")
     result = compress_model(loaded, config, distill=distill)
-    clock = time.perf_counter()
+    watch.restart()
     atomic_write_bytes(output, result.data)
-    report = result.report
-    seconds = {"load": load_s, **report.seconds, "write": round(time.perf_counter() - clock, 4)}
-    result.report = dataclasses.replace(report, seconds=seconds, output=str(output))
+    seconds = {"load": load_s, **result.report.seconds, "write": watch.lap("write")}
+    result.report = dataclasses.replace(result.report, seconds=seconds, output=str(output))
     return result
 
 

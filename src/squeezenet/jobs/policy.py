@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from squeezenet.compress.prune import parse_prune_policy
 from squeezenet.compress.types import check_bits
-from squeezenet.errors import FileFormatError
+from squeezenet.errors import FileFormatError, MissingFileError
 from squeezenet.io.atomic import atomic_write_json
 
 POLICY_FORMAT = "squeezenet-policy"  # the "format" field
 POLICY_VERSION = 1  # the "version" field this package writes and reads
+_FIELDS = ("format", "version", "prune", "bits")  # every other top-level key is extra
 
 
 class PolicyFileError(FileFormatError):
@@ -41,13 +43,27 @@ class PolicyFile:
 def policy_document(
     prune_layers: Mapping[str, float], bits: Mapping[str, int], **extra: Any
 ) -> dict[str, Any]:
-    """The JSON document of a policy file: per-layer target sparsity and bit width."""
+    """The JSON document of a policy file: per-layer target sparsity and bit width.
+
+    Args:
+        prune_layers: layer name or pattern -> target sparsity in [0, 1] (rounded to 4 digits).
+        bits: layer name or pattern -> codebook index width in 1..16.
+        extra: further top-level fields (e.g. ``plan``); readers keep them in ``PolicyFile.extra``.
+
+    Raises:
+        ConfigError: a sparsity or width out of range.
+    """
+    reserved = sorted(set(extra) & set(_FIELDS))
+    if reserved:
+        raise ValueError(f"policy_document: {reserved} are policy fields, not extra ones")
+    prune = {"layers": {name: round(float(s), 4) for name, s in prune_layers.items()}}
+    parse_prune_policy(prune)  # the sparsities are in range
     for name, width in bits.items():
         check_bits(width, f"policy bits for {name!r}")
     return {
         "format": POLICY_FORMAT,
         "version": POLICY_VERSION,
-        "prune": {"layers": {name: round(float(s), 4) for name, s in prune_layers.items()}},
+        "prune": prune,
         "bits": dict(bits),
         **extra,
     }
@@ -61,37 +77,64 @@ def write_policy(path: str | Path, document: Mapping[str, Any]) -> Path:
 
 
 def read_policy(path: str | Path) -> PolicyFile:
-    """Read a policy file, or a plain prune-policy JSON object.
+    """Read a policy file, or a plain prune-policy JSON object (docs/POLICY.md).
 
     Raises:
-        PolicyFileError: not JSON, not an object, an unknown format or version, or bad bits.
+        MissingFileError: no such file.
+        PolicyFileError: not JSON, not an object, an unknown format or version, a prune policy
+            that does not parse, or bad bits; the message is one line naming the file.
     """
     path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"policy file not found: {path}")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PolicyFileError(f"policy {path}: not a JSON document ({exc})", field="") from None
+        raise PolicyFileError(f"policy {path}: not a JSON document ({exc})") from None
     if not isinstance(data, dict):
-        raise PolicyFileError(f"policy {path}: expected a JSON object", field="")
-    if "format" not in data:
-        return PolicyFile(prune=data, bits=None)
+        raise PolicyFileError(f"policy {path}: expected a JSON object, got {type(data).__name__}")
+    if "format" not in data:  # a plain prune policy: every key belongs to it
+        return PolicyFile(prune=_prune(path, data, "the prune policy"), bits=None)
+    _check_header(path, data)
+    prune = data.get("prune")
+    if prune is not None and not isinstance(prune, dict):
+        raise PolicyFileError(f"policy {path}: 'prune' must be a JSON object", field="prune")
+    extra = {k: v for k, v in data.items() if k not in _FIELDS}
+    return PolicyFile(
+        prune=_prune(path, prune, "prune") if prune else None,  # absent, null, {}: none
+        bits=_bits(path, data.get("bits")),
+        extra=extra,
+    )
+
+
+def _check_header(path: Path, data: Mapping[str, Any]) -> None:
     if data["format"] != POLICY_FORMAT:
         raise PolicyFileError(
             f"policy {path}: format {data['format']!r} is not {POLICY_FORMAT!r}; "
             "write it with `squeezenet sensitivity --plan`",
             field="format",
         )
-    if data.get("version") != POLICY_VERSION:
+    if "version" not in data:
         raise PolicyFileError(
-            f"policy {path}: policy version {data.get('version')!r} is not supported (this "
-            f"package reads {POLICY_VERSION}); upgrade squeezenet",
+            f"policy {path}: the 'version' field is missing (this package reads {POLICY_VERSION})",
             field="version",
         )
-    prune = data.get("prune") or None
-    if prune is not None and not isinstance(prune, dict):
-        raise PolicyFileError(f"policy {path}: 'prune' must be a JSON object", field="prune")
-    extra = {k: v for k, v in data.items() if k not in ("format", "version", "prune", "bits")}
-    return PolicyFile(prune=prune, bits=_bits(path, data.get("bits")), extra=extra)
+    version = data["version"]
+    if type(version) is not int or version != POLICY_VERSION:  # not true, 1.0 or "1"
+        raise PolicyFileError(
+            f"policy {path}: policy version {version!r} is not supported (this package reads "
+            f"{POLICY_VERSION}); upgrade squeezenet",
+            field="version",
+        )
+
+
+def _prune(path: Path, prune: Mapping[str, Any], what: str) -> Mapping[str, Any]:
+    """``prune`` if :func:`parse_prune_policy` accepts it."""
+    try:
+        parse_prune_policy(prune)
+    except ValueError as exc:
+        raise PolicyFileError(f"policy {path}: {what}: {exc}", field="prune") from None
+    return prune
 
 
 def _bits(path: Path, bits: object) -> tuple[tuple[str, int], ...] | None:

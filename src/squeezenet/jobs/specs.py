@@ -76,22 +76,29 @@ def parse_policy(spec: str) -> PrunePolicy | None:
     text = spec.strip()
     if text == "none":
         return None
-    if text == "paper" or text.startswith(("std:", "{")) or _is_number(text):
+    if _is_inline_policy(text):
         return parse_prune_policy(text)
     policy = read_policy(_policy_path(spec))
     return parse_prune_policy(dict(policy.prune)) if policy.prune else None
 
 
 def policy_bits(spec: str) -> BitsRules | None:
-    """The bit widths a policy file carries (None: ``spec`` is no file, or sets no widths)."""
-    path = Path(spec.strip())
-    if not path.is_file():
+    """The bit widths a ``--policy`` file carries (None: ``spec`` is a keyword, a number or
+    inline JSON rather than a file, names no file, or the file sets no widths)."""
+    text = spec.strip()
+    if text == "none" or _is_inline_policy(text) or not Path(text).is_file():
         return None
-    return read_policy(path).bits
+    return read_policy(text).bits
 
 
 def resolve_bits(bits: str | None, policy: str) -> int | BitsRules:
-    """The widths a compression uses: ``--bits`` if given, else the policy file's, else 8."""
+    """The widths a compression uses (docs/POLICY.md section 6): an explicit ``--bits`` wins, else
+    the ``--policy`` file's ``bits``, else :data:`DEFAULT_BITS`.
+
+    Raises:
+        ConfigError: ``bits`` does not parse (see :func:`parse_bits`).
+        PolicyFileError: the policy file is damaged (only read when ``bits`` is None).
+    """
     if bits is not None:
         return parse_bits(bits)
     planned = policy_bits(policy)
@@ -106,6 +113,11 @@ def _policy_path(spec: str) -> Path:
             "std:Q, inline JSON or a JSON file"
         )
     return path
+
+
+def _is_inline_policy(text: str) -> bool:
+    """``paper``, ``std:Q``, inline JSON or a number: a ``--policy`` that names no file."""
+    return text == "paper" or text.startswith(("std:", "{")) or _is_number(text)
 
 
 def _is_number(text: str) -> bool:

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from squeezenet.data.presets import Preprocess
+from squeezenet.errors import InputError, MissingFileError
 from squeezenet.io.atomic import atomic_write_bytes
 from squeezenet.io.weights import save_weights
 from squeezenet.jobs.build import BuildSpec, build
-from squeezenet.train.checkpoint import CheckpointError
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.loop import FitEvent, FitResult, fit
 
@@ -57,11 +57,22 @@ class RunOutcome:
 
 
 def read_run_spec(run_dir: str | Path) -> RunSpec:
-    """The spec of an earlier run (for ``--resume``)."""
+    """The spec of an earlier run (for ``--resume``).
+
+    Raises:
+        MissingFileError: ``run_dir`` holds no ``run.json``.
+        InputError: its ``run.json`` is damaged or was written by another version.
+    """
     path = Path(run_dir) / RUN_JSON
     if not path.is_file():
-        raise CheckpointError(f"{run_dir} is not a run folder ({RUN_JSON} is missing)")
-    return RunSpec.from_dict(json.loads(path.read_text()))
+        raise MissingFileError(f"{run_dir} is not a run folder ({RUN_JSON} is missing)")
+    try:
+        return RunSpec.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{path}: not a run spec of this version ({type(exc).__name__}: {exc}); "
+            "start a new run instead of --resume"
+        ) from None
 
 
 def build_spec(spec: RunSpec) -> BuildSpec:
