@@ -12,9 +12,10 @@ import pytest
 
 from squeezenet.compress.types import CompressedModel
 from squeezenet.data.presets import CAFFE
+from squeezenet.errors import FileFormatError
 from squeezenet.formats import CaffeDCFormatError, decode_sqz, encode_sqz, inspect_sqz
 from squeezenet.formats.bitio import varint
-from squeezenet.formats.caffe_dc import read_caffe_dc
+from squeezenet.formats.caffe_dc import CODEBOOK_SIZE, HEADER_BYTES, LAYERS, read_caffe_dc
 from squeezenet.formats.sqz_decode import parse_sqz
 
 
@@ -83,6 +84,33 @@ def test_inconsistent_counts(published: bytes) -> None:
     counts = [0xFFFFFFFF] * 26
     with pytest.raises(CaffeDCFormatError, match=r"layer 0 .* needs"):
         read_caffe_dc(struct.pack("<26I", *counts) + published[104:])
+
+
+def _caffe_file(counts: list[int]) -> bytes:
+    """Zero bytes framed by ``counts``: codebooks, biases, codes and gaps all 0."""
+    size = sum(
+        4 * CODEBOOK_SIZE + 4 * shape[0] + n + (n + 1) // 2
+        for (_, shape), n in zip(LAYERS, counts, strict=True)
+    )
+    return struct.pack("<26I", *counts) + bytes(size)
+
+
+def test_errors_carry_field_and_offset() -> None:
+    cases = [
+        (bytes(50), "entry counts", 0),
+        (bytes(HEADER_BYTES), "layer 0 (features.0)", HEADER_BYTES),
+        (_caffe_file([0] * 26) + b"\x00", "trailing bytes", len(_caffe_file([0] * 26))),
+        # 14,113 gaps of 0 place an entry at every index of conv1's 14,112 weights, and past.
+        (_caffe_file([14_113] + [0] * 25), "layer 0 (features.0) gaps", 104 + 1024 + 384 + 14_113),
+    ]
+    for data, field, offset in cases:
+        with pytest.raises(CaffeDCFormatError) as info:
+            read_caffe_dc(data)
+        assert (info.value.field, info.value.offset) == (field, offset)
+        assert isinstance(info.value, FileFormatError) and isinstance(info.value, ValueError)
+        if offset:
+            assert f"byte {offset}" in str(info.value)
+    assert len(read_caffe_dc(_caffe_file([0] * 26)).layers) == 26
 
 
 def test_lossless_reencoding_fits_560k(model: CompressedModel, encoded: bytes) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -13,7 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from squeezenet.compress.types import CompressedLayer, CompressedModel
-from squeezenet.formats import CaffeDCFormatError, SqzFormatError, decode_sqz, encode_sqz
+from squeezenet.formats import (
+    CaffeDCFormatError,
+    SqzFormatError,
+    bitio,
+    decode_sqz,
+    encode_sqz,
+)
 from squeezenet.formats.caffe_dc import read_caffe_dc
 
 
@@ -79,6 +86,60 @@ def test_sqz_fuzz(data: bytes) -> None:
 @given(mutated())
 def test_sqz_fuzz_long(data: bytes) -> None:
     _decode_or_format_error(data)
+
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=6)
+    | st.sampled_from(["RGB", "BGR", "bilinear", "bicubic", 1, 3, 255, 0, -1, 2.5])
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=12,
+)
+_PREPROCESS = {"name": "x", "resize": 0, "crop": 1, "mean": [0, 0, 0], "std": [1, 1, 1]}
+_PREPROCESS_VALUES = _JSON | st.lists(st.integers(-1, 2) | st.floats(-1, 2), max_size=4)
+_HEADERS = st.fixed_dictionaries(
+    {
+        "model": st.text(min_size=1, max_size=4) | st.sampled_from(["", 1, None]),
+        "config": st.dictionaries(st.text(max_size=4), _JSON, max_size=3),
+        "preprocess": st.none()
+        | st.dictionaries(
+            st.sampled_from([*_PREPROCESS, "channel_order", "value_scale", "channels", "z"]),
+            _PREPROCESS_VALUES,
+            max_size=3,
+        ).map(lambda change: {**_PREPROCESS, **change}),
+        "classes": st.none() | st.sampled_from(["imagenet-1k", "x"]) | _JSON,
+    }
+)
+
+
+def _with_header(text: bytes, encoding: int) -> bytes:
+    stored = zlib.compress(text) if encoding else text
+    if not 1 <= len(stored) < 1 << 14:
+        stored = b"{}"
+    rest = SEEDS[0][7 + SEEDS[0][6] : -4] if SEEDS[0][6] < 0x80 else b""
+    assert rest, "the seed file's header length is one byte"
+    body = b"\x89SQZ\x02" + bytes([encoding]) + bitio.varint(len(stored)) + stored + rest
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200).map(str.encode),
+        _HEADERS.map(lambda h: json.dumps(h).encode()),
+    ),
+    st.sampled_from([0, 1]),
+)
+def test_header_fuzz(text: bytes, encoding: int) -> None:
+    """Any header bytes: decoded, or one SqzFormatError (never another exception)."""
+    _decode_or_format_error(_with_header(text, encoding))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squeezenet.formats import huffman, rans
+from squeezenet.formats import huffman, rans, spec
 
 
 def _roundtrip(symbols: np.ndarray, alphabet: int, precision: int, block: int) -> rans.RansStream:
@@ -27,7 +27,7 @@ def _roundtrip(symbols: np.ndarray, alphabet: int, precision: int, block: int) -
 )
 def test_roundtrip_property(values: list[int], precision: int, block: int) -> None:
     stream = _roundtrip(np.array(values), 41, precision, block)
-    assert len(np.array(values)) <= rans.SYMBOLS_PER_BYTE * len(stream.payload)
+    assert len(np.array(values)) <= spec.RANS_SYMBOLS_PER_BYTE * len(stream.payload)
 
 
 @settings(max_examples=100, deadline=None)

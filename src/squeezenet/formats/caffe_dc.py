@@ -15,14 +15,19 @@ import numpy as np
 
 from squeezenet.compress.types import CompressedLayer, CompressedModel
 from squeezenet.data.presets import CAFFE
+from squeezenet.errors import FileFormatError
 from squeezenet.formats.spec import standard_class_names
 
 CODEBOOK_SIZE = 256  # every layer of the published file is 8-bit
 HEADER_BYTES = 4 * 26
 
 
-class CaffeDCFormatError(ValueError):
-    """The bytes are not a well-formed Caffe Deep Compression SqueezeNet v1.0 file."""
+class CaffeDCFormatError(FileFormatError):
+    """The bytes are not a well-formed Caffe Deep Compression SqueezeNet v1.0 file.
+
+    ``.field`` names the part (``"entry counts"``, ``"layer 3 (features.3.expand1x1)"``,
+    ``"trailing bytes"``) and ``.offset`` the byte where it starts; the message names both.
+    """
 
 
 def _squeezenet1_0_layers() -> list[tuple[str, tuple[int, int, int, int]]]:
@@ -63,7 +68,9 @@ def read_caffe_dc(source: str | os.PathLike[str] | bytes) -> CompressedModel:
     if len(data) < HEADER_BYTES:
         raise CaffeDCFormatError(
             f"not a Caffe Deep Compression SqueezeNet file: {len(data)} bytes is shorter than "
-            f"the {HEADER_BYTES}-byte header of 26 entry counts"
+            f"the {HEADER_BYTES}-byte header of 26 entry counts",
+            field="entry counts",
+            offset=0,
         )
     counts = np.frombuffer(data, dtype="<u4", count=len(LAYERS)).astype(np.int64)
     offset = HEADER_BYTES
@@ -74,14 +81,18 @@ def read_caffe_dc(source: str | os.PathLike[str] | bytes) -> CompressedModel:
             raise CaffeDCFormatError(
                 f"Caffe DC file: layer {index} ({name}) with {n} entries needs {size} bytes at "
                 f"byte {offset}, but the file ends at byte {len(data)}; the file is truncated "
-                "or its header is corrupt"
+                "or its header is corrupt",
+                field=f"layer {index} ({name})",
+                offset=offset,
             )
         layers.append(_read_layer(data, offset, index, name, shape, n))
         offset += size
     if offset != len(data):
         raise CaffeDCFormatError(
             f"Caffe DC file: {len(data) - offset} unexpected bytes after the last layer at byte "
-            f"{offset}; the entry counts do not match the file (is it SqueezeNet v1.0?)"
+            f"{offset}; the entry counts do not match the file (is it SqueezeNet v1.0?)",
+            field="trailing bytes",
+            offset=offset,
         )
     return CompressedModel(
         model_name="squeezenet1_0",
@@ -108,7 +119,9 @@ def _read_layer(
     if n and positions[-1] >= numel:
         raise CaffeDCFormatError(
             f"Caffe DC file: layer {index} ({name}) entries reach position {positions[-1]} "
-            f"(gaps at byte {offset}), past its {numel} weights; the file is corrupt"
+            f"(gaps at byte {offset}), past its {numel} weights; the file is corrupt",
+            field=f"layer {index} ({name}) gaps",
+            offset=offset,
         )
     if codebook[0] == 0.0:  # filler entries carry code 0: dropping them loses nothing
         keep = codes != 0

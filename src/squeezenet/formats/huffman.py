@@ -16,8 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
-MAX_CODE_LENGTH = 20  # longest code the encoder emits and the decoder accepts
-MAX_ALPHABET = 1 << 16  # 16-bit codebook indices
+from squeezenet.formats.spec import MAX_CODE_LENGTH  # longest code emitted and accepted
+
 DEFAULT_BLOCK_SIZE = 1024  # symbols per block: decode time ~ block_size numpy steps per batch
 _MIN_PRIMARY_BITS = 8  # primary decode tables have 2**bits entries, at most ~2x the stream bits
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from squeezenet.formats import spec
 from squeezenet.formats.huffman import group_by_block_size
 
-STATE_LOW = 1 << 16  # the state lives in [STATE_LOW, 2**32); words are 16 bits
-MAX_PRECISION = 16  # frequencies sum to 2**precision <= STATE_LOW (rANS needs L % M == 0)
-MIN_PRECISION = 2
+# The format's constants (docs/FORMAT.md section 6) live in spec: the state stays in
+# [RANS_STATE_LOW, 2**32), words are RANS_WORD_BITS wide, and frequencies sum to
+# 2**precision <= RANS_STATE_LOW (rANS needs L % M == 0).
 DEFAULT_BLOCK_SIZE = 2048  # symbols per block: a 4-byte state per block, one numpy step each
-SYMBOLS_PER_BYTE = 20  # count <= 20 * bytes: each symbol costs >= log2(4/3) bits (cap below)
 
 
 class RansDecodeError(ValueError):
@@ -52,7 +52,9 @@ def quantize(counts: np.ndarray, precision: int) -> np.ndarray:
     counts = np.asarray(counts, dtype=np.int64)
     used = counts > 0
     total, nused = 1 << precision, int(used.sum())
-    if not 2 <= nused <= total or not MIN_PRECISION <= precision <= MAX_PRECISION:
+    if not 2 <= nused <= total or not (
+        spec.MIN_RANS_PRECISION <= precision <= spec.MAX_RANS_PRECISION
+    ):
         raise ValueError(f"quantize: {nused} used symbols do not fit precision {precision}")
     cap = max_frequency(precision)
     exact = counts * total / counts.sum()
@@ -132,10 +134,10 @@ def encode_many(
     up = np.concatenate(prec).astype(np.uint64)  # 32 - precision: x_max = f << up
     p = np.uint64(32) - up
     lanes = len(size_all)
-    x = np.full(lanes, STATE_LOW, dtype=np.uint64)
+    x = np.full(lanes, spec.RANS_STATE_LOW, dtype=np.uint64)
     words = np.zeros((block_size, lanes), dtype=np.uint16)
     emitted = np.zeros((block_size, lanes), dtype=bool)
-    s16, low16 = np.uint64(16), np.uint64(0xFFFF)
+    s16, low16 = np.uint64(spec.RANS_WORD_BITS), np.uint64(spec.RANS_STATE_LOW - 1)
     for k in range(block_size - 1, -1, -1):
         active = size_all > k
         g = grid_all[k]
@@ -179,8 +181,9 @@ def decode_many(streams: Sequence[RansStream]) -> list[np.ndarray]:
 
     Each stream's ``freqs`` must sum to ``2**precision`` and its block lengths must be even,
     at least 4, sum to ``len(payload)`` and match ``count`` and ``block_size``; the caller
-    checks these bounds. A block whose final state is not the initial encoder state or whose
-    words are not used exactly raises :class:`RansDecodeError`.
+    checks these bounds. A block whose initial state is below ``2**16``, whose state after its
+    last symbol's renormalisation is not the initial encoder state ``2**16``, or whose words
+    are not used exactly raises :class:`RansDecodeError`.
     """
     out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(streams)
     for batch in group_by_block_size(streams):
@@ -223,7 +226,8 @@ def _decode_batch(streams: Sequence[RansStream], batch: list[int], out: list[np.
     words = np.concatenate([*word_parts, np.zeros(steps + 2, dtype=np.uint16)]).astype(np.uint64)
     start = np.concatenate(starts)
     ptr = start + 2
-    x = words[start] | (words[start + 1] << np.uint64(16))
+    x = words[start] | (words[start + 1] << np.uint64(spec.RANS_WORD_BITS))
+    initial = x  # the loop rebinds x
     mask = np.concatenate(masks).astype(np.uint64)
     shift = np.concatenate(shifts).astype(np.uint64)
     offset = np.concatenate(offs).astype(np.int64)
@@ -232,7 +236,7 @@ def _decode_batch(streams: Sequence[RansStream], batch: list[int], out: list[np.
     for k in np.unique(counts_all - 1).tolist():
         finishing[k] = np.flatnonzero(counts_all - 1 == k)
     out_syms = np.empty((steps, len(x)), dtype=np.int64)
-    low, s16 = np.uint64(STATE_LOW), np.uint64(16)
+    low, s16 = np.uint64(spec.RANS_STATE_LOW), np.uint64(spec.RANS_WORD_BITS)
     for k in range(steps):
         slot = x & mask
         g = table[offset + slot.astype(np.int64)]
@@ -244,19 +248,30 @@ def _decode_batch(streams: Sequence[RansStream], batch: list[int], out: list[np.
         done = finishing.get(k)
         if done is not None:
             final_x[done], final_ptr[done] = x[done], ptr[done]
-    end = np.concatenate(ends)
-    wrong = np.flatnonzero((final_x != low) | (final_ptr != end))
-    if len(wrong):
-        blk = int(wrong[0])
-        tag_all = np.concatenate(tags)
-        block = blk - int(np.flatnonzero(tag_all == tag_all[blk])[0])
-        raise RansDecodeError(
-            f"rANS block {block} does not decode to its declared length and final state",
-            stream=batch[int(tag_all[blk])],
-            block=block,
-        )
+    ends_ok = (final_x == low) & (final_ptr == np.concatenate(ends))
+    _check_blocks(initial, ends_ok, np.concatenate(tags), batch)
     valid = np.arange(steps)[:, None] < counts_all[None, :]
     flat = syms_of[out_syms.T[valid.T]]  # block-major: each stream's symbols in order
     split_at = np.cumsum([streams[i].count for i in batch])
     for i, part in zip(batch, np.split(flat, split_at[:-1]), strict=True):
         out[i] = part.astype(np.int64)
+
+
+def _check_blocks(
+    initial: np.ndarray, ends_ok: np.ndarray, tags: np.ndarray, batch: list[int]
+) -> None:
+    """Raise for the first block that starts below ``2**16`` (no encoder ends a block there)
+    or does not end at state ``2**16`` with all its words read (``ends_ok`` False)."""
+    low_start = initial < np.uint64(spec.RANS_STATE_LOW)
+    wrong = np.flatnonzero(low_start | ~ends_ok)
+    if len(wrong):
+        blk = int(wrong[0])
+        block = blk - int(np.flatnonzero(tags == tags[blk])[0])
+        what = (
+            f"starts from state {int(initial[blk]):#x}, below 2**16"
+            if low_start[blk]
+            else "does not decode to its declared length and final state"
+        )
+        raise RansDecodeError(
+            f"rANS block {block} {what}", stream=batch[int(tags[blk])], block=block
+        )

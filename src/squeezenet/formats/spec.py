@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+from importlib import resources
+
+from squeezenet.errors import FileFormatError
 
 MAGIC = b"\x89SQZ"  # a non-ASCII first byte catches 7-bit transfers, as in PNG
 VERSION = 2  # written by the encoder
@@ -40,9 +44,13 @@ MAX_CODE_LENGTH = 20  # Huffman code length
 MAX_LENGTH_WIDTH = 5  # bits per stored Huffman code length
 MIN_BLOCK_LOG2, MAX_BLOCK_LOG2 = 4, 12  # Huffman and rANS sync block of 16..4096 symbols
 MIN_RANS_PRECISION, MAX_RANS_PRECISION = 2, 16  # rANS frequencies sum to 2**precision
+RANS_WORD_BITS = 16  # rANS renormalisation words are u16le
+RANS_STATE_LOW = 1 << RANS_WORD_BITS  # the state lives in [2**16, 2**32); 2**16 ends a block
 RANS_TABLE_FREE_LOG2 = 12  # 2**precision <= max(2**12, 8 * body bytes): bounded decode tables
 RANS_SYMBOLS_PER_BYTE = 20  # rANS count <= 20 * body bytes (each symbol >= log2(4/3) bits)
 MAX_DENSE_NUMEL = 1 << 28
+MAX_JSON_DEPTH = 64  # header arrays and objects nest at most this deep (the top level is 1)
+JSON_INT_MIN, JSON_INT_MAX = -(1 << 63), (1 << 63) - 1  # header integers are int64
 VARINT_MAX_BYTES = 5  # LEB128, values < 2**32, minimal encoding
 VARINT_MAX = (1 << 32) - 1
 CRC_BYTES = 4
@@ -62,21 +70,34 @@ CIFAR10_CLASSES = (
     "truck",
 )
 STANDARD_CLASS_LISTS = {"imagenet-1k": 1000, "cifar-10": 10}  # name -> number of classes
+IMAGENET_1K_FILE = "imagenet_1k.txt"  # package data: one name per line, UTF-8, index order
+# SHA-256 of the 1,000 names joined by "\n", UTF-8, no trailing newline (docs/FORMAT.md sec. 3):
+# what "imagenet-1k" means in a file can only change with the format version.
+IMAGENET_1K_SHA256 = "0b0f9fee7c952f257418d62aa701f023a9da13b443a14f5c4291e5724d92967c"
+
+
+def class_list_sha256(names: tuple[str, ...] | list[str]) -> str:
+    r"""The SHA-256 that pins a class list: of the names joined by ``"\n"`` in UTF-8."""
+    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
 
 
 @functools.cache
 def _standard(name: str) -> tuple[str, ...]:
     if name == "imagenet-1k":
-        from torchvision.models._meta import _IMAGENET_CATEGORIES  # heavy: import on demand
-
-        return tuple(_IMAGENET_CATEGORIES)
+        data = resources.files("squeezenet.formats").joinpath(IMAGENET_1K_FILE)
+        text = data.read_text(encoding="utf-8")
+        names = tuple(text.split("\n")[:-1])  # every name ends in "\n"
+        if class_list_sha256(names) != IMAGENET_1K_SHA256 or len(names) != 1000:
+            raise RuntimeError(f"squeezenet.formats/{IMAGENET_1K_FILE} is damaged; reinstall")
+        return names
     if name == "cifar-10":
         return CIFAR10_CLASSES
     raise KeyError(name)
 
 
 def standard_class_names(name: str) -> list[str]:
-    """The class names of a named standard list, e.g. ``"imagenet-1k"`` (torchvision's list)."""
+    """The class names of a named standard list, e.g. ``"imagenet-1k"`` (torchvision's list,
+    shipped with the package and pinned by :data:`IMAGENET_1K_SHA256`)."""
     if name not in STANDARD_CLASS_LISTS:
         raise ValueError(f"unknown class list {name!r}; known: {', '.join(STANDARD_CLASS_LISTS)}")
     return list(_standard(name))
@@ -90,5 +111,9 @@ def standard_class_list_name(names: list[str]) -> str | None:
     return None
 
 
-class SqzFormatError(ValueError):
-    """Bytes that are not a valid .sqz file; the message names the field and its byte offset."""
+class SqzFormatError(FileFormatError):
+    """Bytes that are not a valid .sqz file.
+
+    ``.field`` names the field as docs/FORMAT.md does (``"layer 3 codebook size"``) and
+    ``.offset`` is the byte offset where it starts; the message names both.
+    """

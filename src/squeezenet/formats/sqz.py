@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from squeezenet.compress.types import CompressedLayer, CompressedModel
-from squeezenet.data.presets import Preprocess
 from squeezenet.formats import huffman, rans, spec
-from squeezenet.formats.bitio import (
-    Codec,
-    StreamPlan,
-    estimate_size,
-    finish_streams,
-    plan_stream,
-    varint,
-)
+from squeezenet.formats.bitio import Codec, varint
+from squeezenet.formats.header import encode_header
 from squeezenet.formats.sqz_decode import ParsedLayer, parse_sqz
+from squeezenet.formats.stream_encode import StreamPlan, estimate_size, finish_streams, plan_stream
 from squeezenet.io.atomic import atomic_write_bytes
 
 CodebookDtype = Literal["float32", "float16"]
@@ -54,7 +47,7 @@ def encode_sqz(
     Raises:
         ValueError: an option or a layer field is invalid (the message names it).
     """
-    if codec not in ("auto", "raw", "huffman", "rans"):
+    if codec not in get_args(Codec):
         raise ValueError(f"encode_sqz: codec must be auto, raw, huffman or rans, got {codec!r}")
     if gap_bits is not None and not 1 <= gap_bits <= spec.MAX_GAP_BITS:
         raise ValueError(f"encode_sqz: gap_bits must be in 1..{spec.MAX_GAP_BITS}, got {gap_bits}")
@@ -62,15 +55,16 @@ def encode_sqz(
         raise ValueError(
             f"encode_sqz: codebook_dtype must be float32 or float16, got {codebook_dtype!r}"
         )
+    smallest, largest = 1 << spec.MIN_BLOCK_LOG2, 1 << spec.MAX_BLOCK_LOG2
     for name, size in (("block_size", block_size), ("rans_block_size", rans_block_size)):
-        if size & (size - 1) or not 16 <= size <= 4096:
-            raise ValueError(f"encode_sqz: {name} must be a power of two in 16..4096, got {size}")
+        if size & (size - 1) or not smallest <= size <= largest:
+            raise ValueError(
+                f"encode_sqz: {name} must be a power of two in {smallest}..{largest}, got {size}"
+            )
     if len(model.layers) > spec.MAX_LAYERS or len(model.dense) > spec.MAX_DENSE:
         raise ValueError(f"encode_sqz: at most {spec.MAX_LAYERS} layers and dense tensors")
-    parts = [spec.MAGIC, bytes([spec.VERSION]), _header_record(model), varint(len(model.layers))]
-    names = [layer.name for layer in model.layers] + list(model.dense)
-    if len(set(names)) != len(names):
-        raise ValueError("encode_sqz: layer and dense tensor names must be unique")
+    parts = [spec.MAGIC, bytes([spec.VERSION]), encode_header(model), varint(len(model.layers))]
+    _check_names(model)
     blocks = (block_size, rans_block_size)
     records = [
         _layer_record(index, layer, codec, gap_bits, codebook_dtype, blocks)
@@ -191,41 +185,27 @@ def _inspect_layer(p: ParsedLayer, layer: CompressedLayer) -> dict[str, Any]:
     return info
 
 
-def _header_record(model: CompressedModel) -> bytes:
-    if not isinstance(model.model_name, str) or not model.model_name:
-        raise ValueError("encode_sqz: model_name must be a non-empty string")
-    preprocess = model.preprocess
-    if preprocess is not None:
-        preprocess = Preprocess.from_dict(preprocess).to_dict()  # validates; ValueError names it
-    classes: str | list[str] | None = None
-    if model.class_names is not None:
-        names = [str(n) for n in model.class_names]
-        classes = spec.standard_class_list_name(names) or names
-    header = {
-        "model": model.model_name,
-        "config": model.config,
-        "preprocess": preprocess,
-        "classes": classes,
-    }
-    try:
-        text = json.dumps(
-            header, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode()
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"encode_sqz: config must be JSON-serialisable: {exc}") from None
-    if len(text) > spec.MAX_HEADER_JSON_BYTES:
-        raise ValueError(f"encode_sqz: header JSON is {len(text)} bytes, the limit is 4 MiB")
-    packed = zlib.compress(text, 9)
-    kind, stored = (spec.HEADER_ZLIB, packed) if len(packed) < len(text) else (0, text)
-    if len(stored) > spec.MAX_HEADER_BYTES:
-        raise ValueError(f"encode_sqz: header is {len(stored)} bytes, the limit is 1 MiB")
-    return bytes([kind]) + varint(len(stored)) + stored
+def _check_names(model: CompressedModel) -> None:
+    """Names distinct, and no dense name equal to a layer's weight or bias key (section 7)."""
+    names = [layer.name for layer in model.layers] + list(model.dense)
+    if len(set(names)) != len(names):
+        raise ValueError("encode_sqz: layer and dense tensor names must be unique")
+    for layer in model.layers:
+        keys = [f"{layer.name}.weight"] + ([f"{layer.name}.bias"] if layer.bias is not None else [])
+        for key in keys:
+            if key in model.dense:
+                raise ValueError(
+                    f"encode_sqz: dense tensor {key!r} is also the state-dict key of layer "
+                    f"{layer.name!r}; keep it in one place"
+                )
 
 
 def _name_bytes(name: str, what: str) -> bytes:
     raw = name.encode() if isinstance(name, str) else b""
     if not 1 <= len(raw) <= spec.MAX_NAME_BYTES:
-        raise ValueError(f"encode_sqz: {what} name must be 1..255 UTF-8 bytes, got {name!r}")
+        raise ValueError(
+            f"encode_sqz: {what} name must be 1..{spec.MAX_NAME_BYTES} UTF-8 bytes, got {name!r}"
+        )
     return varint(len(raw)) + raw
 
 
@@ -253,8 +233,11 @@ def _layer_record(
     bias = b""
     if layer.bias is not None:
         values = np.asarray(layer.bias, dtype="<f4")
-        if values.ndim != 1 or not 1 <= len(values) <= spec.MAX_BIAS:
-            raise ValueError(f"encode_sqz: {what} bias must be 1-D with 1..2**24 values")
+        if values.shape != (layer.shape[0],) or len(values) > spec.MAX_BIAS:
+            raise ValueError(
+                f"encode_sqz: {what} bias must be 1-D with dims[0] = {layer.shape[0]} values "
+                f"(at most {spec.MAX_BIAS}), got shape {values.shape}"
+            )
         flags |= spec.FLAG_BIAS
         bias = varint(len(values)) + values.tobytes()
     complement, width, symbols = _position_symbols(positions, layer.numel, gap_bits, codec, blocks)
@@ -272,11 +255,15 @@ def _layer_record(
 def _check_layer(what: str, layer: CompressedLayer) -> tuple[np.ndarray, ...]:
     shape = tuple(int(d) for d in layer.shape)
     if not 1 <= len(shape) <= spec.MAX_NDIM or min(shape) < 1:
-        raise ValueError(f"encode_sqz: {what} shape must have 1..8 dimensions >= 1, got {shape}")
+        raise ValueError(
+            f"encode_sqz: {what} shape must have 1..{spec.MAX_NDIM} dimensions >= 1, got {shape}"
+        )
     if layer.numel > spec.MAX_NUMEL:
-        raise ValueError(f"encode_sqz: {what} has {layer.numel} weights, the limit is 2**31-1")
+        raise ValueError(
+            f"encode_sqz: {what} has {layer.numel} weights, the limit is {spec.MAX_NUMEL}"
+        )
     if not 1 <= layer.bits <= spec.MAX_BITS:
-        raise ValueError(f"encode_sqz: {what} bits must be in 1..16, got {layer.bits}")
+        raise ValueError(f"encode_sqz: {what} bits must be in 1..{spec.MAX_BITS}, got {layer.bits}")
     codebook = np.asarray(layer.codebook, dtype=np.float32)
     if codebook.ndim != 1 or not 1 <= len(codebook) <= 1 << layer.bits:
         raise ValueError(
@@ -340,7 +327,10 @@ def _dense_record(name: str, value: np.ndarray) -> bytes:
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise ValueError(f"encode_sqz: dense tensor {name!r} must be numeric, got {array.dtype}")
     if array.ndim > spec.MAX_NDIM or array.size > spec.MAX_DENSE_NUMEL:
-        raise ValueError(f"encode_sqz: dense tensor {name!r} must have <= 8 dims, <= 2**28 values")
+        raise ValueError(
+            f"encode_sqz: dense tensor {name!r} must have <= {spec.MAX_NDIM} dims, "
+            f"<= {spec.MAX_DENSE_NUMEL} values"
+        )
     parts = [_name_bytes(name, f"dense tensor {name!r}"), bytes([spec.DTYPE_FLOAT32, array.ndim])]
     parts += [varint(d) for d in array.shape]
     parts.append(np.ascontiguousarray(array, dtype="<f4").tobytes())

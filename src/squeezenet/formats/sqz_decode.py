@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -11,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from squeezenet.compress.types import CompressedLayer
-from squeezenet.data.presets import Preprocess
 from squeezenet.formats import huffman, rans, spec
-from squeezenet.formats.bitio import Reader, StreamRecord, decode_raw, read_stream
+from squeezenet.formats.bitio import Reader, StreamRecord, decode_raw, fail, read_stream
+from squeezenet.formats.header import read_header
 from squeezenet.formats.spec import SqzFormatError
 
 
@@ -51,75 +50,93 @@ class ParsedFile:
     dense_bytes: int
 
 
+@dataclass
+class _Dense:
+    """One parsed dense record."""
+
+    offset: int  # byte offset of the record
+    name: str
+    value: np.ndarray  # float32 of its dims
+
+
 def parse_sqz(data: bytes) -> ParsedFile:
     """Check and decode everything in ``data``; raises :class:`SqzFormatError`."""
     if len(data) < len(spec.MAGIC) + 1 or data[: len(spec.MAGIC)] != spec.MAGIC:
         raise SqzFormatError(
             f"not a .sqz file: magic at byte 0 is {data[:4].hex() or 'missing'}, expected "
-            f"{spec.MAGIC.hex()}; pass a file written by write_sqz"
+            f"{spec.MAGIC.hex()}; pass a file written by write_sqz",
+            field="magic",
+            offset=0,
         )
     version = data[4]
     if version not in spec.VERSIONS:
         raise SqzFormatError(
             f"unsupported .sqz version {version} at byte 4: this reader knows versions "
-            f"{', '.join(map(str, spec.VERSIONS))}; upgrade squeezenet or re-create the file"
+            f"{', '.join(map(str, spec.VERSIONS))}; upgrade squeezenet or re-create the file",
+            field="version",
+            offset=len(spec.MAGIC),
         )
-    r = Reader(data, 5, len(data) - spec.CRC_BYTES)
+    r = Reader(data, len(spec.MAGIC) + 1, len(data) - spec.CRC_BYTES)
     if len(data) < spec.MIN_FILE_BYTES:
-        r.fail(f"file of {len(data)} bytes is shorter than the smallest .sqz file (14 bytes)")
+        r.fail(
+            f"file of {len(data)} bytes is shorter than the smallest .sqz file "
+            f"({spec.MIN_FILE_BYTES} bytes)",
+            field="file size",
+            offset=0,
+        )
     (stored,) = struct.unpack_from("<I", data, r.end)
     actual = zlib.crc32(memoryview(data)[: r.end])
     if stored != actual:
-        r.fail(f"CRC32 {stored:#010x} at byte {r.end} does not match the contents ({actual:#010x})")
-    header = _read_header(r)
+        r.fail(
+            f"CRC32 {stored:#010x} at byte {r.end} does not match the contents ({actual:#010x})",
+            field="crc32",
+            offset=r.end,
+        )
+    header = read_header(r)
     nlayers = r.varint("layer count", 0, spec.MAX_LAYERS)
     header_bytes = r.pos
     layers = [_read_layer(r, i, spec.MAX_CODEC[version]) for i in range(nlayers)]
     dense_start = r.pos
     dense = _read_dense(r)
     if r.pos != r.end:
-        r.fail(f"{r.end - r.pos} unexpected bytes at byte {r.pos} before the CRC32")
-    names = [p.name for p in layers] + list(dense)
-    if len(set(names)) != len(names):
-        r.fail(f"duplicate tensor name at byte {header_bytes}")
+        r.fail(
+            f"{r.end - r.pos} unexpected bytes at byte {r.pos} before the CRC32",
+            field="trailing bytes",
+            offset=r.pos,
+        )
+    _check_names(layers, dense)
     _decode_symbols(layers)
     compressed = [_build_layer(p) for p in layers]
-    return ParsedFile(version, header, header_bytes, layers, compressed, dense, r.pos - dense_start)
+    values = {d.name: d.value for d in dense}
+    return ParsedFile(
+        version, header, header_bytes, layers, compressed, values, r.pos - dense_start
+    )
 
 
-def _read_header(r: Reader) -> dict[str, Any]:
-    kind = r.u8("header encoding", spec.HEADER_JSON, spec.HEADER_ZLIB)
-    size = r.varint("header length", 1, spec.MAX_HEADER_BYTES)
-    at = r.pos
-    raw = r.take(size, "header")
-    try:
-        if kind == spec.HEADER_ZLIB:
-            inflate = zlib.decompressobj()
-            raw = inflate.decompress(raw, spec.MAX_HEADER_JSON_BYTES)
-            if inflate.unconsumed_tail or not inflate.eof or inflate.unused_data:
-                r.fail(f"header at byte {at} is not one zlib stream of <= 4 MiB")
-        header = json.loads(raw.decode("utf-8"))
-    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        r.fail(f"header at byte {at} is not valid (zlib-compressed) JSON: {exc}")
-    if not isinstance(header, dict) or set(header) != {"model", "config", "preprocess", "classes"}:
-        r.fail(f"header at byte {at} must be an object with model, config, preprocess, classes")
-    if not isinstance(header["model"], str) or not isinstance(header["config"], dict):
-        r.fail(f"header at byte {at}: model must be a string and config an object")
-    if header["preprocess"] is not None:
-        try:
-            header["preprocess"] = Preprocess.from_dict(header["preprocess"]).to_dict()
-        except (ValueError, TypeError, AttributeError) as exc:
-            r.fail(f"header preprocess at byte {at} is invalid: {exc}")
-    classes = header["classes"]
-    if isinstance(classes, str):
-        if classes not in spec.STANDARD_CLASS_LISTS:
-            r.fail(f"header at byte {at} names an unknown class list {classes!r}")
-        header["classes"] = spec.standard_class_names(classes)
-    elif classes is not None and not (
-        isinstance(classes, list) and all(isinstance(c, str) for c in classes)
-    ):
-        r.fail(f"header classes at byte {at} must be a list name, a list of strings or null")
-    return header
+def _check_names(layers: list[ParsedLayer], dense: list[_Dense]) -> None:
+    """Distinct names, and no dense name that is a layer's weight or bias key (section 7)."""
+    seen: set[str] = set()
+    records = [(f"layer {p.index}", p.offset, p.name) for p in layers]
+    records += [(f"dense tensor {i}", d.offset, d.name) for i, d in enumerate(dense)]
+    for what, offset, name in records:
+        if name in seen:
+            fail(
+                f"duplicate tensor name {name!r} at byte {offset}",
+                field=f"{what} name",
+                offset=offset,
+            )
+        seen.add(name)
+    keys = {f"{p.name}.weight": p for p in layers}
+    keys.update({f"{p.name}.bias": p for p in layers if p.bias is not None})
+    for i, d in enumerate(dense):
+        owner = keys.get(d.name)
+        if owner is not None:
+            fail(
+                f"dense tensor {i} name {d.name!r} at byte {d.offset} is a state-dict key of "
+                f"layer {owner.index} ({owner.name!r})",
+                field=f"dense tensor {i} name",
+                offset=d.offset,
+            )
 
 
 def _read_name(r: Reader, field: str) -> str:
@@ -128,7 +145,7 @@ def _read_name(r: Reader, field: str) -> str:
     try:
         return r.take(size, f"{field} name").decode("utf-8")
     except UnicodeDecodeError:
-        r.fail(f"{field} name at byte {at} is not UTF-8")
+        r.fail(f"{field} name at byte {at} is not UTF-8", field=f"{field} name", offset=at)
 
 
 def _read_shape(r: Reader, field: str, ndim: int, lo: int, limit: int) -> tuple[int, ...]:
@@ -138,7 +155,11 @@ def _read_shape(r: Reader, field: str, ndim: int, lo: int, limit: int) -> tuple[
         dims.append(r.varint(f"{field} dimension {j}", lo, limit))
         numel *= dims[-1]
         if numel > limit:
-            r.fail(f"{field} dimension {j} at byte {at} makes {numel} values, over {limit}")
+            r.fail(
+                f"{field} dimension {j} at byte {at} makes {numel} values, over {limit}",
+                field=f"{field} dimension {j}",
+                offset=at,
+            )
     return tuple(dims)
 
 
@@ -152,23 +173,28 @@ def _read_layer(r: Reader, index: int, max_codec: int) -> ParsedLayer:
     flags_at = r.pos
     flags = r.u8(f"{field} flags", 0, 255)
     if flags & ~spec.LAYER_FLAGS:
-        r.fail(f"{field} flags {flags:#04x} at byte {flags_at} set reserved bits")
+        r.fail(
+            f"{field} flags {flags:#04x} at byte {flags_at} set reserved bits",
+            field=f"{field} flags",
+            offset=flags_at,
+        )
     size = r.varint(f"{field} codebook size", 1, 1 << bits)
-    dtype = "<f2" if flags & spec.FLAG_FLOAT16 else "<f4"
     start = r.pos
-    raw = r.take(size * np.dtype(dtype).itemsize, f"{field} codebook")
-    codebook = np.frombuffer(raw, dtype).astype(np.float32)
+    if flags & spec.FLAG_FLOAT16:
+        codebook = widen_float16(r.take(2 * size, f"{field} codebook"))
+    else:
+        codebook = np.frombuffer(r.take(4 * size, f"{field} codebook"), "<f4").astype(np.float32)
     codebook_bytes = r.pos - start
     bias, start = None, r.pos
     if flags & spec.FLAG_BIAS:
-        count = r.varint(f"{field} bias length", 1, spec.MAX_BIAS)
-        bias = np.frombuffer(r.take(4 * count, f"{field} bias"), "<f4").astype(np.float32)
+        bias = _read_bias(r, field, shape[0])
     bias_bytes = r.pos - start
     stored = r.varint(f"{field} stored weights", 0, numel)
     gap_bits = r.u8(f"{field} gap bits", 1, spec.MAX_GAP_BITS)
     complement = bool(flags & spec.FLAG_COMPLEMENT)
     listed = numel - stored if complement else stored
-    nsym = r.varint(f"{field} position symbols", listed, spec.VARINT_MAX)
+    # Every position symbol moves the cursor by at least one index (section 5).
+    nsym = r.varint(f"{field} position symbols", listed, numel)
     codes = read_stream(r, f"{field} code stream", stored, size, bits, max_codec)
     positions = read_stream(r, f"{field} position stream", nsym, 1 << gap_bits, gap_bits, max_codec)
     return ParsedLayer(
@@ -190,16 +216,43 @@ def _read_layer(r: Reader, index: int, max_codec: int) -> ParsedLayer:
     )
 
 
-def _read_dense(r: Reader) -> dict[str, np.ndarray]:
-    dense = {}
+def _read_bias(r: Reader, field: str, channels: int) -> np.ndarray:
+    """The bias of a layer of ``channels`` = dims[0] output channels (section 4)."""
+    at = r.pos
+    count = r.varint(f"{field} bias length", 1, spec.MAX_BIAS)
+    if count != channels:
+        r.fail(
+            f"{field} bias length {count} at byte {at} should be dims[0] = {channels}",
+            field=f"{field} bias length",
+            offset=at,
+        )
+    return np.frombuffer(r.take(4 * count, f"{field} bias"), "<f4").astype(np.float32)
+
+
+def widen_float16(raw: bytes) -> np.ndarray:
+    """float32 of the f16le values in ``raw``, exactly (section 1): a NaN keeps its sign and
+    its fraction, shifted to the top of the float32 fraction, whatever the hardware does."""
+    half = np.frombuffer(raw, "<u2").astype(np.uint32)
+    out = np.frombuffer(raw, "<f2").astype(np.float32)
+    nan = ((half & 0x7C00) == 0x7C00) & ((half & 0x3FF) != 0)
+    if nan.any():
+        h = half[nan]
+        out.view(np.uint32)[nan] = ((h & 0x8000) << 16) | 0x7F800000 | ((h & 0x3FF) << 13)
+    return out
+
+
+def _read_dense(r: Reader) -> list[_Dense]:
+    dense = []
     for i in range(r.varint("dense tensor count", 0, spec.MAX_DENSE)):
-        field = f"dense tensor {i}"
+        field, offset = f"dense tensor {i}", r.pos
         name = _read_name(r, field)
         r.u8(f"{field} dtype", spec.DTYPE_FLOAT32, spec.DTYPE_FLOAT32)
         ndim = r.u8(f"{field} ndim", 0, spec.MAX_NDIM)
         shape = _read_shape(r, field, ndim, 0, spec.MAX_DENSE_NUMEL)
         raw = r.take(4 * int(np.prod(shape)), f"{field} values")
-        dense[name] = np.frombuffer(raw, "<f4").astype(np.float32).reshape(shape)
+        dense.append(
+            _Dense(offset, name, np.frombuffer(raw, "<f4").astype(np.float32).reshape(shape))
+        )
     return dense
 
 
@@ -221,7 +274,9 @@ def _decode_symbols(layers: list[ParsedLayer]) -> None:
         rec, kind = records[i], ("code", "position")[i % 2]
         raise SqzFormatError(
             f"corrupt .sqz file: layer {i // 2} {kind} stream at byte {rec.offset}: {exc}; "
-            "re-create the file"
+            "re-create the file",
+            field=f"layer {i // 2} {kind} stream",
+            offset=rec.offset,
         ) from None
     for p in layers:
         p.code_symbols = _or_raw(symbols[2 * p.index], p.codes, len(p.codebook), p, "code")
@@ -248,15 +303,22 @@ def _build_layer(p: ParsedLayer) -> CompressedLayer:
     escape = (1 << p.gap_bits) - 1
     is_escape = sym == escape
     ends = np.cumsum(np.where(is_escape, escape, sym + 1))
-    fail = Reader(b"").fail
     if len(sym) and is_escape[-1]:
-        fail(f"{field} at byte {at} ends with an escape symbol")
+        fail(f"{field} at byte {at} ends with an escape symbol", field=field, offset=at)
     if len(sym) and ends[-1] > numel:
-        fail(f"{field} at byte {at} reaches position {ends[-1] - 1}, past {numel} weights")
+        fail(
+            f"{field} at byte {at} reaches position {ends[-1] - 1}, past {numel} weights",
+            field=field,
+            offset=at,
+        )
     listed = ends[~is_escape] - 1
     expected = numel - p.stored if p.complement else p.stored
     if len(listed) != expected:
-        fail(f"{field} at byte {at} lists {len(listed)} weights, the record says {expected}")
+        fail(
+            f"{field} at byte {at} lists {len(listed)} weights, the record says {expected}",
+            field=field,
+            offset=at,
+        )
     if p.complement:
         present = np.ones(numel, dtype=bool)
         present[listed] = False
