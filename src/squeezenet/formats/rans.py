@@ -102,11 +102,19 @@ def encode(
     return encode_many([(symbols, freqs, precision)], block_size=block_size)[0]
 
 
-def encode_many(
-    jobs: Sequence[tuple[np.ndarray, np.ndarray, int]], *, block_size: int = DEFAULT_BLOCK_SIZE
-) -> list[RansStream]:
-    """Encode ``(symbols, freqs, precision)`` streams, all their blocks in lockstep from their
-    last symbol back to their first (one numpy step per symbol position in a block)."""
+@dataclass
+class _Lanes:
+    """All blocks of several streams side by side: one lane per block (the encoder's state)."""
+
+    grid: np.ndarray  # (block_size, lanes) global symbol ids (each stream's ids offset)
+    freqs: np.ndarray  # uint64 (sum of alphabets,) frequencies of the global ids
+    starts: np.ndarray  # uint64, cumulative frequencies of the global ids
+    sizes: np.ndarray  # (lanes,) symbols in each block
+    shift: np.ndarray  # uint64 (lanes,) 32 - precision: x_max = f << shift
+    nblocks: list[int]  # blocks of each stream
+
+
+def _lanes(jobs: Sequence[tuple[np.ndarray, np.ndarray, int]], block_size: int) -> _Lanes:
     grids, fq, cm, prec, sizes, nblocks = [], [], [], [], [], []
     off = 0
     for symbols, freqs, precision in jobs:
@@ -127,33 +135,49 @@ def encode_many(
         prec.append(np.full(nb, 32 - precision))
         nblocks.append(nb)
         off += len(freqs)
-    grid_all = np.concatenate(grids).T  # (steps, blocks) global symbol ids
-    f_all = np.concatenate(fq).astype(np.uint64)
-    c_all = np.concatenate(cm).astype(np.uint64)
-    size_all = np.concatenate(sizes)
-    up = np.concatenate(prec).astype(np.uint64)  # 32 - precision: x_max = f << up
+    return _Lanes(
+        np.concatenate(grids).T,
+        np.concatenate(fq).astype(np.uint64),
+        np.concatenate(cm).astype(np.uint64),
+        np.concatenate(sizes),
+        np.concatenate(prec).astype(np.uint64),
+        nblocks,
+    )
+
+
+def _encode_lanes(lanes: _Lanes, block_size: int) -> list[np.ndarray]:
+    """Per block: the final state, then the words in decoding order (emitted last to first)."""
+    up = lanes.shift
     p = np.uint64(32) - up
-    lanes = len(size_all)
-    x = np.full(lanes, spec.RANS_STATE_LOW, dtype=np.uint64)
-    words = np.zeros((block_size, lanes), dtype=np.uint16)
-    emitted = np.zeros((block_size, lanes), dtype=bool)
+    count = len(lanes.sizes)
+    x = np.full(count, spec.RANS_STATE_LOW, dtype=np.uint64)
+    words = np.zeros((block_size, count), dtype=np.uint16)
+    emitted = np.zeros((block_size, count), dtype=bool)
     s16, low16 = np.uint64(spec.RANS_WORD_BITS), np.uint64(spec.RANS_STATE_LOW - 1)
     for k in range(block_size - 1, -1, -1):
-        active = size_all > k
-        g = grid_all[k]
-        f = f_all[g]
+        active = lanes.sizes > k
+        g = lanes.grid[k]
+        f = lanes.freqs[g]
         out = active & (x >= (f << up))
         words[k] = (x & low16).astype(np.uint16)
         emitted[k] = out
         x = np.where(out, x >> s16, x)
-        x = np.where(active, ((x // f) << p) + (x % f) + c_all[g], x)
-    # Per block: the final state, then the words in decoding order (emitted last to first).
-    per_block = [
+        x = np.where(active, ((x // f) << p) + (x % f) + lanes.starts[g], x)
+    return [
         np.concatenate([[x[b] & low16, x[b] >> s16], words[emitted[:, b], b]]).astype("<u2")
-        for b in range(lanes)
+        for b in range(count)
     ]
+
+
+def encode_many(
+    jobs: Sequence[tuple[np.ndarray, np.ndarray, int]], *, block_size: int = DEFAULT_BLOCK_SIZE
+) -> list[RansStream]:
+    """Encode ``(symbols, freqs, precision)`` streams, all their blocks in lockstep from their
+    last symbol back to their first (one numpy step per symbol position in a block)."""
+    lanes = _lanes(jobs, block_size)
+    per_block = _encode_lanes(lanes, block_size)
     out_streams, first = [], 0
-    for (symbols, freqs, precision), nb in zip(jobs, nblocks, strict=True):
+    for (symbols, freqs, precision), nb in zip(jobs, lanes.nblocks, strict=True):
         blocks = per_block[first : first + nb]
         first += nb
         block_bytes = np.array([2 * len(w) for w in blocks], dtype=np.int64)
@@ -191,7 +215,25 @@ def decode_many(streams: Sequence[RansStream]) -> list[np.ndarray]:
     return out
 
 
-def _decode_batch(streams: Sequence[RansStream], batch: list[int], out: list[np.ndarray]) -> None:
+@dataclass
+class _DecodeLanes:
+    """The blocks of a batch of streams side by side: one decoder lane per block."""
+
+    table: np.ndarray  # int64, slot -> global symbol, every stream's table concatenated
+    syms_of: np.ndarray  # global -> local symbol
+    freqs: np.ndarray  # uint64 per global symbol
+    starts: np.ndarray  # uint64 cumulative frequency per global symbol
+    counts: np.ndarray  # (lanes,) symbols in each block
+    words: np.ndarray  # uint64, every payload's 16-bit words, zero-padded at the end
+    first: np.ndarray  # (lanes,) index of each block's first word
+    ends: np.ndarray  # (lanes,) index one past each block's last word
+    mask: np.ndarray  # uint64 (lanes,) 2**precision - 1
+    shift: np.ndarray  # uint64 (lanes,) precision
+    offset: np.ndarray  # int64 (lanes,) where the block's table starts
+    tags: np.ndarray  # (lanes,) index into the batch of each block's stream
+
+
+def _decode_lanes(streams: Sequence[RansStream], batch: list[int]) -> _DecodeLanes:
     tables, freq, cum, word_parts, starts, ends, sizes, masks, shifts, offs, tags = (
         [] for _ in range(11)
     )
@@ -217,20 +259,31 @@ def _decode_batch(streams: Sequence[RansStream], batch: list[int], out: list[np.
         word_off += len(word_parts[-1])
         sym_off += len(f)
         table_off += 1 << s.precision
-    table = np.concatenate(tables).astype(np.int64)
-    syms_of = np.concatenate([np.arange(len(f)) for f in freq])  # global -> local symbol
-    fq = np.concatenate(freq).astype(np.uint64)
-    cm = np.concatenate(cum).astype(np.uint64)
     counts_all = np.concatenate(sizes)
     steps = int(counts_all.max())
-    words = np.concatenate([*word_parts, np.zeros(steps + 2, dtype=np.uint16)]).astype(np.uint64)
-    start = np.concatenate(starts)
-    ptr = start + 2
-    x = words[start] | (words[start + 1] << np.uint64(spec.RANS_WORD_BITS))
+    return _DecodeLanes(
+        table=np.concatenate(tables).astype(np.int64),
+        syms_of=np.concatenate([np.arange(len(f)) for f in freq]),
+        freqs=np.concatenate(freq).astype(np.uint64),
+        starts=np.concatenate(cum).astype(np.uint64),
+        counts=counts_all,
+        words=np.concatenate([*word_parts, np.zeros(steps + 2, dtype=np.uint16)]).astype(np.uint64),
+        first=np.concatenate(starts),
+        ends=np.concatenate(ends),
+        mask=np.concatenate(masks).astype(np.uint64),
+        shift=np.concatenate(shifts).astype(np.uint64),
+        offset=np.concatenate(offs).astype(np.int64),
+        tags=np.concatenate(tags),
+    )
+
+
+def _decode_batch(streams: Sequence[RansStream], batch: list[int], out: list[np.ndarray]) -> None:
+    lanes = _decode_lanes(streams, batch)
+    counts_all, words = lanes.counts, lanes.words
+    steps = int(counts_all.max())
+    ptr = lanes.first + 2
+    x = words[lanes.first] | (words[lanes.first + 1] << np.uint64(spec.RANS_WORD_BITS))
     initial = x  # the loop rebinds x
-    mask = np.concatenate(masks).astype(np.uint64)
-    shift = np.concatenate(shifts).astype(np.uint64)
-    offset = np.concatenate(offs).astype(np.int64)
     final_x, final_ptr = x.copy(), ptr.copy()
     finishing: dict[int, np.ndarray] = {}
     for k in np.unique(counts_all - 1).tolist():
@@ -238,20 +291,20 @@ def _decode_batch(streams: Sequence[RansStream], batch: list[int], out: list[np.
     out_syms = np.empty((steps, len(x)), dtype=np.int64)
     low, s16 = np.uint64(spec.RANS_STATE_LOW), np.uint64(spec.RANS_WORD_BITS)
     for k in range(steps):
-        slot = x & mask
-        g = table[offset + slot.astype(np.int64)]
+        slot = x & lanes.mask
+        g = lanes.table[lanes.offset + slot.astype(np.int64)]
         out_syms[k] = g
-        x = fq[g] * (x >> shift) + slot - cm[g]
+        x = lanes.freqs[g] * (x >> lanes.shift) + slot - lanes.starts[g]
         need = x < low
         x = np.where(need, (x << s16) | words[ptr], x)
         ptr += need
         done = finishing.get(k)
         if done is not None:
             final_x[done], final_ptr[done] = x[done], ptr[done]
-    ends_ok = (final_x == low) & (final_ptr == np.concatenate(ends))
-    _check_blocks(initial, ends_ok, np.concatenate(tags), batch)
+    ends_ok = (final_x == low) & (final_ptr == lanes.ends)
+    _check_blocks(initial, ends_ok, lanes.tags, batch)
     valid = np.arange(steps)[:, None] < counts_all[None, :]
-    flat = syms_of[out_syms.T[valid.T]]  # block-major: each stream's symbols in order
+    flat = lanes.syms_of[out_syms.T[valid.T]]  # block-major: each stream's symbols in order
     split_at = np.cumsum([streams[i].count for i in batch])
     for i, part in zip(batch, np.split(flat, split_at[:-1]), strict=True):
         out[i] = part.astype(np.int64)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, get_args
 
 from torch import nn
 
@@ -32,8 +32,8 @@ MIXED_BITS: BitsRules = (
     ("conv10", 6),
 )
 BIT_PRESETS: dict[str, BitsRules] = {"mixed": MIXED_BITS}
-CODECS: tuple[str, ...] = ("auto", "huffman", "rans", "raw")
-CODEBOOK_DTYPES: tuple[str, ...] = ("float32", "float16")
+CODECS: tuple[str, ...] = get_args(Codec)  # the encoder's choices, defined once in formats
+CODEBOOK_DTYPES: tuple[str, ...] = get_args(CodebookDtype)
 
 # distill(student, teacher, preprocess) -> JSON-able report or None. The student is
 # weight-shared (its centroids are the trainable weights; assignments and zeros are fixed), the
