@@ -125,7 +125,7 @@ def main() -> int:
     for row in result["rows"]:  # temporary files are gone: keep only the names
         if row["file"] and row["file"].startswith(folder):
             row["file"] = Path(row["file"]).name
-    result["meta"] = {"command": command_line(), "machine": machine()}
+    result["meta"] = {"command": command_line(sys.argv), "machine": machine()}
     print(json.dumps(result, indent=2))
     if args.markdown:
         args.markdown.write_text(sizes_markdown(result))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,23 @@ def test_small_model_with_pruning(capsys: pytest.CaptureFixture[str], tmp_path: 
     conv10 = decoded.final_conv.weight  # type: ignore[union-attr]
     assert float((conv10 == 0).float().mean()) == pytest.approx(0.8, abs=0.01)
     assert len(torch.unique(conv10[conv10 != 0])) <= 32
+
+
+@pytest.mark.parametrize("spelling", ["--out", "--out="])
+def test_the_old_out_spelling_works_for_one_release(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spelling: str
+) -> None:
+    model = create_model("squeezenet_small", seed=0, base_e=16, incr_e=16).eval()
+    source = save_weights(model, tmp_path / "small.safetensors", model_name="squeezenet_small")
+    target = tmp_path / "s.sqz"
+    argv = [spelling + str(target)] if spelling.endswith("=") else [spelling, str(target)]
+    code, out, err = run(capsys, "compress", source, *argv, "--bits", "4", "--json")
+    assert code == 0, err
+    assert json.loads(out)["output"] == str(target) and target.is_file()
+    assert err == "warning: --out is now --output; the old spelling goes in the next release\n"
+    code, out, _ = run(capsys, "compress", "--help")
+    assert code == 0 and "--output" in out and "-o" in out
+    assert not re.search(r"--out\b(?!put)", out)
 
 
 def _corrupt_net(published: Path, folder: Path) -> Path:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from cli_helpers import run
+from squeezenet.cli import main
 from squeezenet.data import CIFAR10
 from squeezenet.io.weights import save_weights
 from squeezenet.models import create_model
@@ -77,6 +79,13 @@ def test_bench_json(capsys: pytest.CaptureFixture[str], weights: Path) -> None:
         (["export", "squeezenet1_1", "--format", "caffe", "-o", "x"], "--format"),
         (["predict", "/nonexistent.safetensors", "x.jpg"], "weights file not found"),
         (["bench", "squeezenet1_1", "--engines", "tpu"], "--engines"),
+        (["bench", "squeezenet1_1", "--engines", ","], "--engines"),
+        (["bench", "squeezenet1_1", "--batch", "1,0"], "--batch"),
+        (["bench", "squeezenet1_1", "--batch", "one"], "--batch"),
+        (["predict", "/nonexistent.safetensors", "x.jpg", "--engine", "tpu"], "--engine"),
+        (["predict", "/nonexistent.safetensors", "x.jpg", "--top", "0"], "--top"),
+        (["predict", "squeezenet1_1", "x.jpg"], "predict needs a model file"),
+        (["export", "squeezenet1_1"], "--output"),
     ],
 )
 def test_deploy_errors_are_one_line(
@@ -84,3 +93,44 @@ def test_deploy_errors_are_one_line(
 ) -> None:
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and err.count("\n") == 1 and needle in err
+
+
+def test_predict_an_unreadable_image_is_one_line(
+    capsys: pytest.CaptureFixture[str], weights: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    code, out, err = run(capsys, "predict", str(weights), str(bad))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "bad.jpg" in err
+
+
+def test_export_parity_failure_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str],
+    weights: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import squeezenet.deploy.export as export
+
+    monkeypatch.setattr(export, "onnx_bytes", lambda model, example, opset: b"onnx")
+    monkeypatch.setattr(export, "run_onnx", lambda data, x: np.full((2, 10), 5, np.float32))
+    target = tmp_path / "m.onnx"
+    code, out, err = run(capsys, "export", str(weights), "-o", str(target))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: the onnx export differs from PyTorch")
+    assert "try the torchscript format or another ONNX opset" in err
+    assert "Traceback" not in err and not target.exists()
+
+
+def test_a_bug_in_a_deploy_command_keeps_its_traceback(
+    capsys: pytest.CaptureFixture[str], weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import squeezenet.deploy.bench as bench
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(bench, "benchmark", broken)
+    with pytest.raises(ValueError, match="an internal bug"):  # not SystemExit(2)
+        main(["bench", str(weights), "--engines", "eager_nchw"])
+    assert "error:" not in capsys.readouterr().err

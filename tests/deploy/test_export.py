@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from squeezenet.deploy.bench import benchmark
+from squeezenet.deploy.engines import check_engines, make_engine
 from squeezenet.deploy.export import ExportParityError, export_model, run_onnx
+from squeezenet.errors import ConfigError, InputError, UserError
 from squeezenet.models import create_model, get_spec, list_models
 
 SMALL_INPUT = {"alexnet": 96, "squeezenet_small": 32}  # others: 64 px (the ceil-mode pools matter)
@@ -45,9 +47,44 @@ def test_parity_failure_writes_nothing(tmp_path: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(export, "run_onnx", lambda data, x: np.zeros((2, 10), np.float32) + 5)
     model = create_model("squeezenet1_1", seed=0, num_classes=10)
-    with pytest.raises(ExportParityError, match="differs from PyTorch"):
+    with pytest.raises(ExportParityError, match="differs from PyTorch") as info:
         export_model(model, tmp_path / "m.onnx", "onnx", (3, 64, 64))
     assert not list(tmp_path.iterdir())
+    assert isinstance(info.value, UserError) and isinstance(info.value, RuntimeError)
+    assert "\n" not in str(info.value) and "another ONNX opset" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "target", "error", "match"),
+    [
+        ("caffe", "m.caffe", ConfigError, "unknown export format 'caffe'"),
+        ("onnx", ".", InputError, "it is a folder"),
+        ("torchscript", "file/m.pt", InputError, "is a file, not a folder"),
+    ],
+)
+def test_export_user_errors_come_before_the_export(
+    tmp_path: Path, fmt: str, target: str, error: type[Exception], match: str
+) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    model = create_model("squeezenet_small", seed=0)
+    with pytest.raises(error, match=match):
+        export_model(model, tmp_path / target, fmt, (3, 32, 32))  # type: ignore[arg-type]
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_unknown_engines_and_batch_sizes_are_config_errors() -> None:
+    model = create_model("squeezenet_small", seed=0)
+    with pytest.raises(ConfigError, match="engine: expected some of torch, eager_nchw"):
+        make_engine("tpu", model, (3, 32, 32))
+    with pytest.raises(ConfigError, match=r"--engines: .* got 'tpu', 'gpu'"):
+        check_engines(["eager_nchw", "tpu", "gpu"], "--engines")
+    with pytest.raises(ConfigError, match="got none"):
+        check_engines([])
+    assert check_engines(["torch", "compile"]) == ("torch", "compile")
+    with pytest.raises(ConfigError, match=r"batches: expected batch sizes >= 1, got \[1, 0\]"):
+        benchmark(model, (3, 32, 32), 1, batches=(1, 0), engines=("eager_nchw",))
+    with pytest.raises(ConfigError, match=r"engines: .* got 'tpu'"):
+        benchmark(model, (3, 32, 32), 1, engines=("tpu",))
 
 
 def test_bench_smoke() -> None:

@@ -10,6 +10,7 @@ from PIL import Image
 from squeezenet.data import CIFAR10
 from squeezenet.data.datasets import CorruptImageError
 from squeezenet.deploy.predict import predict
+from squeezenet.errors import ConfigError, InputError
 from squeezenet.io.weights import save_weights
 from squeezenet.jobs.load import load_any
 from squeezenet.models import create_model
@@ -47,5 +48,21 @@ def test_predict_engines_agree(weights: Path, tmp_path: Path) -> None:
 def test_predict_names_a_bad_image(weights: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")
-    with pytest.raises(CorruptImageError, match=r"bad\.jpg"):
+    with pytest.raises(CorruptImageError, match=r"bad\.jpg") as info:
         predict(load_any(weights), [bad])
+    assert isinstance(info.value, InputError)  # a user error: one line from the CLI
+
+
+def test_predict_user_errors(weights: Path, tmp_path: Path) -> None:
+    loaded = load_any(weights)
+    with pytest.raises(ConfigError, match="top: expected a number of classes >= 1, got 0"):
+        predict(loaded, [], top=0)
+    with pytest.raises(ConfigError, match=r"engine: .* got 'tpu'"):
+        predict(loaded, [], engine="tpu")
+    bare = save_weights(
+        create_model("squeezenet_small", seed=0),
+        tmp_path / "bare.safetensors",
+        model_name="squeezenet_small",
+    )
+    with pytest.raises(InputError, match="has no preprocessing record"):
+        predict(load_any(bare), [])

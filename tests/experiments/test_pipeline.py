@@ -25,7 +25,7 @@ from squeezenet.experiments import (
     PipelineResumeError,
     run_pipeline,
 )
-from squeezenet.experiments.pipeline import _logits
+from squeezenet.experiments.pipeline import nchw_logits
 from squeezenet.formats.sqz import read_sqz
 from squeezenet.jobs.load import load_any
 
@@ -78,9 +78,9 @@ def test_decoded_sqz_reproduces_the_fine_tuned_logits(run: Run) -> None:
     assert run.report.check_images == 32
     check = load_file(str(run.out / "check.safetensors"))
     decoded = load_any(run.out / "model.sqz").model
-    assert torch.equal(_logits(decoded, check["inputs"]), check["logits"])
+    assert torch.equal(nchw_logits(decoded, check["inputs"]), check["logits"])
     fine_tuned = load_any(run.out / "quantized.safetensors").model
-    assert torch.equal(_logits(fine_tuned, check["inputs"]), check["logits"])
+    assert torch.equal(nchw_logits(fine_tuned, check["inputs"]), check["logits"])
 
 
 def test_the_file_holds_the_policy_and_the_bits(run: Run) -> None:

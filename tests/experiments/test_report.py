@@ -11,7 +11,14 @@ import pytest
 from cli_helpers import run
 from squeezenet.data.presets import CIFAR10
 from squeezenet.data.registry import load_dataset
-from squeezenet.experiments.report import load_results, sensitivity_findings, update_markdown
+from squeezenet.errors import MissingFileError
+from squeezenet.experiments.provenance import command_line
+from squeezenet.experiments.report import (
+    load_results,
+    sensitivity_findings,
+    update_markdown,
+    write_report,
+)
 from squeezenet.experiments.sensitivity import SensitivityConfig, sensitivity
 from squeezenet.experiments.sweep import Trial, parse_grid, run_sweep, trials_for
 from squeezenet.models import create_model
@@ -95,7 +102,7 @@ def test_report_writes_sections_and_figures_and_is_idempotent(
     results = tmp_path / "docs" / "RESULTS.md"
     results.parent.mkdir()
     results.write_text("# Results\n\nHand-written text stays.\n")
-    argv = ["report", *folders, "--results", results, "--figures", tmp_path / "docs" / "fig"]
+    argv = ["report", *folders, "-o", results, "--figures", tmp_path / "docs" / "fig"]
     code, stdout, _ = run(capsys, *argv)
     assert code == 0, stdout
     text = results.read_text()
@@ -138,3 +145,16 @@ def test_report_rejects_a_folder_without_results(
 ) -> None:
     code, _, stderr = run(capsys, "report", tmp_path, "--results", tmp_path / "R.md")
     assert code == 2 and "holds no results" in stderr
+
+
+def test_write_report_needs_the_folder_of_the_document(folders: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(MissingFileError, match="does not exist"):
+        write_report(folders, tmp_path / "nowhere" / "R.md", tmp_path / "fig")
+    with pytest.raises(MissingFileError, match="result folder not found"):
+        write_report([tmp_path / "missing"], tmp_path / "R.md", tmp_path / "fig")
+
+
+def test_the_command_line_is_given_by_the_entry_point() -> None:
+    argv = ["/venv/bin/squeezenet", "sweep", "--grid", "bypass=none,simple", "-o", "a b"]
+    assert command_line(argv) == "squeezenet sweep --grid bypass=none,simple -o 'a b'"
+    assert command_line(["bench.py", "--out", "x"]) == "python bench.py --out x"

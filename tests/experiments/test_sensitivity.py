@@ -11,6 +11,7 @@ import torch
 from cli_helpers import run
 from squeezenet.data.presets import CIFAR10
 from squeezenet.data.registry import load_dataset
+from squeezenet.errors import ConfigError, MissingFileError
 from squeezenet.experiments.plan import Plan, calibrate_plan, loss_scale, plan_from_sensitivity
 from squeezenet.experiments.sensitivity import (
     Probe,
@@ -18,6 +19,7 @@ from squeezenet.experiments.sensitivity import (
     SensitivityResult,
     sensitivity,
 )
+from squeezenet.experiments.sensitivity_run import SensitivityJob, run_sensitivity
 from squeezenet.io.weights import save_weights
 from squeezenet.jobs.specs import parse_policy, policy_bits
 from squeezenet.models import create_model
@@ -229,3 +231,13 @@ def test_cli_rejects_bad_lists_and_unknown_layers(
         tmp_path / "s",
     )
     assert code == 2 and "matched no layer" in stderr
+
+
+def test_the_job_needs_an_existing_model_file_and_a_known_split(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="registry name"):
+        run_sensitivity(SensitivityJob("squeezenet_small", "synthetic", tmp_path, CONFIG))
+    with pytest.raises(MissingFileError, match="not found"):
+        run_sensitivity(SensitivityJob(str(tmp_path / "m.safetensors"), "synthetic", tmp_path))
+    with pytest.raises(ConfigError, match="--split"):
+        SensitivityJob(str(tmp_path / "m.safetensors"), "synthetic", tmp_path, split="val")
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -18,10 +18,11 @@ from safetensors.torch import load_file
 
 from squeezenet.data import CIFAR10, FASHION_MNIST, load_dataset
 from squeezenet.data.datasets import FASHION_MNIST_DIR
+from squeezenet.errors import ConfigError, UserError
 from squeezenet.io.weights import load_model, save_weights
 from squeezenet.models import create_model
 from squeezenet.train import CheckpointError, fit, recipe
-from squeezenet.train.loop import _CollapseWatch
+from squeezenet.train.loop import CollapseWatch
 
 TINY = {"base_e": 16, "incr_e": 16}  # a squeezenet_small of ~20k parameters
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
@@ -62,11 +63,11 @@ def test_a_few_hundred_steps_on_fashion_mnist_lower_the_loss() -> None:
 
 
 def test_collapse_watch_warns_on_chance_loss_and_dead_logits() -> None:
-    watch = _CollapseWatch(10, patience=5)
+    watch = CollapseWatch(10, patience=5)
     logits = torch.zeros(4, 10)
     messages = [watch.update(math.log(10), logits) for _ in range(6)]
     assert any(m and "collapsed" in m for m in messages)
-    healthy = _CollapseWatch(10, patience=5)
+    healthy = CollapseWatch(10, patience=5)
     assert all(healthy.update(1.0, torch.ones(4, 10)) is None for _ in range(20))
 
 
@@ -184,6 +185,58 @@ def test_resume_with_a_different_config_names_the_field(tmp_path: Path) -> None:
             run_dir=tmp_path,
             resume=True,
         )
+
+
+class _Explodes(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
+    """Evaluation data that fails: a crash between an epoch's last step and its end."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        raise RuntimeError("boom")
+
+
+def test_resume_between_the_last_step_and_the_end_of_an_epoch(tmp_path: Path) -> None:
+    train = load_dataset("synthetic", synthetic_size=64)
+    config = recipe("small", epochs=2, batch_size=32, checkpoint_every=1)
+    straight_model = create_model("squeezenet_small", seed=0, **TINY)
+    straight = fit(straight_model, train, config, preprocess=CIFAR10)
+    with pytest.raises(RuntimeError, match="boom"):  # the step checkpoint is written, not the
+        fit(  # end-of-epoch one
+            create_model("squeezenet_small", seed=0, **TINY),
+            train,
+            config,
+            preprocess=CIFAR10,
+            eval_data=_Explodes(),
+            run_dir=tmp_path,
+        )
+    assert json.loads((tmp_path / "state.json").read_text())["step_in_epoch"] == 2
+    model = create_model("squeezenet_small", seed=0, **TINY)
+    resumed = fit(model, train, config, preprocess=CIFAR10, run_dir=tmp_path, resume=True)
+    keys = ("epoch", "step", "lr", "train_loss", "train_top1")
+    assert [{k: r[k] for k in keys} for r in resumed.history] == [
+        {k: r[k] for k in keys} for r in straight.history
+    ]
+    for key, value in straight_model.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_bad_batches_and_missing_checkpoints_are_user_errors(tmp_path: Path) -> None:
+    train = load_dataset("synthetic", synthetic_size=64)
+    model = create_model("squeezenet_small", seed=0, **TINY)
+    with pytest.raises(ConfigError, match="larger than the training set"):
+        fit(model, train, recipe("small", epochs=1, batch_size=128), preprocess=CIFAR10)
+    with pytest.raises(CheckpointError, match="nothing to resume") as caught:
+        fit(
+            model,
+            train,
+            recipe("small", epochs=1, batch_size=32),
+            preprocess=CIFAR10,
+            run_dir=tmp_path,
+            resume=True,
+        )
+    assert isinstance(caught.value, UserError) and isinstance(caught.value, ValueError)
 
 
 def _free_port() -> int:

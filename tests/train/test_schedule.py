@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from squeezenet.errors import ConfigError
 from squeezenet.train import TrainConfig, learning_rate, recipe
 
 
@@ -40,3 +41,11 @@ def test_invalid_fields_are_named() -> None:
         TrainConfig(batch_size=10, accumulate=3)
     with pytest.raises(ValueError, match="no field colour"):
         recipe("small", colour=1)
+
+
+def test_config_errors_are_user_errors() -> None:
+    for bad in ({"lr": 0.0}, {"schedule": "linear"}, {"workers": -1}, {"epochs": 0}):
+        with pytest.raises(ConfigError, match="TrainConfig"):
+            TrainConfig(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown training recipe"):
+        recipe("fast")

@@ -35,7 +35,7 @@ if not out.is_terminal:  # piped output: wide enough that tables are never trunc
 err = Console(stderr=True, soft_wrap=True)  # errors stay on one line
 
 # Old option spellings still accepted for one release, hidden from --help: old -> new.
-RENAMED_OPTIONS = {"--out": "--output"}
+RENAMED_OPTIONS = {"--out": "--output", "--results": "--output"}  # --results: `report`
 
 
 def fail(message: str) -> NoReturn:

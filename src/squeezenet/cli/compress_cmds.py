@@ -3,25 +3,55 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from squeezenet.cli.app import app, emit_json, fail, out
+from squeezenet.cli.arguments import resolve_device, user_paths
 from squeezenet.cli.common import progress_bar
+from squeezenet.cli.options import Json, ModelFile, Quiet, Seed, SqzFile, output_option
+
+if TYPE_CHECKING:
+    from squeezenet.jobs.compress_config import CompressConfig
+    from squeezenet.jobs.compress_file import CompressReport
+
+WeightsOut = Annotated[str, output_option("Weights file to write.")]
+SqzOut = Annotated[str, output_option(".sqz file to write.")]
+Policy = Annotated[
+    str, typer.Option(help="Pruning: none (keep zeros) | paper | SPARSITY | std:Q | FILE.")
+]
+Bits = Annotated[
+    str | None,
+    typer.Option(
+        help="Codebook bits: N | mixed | PATTERN=BITS,... | FILE (default: a planned "
+        "--policy file's bits, else 8)."
+    ),
+]
+Codec = Annotated[str, typer.Option(help="auto | huffman | rans | raw (per stream).")]
+Codebook = Annotated[str, typer.Option(help="Codebook dtype: float32 | float16.")]
+Init = Annotated[str, typer.Option(help="k-means init: linear | density | random.")]
+GapBits = Annotated[
+    int | None, typer.Option(help="Relative-position width (default: best per layer).")
+]
+Distill = Annotated[
+    str | None, typer.Option(help="Fine-tune centroids on these unlabeled proxy images.")
+]
+DistillImages = Annotated[int, typer.Option(help="Proxy images seen by --distill (the budget).")]
 
 
 @app.command("import-caffe-dc")
 def import_caffe_dc_cmd(
     file: Annotated[str, typer.Argument(help="The published compressed_SqueezeNet.net.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="Weights file to write.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    output: WeightsOut,
+    as_json: Json = False,
 ) -> None:
     """Convert the published Caffe Deep Compression SqueezeNet into a weights file."""
     from squeezenet.jobs.compress_file import import_caffe_dc
 
-    report = import_caffe_dc(file, output)
+    with user_paths(reads=[file], writes=[output]):
+        report = import_caffe_dc(file, output)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -36,8 +66,6 @@ def import_caffe_dc_cmd(
 def _distiller(data: str, seed: int, images: int, progress: Any) -> Any:
     """The ``--distill DATA`` hook: the shared centroids fitted to the uncompressed model's
     outputs on the unlabeled training split of DATA (squeezenet.compress.distill)."""
-    import torch
-
     from squeezenet.compress.distill import KD_RECIPE, distiller
     from squeezenet.data.datasets import ArrayDataset
     from squeezenet.data.registry import load_dataset
@@ -45,7 +73,7 @@ def _distiller(data: str, seed: int, images: int, progress: Any) -> Any:
     proxy = load_dataset(data, "train")  # the training split: never the evaluation images
     if not isinstance(proxy, ArrayDataset):
         fail(f"--distill needs an in-memory image set such as a CIFAR-10 .npz, got {data}")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(None)
     config = dataclasses.replace(KD_RECIPE, images=images, seed=seed, device=device)
     task = progress.add_task("distill", total=config.steps, info="")
 
@@ -58,58 +86,61 @@ def _distiller(data: str, seed: int, images: int, progress: Any) -> Any:
 
 @app.command("compress")
 def compress_cmd(
-    model: Annotated[str, typer.Argument(help="Weights file (.safetensors) or .sqz.")],
-    output: Annotated[str, typer.Option("--output", "-o", help=".sqz file to write.")],
-    policy: Annotated[
-        str, typer.Option(help="Pruning: none (keep zeros) | paper | SPARSITY | std:Q | FILE.")
-    ] = "none",
-    bits: Annotated[
-        str | None,
-        typer.Option(
-            help="Codebook bits: N | mixed | PATTERN=BITS,... | FILE (default: a planned "
-            "--policy file's bits, else 8)."
-        ),
-    ] = None,
-    codec: Annotated[str, typer.Option(help="auto | huffman | rans | raw (per stream).")] = "auto",
-    codebook: Annotated[str, typer.Option(help="Codebook dtype: float32 | float16.")] = "float32",
-    init: Annotated[str, typer.Option(help="k-means init: linear | density | random.")] = "linear",
-    gap_bits: Annotated[
-        int | None, typer.Option(help="Relative-position width (default: best per layer).")
-    ] = None,
-    distill: Annotated[
-        str | None, typer.Option(help="Fine-tune centroids on these unlabeled proxy images.")
-    ] = None,
-    distill_images: Annotated[
-        int, typer.Option(help="Proxy images seen by --distill (the budget).")
-    ] = 40_000,
-    seed: Annotated[int, typer.Option(help="Seed for k-means init and distillation.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    model: ModelFile,
+    output: SqzOut,
+    policy: Policy = "none",
+    bits: Bits = None,
+    codec: Codec = "auto",
+    codebook: Codebook = "float32",
+    init: Init = "linear",
+    gap_bits: GapBits = None,
+    distill: Distill = None,
+    distill_images: DistillImages = 40_000,
+    seed: Seed = 0,
+    quiet: Quiet = False,
+    as_json: Json = False,
 ) -> None:
     """Deep Compression: prune, share weights (k-means), entropy-code, write a .sqz file."""
     from squeezenet.jobs.compress_config import CompressConfig
-    from squeezenet.jobs.compress_file import compress_file
     from squeezenet.jobs.specs import parse_policy, resolve_bits
 
-    config = CompressConfig(
-        policy=parse_policy(policy),
-        bits=resolve_bits(bits, policy),
-        init=init,  # type: ignore[arg-type]  # validated by CompressConfig
-        codec=codec,  # type: ignore[arg-type]
-        codebook_dtype=codebook,  # type: ignore[arg-type]
-        gap_bits=gap_bits,
-        seed=seed,
-    )
-    if distill is None:  # seconds: no progress bar, stderr stays empty
-        report = compress_file(model, output, config).report
-    else:
-        progress = progress_bar(quiet)
-        hook = _distiller(distill, seed, distill_images, progress)
-        with progress:
-            report = compress_file(model, output, config, distill=hook).report
+    with user_paths(reads=[model, policy, bits, distill], writes=[output]):
+        config = CompressConfig(
+            policy=parse_policy(policy),
+            bits=resolve_bits(bits, policy),
+            init=init,  # type: ignore[arg-type]  # validated by CompressConfig
+            codec=codec,  # type: ignore[arg-type]
+            codebook_dtype=codebook,  # type: ignore[arg-type]
+            gap_bits=gap_bits,
+            seed=seed,
+        )
+        report = _compress(model, output, config, distill, distill_images, quiet)
     if as_json:
         emit_json(report.to_dict())
-        return
+    else:
+        _print_compress(report)
+
+
+def _compress(
+    model: str,
+    output: str,
+    config: CompressConfig,
+    distill: str | None,
+    distill_images: int,
+    quiet: bool,
+) -> CompressReport:
+    """compress_file, with a progress bar for ``--distill`` (without it: seconds, no bar)."""
+    from squeezenet.jobs.compress_file import compress_file
+
+    if distill is None:
+        return compress_file(model, output, config).report
+    progress = progress_bar(quiet)
+    hook = _distiller(distill, config.seed, distill_images, progress)
+    with progress:
+        return compress_file(model, output, config, distill=hook).report
+
+
+def _print_compress(report: CompressReport) -> None:
     document = report.to_dict()
     table = Table(title=f"{report.model_name}: --policy {report.policy} --bits {report.bits}")
     for column in ("stage", "bytes", "x dense", "x AlexNet", "counted as"):
@@ -145,23 +176,33 @@ def compress_cmd(
 
 
 @app.command("inspect")
-def inspect_cmd(
-    file: Annotated[str, typer.Argument(help="A .sqz file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
-) -> None:
+def inspect_cmd(file: SqzFile, as_json: Json = False) -> None:
     """Where the bytes of a .sqz file go: per layer and in total, beside the entropy bounds."""
     from pathlib import Path
 
+    from squeezenet.errors import MissingFileError
     from squeezenet.formats.sqz import inspect_sqz
 
     path = Path(file)
-    if not path.is_file():
-        raise FileNotFoundError(f".sqz file not found: {path}")
-    info = inspect_sqz(path.read_bytes())
+    if not path.exists():
+        raise MissingFileError(f".sqz file not found: {path}")
+    with user_paths(reads=[path]):
+        info = inspect_sqz(path.read_bytes())
     if as_json:
         emit_json(info)
         return
-    table = Table(title=f"{path.name}: {info['total_bytes']:,} bytes")
+    out.print(_inspect_table(path.name, info))
+    t = info["totals"]
+    out.print(
+        f"header {info['header_bytes']:,} + layers {t['record_bytes']:,} + dense tensors "
+        f"{info['dense_bytes']:,} + CRC {info['crc_bytes']} = {info['total_bytes']:,} bytes "
+        "(entropy columns: the empirical entropy bound of each stream, in bytes)",
+        highlight=False,
+    )
+
+
+def _inspect_table(name: str, info: dict[str, Any]) -> Table:
+    table = Table(title=f"{name}: {info['total_bytes']:,} bytes")
     columns = ("layer", "shape", "density", "bits", "codebook", "codes", "entropy", "positions")
     for column in (*columns, "entropy ", "bias"):
         table.add_column(column, justify="left" if column == "layer" else "right")
@@ -192,25 +233,20 @@ def inspect_cmd(
         f"{t['positions_entropy_bytes']:,.0f}",
         f"{t['bias_bytes']:,}",
     )
-    out.print(table)
-    out.print(
-        f"header {info['header_bytes']:,} + layers {t['record_bytes']:,} + dense tensors "
-        f"{info['dense_bytes']:,} + CRC {info['crc_bytes']} = {info['total_bytes']:,} bytes "
-        "(entropy columns: the empirical entropy bound of each stream, in bytes)",
-        highlight=False,
-    )
+    return table
 
 
 @app.command("decompress")
 def decompress_cmd(
-    file: Annotated[str, typer.Argument(help="A .sqz file.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="Weights file to write.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    file: SqzFile,
+    output: WeightsOut,
+    as_json: Json = False,
 ) -> None:
     """Decode a .sqz file into a dense weights file (the decoded weights, bit for bit)."""
     from squeezenet.jobs.compress_file import decompress_sqz
 
-    report = decompress_sqz(file, output)
+    with user_paths(reads=[file], writes=[output]):
+        report = decompress_sqz(file, output)
     if as_json:
         emit_json(report.to_dict())
         return

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,8 +10,29 @@ import typer
 from rich.table import Table
 
 from squeezenet.cli.app import app, emit_json, err, fail, out
+from squeezenet.cli.arguments import given, resolve_device, user_paths
 from squeezenet.cli.common import FitProgress, parse_sets, progress_bar
-from squeezenet.io.atomic import atomic_write_bytes, atomic_write_json
+from squeezenet.cli.options import (
+    BatchSize,
+    DataDir,
+    DataSpec,
+    Device,
+    Json,
+    ModelFile,
+    ModelOrName,
+    Quiet,
+    Seed,
+    Sets,
+    output_option,
+)
+
+# Options of the training experiments (sweep, dsd), declared once.
+TrainImages = Annotated[int, typer.Option(help="Seeded training subset (0: all).")]
+TestImages = Annotated[int, typer.Option(help="Seeded test subset (0: all).")]
+Recipe = Annotated[str, typer.Option("--recipe", help="small | caffe | finetune.")]
+WarmupEpochs = Annotated[
+    float | None, typer.Option(help="Linear warm-up epochs (default: the recipe's).")
+]
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -31,11 +51,25 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
+def _meta() -> dict[str, Any]:
+    """Where a result comes from: this command line and this machine."""
+    from squeezenet.experiments.provenance import command_line, machine
+
+    return {"command": command_line(sys.argv), "machine": machine()}
+
+
+def _train_config(recipe_name: str, **options: Any) -> Any:
+    """The recipe with the options the user gave (not None) replacing its fields."""
+    from squeezenet.train.config import recipe
+
+    return recipe(recipe_name, **given(**options))
+
+
 @app.command("sensitivity")
 def sensitivity_cmd(
-    model: Annotated[str, typer.Argument(help="Weights file (.safetensors) or .sqz.")],
+    model: ModelFile,
     data: Annotated[str, typer.Option(help="Evaluation images: CSV manifest, folder, dataset.")],
-    data_dir: Annotated[str | None, typer.Option(help="Folder holding the named dataset.")] = None,
+    data_dir: DataDir = None,
     split: Annotated[str, typer.Option(help="train | test (named datasets).")] = "test",
     sparsities: Annotated[
         str, typer.Option(help="Sparsities to prune each layer to, or none.")
@@ -47,7 +81,7 @@ def sensitivity_cmd(
         str, typer.Option(help="Layer patterns (conv1, fire2.squeeze, *.expand3x3, ...).")
     ] = "*",
     output: Annotated[
-        str, typer.Option("--output", "-o", help="Folder for sensitivity.json/.csv/.png.")
+        str, output_option("Folder for sensitivity.json/.csv/.png (and policy.json).")
     ] = "sensitivity",
     plan: Annotated[
         bool, typer.Option("--plan", help="Also choose per-layer sparsity and bits (policy.json).")
@@ -58,23 +92,15 @@ def sensitivity_cmd(
         typer.Option(help="--plan: compress + evaluate each candidate until the loss fits."),
     ] = True,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 50,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
 ) -> None:
     """Per-layer sensitivity: prune / quantize each layer alone, evaluate, restore (Fig. 6a).
 
     A rerun with the same model, data and settings reuses the stored sweep (e.g. to plan with
     another --max-drop)."""
-    from squeezenet.data.registry import load_dataset
-    from squeezenet.experiments.plan import calibrate_plan, plan_from_sensitivity, plan_measure
-    from squeezenet.experiments.provenance import command_line, machine
-    from squeezenet.experiments.sensitivity import (
-        SensitivityConfig,
-        SensitivityResult,
-        plot_sensitivity,
-        sensitivity,
-    )
-    from squeezenet.jobs.load import load_any
+    from squeezenet.experiments.sensitivity import SensitivityConfig
+    from squeezenet.experiments.sensitivity_run import SensitivityJob, run_sensitivity
 
     config = SensitivityConfig(
         sparsities=_floats(sparsities, "--sparsities"),
@@ -82,81 +108,35 @@ def sensitivity_cmd(
         layers=layers,
         batch_size=batch_size,
     )
-    folder = Path(output)
-    stored = folder / "sensitivity.json"
-    source = {"model": str(Path(model).resolve()), "data": data, "split": split}
-    result = None
-    loaded, dataset = None, None  # kept for planning when the sweep runs now
-    if stored.is_file():
-        previous = SensitivityResult.from_dict(json.loads(stored.read_text()))
-        if previous.config == config and previous.meta.get("source") == source:
-            result = previous
-            err.print(f"reusing {stored} (same model, data and settings)", highlight=False)
-    if result is None:
-        loaded = load_any(model)
-        if loaded.preprocess is None:
-            fail(f"{model} has no preprocessing record; re-save it with save_weights(preprocess=)")
-        dataset = load_dataset(data, split, data_dir=data_dir)
-        with progress_bar(quiet) as progress:
-            task = progress.add_task("sensitivity", total=None, info="loading images")
-
-            def report(event: Any) -> None:
-                p = event.probe
-                info = f"{p.layer} {p.kind} {p.value:g}: top-1 {p.top1:.3f}"
-                progress.update(task, total=event.total, completed=event.done, info=info)
-
-            result = sensitivity(loaded.model, dataset, loaded.preprocess, config, callback=report)
-        meta = {
-            "source": source,
-            "model_name": loaded.model_name,
-            "command": command_line(),
-            "machine": machine(),
-        }
-        result = dataclasses.replace(result, meta=meta)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(stored, result.to_dict())
-        atomic_write_bytes(folder / "sensitivity.csv", result.to_csv().encode())
-        plot_sensitivity(result, folder / "sensitivity.png")
-    document: dict[str, Any] = {
-        "output": str(folder),
-        "images": result.images,
-        "baseline": result.baseline,
-        "seconds": result.seconds,
-        "probes": len(result.probes),
-        "evaluated": sum(p.changed for p in result.probes),
-    }
-    planned = None
-    if plan:
-        if verify:
-            measure = plan_measure(
-                loaded or load_any(model),
-                dataset if dataset is not None else load_dataset(data, split, data_dir=data_dir),
-                batch_size=batch_size,
-            )
-            with progress_bar(quiet) as progress:
-                task = progress.add_task("plan", total=None, info="compress + evaluate")
-
-                def counted(candidate: Any) -> tuple[float, int]:
-                    top1, size = measure(candidate)
-                    progress.update(task, advance=1, info=f"top-1 {top1:.3f}, {size:,} B")
-                    return top1, size
-
-                planned = calibrate_plan(result, max_drop, counted)
-        else:
-            planned = plan_from_sensitivity(result, max_drop)
-        atomic_write_json(folder / "policy.json", planned.to_policy())
-        document["plan"] = {
-            "policy": str(folder / "policy.json"),
-            "max_drop_points": max_drop,
-            "predicted_drop_points": round(planned.predicted_drop, 3),
-            "estimated_bytes": planned.estimated_bytes,
-            "measured": planned.measured,
-            "rounds": list(planned.rounds),
-        }
+    job = SensitivityJob(model, data, output, config, split, data_dir, plan, max_drop, verify)
+    with user_paths(reads=[model, data], writes=[output]), progress_bar(quiet) as progress:
+        outcome = run_sensitivity(job, meta=_meta(), callback=_SensitivityBar(progress))
     if as_json:
-        document["layers"] = _layer_summary(result)
-        emit_json(document)
+        emit_json(outcome.to_dict())
         return
+    _print_sensitivity(outcome, model)
+
+
+class _SensitivityBar:
+    """Shows :func:`run_sensitivity`'s events: one progress task per stage, notes as lines."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, event: Any) -> None:
+        if event.stage == "reuse":
+            self.progress.console.print(event.info, highlight=False)
+            return
+        if event.stage not in self.tasks:
+            name = "sensitivity" if event.stage == "sweep" else event.stage
+            self.tasks[event.stage] = self.progress.add_task(name, total=None, info="")
+        task = self.tasks[event.stage]
+        self.progress.update(task, total=event.total, completed=event.done, info=event.info)
+
+
+def _print_sensitivity(outcome: Any, model: str) -> None:
+    result, folder, planned = outcome.result, outcome.folder, outcome.plan
     table = Table(
         title=f"top-1 after pruning / quantizing one layer (baseline "
         f"{result.baseline['top1']:.3f}, {result.images} images)"
@@ -171,49 +151,26 @@ def sensitivity_cmd(
         cells += [f"{p.top1:.3f}" for p in result.curve(layer["name"], "bits")]
         table.add_row(layer["name"], *cells)
     out.print(table)
+    evaluated = sum(p.changed for p in result.probes)
     out.print(
         f"wrote {folder}/sensitivity.json, .csv, .png in {result.seconds:.0f} s "
-        f"({document['evaluated']} of {document['probes']} probes changed the weights)",
+        f"({evaluated} of {len(result.probes)} probes changed the weights)",
         highlight=False,
     )
-    if planned is not None:
-        found = planned.measured
-        what = (
-            f"measured top-1 {found['top1']:.3f} (loss {found['drop']:.2f} of {max_drop} points), "
-            f"{found['file_bytes']:,} bytes"
-            if found
-            else f"predicted top-1 loss {planned.predicted_drop:.2f} of {max_drop} points"
-        )
-        out.print(
-            f"plan: {what}; wrote {folder}/policy.json (use: squeezenet compress {model} "
-            f"-o planned.sqz --policy {folder}/policy.json)",
-            highlight=False,
-        )
-
-
-def _layer_summary(result: Any) -> list[dict[str, Any]]:
-    rows = []
-    for layer in result.layers:
-        rows.append(
-            {
-                "layer": layer["name"],
-                "prune": {f"{p.value:g}": p.top1 for p in result.curve(layer["name"], "prune")},
-                "bits": {f"{p.value:g}": p.top1 for p in result.curve(layer["name"], "bits")},
-            }
-        )
-    return rows
-
-
-def _train_config(recipe_name: str, **given: Any) -> Any:
-    from squeezenet.train.config import recipe
-
-    return recipe(recipe_name, **{k: v for k, v in given.items() if v is not None})
-
-
-def _device(device: str | None) -> str:
-    import torch
-
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if planned is None:
+        return
+    found, max_drop = planned.measured, outcome.max_drop
+    what = (
+        f"measured top-1 {found['top1']:.3f} (loss {found['drop']:.2f} of {max_drop} points), "
+        f"{found['file_bytes']:,} bytes"
+        if found
+        else f"predicted top-1 loss {planned.predicted_drop:.2f} of {max_drop} points"
+    )
+    out.print(
+        f"plan: {what}; wrote {outcome.policy} (use: squeezenet compress {model} "
+        f"-o planned.sqz --policy {outcome.policy})",
+        highlight=False,
+    )
 
 
 @app.command("sweep")
@@ -222,34 +179,29 @@ def sweep_cmd(
         list[str],
         typer.Option(help="FIELD=V1,V2,... of the model config (repeat for a product grid)."),
     ],
-    data: Annotated[str, typer.Option(help="cifar10 | fashion-mnist | synthetic | npz ...")],
-    output: Annotated[str, typer.Option("--output", "-o", help="Sweep folder (results.jsonl).")],
+    data: DataSpec,
+    output: Annotated[str, output_option("Sweep folder (results.jsonl).")],
     model: Annotated[str, typer.Option(help="Registry model the grid varies.")] = (
         "squeezenet_small"
     ),
     epochs: Annotated[int, typer.Option(help="Epochs per trial (the budget).")] = 2,
-    train_images: Annotated[
-        int, typer.Option(help="Seeded training subset per trial (0: all).")
-    ] = 0,
-    test_images: Annotated[int, typer.Option(help="Seeded test subset (0: all).")] = 0,
-    recipe_name: Annotated[str, typer.Option("--recipe", help="small | caffe | finetune.")] = (
-        "small"
-    ),
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
-    warmup_epochs: Annotated[float | None, typer.Option(help="Linear warm-up epochs.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed shared by every trial.")] = 0,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Fixed model config KEY=VALUE.")
+    train_images: TrainImages = 0,
+    test_images: TestImages = 0,
+    recipe_name: Recipe = "small",
+    batch_size: BatchSize = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Base learning rate (default: the recipe's).")
     ] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Folder holding the named dataset.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda (default: what is there).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+    warmup_epochs: WarmupEpochs = None,
+    seed: Seed = 0,
+    set_: Sets = None,
+    data_dir: DataDir = None,
+    device: Device = None,
+    quiet: Quiet = False,
+    as_json: Json = False,
 ) -> None:
     """Design-space sweep: one training per grid point; a rerun skips finished points."""
-    from squeezenet.experiments.provenance import command_line, machine
-    from squeezenet.experiments.sweep import parse_grid, run_sweep, run_trial, trials_for
+    from squeezenet.experiments.sweep import parse_grid, trials_for
 
     train = _train_config(
         recipe_name,
@@ -269,8 +221,21 @@ def sweep_cmd(
         train_images=train_images,
         test_images=test_images,
     )
-    where = _device(device)
-    meta = {"command": command_line(), "machine": machine()}
+    records = _run_sweep(
+        trials, output, data_dir=data_dir, device=resolve_device(device), quiet=quiet
+    )
+    if as_json:
+        emit_json(records)
+        return
+    _print_sweep(records, f"{model} sweep on {data}: {epochs} epochs per trial")
+
+
+def _run_sweep(
+    trials: list[Any], output: str, *, data_dir: str | None, device: str, quiet: bool
+) -> list[dict[str, Any]]:
+    """:func:`run_sweep` with a bar per sweep and per trial; Ctrl-C says what is kept."""
+    from squeezenet.experiments.sweep import run_sweep, run_trial
+
     progress = progress_bar(quiet)
     outer = progress.add_task("sweep", total=len(trials), info="")
     finished = [0]
@@ -278,24 +243,24 @@ def sweep_cmd(
     def on_trial(event: Any) -> None:
         if event.kind == "start":
             progress.update(outer, info=f"{event.trial.label}")
-        else:
-            finished[0] += 1
-            progress.update(outer, completed=finished[0])
-            if event.kind == "done":
-                record = event.record
-                progress.console.print(
-                    f"{event.trial.label}: top-1 {record['top1']:.4f}, {record['params']:,} "
-                    f"params, {record['seconds']:.0f} s",
-                    highlight=False,
-                )
+            return
+        finished[0] += 1
+        progress.update(outer, completed=finished[0])
+        if event.kind == "done":
+            r = event.record
+            progress.console.print(
+                f"{event.trial.label}: top-1 {r['top1']:.4f}, {r['params']:,} params, "
+                f"{r['seconds']:.0f} s",
+                highlight=False,
+            )
 
     def runner(trial: Any) -> dict[str, Any]:
         fit_bar = FitProgress(quiet, description="trial", epoch_lines=False, progress=progress)
-        return run_trial(trial, data_dir=data_dir, device=where, callback=fit_bar)
+        return run_trial(trial, data_dir=data_dir, device=device, callback=fit_bar)
 
     try:
-        with progress:
-            records = run_sweep(trials, output, runner=runner, callback=on_trial, meta=meta)
+        with user_paths(writes=[output]), progress:
+            return run_sweep(trials, output, runner=runner, callback=on_trial, meta=_meta())
     except KeyboardInterrupt:
         err.print(
             f"interrupted: {finished[0]} of {len(trials)} trials are stored in {output}; "
@@ -303,29 +268,25 @@ def sweep_cmd(
             highlight=False,
         )
         raise typer.Exit(130) from None
-    if as_json:
-        emit_json(records)
-        return
-    table = Table(title=f"{model} sweep on {data}: {epochs} epochs per trial")
+
+
+def _print_sweep(records: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
     for column in ("point", "params", "MiB", "top-1", "top-5", "seconds"):
         table.add_column(column, justify="left" if column == "point" else "right")
-    for record in records:
+    for r in records:
         table.add_row(
-            record["label"],
-            f"{record['params']:,}",
-            f"{record['size_bytes'] / 2**20:.2f}",
-            f"{record['top1']:.4f}",
-            f"{record['top5']:.4f}",
-            f"{record['seconds']:.0f}",
-        )
+            r["label"], f"{r['params']:,}", f"{r['size_bytes'] / 2**20:.2f}", f"{r['top1']:.4f}",
+            f"{r['top5']:.4f}", f"{r['seconds']:.0f}",
+        )  # fmt: skip
     out.print(table)
 
 
 @app.command("dsd")
 def dsd_cmd(
-    model: Annotated[str, typer.Argument(help="Registry name (from scratch) or weights file.")],
-    data: Annotated[str, typer.Option(help="cifar10 | fashion-mnist | synthetic | npz ...")],
-    output: Annotated[str, typer.Option("--output", "-o", help="Run folder (one per phase).")],
+    model: ModelOrName,
+    data: DataSpec,
+    output: Annotated[str, output_option("Run folder (dsd.json, a folder per phase).")],
     sparsity: Annotated[
         str, typer.Option(help="Sparse phase pruning: a sparsity, paper, std:Q or JSON policy.")
     ] = "0.5",
@@ -336,26 +297,23 @@ def dsd_cmd(
     baseline: Annotated[
         bool, typer.Option(help="Also train the equal-epoch dense baseline.")
     ] = True,
-    train_images: Annotated[int, typer.Option(help="Seeded training subset (0: all).")] = 0,
-    test_images: Annotated[int, typer.Option(help="Seeded test subset (0: all).")] = 0,
-    recipe_name: Annotated[str, typer.Option("--recipe", help="small | caffe | finetune.")] = (
-        "small"
-    ),
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Base learning rate (phases 1-2).")] = None,
-    warmup_epochs: Annotated[
-        float | None, typer.Option(help="Linear warm-up epochs (each phase).")
+    train_images: TrainImages = 0,
+    test_images: TestImages = 0,
+    recipe_name: Recipe = "small",
+    batch_size: BatchSize = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Base learning rate of phases 1-2 (default: the recipe's).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Model config KEY=VALUE.")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Folder holding the named dataset.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda (default: what is there).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print dsd.json.")] = False,
+    warmup_epochs: WarmupEpochs = None,
+    seed: Seed = 0,
+    set_: Sets = None,
+    data_dir: DataDir = None,
+    device: Device = None,
+    quiet: Quiet = False,
+    as_json: Json = False,
 ) -> None:
     """Dense -> sparse -> re-dense training, against a dense baseline of equal epochs."""
-    from squeezenet.experiments.dsd import PHASES, DSDConfig, run_dsd
-    from squeezenet.experiments.provenance import command_line, machine
+    from squeezenet.experiments.dsd import DSDConfig
 
     config = DSDConfig(
         model=model,
@@ -373,9 +331,23 @@ def dsd_cmd(
         test_images=test_images,
         overrides=tuple(sorted(parse_sets(set_ or []).items())),
     )
+    document = _run_dsd(
+        config, output, data_dir=data_dir, device=resolve_device(device), quiet=quiet
+    )
+    if as_json:
+        emit_json(document)
+        return
+    _print_dsd(document, f"DSD: {model} on {data}, --sparsity {sparsity}")
+
+
+def _run_dsd(
+    config: Any, output: str, *, data_dir: str | None, device: str, quiet: bool
+) -> dict[str, Any]:
+    """:func:`run_dsd` with a bar per run and per phase; Ctrl-C says what is kept."""
+    from squeezenet.experiments.dsd import phases, run_dsd
+
     progress = progress_bar(quiet)
-    phases = [p for p in PHASES if baseline or not p.startswith("baseline")]
-    outer = progress.add_task("dsd", total=len(phases), info="")
+    outer = progress.add_task("dsd", total=len(phases(config)), info="")
     done = [0]
 
     def on_phase(event: Any) -> None:
@@ -394,36 +366,26 @@ def dsd_cmd(
     def fit_bar(phase: str) -> Any:
         return FitProgress(quiet, description=phase, epoch_lines=False, progress=progress)
 
-    meta = {"command": command_line(), "machine": machine()}
     try:
-        with progress:
-            document = run_dsd(
-                config,
-                output,
-                data_dir=data_dir,
-                device=_device(device),
-                callback=on_phase,
-                fit_callback=fit_bar,
-                meta=meta,
-            )
+        with user_paths(writes=[output]), progress:
+            return run_dsd(
+                config, output, data_dir=data_dir, device=device, callback=on_phase,
+                fit_callback=fit_bar, meta=_meta(),
+            )  # fmt: skip
     except KeyboardInterrupt:
         err.print(f"interrupted: finished phases are stored in {output}; rerun to continue")
         raise typer.Exit(130) from None
-    if as_json:
-        emit_json(document)
-        return
-    table = Table(title=f"DSD: {model} on {data}, --sparsity {sparsity}")
+
+
+def _print_dsd(document: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
     for column in ("phase", "epochs", "LR", "sparsity", "top-1", "top-5"):
         table.add_column(column, justify="left" if column == "phase" else "right")
     for phase, m in document["phases"].items():
         table.add_row(
-            phase,
-            str(m["epochs"]),
-            f"{m['lr']:g}",
-            f"{m['sparsity']:.3f}",
-            f"{m['top1']:.4f}",
+            phase, str(m["epochs"]), f"{m['lr']:g}", f"{m['sparsity']:.3f}", f"{m['top1']:.4f}",
             f"{m['top5']:.4f}",
-        )
+        )  # fmt: skip
     out.print(table)
     summary = document["summary"]
     if "gain_points" in summary:
@@ -440,7 +402,10 @@ def report_cmd(
         list[str], typer.Argument(help="Result folders: sweeps, sensitivity, dsd, sizes.")
     ],
     results: Annotated[
-        str, typer.Option(help="Markdown file whose report sections are replaced.")
+        str,
+        typer.Option(
+            "--output", "-o", help="Markdown file whose report sections are replaced."
+        ),
     ] = "docs/RESULTS.md",
     figures: Annotated[str, typer.Option(help="Folder for the PNG figures.")] = "docs/figures",
     as_json: Annotated[
@@ -448,24 +413,13 @@ def report_cmd(
     ] = False,
 ) -> None:
     """Regenerate the experiment sections and figures of RESULTS.md from result folders."""
-    from squeezenet.experiments.report import (
-        load_results,
-        relative_link,
-        render,
-        update_markdown,
-    )
+    from squeezenet.experiments.report import write_report
 
-    loaded = load_results(folders)
-    document = Path(results)
-    if not document.parent.is_dir():
-        fail(f"--results {document}: folder {document.parent} does not exist")
-    figure_dir = Path(figures)
-    sections = render(loaded, figure_dir, relative_link(figure_dir, document))
-    before = document.read_text() if document.is_file() else "# Results\n"
-    atomic_write_bytes(document, update_markdown(before, sections).encode())
+    with user_paths(reads=folders, writes=[results, figures]):
+        written = write_report(folders, Path(results), Path(figures))
     if as_json:
-        emit_json({"results": str(document), "figures": str(figure_dir), "sections": sections})
+        emit_json(written.to_dict())
         return
-    for name in sections:
+    for name in written.sections:
         out.print(f"updated section {name}", highlight=False)
-    out.print(f"wrote {document} and figures in {figure_dir}", highlight=False)
+    out.print(f"wrote {written.document} and figures in {written.figures}", highlight=False)

@@ -1,23 +1,37 @@
-"""Options that several commands share, declared once (same flag, same help everywhere).
+"""Options and arguments that several commands share, declared once (same flag, same help).
 
-Every command that writes a file or folder names it ``-o/--output``; ``--out``, the old spelling,
-is rewritten by :func:`squeezenet.cli.app.main` for one release.
+Every command that writes a file or folder names it ``-o/--output`` (:func:`output_option`);
+``--out``, the old spelling, is rewritten by :func:`squeezenet.cli.app.main` for one release.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 Seed = Annotated[int, typer.Option(help="Seed for everything random.")]
+DATA_HELP = "fashion-mnist | cifar10 | synthetic | CSV | folder."  # what a dataset spec may be
+DataSpec = Annotated[str, typer.Option(help=DATA_HELP)]
 DataDir = Annotated[str | None, typer.Option(help="Folder holding the named dataset.")]
-Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
+Download = Annotated[bool, typer.Option("--download", help="Download a missing named dataset.")]
+Device = Annotated[
+    str | None, typer.Option(help="cpu | cuda | cuda:N (default: cuda if there is one).")
+]
 Sets = Annotated[
     list[str] | None,
     typer.Option(
         "--set", help="Model config field KEY=VALUE (repeatable), e.g. squeeze_ratio=0.5."
     ),
 ]
+BatchSize = Annotated[int | None, typer.Option(help="Images per SGD step (the global batch).")]
+ModelFile = Annotated[str, typer.Argument(help="Weights file (.safetensors) or .sqz.")]
+ModelOrName = Annotated[str, typer.Argument(help="Weights file, .sqz, or a registry name.")]
+SqzFile = Annotated[str, typer.Argument(help="A .sqz file.")]
+
+
+def output_option(what: str) -> Any:
+    """The ``-o/--output`` option of a command that writes ``what`` (its help text)."""
+    return typer.Option("--output", "-o", help=what)

@@ -8,11 +8,50 @@ import typer
 from rich.table import Table
 
 from squeezenet.cli.app import app, emit_json, err, fail, out
+from squeezenet.cli.arguments import given, resolve_device, user_paths
 from squeezenet.cli.common import FitProgress, parse_sets
+from squeezenet.cli.options import (
+    BatchSize,
+    DataDir,
+    DataSpec,
+    Device,
+    Download,
+    Quiet,
+    Seed,
+    Sets,
+    output_option,
+)
 
 if TYPE_CHECKING:
     from squeezenet.compress.prune import PrunePolicy
     from squeezenet.experiments import PipelineEvent, PipelineReport
+
+
+ModelName = Annotated[str, typer.Option(help="Registry name.")]
+Folder = Annotated[
+    str | None, output_option("Output folder (default: runs/pipeline or runs/pipeline-quick).")
+]
+Quick = Annotated[
+    bool, typer.Option("--quick", help="~1 minute: 4,000 training / 1,000 test images.")
+]
+Epochs = Annotated[
+    str | None, typer.Option(help="Training epochs DENSE[,PRUNE[,QUANTIZE]], fractional ok.")
+]
+Policy = Annotated[
+    str | None,
+    typer.Option(help="Pruning: paper | SPARSITY | std:Q | JSON | FILE (default: built in)."),
+]
+Sparsity = Annotated[float | None, typer.Option(help="Prune every layer to this sparsity.")]
+Bits = Annotated[str, typer.Option(help="Codebook bits: N | mixed | PATTERN=BITS,...")]
+TrainImages = Annotated[
+    int | None, typer.Option(help="Train on a subset of this many images (0: all).")
+]
+TestImages = Annotated[
+    int | None, typer.Option(help="Evaluate on a subset of this many images (0: all).")
+]
+Restart = Annotated[
+    bool, typer.Option("--restart", help="Start over instead of resuming the folder.")
+]
 
 
 class _PipelineProgress:
@@ -122,87 +161,62 @@ def _table(report: PipelineReport) -> Table:
 
 @app.command("pipeline")
 def pipeline_cmd(
-    data: Annotated[
-        str, typer.Option(help="fashion-mnist | cifar10 | synthetic | CSV | folder.")
-    ] = "fashion-mnist",
-    data_dir: Annotated[str | None, typer.Option(help="Folder holding the named dataset.")] = None,
-    download: Annotated[
-        bool, typer.Option("--download", help="Download a missing dataset.")
-    ] = False,
-    model: Annotated[str, typer.Option(help="Registry name.")] = "squeezenet_small",
-    out_dir: Annotated[
-        str | None,
-        typer.Option("--output", "-o", help="Output folder [default: runs/pipeline(-quick)]."),
-    ] = None,
-    quick: Annotated[
-        bool, typer.Option("--quick", help="~1 minute: 4,000 training / 1,000 test images.")
-    ] = False,
-    epochs: Annotated[
-        str | None, typer.Option(help="Training epochs DENSE[,PRUNE[,QUANTIZE]], fractional ok.")
-    ] = None,
-    policy: Annotated[
-        str | None,
-        typer.Option(help="Pruning: paper | SPARSITY | std:Q | JSON | FILE [default: built in]."),
-    ] = None,
-    sparsity: Annotated[
-        float | None, typer.Option(help="Prune every layer to this sparsity.")
-    ] = None,
-    bits: Annotated[str, typer.Option(help="Codebook bits: N | mixed | PATTERN=BITS,...")] = "6",
-    train_images: Annotated[
-        int | None, typer.Option(help="Train on a subset of this many images (0: all).")
-    ] = None,
-    test_images: Annotated[
-        int | None, typer.Option(help="Evaluate on a subset of this many images (0: all).")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Images per SGD step.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for init, subsets, order, augmentation.")] = 0,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Model config KEY=VALUE.")] = None,
-    restart: Annotated[
-        bool, typer.Option("--restart", help="Start over instead of resuming the folder.")
-    ] = False,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda (default: what is there).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    data: DataSpec = "fashion-mnist",
+    data_dir: DataDir = None,
+    download: Download = False,
+    model: ModelName = "squeezenet_small",
+    output: Folder = None,
+    quick: Quick = False,
+    epochs: Epochs = None,
+    policy: Policy = None,
+    sparsity: Sparsity = None,
+    bits: Bits = "6",
+    train_images: TrainImages = None,
+    test_images: TestImages = None,
+    batch_size: BatchSize = None,
+    seed: Seed = 0,
+    set_: Sets = None,
+    restart: Restart = False,
+    device: Device = None,
+    quiet: Quiet = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """The main job: train SqueezeNet, prune + retrain, quantize + fine-tune, write and verify a
     .sqz file, and print accuracy and size after each stage. Rerun to resume."""
-    import torch
-
-    from squeezenet.experiments import (
-        DecodeMismatchError,
-        PipelineConfig,
-        PipelineResumeError,
-        run_pipeline,
-    )
+    from squeezenet.experiments import PipelineConfig, PipelineResumeError, run_pipeline
     from squeezenet.jobs.specs import parse_bits
 
     changes: dict[str, Any] = {"data": data, "data_dir": data_dir, "download": download}
     changes.update(model=model, bits=parse_bits(bits), seed=seed, overrides=parse_sets(set_ or []))
-    chosen = _policy(policy, sparsity)
-    if chosen is not None:
-        changes["policy"] = chosen
-    if epochs is not None:
-        changes.update(_epochs(epochs))
-    given = {"train_images": train_images, "test_images": test_images, "batch_size": batch_size}
-    changes.update({k: v for k, v in given.items() if v is not None})
-    config = PipelineConfig.quick(**changes) if quick else PipelineConfig(**changes)
-    folder = out_dir or ("runs/pipeline-quick" if quick else "runs/pipeline")
-    try:
-        report = run_pipeline(
-            config,
-            folder,
-            callback=_PipelineProgress(quiet),
-            resume=not restart,
-            device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+    changes.update(_epochs(epochs) if epochs is not None else {})
+    changes.update(
+        given(
+            policy=_policy(policy, sparsity),
+            train_images=train_images,
+            test_images=test_images,
+            batch_size=batch_size,
         )
-    except PipelineResumeError as exc:
-        fail(f"{exc} (--restart starts over)")
-    except DecodeMismatchError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    )
+    config = PipelineConfig.quick(**changes) if quick else PipelineConfig(**changes)
+    folder = output or ("runs/pipeline-quick" if quick else "runs/pipeline")
+    with user_paths(reads=[data, policy], writes=[folder]):
+        try:
+            report = run_pipeline(
+                config,
+                folder,
+                callback=_PipelineProgress(quiet),
+                resume=not restart,
+                device=resolve_device(device),
+            )
+        except PipelineResumeError as exc:
+            fail(f"{exc} (--restart starts over)")
     if as_json:
         emit_json(report.to_dict())
         return
+    _print_report(report)
+
+
+def _print_report(report: PipelineReport) -> None:
     out.print(_table(report))
     drop = report.top1_drop_points
     out.print(

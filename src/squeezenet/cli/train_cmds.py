@@ -3,13 +3,46 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from squeezenet.cli.app import app, emit_json, err, fail, out
+from squeezenet.cli.arguments import given, load_model_file, user_paths
 from squeezenet.cli.common import FitProgress, parse_sets
+from squeezenet.cli.options import (
+    DATA_HELP,
+    BatchSize,
+    DataDir,
+    Device,
+    Download,
+    Json,
+    ModelFile,
+    Quiet,
+    Sets,
+    output_option,
+)
+
+if TYPE_CHECKING:
+    from squeezenet.jobs.train_run import RunOutcome, RunSpec
+
+Model = Annotated[str | None, typer.Argument(help="Registry name or weights file.")]
+Data = Annotated[str | None, typer.Option(help=DATA_HELP)]
+RunDir = Annotated[str | None, output_option("Run folder: checkpoints, metrics, weights.")]
+Resume = Annotated[str | None, typer.Option(help="Continue the run in this folder exactly.")]
+Recipe = Annotated[str, typer.Option("--recipe", help="caffe | small | finetune.")]
+Epochs = Annotated[int | None, typer.Option(help="Epochs.")]
+Accumulate = Annotated[int | None, typer.Option(help="Micro-batches per step (iter_size).")]
+Lr = Annotated[float | None, typer.Option(help="Base learning rate.")]
+Schedule = Annotated[str | None, typer.Option(help="poly | cosine | step | constant.")]
+Warmup = Annotated[float | None, typer.Option(help="Linear warm-up epochs.")]
+WeightDecay = Annotated[float | None, typer.Option(help="Weight decay.")]
+Bf16 = Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast.")]
+ChannelsLast = Annotated[bool, typer.Option(help="NHWC layout (faster on CPU).")]
+TrainSeed = Annotated[int | None, typer.Option(help="Seed for init, order, augmentation.")]
+MaxSteps = Annotated[int | None, typer.Option(help="Stop after N steps (probes, tests).")]
+CheckpointEvery = Annotated[int | None, typer.Option(help="Checkpoint every N steps.")]
 
 
 def _init_distributed() -> tuple[int, str]:
@@ -31,101 +64,106 @@ def _init_distributed() -> tuple[int, str]:
 
 @app.command("train")
 def train_cmd(
-    model: Annotated[str | None, typer.Argument(help="Registry name or weights file.")] = None,
-    data: Annotated[
-        str | None, typer.Option(help="fashion-mnist | cifar10 | synthetic | CSV | folder.")
-    ] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Folder holding the named dataset.")] = None,
-    out_dir: Annotated[
-        str | None,
-        typer.Option("--output", "-o", help="Run folder: checkpoints, metrics, weights."),
-    ] = None,
-    resume: Annotated[
-        str | None, typer.Option(help="Continue the run in this folder exactly.")
-    ] = None,
-    recipe_name: Annotated[
-        str, typer.Option("--recipe", help="caffe | small | finetune.")
-    ] = "small",
-    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Global batch size.")] = None,
-    accumulate: Annotated[
-        int | None, typer.Option(help="Micro-batches per step (iter_size).")
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
-    schedule: Annotated[str | None, typer.Option(help="poly | cosine | step | constant.")] = None,
-    warmup_epochs: Annotated[float | None, typer.Option(help="Linear warm-up epochs.")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Weight decay.")] = None,
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast.")] = False,
-    channels_last: Annotated[bool, typer.Option(help="NHWC layout (faster on CPU).")] = True,
-    seed: Annotated[int | None, typer.Option(help="Seed for init, order, augmentation.")] = None,
-    max_steps: Annotated[
-        int | None, typer.Option(help="Stop after N steps (probes, tests).")
-    ] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Model config KEY=VALUE.")] = None,
-    download: Annotated[
-        bool, typer.Option("--download", help="Download a missing dataset.")
-    ] = False,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda (default: what is there).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the final metrics as JSON.")
-    ] = False,
+    model: Model = None,
+    data: Data = None,
+    data_dir: DataDir = None,
+    output: RunDir = None,
+    resume: Resume = None,
+    recipe_name: Recipe = "small",
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    accumulate: Accumulate = None,
+    lr: Lr = None,
+    schedule: Schedule = None,
+    warmup_epochs: Warmup = None,
+    weight_decay: WeightDecay = None,
+    bf16: Bf16 = False,
+    channels_last: ChannelsLast = True,
+    seed: TrainSeed = None,
+    max_steps: MaxSteps = None,
+    checkpoint_every: CheckpointEvery = None,
+    set_: Sets = None,
+    download: Download = False,
+    device: Device = None,
+    quiet: Quiet = False,
+    as_json: Json = False,
 ) -> None:
     """Train a model (or resume a run); writes RUN/model.safetensors with its metadata."""
-    from squeezenet.jobs.train_run import RunSpec, read_run_spec, run_training
+    from squeezenet.jobs.train_run import RunSpec
     from squeezenet.train.config import recipe
 
-    rank, default_device = _init_distributed()
+    changes = given(
+        epochs=epochs,
+        batch_size=batch_size,
+        accumulate=accumulate,
+        lr=lr,
+        schedule=schedule,
+        warmup_epochs=warmup_epochs,
+        weight_decay=weight_decay,
+        seed=seed,
+        max_steps=max_steps,
+        checkpoint_every=checkpoint_every,
+    )
     if resume:
-        spec = read_run_spec(resume)
-        if max_steps is not None:
-            spec = RunSpec.from_dict(
-                {**spec.to_dict(), "train": {**spec.train.to_dict(), "max_steps": max_steps}}
-            )
-        run_dir: str | None = resume
+        spec = _resumed(resume, changes, bool(model or data or set_ or output))
+    elif model is None or data is None:
+        fail("train needs a MODEL and --data (or --resume RUN_DIR)")
     else:
-        if model is None or data is None:
-            fail("train needs a MODEL and --data (or --resume RUN_DIR)")
-        given = {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "accumulate": accumulate,
-            "lr": lr,
-            "schedule": schedule,
-            "warmup_epochs": warmup_epochs,
-            "weight_decay": weight_decay,
-            "seed": seed,
-            "max_steps": max_steps,
-            "checkpoint_every": checkpoint_every,
-        }
-        changes = {k: v for k, v in given.items() if v is not None}
         config = recipe(recipe_name, bf16=bf16, channels_last=channels_last, **changes)
         spec = RunSpec(model, data, config, data_dir, parse_sets(set_ or []), download)
-        run_dir = out_dir
-    outcome = run_training(
-        spec,
-        run_dir,
-        resume=bool(resume),
-        device=device or default_device,
-        callback=FitProgress(quiet or rank != 0),
-    )
-    if rank != 0:
-        return
-    final = outcome.result.history[-1] if outcome.result.history else {}
-    document = {
-        **final,
-        "steps": outcome.result.steps,
-        "collapsed": outcome.result.collapsed,
-        "weights": str(outcome.weights) if outcome.weights else None,
-    }
+    rank, outcome = _run(spec, resume or output, resumed=bool(resume), device=device, quiet=quiet)
+    if rank == 0:
+        _print_run(outcome, spec, as_json)
+
+
+def _run(
+    spec: RunSpec, run_dir: str | None, *, resumed: bool, device: str | None, quiet: bool
+) -> tuple[int, RunOutcome]:
+    """Run (or resume) ``spec`` on this process's rank; returns (rank, outcome)."""
+    from squeezenet.jobs.train_run import run_training
+
+    rank, default_device = _init_distributed()
+    with user_paths(reads=[spec.model, spec.data], writes=[run_dir]):
+        outcome = run_training(
+            spec,
+            run_dir,
+            resume=resumed,
+            device=device or default_device,
+            callback=FitProgress(quiet or rank != 0),
+        )
+    return rank, outcome
+
+
+def _resumed(run_dir: str, changes: dict[str, object], new_setup: bool) -> RunSpec:
+    """The spec of the run in ``run_dir``; only ``--max-steps`` may change it."""
+    from squeezenet.jobs.train_run import RunSpec, read_run_spec
+
+    if new_setup or set(changes) - {"max_steps"}:
+        fail(
+            "--resume continues a run in its folder exactly as it was started: drop MODEL, "
+            "--data, --output, --set and the recipe options (only --max-steps may change)"
+        )
+    with user_paths(reads=[run_dir]):
+        spec = read_run_spec(run_dir)
+    if "max_steps" not in changes:
+        return spec
+    train = {**spec.train.to_dict(), "max_steps": changes["max_steps"]}
+    return RunSpec.from_dict({**spec.to_dict(), "train": train})
+
+
+def _print_run(outcome: RunOutcome, spec: RunSpec, as_json: bool) -> None:
+    result = outcome.result
     if as_json:
-        emit_json(document)
+        final = result.history[-1] if result.history else {}
+        weights = str(outcome.weights) if outcome.weights else None
+        emit_json(
+            {**final, "steps": result.steps, "collapsed": result.collapsed, "weights": weights}
+        )
         return
     table = Table(title=f"{outcome.model_name} on {spec.data}")
     for column in ("epoch", "train loss", "top-1", "top-5", "img/s"):
         table.add_column(column, justify="right")
-    for record in outcome.result.history:
+    for record in result.history:
         table.add_row(
             str(record["epoch"]),
             f"{record['train_loss']:.4f}",
@@ -140,36 +178,38 @@ def train_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    model: Annotated[str, typer.Argument(help="Weights file (.safetensors) or .sqz.")],
+    model: ModelFile,
     data: Annotated[str, typer.Option(help="CSV manifest, image folder, or a named dataset.")],
-    data_dir: Annotated[str | None, typer.Option(help="Folder holding the named dataset.")] = None,
+    data_dir: DataDir = None,
     split: Annotated[str, typer.Option(help="train | test (named datasets).")] = "test",
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Quiet = False,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"top1", "top5", "n"}.')] = False,
 ) -> None:
     """Top-1 / top-5 of a model on a dataset, with the model's own preprocessing."""
     from rich.progress import Progress
 
     from squeezenet.data.registry import load_dataset
-    from squeezenet.jobs.load import load_any
     from squeezenet.train.evaluate import evaluate
 
-    loaded = load_any(model)
-    if loaded.preprocess is None:
-        fail(f"{model} has no preprocessing record; re-save it with save_weights(preprocess=...)")
-    dataset = load_dataset(data, split, data_dir=data_dir)
-    with Progress(console=err, disable=quiet, transient=True) as progress:
-        task = progress.add_task("eval", total=len(dataset))
-        result = evaluate(
-            loaded.model,
-            dataset,
-            loaded.preprocess,
-            batch_size=batch_size,
-            skip_bad=skip_bad,
-            on_batch=lambda n: progress.advance(task, n),
-        )
+    with user_paths(reads=[model, data]):
+        loaded = load_model_file(model, "eval")
+        if loaded.preprocess is None:
+            fail(
+                f"{model} has no preprocessing record; re-save it with save_weights(preprocess=...)"
+            )
+        dataset = load_dataset(data, split, data_dir=data_dir)
+        with Progress(console=err, disable=quiet, transient=True) as progress:
+            task = progress.add_task("eval", total=len(dataset))
+            result = evaluate(
+                loaded.model,
+                dataset,
+                loaded.preprocess,
+                batch_size=batch_size,
+                skip_bad=skip_bad,
+                on_batch=lambda n: progress.advance(task, n),
+            )
     if as_json:
         emit_json(result.to_dict())
         return

@@ -84,11 +84,12 @@ def kmeans1d(
     first = _run_starts(s)
     if np.count_nonzero(first) <= k:  # lossless: every distinct value is its own centroid
         unique = s[first]
-        return unique.astype(out_dtype), _assign(flat, unique[:-1], s[0], s[-1]).reshape(x.shape)
+        codes = assign_intervals(flat, unique[:-1], s[0], s[-1]).reshape(x.shape)
+        return unique.astype(out_dtype), codes
     centroids = _init(s, first, k, init, seed)
     centroids = _lloyd(native, s, centroids, iters)
     bounds = (centroids[:-1] + centroids[1:]) / 2
-    assignment = _assign(flat, bounds, s[0], s[-1]).reshape(x.shape)
+    assignment = assign_intervals(flat, bounds, s[0], s[-1]).reshape(x.shape)
     return centroids.astype(out_dtype), assignment
 
 
@@ -139,7 +140,7 @@ def _lloyd(native: np.ndarray, s: np.ndarray, c: np.ndarray, iters: int) -> np.n
     return c
 
 
-def _assign(x: np.ndarray, bounds: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def assign_intervals(x: np.ndarray, bounds: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """``searchsorted(bounds, x, side="left")`` (the number of bounds below each value), fast.
 
     A binary search of n unsorted values is slow (cache misses). Instead [lo, hi] is cut into
@@ -251,7 +252,7 @@ def centroids_of(module: nn.Module) -> nn.Parameter:
     return cast(nn.Parameter, plist.original)
 
 
-def _bits_for(bits: BitsSpec, name: str, names: tuple[str, ...], module: nn.Module) -> int | None:
+def bits_for(bits: BitsSpec, name: str, names: tuple[str, ...], module: nn.Module) -> int | None:
     if isinstance(bits, Mapping):
         for pattern, value in bits.items():
             if any(fnmatchcase(n, pattern) for n in names):
@@ -290,7 +291,7 @@ def quantize_(
     for name, names, module in layer_names(model):
         if layers is not None and not any(fnmatchcase(n, p) for n in names for p in layers):
             continue
-        width = _bits_for(bits, name, names, module)
+        width = bits_for(bits, name, names, module)
         if width is None:
             continue
         width = check_bits(width, f"quantize_: bits for {name}")
@@ -318,13 +319,33 @@ def _quantize_layer(
     k = centroids.size
     assignment = torch.full(weight.shape, k, dtype=torch.int64, device=weight.device)
     assignment[keep] = torch.from_numpy(codes).to(weight.device)
+    return share_layer_(name, module, centroids, assignment, bits)
+
+
+def share_layer_(
+    name: str, module: nn.Module, centroids: np.ndarray, assignment: torch.Tensor, bits: int
+) -> LayerQuantization:
+    """Make ``module.weight`` shared: ``weight = cat(centroids, [0])[assignment]``, in place.
+
+    Args:
+        name: the layer's state-dict prefix (for the report).
+        module: a conv / linear layer, plain or pruned (a prune mask is folded in: the result
+            is marked pruned, so :func:`remove_quantization_` keeps its zeros as a mask).
+        centroids: ``(K,)`` the shared values, ascending.
+        assignment: int64 of the weight's shape, in ``[0, K]``; ``K`` is a zero (absent) weight.
+        bits: the index width recorded for export, ``K <= 2**bits``.
+    """
+    weight = cast(torch.Tensor, module.weight).detach().clone()
+    prune = prune_mask_of(module)
+    k = centroids.size
     if prune is not None:
         parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     share = WeightShare(assignment, k, bits, pruned=prune is not None)
     parametrize.register_parametrization(module, "weight", share, unsafe=True)
     original = centroids_of(module)
     with torch.no_grad():
-        original.copy_(torch.from_numpy(centroids).to(original))  # the k-means centroids
+        original.copy_(torch.from_numpy(np.asarray(centroids)).to(original))
+    keep = assignment < k
     error = (cast(torch.Tensor, module.weight).detach()[keep] - weight[keep]).double()
     rmse = float(error.square().mean().sqrt()) if error.numel() else 0.0
     return LayerQuantization(name, bits, k, int(keep.sum()), rmse)

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from squeezenet.deploy.engines import make_engine
+from squeezenet.deploy.engines import check_engines, make_engine
+from squeezenet.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,19 @@ class BenchRow:
 
     def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
+
+
+def check_batches(batches: tuple[int, ...], option: str = "batches") -> tuple[int, ...]:
+    """``batches``, checked: at least one size, every one >= 1.
+
+    Args:
+        option: what the sizes were given as, for the message (e.g. ``"--batch"``).
+    Raises:
+        ConfigError: no sizes, or one below 1.
+    """
+    if not batches or min(batches) < 1:
+        raise ConfigError(f"{option}: expected batch sizes >= 1, got {list(batches)}")
+    return batches
 
 
 def _time(run: Callable[[torch.Tensor], np.ndarray], x: torch.Tensor, min_seconds: float) -> float:
@@ -51,7 +65,13 @@ def benchmark(
     min_seconds: float = 1.0,
     seed: int = 0,
 ) -> list[BenchRow]:
-    """Time each engine at each batch size; eager NCHW is the baseline of every ratio."""
+    """Time each engine at each batch size; eager NCHW is the baseline of every ratio.
+
+    Raises:
+        ConfigError: an unknown engine, or a batch size below 1 (before anything is built).
+    """
+    check_engines(engines)
+    check_batches(batches)
     built = {
         name: make_engine(name, model, input_shape)
         for name in dict.fromkeys(("eager_nchw", *engines))

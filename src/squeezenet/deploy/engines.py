@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from squeezenet.deploy.export import onnx_bytes, onnx_session
+from squeezenet.errors import ConfigError
 
 Engine = Callable[[torch.Tensor], np.ndarray]
 ENGINES = ("eager_nchw", "eager_channels_last", "onnxruntime", "compile")
@@ -29,6 +30,22 @@ class _FlushDenormals:
 
     def __exit__(self, *args: object) -> None:
         torch.set_flush_denormal(False)
+
+
+def check_engines(names: Iterable[str], option: str = "engines") -> tuple[str, ...]:
+    """``names`` as a tuple, each one of :data:`ENGINES` or ``torch`` (eager channels_last).
+
+    Args:
+        option: what the names were given as, for the message (e.g. ``"--engines"``).
+    Raises:
+        ConfigError: no names, or an unknown one.
+    """
+    result = tuple(names)
+    unknown = [name for name in result if name != "torch" and name not in ENGINES]
+    if unknown or not result:
+        got = ", ".join(map(repr, unknown)) if unknown else "none"
+        raise ConfigError(f"{option}: expected some of torch, {', '.join(ENGINES)}; got {got}")
+    return result
 
 
 def torch_engine(model: nn.Module, *, channels_last: bool) -> Engine:
@@ -76,13 +93,16 @@ def onnxruntime_engine(
 
 
 def make_engine(name: str, model: nn.Module, input_shape: tuple[int, int, int]) -> Engine:
-    """One of :data:`ENGINES` (``torch`` means eager channels_last)."""
+    """One of :data:`ENGINES` (``torch`` means eager channels_last).
+
+    Raises:
+        ConfigError: an unknown engine name.
+    """
+    check_engines([name], "engine")
     if name in ("torch", "eager_channels_last"):
         return torch_engine(model, channels_last=True)
     if name == "eager_nchw":
         return torch_engine(model, channels_last=False)
     if name == "onnxruntime":
         return onnxruntime_engine(model, input_shape)
-    if name == "compile":
-        return compiled_engine(model)
-    raise ValueError(f"unknown engine {name!r}; use torch, {', '.join(ENGINES)}")
+    return compiled_engine(model)

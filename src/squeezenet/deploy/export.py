@@ -20,13 +20,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from squeezenet.errors import ConfigError, InputError, UserError
+from squeezenet.io.atomic import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 Format = Literal["onnx", "torchscript"]
+FORMATS: tuple[Format, ...] = ("onnx", "torchscript")
+ONNX_OPSET = 18  # the dynamo exporter's native opset: no version conversion on the way
 PARITY_TOLERANCE = 1e-4  # max |exported - pytorch| accepted on the random check batch
 
 
-class ExportParityError(RuntimeError):
-    """The exported model's outputs differ from PyTorch's beyond the tolerance."""
+class ExportParityError(UserError, RuntimeError):
+    """The exported model's outputs differ from PyTorch's beyond the tolerance (nothing written).
+
+    A user error: the model may use an operator the exporter mistranslates, and another format
+    or opset may export it correctly; the message says so.
+    """
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,7 @@ class ExportReport:
     bytes: int
 
 
-def onnx_bytes(model: nn.Module, example: torch.Tensor, *, opset: int = 18) -> bytes:
+def onnx_bytes(model: nn.Module, example: torch.Tensor, *, opset: int = ONNX_OPSET) -> bytes:
     """The ONNX serialisation of ``model`` with a dynamic batch axis (input "input")."""
     batch = torch.export.Dim("batch", min=1, max=4096)
     with warnings.catch_warnings(), tempfile.TemporaryDirectory() as folder:
@@ -70,6 +79,11 @@ def run_onnx(data: bytes, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
 
 
 def onnx_session(data: bytes, *, threads: int = 0) -> Any:
+    """An ONNX Runtime CPU session for ``data`` with every graph optimisation on.
+
+    Args:
+        threads: intra-op threads (0: ONNX Runtime's default, one per core).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -77,13 +91,6 @@ def onnx_session(data: bytes, *, threads: int = 0) -> Any:
         options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    from squeezenet.io.atomic import atomic_write_bytes
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, data)
 
 
 def export_model(
@@ -95,46 +102,73 @@ def export_model(
     batch: int = 2,
     seed: int = 0,
     tolerance: float = PARITY_TOLERANCE,
+    opset: int = ONNX_OPSET,
 ) -> ExportReport:
     """Export ``model`` (eval mode) to ``out`` and check parity on a random ``batch``.
 
     Args:
         input_shape: (C, H, W) of one input.
+        opset: the ONNX opset (``fmt="onnx"`` only).
     Raises:
+        ConfigError: ``fmt`` is not one of :data:`FORMATS`.
+        InputError: ``out`` is a folder, or cannot be written (the message says why).
         ExportParityError: outputs differ by more than ``tolerance`` (nothing is written).
     """
-    if fmt not in ("onnx", "torchscript"):
-        raise ValueError(f"unknown export format {fmt!r}; use onnx or torchscript")
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; use {' or '.join(FORMATS)}")
+    path = Path(out)
+    _check_target(path)
     model = model.eval().to(memory_format=torch.contiguous_format)
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, *input_shape, generator=generator)
     with torch.no_grad():
         reference = model(x).numpy()
     if fmt == "onnx":
-        data = onnx_bytes(model, x[:1])
+        data = onnx_bytes(model, x[:1], opset=opset)
         exported = run_onnx(data, x.numpy())
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            scripted = torch.jit.trace(model, x[:1])  # type: ignore[no-untyped-call]
-            buffer = _ts_bytes(scripted)
-            loaded = torch.jit.load(io.BytesIO(buffer))  # type: ignore[no-untyped-call]
-        with torch.no_grad():
-            exported = loaded(x).numpy()
-        data = buffer
+        data, exported = _torchscript(model, x)
     diff = float(np.abs(exported - reference).max())
     if not diff <= tolerance:
+        other = "the torchscript format or another ONNX opset" if fmt == "onnx" else "ONNX"
         raise ExportParityError(
-            f"{fmt} export differs from PyTorch by {diff:.3g} (> {tolerance:g}); "
-            "the exported file was not written"
+            f"the {fmt} export differs from PyTorch by {diff:.3g} (> {tolerance:g}), so nothing "
+            f"was written; try {other}, and report a bug if the model is a registered one"
         )
-    path = Path(out)
-    _atomic_write(path, data)
+    _write(path, data)
     log.info("exported %s to %s (max abs diff %.3g)", fmt, path, diff)
     return ExportReport(path, fmt, tuple(x.shape), diff, tolerance, len(data))
 
 
-def _ts_bytes(module: torch.jit.ScriptModule) -> bytes:
-    buffer = io.BytesIO()
-    torch.jit.save(module, buffer)
-    return buffer.getvalue()
+def _torchscript(model: nn.Module, x: torch.Tensor) -> tuple[bytes, np.ndarray]:
+    """The traced model's serialisation and the outputs of its reloaded copy on ``x``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.trace(model, x[:1])  # type: ignore[no-untyped-call]
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer)
+        loaded = torch.jit.load(io.BytesIO(buffer.getvalue()))  # type: ignore[no-untyped-call]
+    with torch.no_grad():
+        exported: np.ndarray = loaded(x).numpy()
+    return buffer.getvalue(), exported
+
+
+def _check_target(path: Path) -> None:
+    """Fail before the export (it takes seconds) when ``path`` cannot become a file."""
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder; name the file to write")
+    existing = next((folder for folder in path.parents if folder.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise InputError(f"cannot write {path}: {existing} is a file, not a folder")
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, creating its folder; an OS error (a file where a
+    folder should be, no permission) is the caller's to fix, so it is an :class:`InputError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        above = exc.filename is not None and Path(exc.filename) in path.parents
+        where = f" ({exc.filename})" if above else ""  # e.g. a file where a folder should be
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}{where}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from squeezenet.data.datasets import load_image
 from squeezenet.data.transforms import eval_transform
 from squeezenet.deploy.engines import make_engine
+from squeezenet.errors import ConfigError, InputError
 from squeezenet.io.weights import LoadedModel
 
 
@@ -34,6 +36,7 @@ class Prediction:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(N, classes)`` logits, shifted by each row's max for stability."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     result: np.ndarray = e / e.sum(axis=1, keepdims=True)
@@ -42,7 +45,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def predict(
     loaded: LoadedModel,
-    images: list[str | Path],
+    images: Sequence[str | Path],
     *,
     engine: str = "torch",
     top: int = 5,
@@ -51,13 +54,17 @@ def predict(
     """Classify image files; probabilities are the softmax of the model's outputs.
 
     Raises:
-        ValueError: the model has no preprocessing record, or ``top`` is not positive.
+        InputError: the model has no preprocessing record.
+        ConfigError: ``top`` is not positive, or ``engine`` is unknown.
         CorruptImageError / DatasetNotFoundError: an image is unreadable or missing (named).
     """
     if loaded.preprocess is None:
-        raise ValueError(f"{loaded.path} has no preprocessing record; cannot prepare images")
+        raise InputError(
+            f"{loaded.path} has no preprocessing record, so its images cannot be prepared; "
+            "re-save it with save_weights(preprocess=...)"
+        )
     if top < 1:
-        raise ValueError(f"--top must be >= 1, got {top}")
+        raise ConfigError(f"top: expected a number of classes >= 1, got {top}")
     preprocess = loaded.preprocess
     transform = eval_transform(preprocess)
     mode = "L" if preprocess.channels == 1 else "RGB"

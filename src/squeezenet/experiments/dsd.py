@@ -27,6 +27,7 @@ from squeezenet.compress.prune import (
     remove_pruning_,
     weight_layers,
 )
+from squeezenet.errors import ConfigError, InputError
 from squeezenet.io.atomic import atomic_write_json
 from squeezenet.io.weights import save_weights
 from squeezenet.jobs.build import BuildSpec, Built, build
@@ -36,7 +37,8 @@ from squeezenet.train.evaluate import evaluate
 from squeezenet.train.loop import FitEvent, fit
 
 PHASES = ("dense", "sparse", "redense", "baseline_sparse", "baseline_redense")
-RESULT = "dsd.json"
+DSD_JSON = "dsd.json"
+WEIGHTS = "model.safetensors"  # each phase's model, in its folder
 
 
 @dataclass(frozen=True)
@@ -44,27 +46,27 @@ class DSDConfig:
     """One DSD experiment. ``policy`` is any prune policy spec (a sparsity, ``paper``, JSON)."""
 
     model: str  # a registry name (trained from scratch) or a weights file (dense already)
-    data: str
-    policy: str = "0.5"
-    dense_epochs: int = 2
-    sparse_epochs: int = 1
-    redense_epochs: int = 1
-    train: TrainConfig = field(default_factory=TrainConfig)
+    data: str  # dataset spec (squeezenet.jobs.build): name, CSV manifest or folder
+    policy: str = "0.5"  # how the sparse phase prunes: a sparsity, "paper", std:Q or JSON
+    dense_epochs: int = 2  # phase 1 (0: the model file is trained already)
+    sparse_epochs: int = 1  # phase 2, with the masks pinning the pruned weights at zero
+    redense_epochs: int = 1  # phase 3, masks removed
+    train: TrainConfig = field(default_factory=TrainConfig)  # the recipe of every phase
     redense_lr_scale: float = 0.1  # DSD retrains the re-densified model at a lower LR
-    baseline: bool = True
+    baseline: bool = True  # also train the dense baseline of equal epochs (the fair comparison)
     train_images: int = 0  # seeded training subset (0: all)
-    test_images: int = 0
-    overrides: tuple[tuple[str, Any], ...] = ()
+    test_images: int = 0  # seeded test subset (0: all)
+    overrides: tuple[tuple[str, Any], ...] = ()  # model config fields of a registry model
 
     def __post_init__(self) -> None:
         parse_prune_policy(self.policy)
         for name in ("dense_epochs", "sparse_epochs", "redense_epochs"):
             if getattr(self, name) < 0:
-                raise ValueError(f"DSDConfig.{name}: expected >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"DSDConfig.{name}: expected >= 0, got {getattr(self, name)}")
         if self.sparse_epochs < 1 or self.redense_epochs < 1:
-            raise ValueError("DSDConfig: the sparse and re-dense phases need >= 1 epoch each")
+            raise ConfigError("DSDConfig: the sparse and re-dense phases need >= 1 epoch each")
         if not 0 < self.redense_lr_scale <= 1:
-            raise ValueError(
+            raise ConfigError(
                 f"DSDConfig.redense_lr_scale: expected in (0, 1], got {self.redense_lr_scale}"
             )
 
@@ -104,6 +106,16 @@ def _sparsity(model: nn.Module) -> float:
     return zeros / max(total, 1)
 
 
+# The model each phase starts from: None is the freshly built one, else a phase's saved file.
+_STARTS = {
+    "dense": None,
+    "sparse": "dense",
+    "redense": "sparse",
+    "baseline_sparse": "dense",
+    "baseline_redense": "baseline_sparse",
+}
+
+
 def run_dsd(
     config: DSDConfig,
     out: str | Path,
@@ -122,7 +134,11 @@ def run_dsd(
         callback: phase start / done / skip events.
         fit_callback: ``phase -> fit callback`` for progress within a phase.
         meta: stored with the result (command line, machine).
+
+    Raises:
+        InputError: ``out`` holds a DSD run with other settings.
     """
+    emit = callback or (lambda event: None)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     document = _load_document(folder, config)
@@ -139,42 +155,26 @@ def run_dsd(
             data_dir=data_dir,
         )
     )
-    phases = [p for p in PHASES if config.baseline or not p.startswith("baseline")]
-    starts = {
-        "dense": None,
-        "sparse": "dense",
-        "redense": "sparse",
-        "baseline_sparse": "dense",
-        "baseline_redense": "baseline_sparse",
-    }
-    for phase in phases:
-        weights = folder / phase / "model.safetensors"
-        if phase in document["phases"] and weights.is_file():
-            if callback:
-                callback(DSDEvent("skip", phase, document["phases"][phase]))
+    for phase in phases(config):
+        if phase in document["phases"] and (folder / phase / WEIGHTS).is_file():
+            emit(DSDEvent("skip", phase, document["phases"][phase]))
             continue
-        if callback:
-            callback(DSDEvent("start", phase))
-        source = starts[phase]
-        model = (
-            run.model if source is None else load_any(folder / source / "model.safetensors").model
-        )
-        metrics = _phase(
-            phase,
-            model,
-            run,
-            config,
-            folder / phase,
-            device,
-            fit_callback(phase) if fit_callback else None,
-        )
+        emit(DSDEvent("start", phase))
+        source = _STARTS[phase]
+        model = run.model if source is None else load_any(folder / source / WEIGHTS).model
+        phase_fit = fit_callback(phase) if fit_callback else None
+        metrics = _phase(phase, model, run, config, folder / phase, device, phase_fit)
         document["phases"][phase] = metrics
         _save_document(folder, document)
-        if callback:
-            callback(DSDEvent("done", phase, metrics))
+        emit(DSDEvent("done", phase, metrics))
     document["summary"] = _summary(document["phases"], config)
     _save_document(folder, document)
     return document
+
+
+def phases(config: DSDConfig) -> list[str]:
+    """The phases ``config`` runs, in order (the baseline's only with ``config.baseline``)."""
+    return [p for p in PHASES if config.baseline or not p.startswith("baseline")]
 
 
 def _phase(
@@ -186,6 +186,7 @@ def _phase(
     device: str,
     fit_callback: Callable[[FitEvent], None] | None,
 ) -> dict[str, Any]:
+    """Run one phase on ``model``, save it as ``folder/model.safetensors``; its metrics."""
     clock = time.perf_counter()
     train = config.phase_train(phase)
     metrics: dict[str, Any] = {"phase": phase, "epochs": 0, "lr": train.lr}
@@ -194,32 +195,11 @@ def _phase(
         metrics["pruned_sparsity"] = report.sparsity
     if phase == "redense":  # starts from the saved sparse model: plain weights, zeros free
         metrics["start_sparsity"] = _sparsity(model)
-    skip_training = phase == "dense" and config.dense_epochs == 0
-    if skip_training:
+    if phase == "dense" and config.dense_epochs == 0:
         result = evaluate(model, run.test_data, run.preprocess, device=device)
         metrics.update(top1=result.top1, top5=result.top5, eval_loss=result.loss)
     else:
-        fitted = fit(
-            model,
-            run.train_split,
-            train,
-            preprocess=run.preprocess,
-            eval_data=run.test_data,
-            run_dir=folder,
-            callback=fit_callback,
-            device=device,
-        )
-        last = fitted.history[-1]
-        metrics.update(
-            epochs=train.epochs,
-            top1=last.get("top1"),
-            top5=last.get("top5"),
-            eval_loss=last.get("eval_loss"),
-            train_loss=last.get("train_loss"),
-            history=[
-                {k: r.get(k) for k in ("epoch", "train_loss", "top1")} for r in fitted.history
-            ],
-        )
+        metrics.update(_train(model, run, train, folder, device, fit_callback))
     if phase == "sparse":
         remove_pruning_(model)  # bake the zeros in; the saved file is a plain model
     metrics["sparsity"] = _sparsity(model)
@@ -228,12 +208,42 @@ def _phase(
     model = model.to("cpu").to(memory_format=torch.contiguous_format)
     save_weights(
         model,
-        folder / "model.safetensors",
+        folder / WEIGHTS,
         model_name=run.model_name,
         preprocess=run.preprocess,
         class_names=run.classes,
     )
     return metrics
+
+
+def _train(
+    model: nn.Module,
+    run: Built,
+    train: TrainConfig,
+    folder: Path,
+    device: str,
+    fit_callback: Callable[[FitEvent], None] | None,
+) -> dict[str, Any]:
+    """Fit ``model`` for one phase (``folder`` is the fit run folder); the phase's metrics."""
+    fitted = fit(
+        model,
+        run.train_split,
+        train,
+        preprocess=run.preprocess,
+        eval_data=run.test_data,
+        run_dir=folder,
+        callback=fit_callback,
+        device=device,
+    )
+    last = fitted.history[-1]
+    return {
+        "epochs": train.epochs,
+        "top1": last.get("top1"),
+        "top5": last.get("top5"),
+        "eval_loss": last.get("eval_loss"),
+        "train_loss": last.get("train_loss"),
+        "history": [{k: r.get(k) for k in ("epoch", "train_loss", "top1")} for r in fitted.history],
+    }
 
 
 def _summary(phases: dict[str, Any], config: DSDConfig) -> dict[str, Any]:
@@ -249,16 +259,16 @@ def _summary(phases: dict[str, Any], config: DSDConfig) -> dict[str, Any]:
 
 
 def _load_document(folder: Path, config: DSDConfig) -> dict[str, Any]:
-    path = folder / RESULT
+    path = folder / DSD_JSON
     if path.is_file():
         document: dict[str, Any] = json.loads(path.read_text())
         if document.get("config") != json.loads(json.dumps(config.to_dict())):
-            raise ValueError(
-                f"{folder} holds a DSD run with other settings; use another --out or delete it"
+            raise InputError(
+                f"{folder} holds a DSD run with other settings; use another --output or delete it"
             )
         return document
     return {"config": config.to_dict(), "phases": {}}
 
 
 def _save_document(folder: Path, document: dict[str, Any]) -> None:
-    atomic_write_json(folder / RESULT, document)
+    atomic_write_json(folder / DSD_JSON, document)

@@ -45,14 +45,14 @@ from torch import nn
 from squeezenet.compress.export import from_compressed, to_compressed
 from squeezenet.compress.prune import prune_
 from squeezenet.compress.quantize import quantize_
-from squeezenet.data.datasets import ArrayDataset, FileListDataset, draw
-from squeezenet.data.presets import Preprocess
+from squeezenet.data.datasets import draw
+from squeezenet.errors import InputError
 from squeezenet.experiments.pipeline_config import STAGES, PipelineConfig
 from squeezenet.experiments.pipeline_report import PipelineReport, build_report
 from squeezenet.formats.sqz import read_sqz, write_sqz
 from squeezenet.io.atomic import atomic_write_bytes
 from squeezenet.io.weights import atomic_save_safetensors, save_weights
-from squeezenet.jobs.build import build
+from squeezenet.jobs.build import Built, build
 from squeezenet.jobs.compress_config import describe_bits, describe_policy
 from squeezenet.jobs.load import load_any
 from squeezenet.jobs.sizes import stage_sizes
@@ -78,7 +78,7 @@ class DecodeMismatchError(RuntimeError):
     """The model decoded from the .sqz file does not reproduce the fine-tuned model's logits."""
 
 
-class PipelineResumeError(ValueError):
+class PipelineResumeError(InputError):
     """The output folder holds a run with another configuration."""
 
 
@@ -96,10 +96,7 @@ class PipelineEvent:
     record: Mapping[str, Any] = field(default_factory=dict)  # "done" / "skip": the stage record
 
 
-Data = ArrayDataset | FileListDataset
-
-
-def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def nchw_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Eval-mode logits on CPU in NCHW layout: two models with equal weights agree bit for bit.
 
     The layout is forced, not checked: a ``(N, 1, H, W)`` batch is "contiguous" with channels-last
@@ -123,31 +120,23 @@ class _Run:
     ) -> None:
         self.config, self.out, self.callback, self.device = config, out, callback, device
         self.stage, self.index = "", 0
-        self._built: tuple[nn.Module, str, Preprocess, list[str], Data, Data] | None = None
+        self._built: Built | None = None
 
     def emit(self, kind: str, **kw: Any) -> None:
         if self.callback is not None:
             self.callback(PipelineEvent(kind, self.stage, self.index, **kw))
 
-    def built(self) -> tuple[nn.Module, str, Preprocess, list[str], Data, Data]:
-        """Fresh model, registry name, preprocessing, class names, train and test subsets."""
+    def built(self) -> Built:
+        """The fresh model, its preprocessing and class names, the train and test subsets."""
         if self._built is None:
             c = self.config
             spec = RunSpec(
                 c.model, c.data, c.train_config("dense"), c.data_dir, dict(c.overrides), c.download
             )
-            built = build(
+            self._built = build(
                 dataclasses.replace(
                     build_spec(spec), train_images=c.train_images, test_images=c.test_images
                 )
-            )
-            self._built = (
-                built.model,
-                built.model_name,
-                built.preprocess,
-                built.classes,
-                built.train_split,
-                built.test_data,
             )
         return self._built
 
@@ -159,7 +148,8 @@ class _Run:
 
     def train(self, model: nn.Module, epochs: float) -> dict[str, Any]:
         """Fit ``model`` on ``epochs`` of the training set (resuming its checkpoint, if any)."""
-        _, _, preprocess, _, train, _ = self.built()
+        built = self.built()
+        preprocess, train = built.preprocess, built.train_split
         config = self.config.train_config(self.stage)
         count = max(config.batch_size, round(epochs * len(train)))
         run_dir = self.folder()
@@ -186,7 +176,8 @@ class _Run:
         }
 
     def evaluate(self, model: nn.Module, message: str) -> EvalResult:
-        _, _, preprocess, _, _, test = self.built()
+        built = self.built()
+        preprocess, test = built.preprocess, built.test_data
         done = [0]
 
         def on_batch(n: int) -> None:
@@ -209,11 +200,11 @@ class _Run:
         return top1
 
     def save(self, model: nn.Module, stage: str) -> Path:
-        _, name, preprocess, classes, _, _ = self.built()
+        built = self.built()
         model = model.to("cpu").to(memory_format=torch.contiguous_format)
         return save_weights(
-            model, self.path(ARTIFACTS[stage]), model_name=name, preprocess=preprocess,
-            class_names=classes,
+            model, self.path(ARTIFACTS[stage]), model_name=built.model_name,
+            preprocess=built.preprocess, class_names=built.classes,
         )  # fmt: skip
 
     def load(self, stage: str) -> nn.Module:
@@ -221,13 +212,13 @@ class _Run:
 
     def check_inputs(self) -> torch.Tensor:
         """The first ``check_images`` test images, preprocessed: ``(N, C, H, W)`` float32."""
-        _, _, preprocess, _, _, test = self.built()
-        x, _ = next(iter(eval_batches(test, preprocess, self.config.check_images)))
+        built = self.built()
+        x, _ = next(iter(eval_batches(built.test_data, built.preprocess, self.config.check_images)))
         return x.cpu().clone(memory_format=torch.contiguous_format)  # safetensors wants NCHW
 
 
 def _stage_dense(run: _Run) -> dict[str, Any]:
-    model = run.built()[0]
+    model = run.built().model
     record = run.train(model, run.config.dense_epochs)
     run.save(model, "dense")
     return {**record, **run.evaluate(model, "test top-1").to_dict()}
@@ -261,7 +252,7 @@ def _stage_quantize(run: _Run) -> dict[str, Any]:
     before = run.before(model, "top-1 after weight sharing")
     record = run.train(model, run.config.quantize_epochs)
     x = run.check_inputs()
-    tensors = {"inputs": x, "logits": _logits(model, x)}
+    tensors = {"inputs": x, "logits": nchw_logits(model, x)}
     atomic_save_safetensors(tensors, run.path(CHECK), {"what": "fine-tuned model's logits"})
     run.save(model, "quantize")
     return {
@@ -273,18 +264,20 @@ def _stage_quantize(run: _Run) -> dict[str, Any]:
 
 
 def _stage_encode(run: _Run) -> dict[str, Any]:
-    _, name, preprocess, classes, _, _ = run.built()
+    built = run.built()
     model = run.load("quantize")
     # Lossless: each layer holds at most 2**bits distinct values, which k-means keeps exactly.
     shared = quantize_(model, _bits(run.config), seed=run.config.seed)
     assert all(layer.rmse == 0.0 for layer in shared.layers), "re-sharing changed weights"
-    compressed = to_compressed(model, model_name=name, preprocess=preprocess, class_names=classes)
+    compressed = to_compressed(
+        model, model_name=built.model_name, preprocess=built.preprocess, class_names=built.classes
+    )
     sqz = run.path(ARTIFACTS["encode"])
     file_bytes = write_sqz(compressed, sqz)
     decoded_cm = read_sqz(sqz)
     decoded = from_compressed(decoded_cm)
     check = load_file(str(run.path(CHECK)))
-    diff = float((_logits(decoded, check["inputs"]) - check["logits"]).abs().max())
+    diff = float((nchw_logits(decoded, check["inputs"]) - check["logits"]).abs().max())
     if not diff <= run.config.tolerance:
         raise DecodeMismatchError(
             f"the model decoded from {sqz} differs from the fine-tuned model: max |logit "
@@ -364,7 +357,8 @@ def run_pipeline(
     Raises:
         PipelineResumeError: ``out_dir`` holds a run with another configuration.
         DecodeMismatchError: the decoded file does not reproduce the fine-tuned logits.
-        ValueError, FileNotFoundError: bad data spec, model name or missing dataset.
+        UserError: a bad data spec or model name, or a missing dataset (ConfigError,
+            MissingFileError, ...).
     """
     started = time.perf_counter()
     out = Path(out_dir)
@@ -380,19 +374,25 @@ def run_pipeline(
             skipped.add(stage)
             run.emit("skip", message=f"finished earlier: {ARTIFACTS[stage]}", record=records[stage])
             continue
-        _clear(out, STAGES[index:])
-        run.folder().mkdir(parents=True, exist_ok=True)
-        bits = f"{config.bits} bits" if isinstance(config.bits, int) else describe_bits(config.bits)
-        message = _MESSAGES[stage].format(policy=describe_policy(config.policy), bits=bits)
-        run.emit("stage", message=message)
-        clock = time.perf_counter()
-        record = {"stage": stage, **_STAGE_FNS[stage](run)}
-        record["seconds"] = round(time.perf_counter() - clock, 3)  # this run's share only
-        atomic_write_bytes(marker, json.dumps(record, indent=2).encode())
-        records[stage] = record
-        logger.info("pipeline stage %s done: top-1 %.4f", stage, record["top1"])
-        run.emit("done", message=message, record=record)
+        records[stage] = _run_stage(run, marker)
     seconds = time.perf_counter() - started
     report = build_report(config, out, out / PLOT, records, skipped, seconds)
     atomic_write_bytes(out / REPORT_JSON, json.dumps(report.to_dict(), indent=2).encode())
     return report
+
+
+def _run_stage(run: _Run, marker: Path) -> dict[str, Any]:
+    """Run ``run.stage`` from the start (later stages are forgotten); write its record."""
+    config, stage = run.config, run.stage
+    _clear(run.out, STAGES[run.index :])
+    run.folder().mkdir(parents=True, exist_ok=True)
+    bits = f"{config.bits} bits" if isinstance(config.bits, int) else describe_bits(config.bits)
+    message = _MESSAGES[stage].format(policy=describe_policy(config.policy), bits=bits)
+    run.emit("stage", message=message)
+    clock = time.perf_counter()
+    record = {"stage": stage, **_STAGE_FNS[stage](run)}
+    record["seconds"] = round(time.perf_counter() - clock, 3)  # this run's share only
+    atomic_write_bytes(marker, json.dumps(record, indent=2).encode())
+    logger.info("pipeline stage %s done: top-1 %.4f", stage, record["top1"])
+    run.emit("done", message=message, record=record)
+    return record

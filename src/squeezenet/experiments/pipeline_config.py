@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from squeezenet.compress.prune import PrunePolicy
+from squeezenet.errors import ConfigError
 from squeezenet.jobs.compress_config import BitsRules, check_bits_rules
 from squeezenet.train.config import TrainConfig, recipe
 
@@ -58,28 +59,32 @@ class PipelineConfig:
     seed: int = 0  # model init, subsets, data order, augmentation and dropout
 
     def __post_init__(self) -> None:
-        for name in ("data", "model"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"PipelineConfig.{name}: expected a non-empty string")
-        if not isinstance(self.overrides, Mapping):
-            raise ValueError(f"PipelineConfig.overrides: expected a mapping, got {self.overrides}")
-        for name in ("train_images", "test_images"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"PipelineConfig.{name}: expected an integer >= 0 (0: all)")
-        for name in ("batch_size", "check_images"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"PipelineConfig.{name}: expected an integer >= 1")
+        self._check_inputs()
         for stage in ("dense", "prune", "quantize"):
             for name in (f"{stage}_epochs", f"{stage}_lr"):
                 if not getattr(self, name) > 0:
-                    raise ValueError(
+                    raise ConfigError(
                         f"PipelineConfig.{name}: expected > 0, got {getattr(self, name)}"
                     )
         if not isinstance(self.policy, PrunePolicy):
-            raise ValueError(f"PipelineConfig.policy: expected a PrunePolicy, got {self.policy!r}")
+            raise ConfigError(f"PipelineConfig.policy: expected a PrunePolicy, got {self.policy!r}")
         check_bits_rules(self.bits, "PipelineConfig.bits")
         if not self.tolerance >= 0:
-            raise ValueError(f"PipelineConfig.tolerance: expected >= 0, got {self.tolerance}")
+            raise ConfigError(f"PipelineConfig.tolerance: expected >= 0, got {self.tolerance}")
+
+    def _check_inputs(self) -> None:
+        """The data, model and image-count fields."""
+        for name in ("data", "model"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"PipelineConfig.{name}: expected a non-empty string")
+        if not isinstance(self.overrides, Mapping):
+            raise ConfigError(f"PipelineConfig.overrides: expected a mapping, got {self.overrides}")
+        for name in ("train_images", "test_images"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"PipelineConfig.{name}: expected an integer >= 0 (0: all)")
+        for name in ("batch_size", "check_images"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"PipelineConfig.{name}: expected an integer >= 1")
 
     @classmethod
     def quick(cls, **changes: Any) -> PipelineConfig:

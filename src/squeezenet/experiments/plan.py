@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from squeezenet.data.presets import Preprocess
+from squeezenet.errors import ConfigError, InputError
 from squeezenet.experiments.sensitivity import Kind, SensitivityResult
 from squeezenet.io.weights import LoadedModel
 from squeezenet.jobs.policy import policy_document
@@ -128,65 +130,57 @@ def _curves(result: SensitivityResult, layer: str, kind: Kind, kappa: float) -> 
     )
 
 
+@dataclass(frozen=True)
+class _LayerOptions:
+    """The settings a layer may move to, each with its cost in top-1 points (from the sweep)."""
+
+    numel: int
+    prune: dict[float, float]  # target sparsity -> drop; the layer's current sparsity costs 0
+    bits: dict[float, float]  # bit width -> drop; the lossless width costs 0
+    start: tuple[float, int]  # where nothing changes: (current sparsity, lossless width)
+
+    def cost(self, state: tuple[float, int]) -> tuple[float, int]:
+        """Predicted top-1 drop and estimated bytes of the layer at ``(sparsity, bits)``."""
+        drop = self.prune[state[0]] + self.bits[float(state[1])]
+        return drop, estimate_bytes(self.numel, state[0], state[1])
+
+
+def _layer_options(result: SensitivityResult, layer: dict[str, Any], kappa: float) -> _LayerOptions:
+    name = layer["name"]
+    current = float(layer["sparsity"])
+    prune = {s: d for s, d in _curves(result, name, "prune", kappa).items() if s > current + 1e-9}
+    prune[current] = 0.0
+    # Start where nothing changes: the layer as it is, at the width that holds all its
+    # values (8 for the published 8-bit weights; float layers start at the 16-bit limit).
+    start_bits = _lossless_bits(int(layer["distinct"]) - (1 if current > 0 else 0))
+    bits = {b: d for b, d in _curves(result, name, "bits", kappa).items() if b < start_bits}
+    bits[float(start_bits)] = 0.0
+    return _LayerOptions(int(layer["numel"]), prune, bits, (current, start_bits))
+
+
 def plan_from_sensitivity(result: SensitivityResult, max_drop: float) -> Plan:
     """Choose a sparsity and a bit width per layer so the predicted top-1 loss stays within
     ``max_drop`` points (see the module docstring for the model).
 
     Raises:
-        ValueError: the sweep has no bit-width probes (the plan needs them) or ``max_drop < 0``.
+        ConfigError: the sweep has no bit-width probes (the plan needs them) or ``max_drop < 0``.
     """
     if max_drop < 0:
-        raise ValueError(f"--max-drop: expected >= 0 points, got {max_drop}")
+        raise ConfigError(f"--max-drop: expected >= 0 points, got {max_drop}")
     if not result.config.bits:
-        raise ValueError("planning needs a sensitivity run with --bits (it sets the bit widths)")
-    states: dict[str, tuple[float, int]] = {}
-    options: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
+        raise ConfigError("planning needs a sensitivity run with --bits (it sets the bit widths)")
     info = {layer["name"]: layer for layer in result.layers}
     kappa = loss_scale(result)
-    for name, layer in info.items():
-        prune = _curves(result, name, "prune", kappa)
-        bits = _curves(result, name, "bits", kappa)
-        current = float(layer["sparsity"])
-        prune = {s: d for s, d in prune.items() if s > current + 1e-9}
-        prune[current] = 0.0
-        # Start where nothing changes: the layer as it is, at the width that holds all its
-        # values (8 for the published 8-bit weights; float layers start at the 16-bit limit).
-        start_bits = _lossless_bits(int(layer["distinct"]) - (1 if current > 0 else 0))
-        bits = {b: d for b, d in bits.items() if b < start_bits}
-        bits[float(start_bits)] = 0.0
-        options[name] = (prune, bits)
-        states[name] = (current, start_bits)
-
-    def cost(name: str, state: tuple[float, int]) -> tuple[float, int]:
-        prune, bits = options[name]
-        drop = prune[state[0]] + bits[float(state[1])]
-        return drop, estimate_bytes(int(info[name]["numel"]), state[0], state[1])
-
-    total = sum(cost(name, state)[0] for name, state in states.items())
-    while True:
-        best: tuple[float, str, tuple[float, int], float] | None = None
-        for name, state in states.items():
-            drop, size = cost(name, state)
-            prune, bits = options[name]
-            for s in prune:
-                for b in bits:
-                    if s < state[0] or b > state[1] or (s, b) == state:
-                        continue
-                    new_drop, new_size = cost(name, (s, int(b)))
-                    gain, extra = size - new_size, new_drop - drop
-                    if gain <= 0 or total + extra > max_drop + 1e-9:
-                        continue
-                    score = gain / max(extra, 1e-3)
-                    if best is None or score > best[0]:
-                        best = (score, name, (s, int(b)), extra)
-        if best is None:
-            break
-        _, name, state, extra = best
+    options = {name: _layer_options(result, layer, kappa) for name, layer in info.items()}
+    states = {name: layer.start for name, layer in options.items()}
+    total = sum(options[name].cost(state)[0] for name, state in states.items())
+    while (move := _best_move(options, states, total, max_drop)) is not None:
+        name, state, extra = move
         states[name] = state
         total += extra
     layers = []
     for name, state in states.items():
-        drop, size = cost(name, state)
+        drop, size = options[name].cost(state)
         layers.append(
             LayerPlan(
                 name,
@@ -199,6 +193,32 @@ def plan_from_sensitivity(result: SensitivityResult, max_drop: float) -> Plan:
             )
         )
     return Plan(max_drop, tuple(layers), result.baseline["top1"], result.images, kappa)
+
+
+def _best_move(
+    options: dict[str, _LayerOptions],
+    states: dict[str, tuple[float, int]],
+    total: float,
+    max_drop: float,
+) -> tuple[str, tuple[float, int], float] | None:
+    """The move (layer, new state, added drop) with the most bytes saved per point of cost
+    that keeps the total within ``max_drop``; None when no move saves bytes within it."""
+    best: tuple[float, str, tuple[float, int], float] | None = None
+    for name, state in states.items():
+        layer = options[name]
+        drop, size = layer.cost(state)
+        for s in layer.prune:
+            for b in layer.bits:
+                if s < state[0] or b > state[1] or (s, b) == state:
+                    continue
+                new_drop, new_size = layer.cost((s, int(b)))
+                gain, extra = size - new_size, new_drop - drop
+                if gain <= 0 or total + extra > max_drop + 1e-9:
+                    continue
+                score = gain / max(extra, 1e-3)
+                if best is None or score > best[0]:
+                    best = (score, name, (s, int(b)), extra)
+    return None if best is None else best[1:]
 
 
 def calibrate_plan(
@@ -221,25 +241,16 @@ def calibrate_plan(
         The smallest measured plan within the budget (the zero-budget plan, which changes
         nothing, if none was), with ``measured`` and ``rounds`` filled in.
     """
-    base = result.baseline["top1"]
     tried: list[dict[str, Any]] = []
     best: tuple[int, Plan, dict[str, Any]] | None = None
     low, high, budget = 0.0, None, max_drop
     for _ in range(rounds):
         plan = plan_from_sensitivity(result, budget)
-        top1, size = measure(plan)
-        drop = 100.0 * (base - top1)
-        row = {
-            "budget": round(budget, 4),
-            "predicted_drop": round(plan.predicted_drop, 3),
-            "top1": top1,
-            "drop": round(drop, 3),
-            "file_bytes": size,
-        }
+        row, drop = _measured(result, plan, budget, measure)
         tried.append(row)
         if drop <= max_drop + 1e-9:
-            if best is None or size < best[0]:
-                best = (size, plan, row)
+            if best is None or row["file_bytes"] < best[0]:
+                best = (row["file_bytes"], plan, row)
             low = budget
             if high is None:
                 break  # the full budget fits
@@ -255,34 +266,58 @@ def calibrate_plan(
         budget = nxt
     if best is None:
         plan = plan_from_sensitivity(result, 0.0)
-        top1, size = measure(plan)
-        row = {
-            "budget": 0.0,
-            "predicted_drop": 0.0,
-            "top1": top1,
-            "drop": round(100.0 * (base - top1), 3),
-            "file_bytes": size,
-        }
+        row, _ = _measured(result, plan, 0.0, measure)
+        row["predicted_drop"] = 0.0
         tried.append(row)
-        best = (size, plan, row)
+        best = (row["file_bytes"], plan, row)
     _, plan, row = best
     return dataclasses.replace(plan, measured=row, rounds=tuple(tried))
 
 
+def _measured(
+    result: SensitivityResult,
+    plan: Plan,
+    budget: float,
+    measure: Callable[[Plan], tuple[float, int]],
+) -> tuple[dict[str, Any], float]:
+    """The record of one calibration round, and its measured top-1 drop in points."""
+    top1, size = measure(plan)
+    drop = 100.0 * (result.baseline["top1"] - top1)
+    row = {
+        "budget": round(budget, 4),
+        "predicted_drop": round(plan.predicted_drop, 3),
+        "top1": top1,
+        "drop": round(drop, 3),
+        "file_bytes": size,
+    }
+    return row, drop
+
+
 def plan_measure(
-    loaded: LoadedModel, data: Any, *, batch_size: int = 50
+    loaded: LoadedModel,
+    data: Any,
+    *,
+    preprocess: Preprocess | None = None,
+    batch_size: int = 50,
 ) -> Callable[[Plan], tuple[float, int]]:
     """``plan -> (top-1 on data, .sqz bytes)``: a copy of ``loaded`` compressed exactly as
     ``squeezenet compress --policy PLAN`` would, evaluated in memory (the file decodes to the
-    same weights)."""
+    same weights). ``preprocess`` defaults to the model's own.
+
+    Raises:
+        InputError: no ``preprocess`` given and the model file has none.
+    """
     from squeezenet.compress.prune import parse_prune_policy
     from squeezenet.jobs.compress_config import CompressConfig
     from squeezenet.jobs.compress_file import compress_model
     from squeezenet.train.evaluate import evaluate
 
-    if loaded.preprocess is None:
-        raise ValueError("planning needs the model's preprocessing; re-save it with one")
-    preprocess = loaded.preprocess
+    chosen = preprocess or loaded.preprocess
+    if chosen is None:
+        raise InputError(
+            f"planning needs the model's preprocessing, and {loaded.path} has none; re-save it "
+            "with save_weights(preprocess=...)"
+        )
 
     def measure(plan: Plan) -> tuple[float, int]:
         policy = plan.to_policy()
@@ -291,7 +326,7 @@ def plan_measure(
             bits=tuple((str(k), int(v)) for k, v in policy["bits"].items()),
         )
         result = compress_model(copy.deepcopy(loaded), config)
-        scores = evaluate(result.model, data, preprocess, batch_size=batch_size)
+        scores = evaluate(result.model, data, chosen, batch_size=batch_size)
         return scores.top1, len(result.data)
 
     return measure

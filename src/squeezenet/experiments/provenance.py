@@ -5,21 +5,24 @@ from __future__ import annotations
 import os
 import platform
 import shlex
-import sys
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 
-def command_line() -> str:
-    """The running command as a user would type it (``squeezenet ...`` for the console script)."""
-    argv = list(sys.argv)
-    program = os.path.basename(argv[0]) if argv else "python"
+def command_line(argv: Sequence[str]) -> str:
+    """``argv`` as a user would type it (``squeezenet ...`` for the console script).
+
+    The entry point passes its own ``sys.argv``: library code never reads it.
+    """
+    words = list(argv)
+    program = os.path.basename(words[0]) if words else "python"
     if program in ("squeezenet", "__main__.py"):
-        argv[0] = "squeezenet"
+        words[0] = "squeezenet"
     elif program.endswith(".py"):
-        argv.insert(0, "python")
-    return shlex.join(argv)
+        words.insert(0, "python")
+    return shlex.join(words)
 
 
 def machine() -> dict[str, Any]:

@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from squeezenet.errors import InputError, MissingFileError
+from squeezenet.experiments.dsd import DSD_JSON
 from squeezenet.experiments.provenance import describe_machine
 from squeezenet.experiments.sensitivity import SensitivityResult, plot_sensitivity
+from squeezenet.experiments.sensitivity_run import SENSITIVITY_JSON
 from squeezenet.experiments.sweep import RESULTS, Trial, budget_description, read_records
+from squeezenet.io.atomic import atomic_write_bytes
 
 PAPER_FIGURES = {
     "squeeze_ratio": ("Fig. 3a", "squeeze ratio (SR)"),
@@ -54,25 +58,25 @@ def load_results(folders: Iterable[str | Path]) -> Results:
         path = Path(item)
         folder = path if path.is_dir() else path.parent
         if not path.exists():
-            raise FileNotFoundError(f"result folder not found: {path}")
+            raise MissingFileError(f"result folder not found: {path}")
         known = False
         if (folder / RESULTS).is_file():
             found.sweeps.extend(read_records(folder))
             known = True
-        if (folder / "sensitivity.json").is_file():
-            data = json.loads((folder / "sensitivity.json").read_text())
+        if (folder / SENSITIVITY_JSON).is_file():
+            data = json.loads((folder / SENSITIVITY_JSON).read_text())
             found.sensitivity.append((folder, SensitivityResult.from_dict(data)))
             known = True
-        if (folder / "dsd.json").is_file():
-            found.dsd.append((folder, json.loads((folder / "dsd.json").read_text())))
+        if (folder / DSD_JSON).is_file():
+            found.dsd.append((folder, json.loads((folder / DSD_JSON).read_text())))
             known = True
         if (folder / "sizes.json").is_file():
             found.sizes.append((folder, json.loads((folder / "sizes.json").read_text())))
             known = True
         if not known:
-            raise ValueError(
-                f"{path} holds no results: expected {RESULTS} (sweep), sensitivity.json, "
-                "dsd.json or sizes.json"
+            raise InputError(
+                f"{path} holds no results: expected {RESULTS} (sweep), {SENSITIVITY_JSON}, "
+                f"{DSD_JSON} or sizes.json"
             )
     return found
 
@@ -252,12 +256,20 @@ def sensitivity_findings(result: SensitivityResult) -> dict[str, Any]:
     return out
 
 
-def _sensitivity_section(
-    folder: Path, result: SensitivityResult, figure: Path | None, rel: str
-) -> str:
+def _sensitivity_section(result: SensitivityResult, figure: Path | None, rel: str) -> str:
+    lines = _sensitivity_intro(result)
+    if figure is not None:
+        lines += [f"![Fig. 6a: top-1 against per-layer sparsity and bits]({rel}/{figure.name})", ""]
+    lines += _sensitivity_table(result)
+    lines += ["", "(· = the probe left the weights unchanged.)", ""]
+    lines += ["Paper's findings on these weights:", ""]
+    lines += _findings_lines(result, sensitivity_findings(result))
+    return "\n".join(lines)
+
+
+def _sensitivity_intro(result: SensitivityResult) -> list[str]:
     meta = result.meta
-    findings = sensitivity_findings(result)
-    lines = [
+    return [
         f"### Fig. 6a: per-layer sensitivity of {meta.get('model_name', 'the model')}",
         "",
         f"Each of the {len(result.layers)} weight layers alone pruned to each sparsity "
@@ -272,12 +284,14 @@ def _sensitivity_section(
         _provenance(meta),
         "",
     ]
-    if figure is not None:
-        lines += [f"![Fig. 6a: top-1 against per-layer sparsity and bits]({rel}/{figure.name})", ""]
+
+
+def _sensitivity_table(result: SensitivityResult) -> list[str]:
+    """Top-1 drop per layer and probe, as markdown table lines."""
     header = ["layer", "sparsity now"]
     header += [f"{v:.0%}" for v in result.config.sparsities]
     header += [f"{v} bits" for v in result.config.bits]
-    lines += [
+    lines = [
         "Top-1 drop in points (negative: the probe gained):",
         "",
         "| " + " | ".join(header) + " |",
@@ -291,27 +305,25 @@ def _sensitivity_section(
                 for p in result.curve(layer["name"], kind)
             ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "(· = the probe left the weights unchanged.)",
-        "",
-        "Paper's findings on these weights:",
-        "",
+    return lines
+
+
+def _findings_lines(result: SensitivityResult, findings: dict[str, Any]) -> list[str]:
+    """The paper's claims (see :func:`sensitivity_findings`) as markdown list items."""
+    lines = [
+        f"- at {row['sparsity']:.0%} sparsity: mean top-1 drop of the 1x1 layers "
+        f"{row['mean_drop_1x1']:+.2f} pt ({row['layers_1x1']} layers changed) vs the 3x3 "
+        f"layers {row['mean_drop_3x3']:+.2f} pt ({row['layers_3x3']})"
+        for row in findings["by_sparsity"]
     ]
-    for row in findings["by_sparsity"]:
-        lines.append(
-            f"- at {row['sparsity']:.0%} sparsity: mean top-1 drop of the 1x1 layers "
-            f"{row['mean_drop_1x1']:+.2f} pt ({row['layers_1x1']} layers changed) vs the 3x3 "
-            f"layers {row['mean_drop_3x3']:+.2f} pt ({row['layers_3x3']})"
-        )
     verdict = findings["one_by_one_more_sensitive"]
     if verdict is not None:
         lines.append(
             f"- 1x1 layers more sensitive than 3x3: **{'holds' if verdict else 'does not hold'}**"
             " at most of these sparsities."
         )
-    heavy = findings["top5_loss_over_5_at_50"]
     if 0.5 in result.config.sparsities:
+        heavy = findings["top5_loss_over_5_at_50"]
         described = ", ".join(
             f"{w['layer']} (−{w['top5_drop']:.1f}, {'late' if w['late'] else 'early'})"
             for w in heavy
@@ -324,17 +336,16 @@ def _sensitivity_section(
             "the published file already prunes to ≥ 50 % are unchanged at 50 % here."
         )
     for key, what in (("at_50", "50 %"), ("at_max", "the highest sparsity")):
-        worst = findings[key]
-        if worst:
+        if findings[key]:
             names = ", ".join(
                 f"{w['layer']} (top-5 −{w['top5_drop']:.1f}, top-1 −{w['top1_drop']:.1f})"
-                for w in worst
+                for w in findings[key]
             )
             lines.append(f"- largest top-5 losses at {what}: {names}")
-    return "\n".join(lines)
+    return lines
 
 
-def _dsd_section(folder: Path, document: dict[str, Any]) -> str:
+def _dsd_section(document: dict[str, Any]) -> str:
     config, phases, summary = document["config"], document["phases"], document["summary"]
     train = config["train"]
     lines = [
@@ -404,7 +415,7 @@ def sizes_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sizes_section(folder: Path, result: dict[str, Any]) -> str:
+def _sizes_section(result: dict[str, Any]) -> str:
     return "\n".join(
         [
             "### Table 2: sizes",
@@ -434,14 +445,14 @@ def render(results: Results, figures: Path, rel: str) -> dict[str, str]:
         if name in ("squeeze_ratio", "pct_3x3"):
             figure = _plot_series(name, records, figures / f"sweep_{name}.png")
         sections[f"sweep-{name}"] = _sweep_section(name, records, figure, rel)
-    for index, (folder, result) in enumerate(results.sensitivity):
+    for index, (_, result) in enumerate(results.sensitivity):
         suffix = "" if index == 0 else f"-{index + 1}"
         figure = plot_sensitivity(result, figures / f"sensitivity{suffix}.png")
-        sections[f"sensitivity{suffix}"] = _sensitivity_section(folder, result, figure, rel)
-    for index, (folder, document) in enumerate(results.dsd):
-        sections[f"dsd{'' if index == 0 else f'-{index + 1}'}"] = _dsd_section(folder, document)
-    for index, (folder, sizes) in enumerate(results.sizes):
-        sections[f"sizes{'' if index == 0 else f'-{index + 1}'}"] = _sizes_section(folder, sizes)
+        sections[f"sensitivity{suffix}"] = _sensitivity_section(result, figure, rel)
+    for index, (_, document) in enumerate(results.dsd):
+        sections[f"dsd{'' if index == 0 else f'-{index + 1}'}"] = _dsd_section(document)
+    for index, (_, sizes) in enumerate(results.sizes):
+        sections[f"sizes{'' if index == 0 else f'-{index + 1}'}"] = _sizes_section(sizes)
     return sections
 
 
@@ -468,5 +479,44 @@ def update_markdown(text: str, sections: dict[str, str]) -> str:
     return text
 
 
-def relative_link(figures: Path, document: Path) -> str:
+@dataclass(frozen=True)
+class ReportOutcome:
+    """What :func:`write_report` wrote."""
+
+    document: Path  # the markdown file
+    figures: Path  # the folder of its figures
+    sections: dict[str, str]  # section name -> the markdown now between its markers
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "results": str(self.document),
+            "figures": str(self.figures),
+            "sections": self.sections,
+        }
+
+
+def write_report(
+    folders: Iterable[str | Path], document: str | Path, figures: str | Path
+) -> ReportOutcome:
+    """Regenerate the report sections of ``document`` (created if missing) from result
+    ``folders``, and the figures in ``figures``; the rest of the file stays as it is.
+
+    Raises:
+        MissingFileError: a result folder, or the folder of ``document``, does not exist.
+        InputError: a folder holds no results.
+    """
+    loaded = load_results(folders)
+    document, figures = Path(document), Path(figures)
+    if not document.parent.is_dir():
+        raise MissingFileError(
+            f"cannot write {document}: folder {document.parent} does not exist; create it first"
+        )
+    sections = render(loaded, figures, _relative_link(figures, document))
+    before = document.read_text() if document.is_file() else "# Results\n"
+    atomic_write_bytes(document, update_markdown(before, sections).encode())
+    return ReportOutcome(document, figures, sections)
+
+
+def _relative_link(figures: Path, document: Path) -> str:
+    """``figures`` as a link from ``document``'s folder (POSIX separators)."""
     return Path(os.path.relpath(figures.resolve(), document.resolve().parent)).as_posix()

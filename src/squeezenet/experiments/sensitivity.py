@@ -29,6 +29,7 @@ from torch.nn.utils import parametrize
 from squeezenet.compress.prune import layer_names, magnitude_mask
 from squeezenet.compress.quantize import Init, kmeans1d
 from squeezenet.data.presets import Preprocess
+from squeezenet.errors import ConfigError, InputError
 from squeezenet.models.squeezenet import SqueezeNet
 from squeezenet.train.evaluate import eval_batches
 
@@ -51,20 +52,20 @@ class SensitivityConfig:
 
     def __post_init__(self) -> None:
         if any(not 0.0 <= s < 1.0 for s in self.sparsities):
-            raise ValueError(
+            raise ConfigError(
                 f"SensitivityConfig.sparsities: expected fractions in [0, 1), got "
                 f"{list(self.sparsities)}"
             )
         if any(
             isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 16 for b in self.bits
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"SensitivityConfig.bits: expected widths 1..16, got {list(self.bits)}"
             )
         if not self.sparsities and not self.bits:
-            raise ValueError("SensitivityConfig: give at least one sparsity or bit width")
+            raise ConfigError("SensitivityConfig: give at least one sparsity or bit width")
         if self.batch_size < 1:
-            raise ValueError(f"SensitivityConfig.batch_size: expected >= 1, got {self.batch_size}")
+            raise ConfigError(f"SensitivityConfig.batch_size: expected >= 1, got {self.batch_size}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,14 +161,14 @@ def _selected(model: nn.Module, patterns: str) -> list[tuple[str, str, nn.Module
     for prefix, names, module in layer_names(model):
         if any(fnmatchcase(name, p) for name in names for p in wanted):
             if parametrize.is_parametrized(module, "weight"):
-                raise ValueError(
+                raise InputError(
                     f"sensitivity needs plain weights, but {prefix} is pruned or weight-shared; "
                     "bake the masks in first (remove_pruning_) or load the saved weights file"
                 )
             rows.append((names[-1], prefix, module))
     if not rows:
         known = ", ".join(names[-1] for _, names, _ in layer_names(model))
-        raise ValueError(f"--layers {patterns!r} matched no layer; layers: {known}")
+        raise ConfigError(f"--layers {patterns!r} matched no layer; layers: {known}")
     return rows
 
 
@@ -249,7 +250,7 @@ def _load_all(
         xs.append(x.float())
         ys.append(y)
     if not xs:
-        raise ValueError("the evaluation data is empty")
+        raise InputError("the evaluation data is empty; give a dataset with images")
     inputs = torch.cat(xs)
     if channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -277,6 +278,17 @@ def _bits_probe(weight: torch.Tensor, bits: int, init: Init) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """One probe to run: a layer and the sparsity or bit width to give it."""
+
+    name: str
+    prefix: str
+    module: nn.Module
+    kind: Kind
+    value: float | int
+
+
 @torch.no_grad()
 def sensitivity(
     model: nn.Module,
@@ -295,6 +307,11 @@ def sensitivity(
         preprocess: the model's input pipeline.
         config: sparsities, bit widths, layer patterns; see :class:`SensitivityConfig`.
         callback: called after each probe.
+
+    Raises:
+        ConfigError: ``config.layers`` matches no layer.
+        InputError: a selected layer is parametrized (pruned or weight-shared), or ``data`` is
+            empty.
     """
     config = config or SensitivityConfig()
     clock = time.perf_counter()
@@ -305,65 +322,71 @@ def sensitivity(
     inputs, labels = _load_all(data, preprocess, config.batch_size, config.channels_last)
     evaluator = _Evaluator(model, inputs, labels, config.batch_size)
     base = evaluator.scores()
-    baseline = {"top1": base.top1, "top5": base.top5, "loss": base.loss}
-    plan = [
-        (name, prefix, module, kind, value)
+    settings = [
+        _Setting(name, prefix, module, cast(Kind, kind), value)
         for name, prefix, module in selected
         for kind, values in (("prune", config.sparsities), ("bits", config.bits))
         for value in values
     ]
-    order = sorted(range(len(plan)), key=lambda i: evaluator.segments.block_of(plan[i][2]))
-    probes: list[Probe] = []
-    for done, index in enumerate(order, 1):
-        name, prefix, module, kind, value = plan[index]
-        evaluator.advance(evaluator.segments.block_of(module))
-        weight = cast(torch.Tensor, module.weight).data
-        saved = weight.clone()
-        start = time.perf_counter()
-        try:
-            if kind == "prune":
-                changed = _prune_probe(weight, float(value))
-            else:
-                changed = _bits_probe(weight, int(value), config.init)
-            sparsity = float((weight == 0).float().mean())
-            scores = evaluator.scores() if changed else base
-        finally:
-            weight.copy_(saved)
-        probe = Probe(
-            name,
-            prefix,
-            cast(Kind, kind),
-            float(value),
-            scores.top1,
-            scores.top5,
-            scores.loss,
-            sparsity,
-            changed,
-            round(time.perf_counter() - start, 3),
-        )
-        probes.append(probe)
-        if callback is not None:
-            callback(SensitivityProgress(done, len(plan), probe))
-    probes = [probes[order.index(i)] for i in range(len(plan))]  # back in config order
-    layers = tuple(
-        {
-            "name": name,
-            "prefix": prefix,
-            "numel": int(cast(torch.Tensor, module.weight).numel()),
-            "sparsity": float((cast(torch.Tensor, module.weight) == 0).float().mean()),
-            "distinct": int(torch.unique(cast(torch.Tensor, module.weight)).numel()),
-        }
-        for name, prefix, module in selected
+    # forward order, so that each block's inputs are computed once
+    order = sorted(
+        range(len(settings)), key=lambda i: evaluator.segments.block_of(settings[i].module)
     )
+    probes: dict[int, Probe] = {}
+    for done, index in enumerate(order, 1):
+        probes[index] = _probe(evaluator, settings[index], base, config.init)
+        if callback is not None:
+            callback(SensitivityProgress(done, len(settings), probes[index]))
+    layers = tuple(_layer_row(name, prefix, module) for name, prefix, module in selected)
     model.to(memory_format=torch.contiguous_format)
     return SensitivityResult(
         images=len(labels),
-        baseline=baseline,
-        probes=tuple(probes),
+        baseline={"top1": base.top1, "top5": base.top5, "loss": base.loss},
+        probes=tuple(probes[i] for i in range(len(settings))),  # in config order
         layers=layers,
         config=config,
         seconds=round(time.perf_counter() - clock, 3),
     )
+
+
+def _probe(evaluator: _Evaluator, setting: _Setting, base: _Scores, init: Init) -> Probe:
+    """Change one layer as ``setting`` says, evaluate the model, restore the layer exactly."""
+    evaluator.advance(evaluator.segments.block_of(setting.module))
+    weight = cast(torch.Tensor, setting.module.weight).data
+    saved = weight.clone()
+    start = time.perf_counter()
+    try:
+        if setting.kind == "prune":
+            changed = _prune_probe(weight, float(setting.value))
+        else:
+            changed = _bits_probe(weight, int(setting.value), init)
+        sparsity = float((weight == 0).float().mean())
+        scores = evaluator.scores() if changed else base
+    finally:
+        weight.copy_(saved)
+    return Probe(
+        setting.name,
+        setting.prefix,
+        setting.kind,
+        float(setting.value),
+        scores.top1,
+        scores.top5,
+        scores.loss,
+        sparsity,
+        changed,
+        round(time.perf_counter() - start, 3),
+    )
+
+
+def _layer_row(name: str, prefix: str, module: nn.Module) -> dict[str, Any]:
+    weight = cast(torch.Tensor, module.weight)
+    return {
+        "name": name,
+        "prefix": prefix,
+        "numel": int(weight.numel()),
+        "sparsity": float((weight == 0).float().mean()),
+        "distinct": int(torch.unique(weight).numel()),
+    }
 
 
 def plot_sensitivity(result: SensitivityResult, path: Any, *, title: str = "") -> Any:

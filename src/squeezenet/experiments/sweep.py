@@ -21,12 +21,13 @@ from typing import Any
 
 import torch
 
+from squeezenet.errors import ConfigError
 from squeezenet.io.atomic import atomic_write_bytes, atomic_write_json
 from squeezenet.jobs.build import BuildSpec, build
 from squeezenet.models import get_spec, resolve_config
 from squeezenet.models.summary import summarize
 from squeezenet.train.config import TrainConfig
-from squeezenet.train.loop import FitEvent, fit
+from squeezenet.train.loop import FitEvent, FitResult, fit
 
 RESULTS = "results.jsonl"
 
@@ -46,7 +47,7 @@ class Trial:
         get_spec(self.model)  # unknown model names fail here, before any training
         resolve_config(self.model, **dict(self.overrides))  # and so do bad config values
         if self.train_images < 0 or self.test_images < 0:
-            raise ValueError("Trial: train_images and test_images must be >= 0 (0: all)")
+            raise ConfigError("Trial: train_images and test_images must be >= 0 (0: all)")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,9 +89,9 @@ def parse_grid(specs: Sequence[str]) -> list[dict[str, Any]]:
         name, sep, values = spec.partition("=")
         items = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not name.strip() or not items:
-            raise ValueError(f"--grid expects FIELD=V1,V2,..., got {spec!r}")
+            raise ConfigError(f"--grid expects FIELD=V1,V2,..., got {spec!r}")
         if any(name.strip() == n for n, _ in axes):
-            raise ValueError(f"--grid names {name.strip()!r} twice; give its values once")
+            raise ConfigError(f"--grid names {name.strip()!r} twice; give its values once")
         axes.append((name.strip(), [_value(v) for v in items]))
     names = [n for n, _ in axes]
     return [
@@ -143,23 +144,17 @@ def run_trial(
             data_dir=data_dir,
         )
     )
-    model, preprocess, train_data, test_data = (
-        run.model,
-        run.preprocess,
-        run.train_split,
-        run.test_data,
-    )
-    summary = summarize(model, (preprocess.channels, preprocess.crop, preprocess.crop))
+    preprocess = run.preprocess
+    summary = summarize(run.model, (preprocess.channels, preprocess.crop, preprocess.crop))
     result = fit(
-        model,
-        train_data,
+        run.model,
+        run.train_split,
         trial.train,
         preprocess=preprocess,
-        eval_data=test_data,
+        eval_data=run.test_data,
         callback=callback,
         device=device,
     )
-    last = result.history[-1] if result.history else {}
     return {
         "key": trial.key,
         "trial": trial.to_dict(),
@@ -167,13 +162,10 @@ def run_trial(
         "params": summary.params,
         "size_bytes": summary.size_bytes,
         "macs": summary.macs,
-        "top1": last.get("top1"),
-        "top5": last.get("top5"),
-        "eval_loss": last.get("eval_loss"),
-        "train_loss": last.get("train_loss"),
+        **_fit_record(result),
         "epochs": trial.train.epochs,
-        "train_images": len(train_data),
-        "test_images": len(test_data),
+        "train_images": len(run.train_split),
+        "test_images": len(run.test_data),
         "collapsed": result.collapsed,
         "history": [
             {k: r.get(k) for k in ("epoch", "train_loss", "top1", "top5")} for r in result.history
@@ -181,6 +173,12 @@ def run_trial(
         "seconds": round(time.perf_counter() - clock, 2),
         "device": device if device == "cpu" else torch.cuda.get_device_name(0),
     }
+
+
+def _fit_record(result: FitResult) -> dict[str, Any]:
+    """The last epoch's accuracy and losses (None where the run has no epoch)."""
+    last = result.history[-1] if result.history else {}
+    return {k: last.get(k) for k in ("top1", "top5", "eval_loss", "train_loss")}
 
 
 def read_records(out: str | Path) -> list[dict[str, Any]]:
@@ -242,7 +240,7 @@ def run_sweep(
     folder.mkdir(parents=True, exist_ok=True)
     keys = [t.key for t in trials]
     if len(set(keys)) != len(keys):
-        raise ValueError("the sweep lists the same trial twice; remove the duplicate grid values")
+        raise ConfigError("the sweep lists the same trial twice; remove the duplicate grid values")
     described = {"trials": [t.to_dict() for t in trials], **(meta or {})}
     atomic_write_json(folder / "sweep.json", described)
     done = {r["key"]: r for r in read_records(folder)}

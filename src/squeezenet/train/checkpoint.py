@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from squeezenet.errors import InputError
 from squeezenet.io.atomic import atomic_write_bytes
 from squeezenet.io.weights import atomic_save_safetensors, read_metadata
 
@@ -19,8 +20,8 @@ CHECKPOINT = "checkpoint.safetensors"
 STATE_JSON = "state.json"  # a human-readable copy of the state; resume reads the checkpoint
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be resumed; the message says why and what to do."""
+class CheckpointError(InputError):
+    """A run folder or checkpoint that cannot be resumed; the message says why and what to do."""
 
 
 def _rng_to_text(state: torch.Tensor) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from squeezenet.errors import ConfigError
 
 Schedule = Literal["poly", "cosine", "step", "constant"]
 
@@ -43,31 +45,35 @@ class TrainConfig:
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainConfig.{name}: expected an integer >= 1, got {value!r}")
+                raise ConfigError(f"TrainConfig.{name}: expected an integer >= 1, got {value!r}")
         if self.batch_size % self.accumulate:
-            raise ValueError(
+            raise ConfigError(
                 f"TrainConfig.batch_size: {self.batch_size} is not divisible by accumulate="
                 f"{self.accumulate}"
             )
+        self._check_optimiser()
+        for name in ("checkpoint_every", "max_steps", "workers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"TrainConfig.{name}: expected >= 0, got {getattr(self, name)}")
+
+    def _check_optimiser(self) -> None:
+        """The SGD and schedule fields."""
         if self.lr <= 0:
-            raise ValueError(f"TrainConfig.lr: expected > 0, got {self.lr}")
+            raise ConfigError(f"TrainConfig.lr: expected > 0, got {self.lr}")
         if not 0 <= self.momentum < 1:
-            raise ValueError(f"TrainConfig.momentum: expected in [0, 1), got {self.momentum}")
+            raise ConfigError(f"TrainConfig.momentum: expected in [0, 1), got {self.momentum}")
         if self.weight_decay < 0:
-            raise ValueError(f"TrainConfig.weight_decay: expected >= 0, got {self.weight_decay}")
-        if self.schedule not in ("poly", "cosine", "step", "constant"):
-            raise ValueError(
+            raise ConfigError(f"TrainConfig.weight_decay: expected >= 0, got {self.weight_decay}")
+        if self.schedule not in get_args(Schedule):
+            raise ConfigError(
                 "TrainConfig.schedule: expected poly, cosine, step or constant, "
                 f"got {self.schedule!r}"
             )
         if self.warmup_epochs < 0 or not 0 < self.warmup_start <= 1:
-            raise ValueError(
+            raise ConfigError(
                 "TrainConfig.warmup_epochs/warmup_start: expected warmup_epochs >= 0 and "
                 f"0 < warmup_start <= 1, got {self.warmup_epochs}, {self.warmup_start}"
             )
-        for name in ("checkpoint_every", "max_steps", "workers"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name}: expected >= 0, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,9 +122,9 @@ RECIPES: dict[str, TrainConfig] = {
 def recipe(name: str, **overrides: Any) -> TrainConfig:
     """A named recipe with fields replaced, e.g. ``recipe("small", epochs=3)``."""
     if name not in RECIPES:
-        raise ValueError(f"unknown training recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
+        raise ConfigError(f"unknown training recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise ValueError(f"TrainConfig has no field {', '.join(unknown)}")
+        raise ConfigError(f"TrainConfig has no field {', '.join(unknown)}")
     return dataclasses.replace(RECIPES[name], **overrides)

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from squeezenet.data.datasets import ArrayDataset, FileListDataset
 from squeezenet.data.presets import Preprocess
 from squeezenet.data.transforms import BatchPipeline, train_transform
+from squeezenet.errors import ConfigError
 from squeezenet.io.atomic import atomic_write_bytes
 from squeezenet.train.checkpoint import (
     CHECKPOINT,
@@ -148,7 +149,7 @@ def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_bytes(run_dir / "metrics.csv", buffer.getvalue().encode())
 
 
-class _CollapseWatch:
+class CollapseWatch:
     """Warns when the loss sits at ln(classes) or the logits are all zero (dead conv10)."""
 
     def __init__(self, num_classes: int, patience: int) -> None:
@@ -174,6 +175,60 @@ class _CollapseWatch:
             f"training looks collapsed: {why}; lower the learning rate, lengthen the warm-up "
             "(warmup_epochs) or use batch_norm=True"
         )
+
+
+_EMPTY_ACCUM = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}  # an epoch's sums
+
+
+@dataclass
+class _Counters:
+    """Where the run stands: what a checkpoint stores, so that a resume continues from here."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0  # optimiser steps done
+    history: list[dict[str, Any]] = field(default_factory=list)  # one record per finished epoch
+    accum: dict[str, Any] = field(default_factory=lambda: dict(_EMPTY_ACCUM))  # this epoch's sums
+
+
+@dataclass
+class _Session:
+    """One call of :func:`fit`: what stays fixed during it, and the counters that move."""
+
+    model: nn.Module
+    net: nn.Module  # the model, wrapped in DistributedDataParallel when there are ranks
+    optimizer: torch.optim.Optimizer
+    source: _BatchSource
+    config: TrainConfig
+    preprocess: Preprocess
+    eval_data: Dataset[Any] | None
+    run_path: Path | None
+    device: torch.device
+    rank: int
+    world: int
+    model_config: dict[str, Any]  # the model's config fields, recorded and checked on resume
+    callback: Callable[[FitEvent], None] | None
+    watch: CollapseWatch | None
+    counters: _Counters
+    collapsed: bool = False  # the collapse warning fired during this call
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.source.steps_per_epoch()
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.config.epochs
+
+    def emit(self, kind: str, **kw: Any) -> None:
+        if self.callback is not None and self.rank == 0:
+            c = self.counters
+            self.callback(
+                FitEvent(
+                    kind, c.epoch, c.global_step, self.total_steps, self.steps_per_epoch,
+                    self.config.batch_size, **kw,
+                )
+            )  # fmt: skip
 
 
 def fit(
@@ -202,169 +257,216 @@ def fit(
         resume: continue from ``run_dir``'s checkpoint, exactly where it stopped.
         callback: receives :class:`FitEvent` progress reports.
         device: "cpu" or "cuda".
+
+    Raises:
+        ConfigError: the batch does not split over the ranks and micro-batches, or is larger
+            than the training set.
+        CheckpointError: ``resume`` without a checkpoint, or with other settings than it has.
     """
+    session = _start(
+        model, train_data, config, preprocess, eval_data,
+        Path(run_dir) if run_dir is not None else None, resume, callback, torch.device(device),
+    )  # fmt: skip
+    session.emit("start")
+    stopped = _train_epochs(session)
+    if stopped:
+        _save_checkpoint(session)
+    history = session.counters.history
+    session.emit("end", metrics=history[-1] if history else {})
+    return FitResult(history, session.counters.global_step, session.collapsed, session.run_path)
+
+
+def _start(
+    model: nn.Module,
+    train_data: Dataset[Any],
+    config: TrainConfig,
+    preprocess: Preprocess,
+    eval_data: Dataset[Any] | None,
+    run_path: Path | None,
+    resume: bool,
+    callback: Callable[[FitEvent], None] | None,
+    device: torch.device,
+) -> _Session:
+    """Check the batch, move the model, build the optimiser, then resume or start the run."""
     rank, world = _rank_world()
-    device = torch.device(device)
     if config.batch_size % (world * config.accumulate):
-        raise ValueError(
+        raise ConfigError(
             f"batch_size {config.batch_size} must be divisible by world size {world} x "
             f"accumulate {config.accumulate}"
         )
     source = _BatchSource(train_data, preprocess, config, device)
-    steps_per_epoch = source.steps_per_epoch()
-    if steps_per_epoch == 0:
-        raise ValueError(
+    if source.steps_per_epoch() == 0:
+        raise ConfigError(
             f"batch_size {config.batch_size} is larger than the training set ({source.n} images)"
         )
-    total_steps = steps_per_epoch * config.epochs
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        nesterov=config.nesterov,
-    )
-    run_path = Path(run_dir) if run_dir is not None else None
+        model.parameters(), lr=config.lr, momentum=config.momentum,
+        weight_decay=config.weight_decay, nesterov=config.nesterov,
+    )  # fmt: skip
     model_config = getattr(model, "config", None)
     model_config_dict = model_config.__dict__ if model_config is not None else {}
-    history: list[dict[str, Any]] = []
-    epoch, step_in_epoch, global_step = 0, 0, 0
-    accum = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}
-    if resume:
-        if run_path is None or not (run_path / CHECKPOINT).is_file():
-            raise CheckpointError(f"nothing to resume: no {CHECKPOINT} in {run_path}")
-        state = load_checkpoint(run_path, model, optimizer)
-        _check_resume(state, config, model_config_dict, world)
-        epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
-        global_step, history, accum = state["global_step"], state["history"], state["accum"]
-    elif run_path is not None and rank == 0:
-        run_path.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(
-            run_path / "config.json",
-            json.dumps(
-                {
-                    "train": config.to_dict(),
-                    "model": model_config_dict,
-                    "preprocess": preprocess.to_dict(),
-                },
-                indent=2,
-            ).encode(),
-        )
+    if resume:  # before DDP wraps the model: its construction broadcasts rank 0's weights
+        counters = _resume(run_path, model, optimizer, config, model_config_dict, world)
+    else:
+        counters = _Counters()
+        if run_path is not None and rank == 0:
+            _write_run_config(run_path, config, model_config_dict, preprocess)
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device] if device.type == "cuda" else None
         )
     num_classes = int(getattr(model_config, "num_classes", 0) or 0)
-    watch = _CollapseWatch(num_classes, config.collapse_patience) if num_classes > 1 else None
-    collapsed = False
+    watch = CollapseWatch(num_classes, config.collapse_patience) if num_classes > 1 else None
+    return _Session(
+        model, net, optimizer, source, config, preprocess, eval_data, run_path, device, rank,
+        world, model_config_dict, callback, watch, counters,
+    )  # fmt: skip
 
-    def emit(kind: str, **kw: Any) -> None:
-        if callback is not None and rank == 0:
-            callback(
-                FitEvent(
-                    kind, epoch, global_step, total_steps, steps_per_epoch, config.batch_size, **kw
-                )
-            )
 
-    def checkpoint() -> None:
-        if run_path is not None and rank == 0:
-            save_checkpoint(
-                run_path,
-                model,
-                optimizer,
-                {
-                    "epoch": epoch,
-                    "step_in_epoch": step_in_epoch,
-                    "global_step": global_step,
-                    "train_config": config.to_dict(),
-                    "model_config": model_config_dict,
-                    "world_size": world,
-                    "history": history,
-                    "accum": accum,
-                },
-            )
+def _resume(
+    run_path: Path | None,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    model_config: dict[str, Any],
+    world: int,
+) -> _Counters:
+    """Restore model, optimiser and RNG from the run folder's checkpoint; return its counters."""
+    if run_path is None or not (run_path / CHECKPOINT).is_file():
+        raise CheckpointError(f"nothing to resume: no {CHECKPOINT} in {run_path}")
+    state = load_checkpoint(run_path, model, optimizer)
+    _check_resume(state, config, model_config, world)
+    return _Counters(
+        state["epoch"], state["step_in_epoch"], state["global_step"], state["history"],
+        state["accum"],
+    )  # fmt: skip
 
-    emit("start")
-    stop = False
-    while epoch < config.epochs and not stop:
-        order = source.epoch_order(epoch)
-        model.train()
-        while step_in_epoch < steps_per_epoch:
-            if config.max_steps and global_step >= config.max_steps:
-                stop = True
-                break
-            started = time.perf_counter()
-            lr = learning_rate(config, global_step, total_steps, steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            torch.manual_seed(_derive(config.seed, 3, global_step))  # dropout masks
-            indices = source.global_indices(order, step_in_epoch)
-            optimizer.zero_grad(set_to_none=True)
-            step_loss, step_correct = 0.0, 0
-            micro = list(source.micro_batches(indices, global_step, rank, world))
-            for i, (x, y) in enumerate(micro):
-                sync = i == len(micro) - 1 or world == 1
-                ctx = net.no_sync() if (world > 1 and not sync) else _NullContext()  # type: ignore[operator]
-                with ctx, torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                    logits = net(x)
-                    loss = F.cross_entropy(
-                        logits.float(), y, label_smoothing=config.label_smoothing
-                    )
-                (loss / len(micro)).backward()  # type: ignore[no-untyped-call]
-                step_loss += float(loss.detach()) / len(micro)
-                step_correct += int((logits.argmax(1) == y).sum())
-            optimizer.step()
-            global_step += 1
-            step_in_epoch += 1
-            local_n = len(indices) // world
-            accum["loss_sum"] += step_loss * local_n
-            accum["correct"] += step_correct
-            accum["seen"] += local_n
-            accum["time"] += time.perf_counter() - started
-            if watch is not None:
-                warning = watch.update(step_loss, logits)
-                if warning:
-                    collapsed = True
-                    log.warning(warning)
-                    emit("warning", message=warning)
-            emit("step", loss=step_loss, lr=lr)
-            if config.checkpoint_every and global_step % config.checkpoint_every == 0:
-                checkpoint()
-        if stop:
-            break
-        record = _epoch_record(epoch, global_step, accum, lr, world)
-        if (
-            eval_data is not None
-            and rank == 0
-            and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs)
-        ):
-            result = evaluate(
-                model,
-                eval_data,
-                preprocess,
-                batch_size=config.eval_batch_size,
-                channels_last=config.channels_last,
-                device=device,
-            )
-            record.update(eval_loss=result.loss, top1=result.top1, top5=result.top5)
-        if collapsed:
-            record["collapse_warning"] = True
-        history.append(record)
-        epoch += 1
-        step_in_epoch = 0
-        accum = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}
-        checkpoint()
-        if run_path is not None and rank == 0:
-            _write_metrics(run_path, history)
-        emit("epoch", metrics=record)
-    if stop:
-        checkpoint()
-    emit("end", metrics=history[-1] if history else {})
-    return FitResult(history, global_step, collapsed, run_path)
+
+def _write_run_config(
+    run_path: Path, config: TrainConfig, model_config: dict[str, Any], preprocess: Preprocess
+) -> None:
+    run_path.mkdir(parents=True, exist_ok=True)
+    document = {
+        "train": config.to_dict(),
+        "model": model_config,
+        "preprocess": preprocess.to_dict(),
+    }
+    atomic_write_bytes(run_path / "config.json", json.dumps(document, indent=2).encode())
+
+
+def _train_epochs(s: _Session) -> bool:
+    """Train until the last epoch ends; True when ``max_steps`` stopped it inside an epoch."""
+    c = s.counters
+    while c.epoch < s.config.epochs:
+        order = s.source.epoch_order(c.epoch)
+        s.model.train()
+        while c.step_in_epoch < s.steps_per_epoch:
+            if s.config.max_steps and c.global_step >= s.config.max_steps:
+                return True
+            _train_step(s, order)
+        _end_epoch(s)
+    return False
+
+
+def _train_step(s: _Session, order: torch.Tensor) -> None:
+    """One optimiser step over the global batch (all micro-batches), then its bookkeeping."""
+    c, config = s.counters, s.config
+    started = time.perf_counter()
+    lr = learning_rate(config, c.global_step, s.total_steps, s.steps_per_epoch)
+    for group in s.optimizer.param_groups:
+        group["lr"] = lr
+    torch.manual_seed(_derive(config.seed, 3, c.global_step))  # dropout masks
+    indices = s.source.global_indices(order, c.step_in_epoch)
+    s.optimizer.zero_grad(set_to_none=True)
+    step_loss, step_correct, logits = _forward_backward(s, indices)
+    s.optimizer.step()
+    c.global_step += 1
+    c.step_in_epoch += 1
+    local_n = len(indices) // s.world
+    c.accum["loss_sum"] += step_loss * local_n
+    c.accum["correct"] += step_correct
+    c.accum["seen"] += local_n
+    c.accum["time"] += time.perf_counter() - started
+    _watch_collapse(s, step_loss, logits)
+    s.emit("step", loss=step_loss, lr=lr)
+    if config.checkpoint_every and c.global_step % config.checkpoint_every == 0:
+        _save_checkpoint(s)
+
+
+def _forward_backward(s: _Session, indices: torch.Tensor) -> tuple[float, int, torch.Tensor]:
+    """Accumulate the gradients of this rank's micro-batches (DDP syncs on the last one).
+
+    Returns the step's mean loss, its correct predictions and the last micro-batch's logits.
+    """
+    step_loss, step_correct = 0.0, 0
+    micro = list(s.source.micro_batches(indices, s.counters.global_step, s.rank, s.world))
+    for i, (x, y) in enumerate(micro):
+        sync = i == len(micro) - 1 or s.world == 1
+        ctx = s.net.no_sync() if (s.world > 1 and not sync) else _NullContext()  # type: ignore[operator]
+        with ctx, torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=s.config.bf16):
+            logits = s.net(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=s.config.label_smoothing)
+        (loss / len(micro)).backward()  # type: ignore[no-untyped-call]
+        step_loss += float(loss.detach()) / len(micro)
+        step_correct += int((logits.argmax(1) == y).sum())
+    return step_loss, step_correct, logits
+
+
+def _watch_collapse(s: _Session, step_loss: float, logits: torch.Tensor) -> None:
+    if s.watch is None:
+        return
+    warning = s.watch.update(step_loss, logits)
+    if warning:
+        s.collapsed = True
+        log.warning(warning)
+        s.emit("warning", message=warning)
+
+
+def _end_epoch(s: _Session) -> None:
+    """Record the epoch (evaluated when due), checkpoint, write the metrics, report."""
+    c, config = s.counters, s.config
+    # the LR of the epoch's last step (a pure function of the step, so also right on a resume
+    # from a checkpoint written after that step)
+    lr = learning_rate(config, c.global_step - 1, s.total_steps, s.steps_per_epoch)
+    record = _epoch_record(c.epoch, c.global_step, c.accum, lr, s.world)
+    due = (c.epoch + 1) % config.eval_every == 0 or c.epoch + 1 == config.epochs
+    if s.eval_data is not None and s.rank == 0 and due:
+        result = evaluate(
+            s.model, s.eval_data, s.preprocess, batch_size=config.eval_batch_size,
+            channels_last=config.channels_last, device=s.device,
+        )  # fmt: skip
+        record.update(eval_loss=result.loss, top1=result.top1, top5=result.top5)
+    if s.collapsed:
+        record["collapse_warning"] = True
+    c.history.append(record)
+    c.epoch += 1
+    c.step_in_epoch = 0
+    c.accum = dict(_EMPTY_ACCUM)
+    _save_checkpoint(s)
+    if s.run_path is not None and s.rank == 0:
+        _write_metrics(s.run_path, c.history)
+    s.emit("epoch", metrics=record)
+
+
+def _save_checkpoint(s: _Session) -> None:
+    if s.run_path is None or s.rank != 0:
+        return
+    c = s.counters
+    state = {
+        "epoch": c.epoch,
+        "step_in_epoch": c.step_in_epoch,
+        "global_step": c.global_step,
+        "train_config": s.config.to_dict(),
+        "model_config": s.model_config,
+        "world_size": s.world,
+        "history": c.history,
+        "accum": c.accum,
+    }
+    save_checkpoint(s.run_path, s.model, s.optimizer, state)
 
 
 def _epoch_record(

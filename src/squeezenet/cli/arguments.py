@@ -1,0 +1,134 @@
+"""How commands read their arguments: a MODEL, the device, and the paths a user names.
+
+One rule for a MODEL argument, shared by eval, predict, export and bench: it is a model file when
+:func:`squeezenet.jobs.load.is_model_file` says so, else a registry name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from squeezenet.errors import ConfigError, InputError, MissingFileError, UserError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from squeezenet.io.weights import LoadedModel
+
+PathArg = str | Path | None
+
+
+def given(**options: Any) -> dict[str, Any]:
+    """The options the user gave (those not None), by name."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def resolve_device(device: str | None) -> str:
+    """``--device``, or cuda when there is one, else cpu."""
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_model_file(model: str, command: str) -> LoadedModel:
+    """MODEL of a command that needs trained weights and preprocessing (eval, predict).
+
+    Raises:
+        ConfigError: ``model`` is a registry name, which has neither.
+        MissingFileError / FileFormatError: no such file, or not a model file (from load_any).
+    """
+    from squeezenet.jobs.load import is_model_file, load_any
+
+    if not is_model_file(model):
+        raise ConfigError(
+            f"{command} needs a model file (.safetensors or .sqz), got {model!r}, which names a "
+            f"registry model without trained weights (write ./{model} for a file of that name)"
+        )
+    return load_any(model)
+
+
+def load_model_arg(model: str) -> tuple[nn.Module, tuple[int, int, int], str]:
+    """MODEL of a command that also takes a registry name (export, bench).
+
+    Returns:
+        The model in eval mode (a registry name: random weights, seed 0), its input shape
+        (C, H, W) (a file's own crop, else the registry's natural size) and its registry name.
+    """
+    from squeezenet.jobs.load import is_model_file, load_any
+    from squeezenet.models import create_model, get_spec
+
+    if not is_model_file(model):
+        spec = get_spec(model)
+        shape = (spec.config.in_channels, spec.input_size, spec.input_size)
+        return create_model(model, seed=0).eval(), shape, model
+    loaded = load_any(model)
+    size = loaded.preprocess.crop if loaded.preprocess else get_spec(loaded.model_name).input_size
+    channels = int(loaded.config.get("in_channels", 3))
+    return loaded.model, (channels, size, size), loaded.model_name
+
+
+@contextmanager
+def user_paths(reads: Iterable[PathArg] = (), writes: Iterable[PathArg] = ()) -> Iterator[None]:
+    """Inside the block, an OS error on a path the user named is a one-line user error.
+
+    Missing files, a folder where a file belongs (or the reverse) and permission problems
+    become :class:`MissingFileError` (no such file) or :class:`InputError`, naming the path.
+    An OS error counts as one on a named path when it is on the path or inside it, and for
+    ``writes`` also on a folder above it (creating it) or on the temporary file that an atomic
+    write puts beside it (``.NAME.*``, :mod:`squeezenet.io.atomic`). Any other ``OSError`` is a
+    bug and keeps its traceback.
+    """
+    named = [(False, Path(p)) for p in reads if p is not None]
+    named += [(True, Path(p)) for p in writes if p is not None]
+    try:
+        yield
+    except UserError:
+        raise
+    except OSError as exc:
+        for write, path in named:
+            culprit = _culprit(exc, path, write=write)
+            if culprit is not None:  # "" when the error is on ``path`` itself
+                raise _user_error(exc, "write" if write else "read", path, culprit) from exc
+        raise
+
+
+def _culprit(exc: OSError, named: Path, *, write: bool) -> str | None:
+    """The path in ``exc`` that ``named`` accounts for ("" when it is ``named`` itself)."""
+    target = Path(os.path.abspath(named))
+    for filename in (exc.filename, exc.filename2):
+        if not isinstance(filename, str | os.PathLike):
+            continue
+        path = Path(os.path.abspath(filename))
+        if path == target:
+            return ""
+        if target in path.parents or (write and path in target.parents):
+            return os.fspath(filename)
+        if write and path.parent == target.parent and path.name.startswith(f".{target.name}."):
+            return ""  # the temporary file of an atomic write of ``named``
+    return None
+
+
+# What to do about the OS errors a user causes most often, by errno.
+_HINTS = {
+    errno.ENOENT: "check the path",
+    errno.EISDIR: "name a file, not a folder",
+    errno.ENOTDIR: "a file stands where a folder should be",
+    errno.EEXIST: "a file stands where a folder should be",
+    errno.EACCES: "check its permissions",
+    errno.EPERM: "check its permissions",
+}
+
+
+def _user_error(exc: OSError, verb: str, named: Path, culprit: str) -> UserError:
+    reason = exc.strerror or os.strerror(exc.errno or errno.EIO)
+    where = f" ({culprit})" if culprit else ""
+    hint = _HINTS.get(exc.errno or 0)
+    message = f"cannot {verb} {named}: {reason}{where}" + (f"; {hint}" if hint else "")
+    if isinstance(exc, FileNotFoundError):
+        return MissingFileError(message)
+    return InputError(message)
