@@ -39,6 +39,21 @@ Distill = Annotated[
     str | None, typer.Option(help="Fine-tune centroids on these unlabeled proxy images.")
 ]
 DistillImages = Annotated[int, typer.Option(help="Proxy images seen by --distill (the budget).")]
+RateLambda = Annotated[
+    float | None,
+    typer.Option(help="Entropy-constrained quantization: squared error + LAMBDA x bits per layer."),
+]
+TargetBytes = Annotated[
+    int | None,
+    typer.Option(help="Entropy-constrained quantization to at most this many bytes (within 1 %)."),
+]
+Calib = Annotated[
+    str | None,
+    typer.Option(
+        help="Proxy images (their training split) that weigh each layer's error for "
+        "--rate-lambda / --target-bytes; never the evaluation images."
+    ),
+]
 
 
 @app.command("import-caffe-dc")
@@ -96,11 +111,14 @@ def compress_cmd(
     gap_bits: GapBits = None,
     distill: Distill = None,
     distill_images: DistillImages = 40_000,
+    rate_lambda: RateLambda = None,
+    target_bytes: TargetBytes = None,
+    calib: Calib = None,
     seed: Seed = 0,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Deep Compression: prune, share weights (k-means), entropy-code, write a .sqz file."""
+    """Deep Compression: prune, share weights (k-means or ECSQ), entropy-code, write a .sqz."""
     from squeezenet.jobs.compress_config import CompressConfig
     from squeezenet.jobs.specs import parse_policy, resolve_bits
 
@@ -113,8 +131,10 @@ def compress_cmd(
             codebook_dtype=codebook,  # type: ignore[arg-type]
             gap_bits=gap_bits,
             seed=seed,
+            rate_lambda=rate_lambda,
+            target_bytes=target_bytes,
         )
-        report = _compress(model, output, config, distill, distill_images, quiet)
+        report = _compress(model, output, config, (distill, distill_images, calib), quiet)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -125,19 +145,21 @@ def _compress(
     model: str,
     output: str,
     config: CompressConfig,
-    distill: str | None,
-    distill_images: int,
+    proxies: tuple[str | None, int, str | None],
     quiet: bool,
 ) -> CompressReport:
-    """compress_file, with a progress bar for ``--distill`` (without it: seconds, no bar)."""
+    """compress_file, with a progress bar for ``--distill`` (without it: seconds, no bar).
+
+    ``proxies``: the ``--distill`` data and its image budget, and the ``--calib`` data."""
     from squeezenet.jobs.compress_file import compress_file
 
+    distill, distill_images, calib = proxies
     if distill is None:
-        return compress_file(model, output, config).report
+        return compress_file(model, output, config, calib=calib).report
     progress = progress_bar(quiet)
     hook = _distiller(distill, config.seed, distill_images, progress)
     with progress:
-        return compress_file(model, output, config, distill=hook).report
+        return compress_file(model, output, config, distill=hook, calib=calib).report
 
 
 def _print_compress(report: CompressReport) -> None:

@@ -69,6 +69,12 @@ class CompressConfig:
     gap_bits: int | None = None  # relative-position width; None: smallest per layer
     iters: int = 300  # Lloyd iterations per layer (1-D k-means converges in far fewer)
     seed: int = 0  # seeds init="random"
+    # Entropy-constrained quantization instead of k-means (docs/RESULTS.md, issue 11): per
+    # layer the levels and assignments minimising squared error + lambda x bits, zero being a
+    # level of its own (pruning is a rate decision). Give a lambda, or a byte target that a
+    # bisection on lambda meets within 1 % (never above it). bits then caps the levels.
+    rate_lambda: float | None = None
+    target_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.policy is not None and not isinstance(self.policy, PrunePolicy):
@@ -92,6 +98,16 @@ class CompressConfig:
         if self.gap_bits is not None and not 1 <= self.gap_bits <= MAX_GAP_BITS:
             raise ConfigError(
                 f"CompressConfig.gap_bits: expected 1..{MAX_GAP_BITS} or None, got {self.gap_bits}"
+            )
+        if self.rate_lambda is not None and self.target_bytes is not None:
+            raise ConfigError("CompressConfig: give rate_lambda or target_bytes, not both")
+        if self.rate_lambda is not None and not (0 <= self.rate_lambda < float("inf")):
+            raise ConfigError(
+                f"CompressConfig.rate_lambda: expected a finite value >= 0, got {self.rate_lambda}"
+            )
+        if self.target_bytes is not None and self.target_bytes < 64:
+            raise ConfigError(
+                f"CompressConfig.target_bytes: expected >= 64 bytes, got {self.target_bytes}"
             )
         if self.iters < 0:
             raise ConfigError(f"CompressConfig.iters: expected >= 0, got {self.iters}")

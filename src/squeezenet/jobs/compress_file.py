@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -40,6 +41,7 @@ from squeezenet.jobs.compress_config import (
     describe_policy,
 )
 from squeezenet.jobs.load import load_any
+from squeezenet.jobs.rate import RateOutcome, ecsq_to_rate_, proxy_scales
 from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES, StageSize, stage_sizes
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ class CompressReport:
     seconds: dict[str, float]  # wall time per stage
     distill: dict[str, Any] | None = None  # the distiller's report, when one ran
     output: str | None = None  # the written file
+    rate: dict[str, Any] | None = None  # the ECSQ lambda (and its search), when one ran
 
     @property
     def file_bytes(self) -> int:
@@ -104,6 +107,7 @@ class CompressReport:
             ],
             "seconds": self.seconds,
             "distill": self.distill,
+            "rate": self.rate,
         }
 
 
@@ -122,7 +126,11 @@ class CompressResult:
 
 
 def compress_model(
-    loaded: LoadedModel, config: CompressConfig, *, distill: Distiller | None = None
+    loaded: LoadedModel,
+    config: CompressConfig,
+    *,
+    distill: Distiller | None = None,
+    scales: Mapping[str, float] | None = None,
 ) -> CompressResult:
     """Prune, share and encode ``loaded.model`` in place (Deep Compression Sec. 2-4).
 
@@ -133,6 +141,8 @@ def compress_model(
         distill: optional fine-tuning of the shared centroids,
             ``distill(student, teacher, preprocess)``, run after quantization with the
             uncompressed model as the teacher (see :data:`Distiller`).
+        scales: with ``config.rate_lambda`` / ``target_bytes``: each layer's cost of a unit of
+            squared weight error (:func:`squeezenet.compress.rd.layer_scales`); None: equal.
 
     Returns:
         The weight-shared model (``loaded.model``, changed in place), its plain-data form, the
@@ -143,8 +153,7 @@ def compress_model(
     teacher = copy.deepcopy(model).eval() if distill is not None else None
     prune_report = _prune_stage_(model, config)
     watch.lap("prune")
-    bits = config.bits if isinstance(config.bits, int) else dict(config.bits)
-    quant = quantize_(model, bits, init=config.init, iters=config.iters, seed=config.seed)
+    quant, rate = _quantize_stage_(loaded, config, scales)
     watch.lap("quantize")
     distilled = None
     if distill is not None and teacher is not None:
@@ -158,9 +167,7 @@ def compress_model(
         class_names=loaded.class_names,
     )
     watch.lap("export")
-    data = encode_sqz(
-        cm, codec=config.codec, gap_bits=config.gap_bits, codebook_dtype=config.codebook_dtype
-    )
+    data = _encode(cm, config)
     watch.lap("encode")
     report = CompressReport(
         model_name=loaded.model_name,
@@ -170,9 +177,46 @@ def compress_model(
         layers=_layer_rows(cm, quant),
         seconds=watch.seconds,
         distill=distilled,
+        rate=rate.to_dict() if rate is not None else None,
     )
     logger.info("compressed %s to %d bytes", loaded.model_name, len(data))
     return CompressResult(model, cm, data, report, prune_report, quant)
+
+
+def _quantize_stage_(
+    loaded: LoadedModel, config: CompressConfig, scales: Mapping[str, float] | None
+) -> tuple[QuantizeReport, RateOutcome | None]:
+    """k-means weight sharing, or ECSQ at a lambda / byte target (config.rate_lambda, ...)."""
+    bits = config.bits if isinstance(config.bits, int) else dict(config.bits)
+    if config.rate_lambda is None and config.target_bytes is None:
+        quant = quantize_(
+            loaded.model, bits, init=config.init, iters=config.iters, seed=config.seed
+        )
+        return quant, None
+
+    def size_of(model: nn.Module) -> int:
+        cm = to_compressed(
+            model,
+            model_name=loaded.model_name,
+            preprocess=loaded.preprocess,
+            class_names=loaded.class_names,
+        )
+        return len(_encode(cm, config))
+
+    return ecsq_to_rate_(
+        loaded.model,
+        size_of,
+        bits=bits,
+        rate_lambda=config.rate_lambda,
+        target_bytes=config.target_bytes,
+        scales=scales,
+    )
+
+
+def _encode(cm: CompressedModel, config: CompressConfig) -> bytes:
+    return encode_sqz(
+        cm, codec=config.codec, gap_bits=config.gap_bits, codebook_dtype=config.codebook_dtype
+    )
 
 
 class _Stopwatch:
@@ -236,8 +280,12 @@ def compress_file(
     config: CompressConfig,
     *,
     distill: Distiller | None = None,
+    calib: str | None = None,
 ) -> CompressResult:
     """:func:`compress_model` on a weights file (or .sqz), written atomically to ``output``.
+
+    ``calib``: with ECSQ, the dataset whose unlabeled training images measure the per-layer
+    scales (:func:`squeezenet.jobs.rate.proxy_scales`); None weighs every layer's error alike.
 
     Raises:
         MissingFileError: ``source`` or the folder of ``output`` does not exist.
@@ -249,7 +297,10 @@ def compress_file(
     watch = _Stopwatch()
     loaded = load_any(source)
     load_s = watch.lap("load")
-    result = compress_model(loaded, config, distill=distill)
+    scales = None
+    if calib is not None and (config.rate_lambda is not None or config.target_bytes is not None):
+        scales = proxy_scales(loaded, calib, seed=config.seed)
+    result = compress_model(loaded, config, distill=distill, scales=scales)
     watch.restart()
     atomic_write_bytes(output, result.data)
     seconds = {"load": load_s, **result.report.seconds, "write": watch.lap("write")}
