@@ -55,8 +55,9 @@ def main() -> None:
     batches = _eval_inputs(args.images, teacher)
     reference = _logits(teacher.model, batches)
     labels = torch.cat([y for _, y in batches])
-    rows = _ours(args, weights, out, batches, reference, labels)
-    rows += _nncodec(args, teacher, out, batches, reference, labels)
+    common = (args, weights, teacher, out, batches, reference, labels)
+    rows = _part(out / "rows_ours.json", args.reuse, lambda: _ours(*common))
+    rows += _part(out / "rows_nncodec.json", args.reuse, lambda: _nncodec(*common))
     verdict = _verdict(rows)
     document = {
         "command": command_line(sys.argv),
@@ -81,7 +82,20 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--targets", default="340000,370000,400000,430000,460000,490000,520000")
     parser.add_argument("--calib", default="cifar10", help="proxy images for per-layer scales")
     parser.add_argument("--out", default="benchmarks/results/peers")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep a part (ours / NNCodec) already in --out"
+    )
     return parser.parse_args()
+
+
+def _part(path: Path, reuse: bool, run: Any) -> list[dict[str, Any]]:
+    """One half of the table, stored beside the results so a rerun can keep it (--reuse)."""
+    if reuse and path.is_file():
+        rows: list[dict[str, Any]] = json.loads(path.read_text())
+        return rows
+    rows = run()
+    path.write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
 
 
 def _weights(args: argparse.Namespace, out: Path) -> Path:
@@ -133,6 +147,7 @@ def _row(
 def _ours(
     args: argparse.Namespace,
     weights: Path,
+    teacher: Any,
     out: Path,
     batches: list[Any],
     reference: torch.Tensor,
@@ -178,6 +193,7 @@ def _ours(
 
 def _nncodec(
     args: argparse.Namespace,
+    weights: Path,
     teacher: Any,
     out: Path,
     batches: list[Any],

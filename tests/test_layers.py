@@ -83,3 +83,19 @@ def test_decoding_a_sqz_imports_neither_torch_nor_the_models(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["0", "0"]
+
+
+MAX_FUNCTION_LINES = 60  # from the def line to the last line, signature and docstring included
+
+
+def test_no_function_in_src_is_over_60_lines() -> None:
+    import ast
+
+    long = []
+    for path in sorted((ROOT / "src" / "squeezenet").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines})")
+    assert not long, long

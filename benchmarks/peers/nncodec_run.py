@@ -32,7 +32,7 @@ def main() -> None:
         data = bytes(bitstream)
         (out / f"{name}.nnc").write_bytes(data)
         start = time.perf_counter()
-        decoded = nnc.decode(data, args=args)
+        decoded = nnc.decode(bytearray(data), args=args)  # decode() takes a bytearray or a path
         decode_s = time.perf_counter() - start
         np.savez(out / f"{name}.npz", **{k: np.asarray(v, np.float32) for k, v in decoded.items()})
         record = {"setting": name, "args": setting, "bytes": len(data)}

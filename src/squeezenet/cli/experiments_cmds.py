@@ -403,9 +403,7 @@ def report_cmd(
     ],
     results: Annotated[
         str,
-        typer.Option(
-            "--output", "-o", help="Markdown file whose report sections are replaced."
-        ),
+        typer.Option("--output", "-o", help="Markdown file whose report sections are replaced."),
     ] = "docs/RESULTS.md",
     figures: Annotated[str, typer.Option(help="Folder for the PNG figures.")] = "docs/figures",
     as_json: Annotated[

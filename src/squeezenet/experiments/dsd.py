@@ -30,7 +30,7 @@ from squeezenet.compress.prune import (
 from squeezenet.errors import ConfigError, InputError
 from squeezenet.io.atomic import atomic_write_json
 from squeezenet.io.weights import save_weights
-from squeezenet.jobs.build import BuildSpec, Built, build
+from squeezenet.jobs.build import Built, build_for
 from squeezenet.jobs.load import load_any
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.evaluate import evaluate
@@ -144,17 +144,7 @@ def run_dsd(
     document = _load_document(folder, config)
     if meta:
         document["meta"] = meta
-    run = build(
-        BuildSpec(
-            config.model,
-            config.data,
-            overrides=dict(config.overrides),
-            seed=config.train.seed,
-            train_images=config.train_images,
-            test_images=config.test_images,
-            data_dir=data_dir,
-        )
-    )
+    run = build_for(config, data_dir)
     for phase in phases(config):
         if phase in document["phases"] and (folder / phase / WEIGHTS).is_file():
             emit(DSDEvent("skip", phase, document["phases"][phase]))

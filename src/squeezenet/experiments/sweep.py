@@ -23,7 +23,7 @@ import torch
 
 from squeezenet.errors import ConfigError
 from squeezenet.io.atomic import atomic_write_bytes, atomic_write_json
-from squeezenet.jobs.build import BuildSpec, build
+from squeezenet.jobs.build import build_for
 from squeezenet.models import get_spec, resolve_config
 from squeezenet.models.summary import summarize
 from squeezenet.train.config import TrainConfig
@@ -133,17 +133,7 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train one grid point from scratch and evaluate it; returns the record (JSON-ready)."""
     clock = time.perf_counter()
-    run = build(
-        BuildSpec(
-            trial.model,
-            trial.data,
-            overrides=dict(trial.overrides),
-            seed=trial.train.seed,
-            train_images=trial.train_images,
-            test_images=trial.test_images,
-            data_dir=data_dir,
-        )
-    )
+    run = build_for(trial, data_dir)
     preprocess = run.preprocess
     summary = summarize(run.model, (preprocess.channels, preprocess.crop, preprocess.crop))
     result = fit(

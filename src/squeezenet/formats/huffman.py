@@ -266,9 +266,20 @@ def decode_many(streams: Sequence[HuffmanStream]) -> list[np.ndarray]:
     return out
 
 
-def _decode_batch(
-    streams: Sequence[HuffmanStream], batch: list[int], out: list[np.ndarray]
-) -> None:
+@dataclass
+class _Lanes:
+    """The blocks of a batch of streams side by side: one decoder lane per block."""
+
+    tables: _Batch  # every stream's decode tables, concatenated
+    counts: np.ndarray  # (lanes,) symbols in each block
+    word: np.ndarray  # uint64 (nbytes,): the 32 bits starting at each payload byte
+    pos: np.ndarray  # uint64 (lanes,) bit cursor of each block
+    rshift: np.ndarray  # uint64 (lanes,) 64 - primary table bits
+    offset: np.ndarray  # uint64 (lanes,) where the block's primary table starts
+    tags: np.ndarray  # (lanes,) index into the batch of each block's stream
+
+
+def _lanes(streams: Sequence[HuffmanStream], batch: list[int]) -> _Lanes:
     payloads, cur, count, shift, toff, tags, parts = [], [], [], [], [], [], []
     byte_off = table_off = 0
     for index, i in enumerate(batch):
@@ -286,24 +297,38 @@ def _decode_batch(
         payloads.append(np.frombuffer(s.payload, dtype=np.uint8))
         byte_off += len(s.payload)
         table_off += len(sym)
-    tables = _Batch(*(np.concatenate(column) for column in zip(*parts, strict=True)))
     counts_all = np.concatenate(count)
     steps = int(counts_all.max())
     # Blocks that finish early keep decoding garbage until the longest is done: pad for them.
     buf = np.concatenate([*payloads, np.zeros(steps * MAX_CODE_LENGTH // 8 + 8, np.uint8)])
     b = buf.astype(np.uint64)
     word = (b[:-3] << np.uint64(24)) | (b[1:-2] << np.uint64(16)) | (b[2:-1] << np.uint64(8))
-    word |= b[3:]  # (nbytes,) the 32 bits starting at each byte, big-endian
-    pos = np.concatenate(cur).astype(np.uint64)  # (blocks,) bit cursor of each block
-    rshift = np.concatenate(shift).astype(np.uint64)
-    offset = np.concatenate(toff).astype(np.uint64)
-    tag = np.concatenate(tags).astype(np.uint64)
+    word |= b[3:]  # big-endian
+    return _Lanes(
+        tables=_Batch(*(np.concatenate(column) for column in zip(*parts, strict=True))),
+        counts=counts_all,
+        word=word,
+        pos=np.concatenate(cur).astype(np.uint64),
+        rshift=np.concatenate(shift).astype(np.uint64),
+        offset=np.concatenate(toff).astype(np.uint64),
+        tags=np.concatenate(tags),
+    )
+
+
+def _decode_batch(
+    streams: Sequence[HuffmanStream], batch: list[int], out: list[np.ndarray]
+) -> None:
+    lanes = _lanes(streams, batch)
+    tables, word, pos = lanes.tables, lanes.word, lanes.pos
+    counts_all = lanes.counts
+    steps = int(counts_all.max())
+    tag = lanes.tags.astype(np.uint64)
     syms = np.empty((steps, len(pos)), dtype=np.int32)
     lens = np.empty((steps, len(pos)), dtype=np.uint8)
     three, seven, s32 = np.uint64(3), np.uint64(7), np.uint64(32)
     for k in range(steps):
         top = word[pos >> three] << ((pos & seven) + s32)  # next bits at the top of 64
-        t = (top >> rshift) + offset
+        t = (top >> lanes.rshift) + lanes.offset
         sym = tables.primary_sym[t]
         step = tables.primary_len[t]
         slow = np.flatnonzero(step == 0)
@@ -313,7 +338,7 @@ def _decode_batch(
         lens[k] = step
         pos += step
     valid = np.arange(steps)[:, None] < counts_all[None, :]  # (steps, blocks)
-    _check_blocks(streams, batch, syms, lens, valid, np.concatenate(tags))
+    _check_blocks(streams, batch, syms, lens, valid, lanes.tags)
     flat = syms.T[valid.T].astype(np.int64)  # block-major: each stream's symbols in order
     ends = np.cumsum([streams[i].count for i in batch])
     for i, part in zip(batch, np.split(flat, ends[:-1]), strict=True):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from torch import nn
 
@@ -67,6 +67,38 @@ class Built:
         if self.train_data is None:
             raise RuntimeError("built with BuildSpec(train=False): no training data")
         return self.train_data
+
+
+class TrainingSource(Protocol):
+    """What a sweep trial and a DSD run share: a model and data to train from scratch."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def data(self) -> str: ...
+    @property
+    def overrides(self) -> Any: ...  # (key, value) pairs or a mapping of model config fields
+    @property
+    def train(self) -> Any: ...  # a TrainConfig: its seed seeds the build
+    @property
+    def train_images(self) -> int: ...
+    @property
+    def test_images(self) -> int: ...
+
+
+def build_for(source: TrainingSource, data_dir: str | None = None) -> Built:
+    """:func:`build` of a sweep trial or DSD run: its model, data, overrides, seed, subsets."""
+    return build(
+        BuildSpec(
+            source.model,
+            source.data,
+            overrides=dict(source.overrides),
+            seed=source.train.seed,
+            train_images=source.train_images,
+            test_images=source.test_images,
+            data_dir=data_dir,
+        )
+    )
 
 
 def build(spec: BuildSpec) -> Built:
