@@ -301,3 +301,18 @@ def test_permission_denied_on_write_is_one_line(
     code, out, err = run(capsys, "compress", files["w"], "-o", target)
     assert code == 2 and out == ""
     assert err == f"error: cannot write {target}: Permission denied; check its permissions\n"
+
+
+def test_eval_against_a_teacher_prints_the_paired_comparison(
+    capsys: pytest.CaptureFixture[str], files: dict[str, Path]
+) -> None:
+    code, out, _ = run(capsys, "eval", files["w"], "--data", "synthetic", "--against", files["w"])
+    assert code == 0
+    assert "top-1 agreement 1.0000" in out and "+0.0 ± 0.0 points" in out
+    code, out, _ = run(
+        capsys, "eval", files["sqz"], "--data", "synthetic", "--against", files["w"], "--json"
+    )
+    assert code == 0
+    document = json.loads(out)
+    assert set(document) >= {"top1", "teacher_top1", "top1_diff", "top1_diff_se", "agreement"}
+    assert document["kl"] > 0 and 0 <= document["agreement"] <= 1

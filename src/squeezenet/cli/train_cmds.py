@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -60,6 +60,15 @@ def _init_distributed() -> tuple[int, str]:
         return dist.get_rank(), f"cuda:{local_rank}"
     dist.init_process_group("gloo")
     return dist.get_rank(), "cpu"
+
+
+Against = Annotated[
+    str | None,
+    typer.Option(
+        help="A teacher model file: print the paired comparison (top-1 difference ± paired SE, "
+        "agreement, KL) instead."
+    ),
+]
 
 
 @app.command("train")
@@ -184,22 +193,27 @@ def eval_cmd(
     split: Annotated[str, typer.Option(help="train | test (named datasets).")] = "test",
     batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
+    against: Against = None,
     quiet: Quiet = False,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"top1", "top5", "n"}.')] = False,
 ) -> None:
-    """Top-1 / top-5 of a model on a dataset, with the model's own preprocessing."""
+    """Top-1 / top-5 of a model on a dataset, with the model's own preprocessing; with
+    --against, the paired comparison with a teacher model on the same images."""
     from rich.progress import Progress
 
     from squeezenet.data.registry import load_dataset
     from squeezenet.train.evaluate import evaluate
 
-    with user_paths(reads=[model, data]):
+    with user_paths(reads=[model, data, against]):
         loaded = load_model_file(model, "eval")
         if loaded.preprocess is None:
             fail(
                 f"{model} has no preprocessing record; re-save it with save_weights(preprocess=...)"
             )
         dataset = load_dataset(data, split, data_dir=data_dir)
+        if against is not None:
+            _compare(loaded, load_model_file(against, "eval"), dataset, batch_size, as_json, quiet)
+            return
         with Progress(console=err, disable=quiet, transient=True) as progress:
             task = progress.add_task("eval", total=len(dataset))
             result = evaluate(
@@ -216,5 +230,43 @@ def eval_cmd(
     skipped = f" ({result.skipped} unreadable images skipped)" if result.skipped else ""
     out.print(
         f"top-1 {result.top1:.4f}  top-5 {result.top5:.4f}  on {result.n} images{skipped}",
+        highlight=False,
+    )
+
+
+def _compare(
+    loaded: Any, teacher: Any, dataset: Any, batch_size: int, as_json: bool, quiet: bool
+) -> None:
+    """``eval --against``: both models on the same batches, the teacher's preprocessing."""
+    from rich.progress import Progress
+
+    from squeezenet.train.compare import compare
+
+    if teacher.preprocess != loaded.preprocess:
+        fail(
+            f"{loaded.path} and {teacher.path} preprocess images differently, so they cannot be "
+            "compared image for image; compare a compressed file with the model it came from"
+        )
+    with Progress(console=err, disable=quiet, transient=True) as progress:
+        task = progress.add_task("compare", total=len(dataset))
+        result = compare(
+            loaded.model,
+            teacher.model,
+            dataset,
+            teacher.preprocess,
+            batch_size=batch_size,
+            on_batch=lambda n: progress.advance(task, n),
+        )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    out.print(
+        f"candidate top-1 {result.top1:.4f}  top-5 {result.top5:.4f}\n"
+        f"teacher   top-1 {result.teacher_top1:.4f}  top-5 {result.teacher_top5:.4f}\n"
+        f"top-1 difference {100 * result.top1_diff:+.1f} ± {100 * result.top1_diff_se:.1f} points "
+        f"(paired SE; {result.only_candidate} images right only for the candidate, "
+        f"{result.only_teacher} only for the teacher)\n"
+        f"top-1 agreement {result.agreement:.4f}  mean KL(teacher || candidate) {result.kl:.4f}"
+        f"  on {result.n} images",
         highlight=False,
     )
