@@ -6,6 +6,7 @@ import functools
 import hashlib
 from importlib import resources
 
+from squeezenet.compress import types
 from squeezenet.errors import FileFormatError
 
 MAGIC = b"\x89SQZ"  # a non-ASCII first byte catches 7-bit transfers, as in PNG
@@ -38,7 +39,7 @@ MAX_NAME_BYTES = 255
 MAX_NDIM = 8
 MAX_NUMEL = (1 << 31) - 1  # per layer weight; each dimension is bounded by it too
 MAX_BIAS = 1 << 24
-MAX_BITS = 16  # codebook index width
+MAX_BITS = types.MAX_BITS  # codebook index width: codes are uint16 in CompressedLayer too
 MAX_GAP_BITS = 16  # position symbol width
 MAX_CODE_LENGTH = 20  # Huffman code length
 MAX_LENGTH_WIDTH = 5  # bits per stored Huffman code length
