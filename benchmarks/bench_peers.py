@@ -167,6 +167,8 @@ def _ours(
         config = CompressConfig(bits=8, target_bytes=target)
         runs.append((f"ecsq {target} --calib {args.calib}", "ours ECSQ", config, scales))
         runs.append((f"ecsq {target} equal layers", "ours ECSQ, equal layers", config, None))
+        half = CompressConfig(bits=8, target_bytes=target, codebook_dtype="float16")
+        runs.append((f"ecsq {target} equal, f16 codebook", "ours ECSQ, equal, f16", half, None))
     rows = []
     for name, family, config, layer_scales in runs:
         path = out / (name.replace(" ", "_").replace("-", "") + ".sqz")

@@ -86,3 +86,13 @@ def test_scales_give_sensitive_layers_finer_levels() -> None:
     a = ecsq_quantize_(plain, 1e-4, bits=6).by_name()[first]
     b = ecsq_quantize_(scaled, 1e-4, bits=6, scales={first: 100.0}).by_name()[first]
     assert b.rmse < a.rmse
+
+
+def test_levels_that_do_not_pay_for_their_entry_are_merged() -> None:
+    x = _layer(20000)
+    free = ecsq1d(x, 64, 1e-5)
+    costly = ecsq1d(x, 64, 1e-5, level_bits=37)
+    assert len(costly.codebook) < len(free.codebook)
+    assert costly.rate_bits < free.rate_bits  # the entries it saves are counted in the rate
+    plain = ecsq1d(x, 16, 0.0, prune=False, level_bits=37)  # lambda 0: entries are free
+    assert len(plain.codebook) == len(ecsq1d(x, 16, 0.0, prune=False).codebook)

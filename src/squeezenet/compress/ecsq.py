@@ -49,6 +49,7 @@ from squeezenet.errors import InputError
 # Bits a codebook entry costs in a .sqz layer: a float32 value plus its Huffman code length
 # (docs/FORMAT.md section 6, 5-bit lengths). A level is kept only if it saves more than that.
 LEVEL_BITS = 32 + 5
+MERGE_ROUNDS = 32  # rounds of (Lloyd to a fixed point, merge the levels not worth their entry)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def ecsq1d(
     init: Init = "linear",
     iters: int = 100,
     seed: int = 0,
+    level_bits: float = 0.0,
 ) -> EcsqResult:
     """Quantize ``values`` to at most ``levels`` non-zero levels plus zero, minimising D + λR.
 
@@ -88,6 +90,9 @@ def ecsq1d(
         init: the k-means initialisation the levels start from (see ``kmeans1d``).
         iters: the most Lloyd iterations after the k-means start.
         seed: for ``init="random"``.
+        level_bits: what one codebook entry costs in the file (e.g. :data:`LEVEL_BITS`); a
+            level whose members would cost less than ``rate_lambda * level_bits`` more squared
+            error on its neighbours is merged into them. 0 keeps every level Lloyd keeps.
 
     Returns:
         The levels, the assignment (zero level = ``len(codebook)``), distortion and rate.
@@ -100,7 +105,11 @@ def ecsq1d(
     state = _State.start(x, nonzero, np.asarray(start, np.float64), prune)
     state.step(0.0)  # the k-means clusters: counts for the first code lengths
     steps = 1
-    while steps < iters and state.step(rate_lambda):
+    for _ in range(MERGE_ROUNDS):
+        while steps < iters and state.step(rate_lambda):
+            steps += 1
+        if not (level_bits > 0 and state.merge_levels(rate_lambda, rate_lambda * level_bits)):
+            break
         steps += 1
     codebook = state.levels
     assignment = state.assign(x, nonzero, rate_lambda)
@@ -142,6 +151,7 @@ class _State:
 
     movable: np.ndarray  # sorted float64 values that may change level (the non-zero ones)
     prefix: np.ndarray  # prefix sums of movable
+    prefix2: np.ndarray  # prefix sums of movable**2
     fixed_zeros: int  # exact zeros: always on the zero level
     levels: np.ndarray  # (K,) non-zero levels, ascending
     counts: np.ndarray  # (K + 1,) weights per level, zero level last
@@ -152,9 +162,10 @@ class _State:
     def start(cls, x: np.ndarray, nonzero: np.ndarray, levels: np.ndarray, prune: bool) -> _State:
         movable = np.sort(x[nonzero])
         prefix = np.concatenate(([0.0], np.cumsum(movable)))
+        prefix2 = np.concatenate(([0.0], np.cumsum(movable * movable)))
         zeros = int(x.size - movable.size)
         counts = np.append(np.ones(levels.size), zeros)  # only used at lambda = 0
-        return cls(movable, prefix, zeros, levels, counts, prune)
+        return cls(movable, prefix, prefix2, zeros, levels, counts, prune)
 
     def costs(self, lam: float) -> tuple[np.ndarray, np.ndarray]:
         """Centres (levels, then zero) and their rate costs ``lam * -log2 p``."""
@@ -190,6 +201,71 @@ class _State:
         self.levels = means[rank]
         self.counts = np.append(counts[:-1][used][rank], counts[-1])
         return True
+
+    def merge_levels(self, lam: float, entry_cost: float) -> bool:
+        """Drop the non-zero levels whose members cost less than ``entry_cost`` more squared
+        error on their neighbouring levels (non-adjacent ones, cheapest first); False if none.
+        """
+        centres, bias = self.costs(lam)
+        order = np.argsort(centres, kind="stable")
+        bounds, winners = _envelope(centres[order], bias[order])
+        cuts = np.concatenate(([0], np.searchsorted(self.movable, bounds, side="right")))
+        cuts = np.append(cuts, self.movable.size)
+        zero = centres.size - 1
+        extra = []
+        for j, w in enumerate(winners):
+            level = int(order[w])
+            if level == zero or len(winners) < 2:
+                continue
+            left = float(centres[order[winners[j - 1]]]) if j > 0 else None
+            right = float(centres[order[winners[j + 1]]]) if j + 1 < len(winners) else None
+            extra.append(
+                (
+                    self._merge_cost(cuts[j], cuts[j + 1], float(centres[level]), left, right),
+                    j,
+                    level,
+                )
+            )
+        dropped: set[int] = set()
+        taken: set[int] = set()
+        for cost, j, level in sorted(extra):
+            if cost >= entry_cost:
+                break
+            if j - 1 in taken or j + 1 in taken:
+                continue
+            taken.add(j)
+            dropped.add(level)
+        if not dropped:
+            return False
+        keep = np.array([k not in dropped for k in range(self.levels.size)])
+        self.levels = self.levels[keep]
+        self.counts = np.append(self.counts[:-1][keep], self.counts[-1])
+        self.edges = None
+        return True
+
+    def _merge_cost(
+        self, lo: int, hi: int, centre: float, left: float | None, right: float | None
+    ) -> float:
+        """Extra squared error of moving sorted values [lo, hi) from ``centre`` to the nearer
+        of ``left`` / ``right`` (either may be missing)."""
+        if hi <= lo:
+            return 0.0
+        if left is None and right is None:
+            return math.inf
+        split = hi
+        if left is not None and right is not None:
+            split = lo + int(np.searchsorted(self.movable[lo:hi], (left + right) / 2, "right"))
+        elif left is None:
+            split = lo
+
+        def sse(a: int, b: int, c: float) -> float:
+            n, s1, s2 = b - a, self.prefix[b] - self.prefix[a], self.prefix2[b] - self.prefix2[a]
+            return float(s2 - 2 * c * s1 + n * c * c)
+
+        new = (sse(lo, split, left) if left is not None and split > lo else 0.0) + (
+            sse(split, hi, right) if right is not None and hi > split else 0.0
+        )
+        return new - sse(lo, hi, centre)
 
     def assign(self, x: np.ndarray, nonzero: np.ndarray, lam: float) -> np.ndarray:
         """The assignment of ``x`` in its own order to the current levels (zero level = K)."""
@@ -251,6 +327,7 @@ def ecsq_quantize_(
     scales: Mapping[str, float] | None = None,
     prune: bool = True,
     iters: int = 100,
+    level_bits: float = LEVEL_BITS,
 ) -> QuantizeReport:
     """Share every matched layer's weights in place with :func:`ecsq1d` (pruning included).
 
@@ -264,6 +341,7 @@ def ecsq_quantize_(
             sensitive layers get finer levels. Missing layers count 1.
         prune: whether weights may move to zero (False keeps every layer's zero mask).
         iters: the most Lloyd iterations per layer.
+        level_bits: what a codebook entry costs (see :func:`ecsq1d`); 0 keeps every level.
     """
     rows = []
     for name, names, module in layer_names(model):
@@ -280,7 +358,9 @@ def ecsq_quantize_(
         values = weight.cpu().numpy()
         if not np.isfinite(values).all():
             raise InputError(f"{name}: the weights hold NaN or inf; the model file is damaged")
-        result = ecsq1d(values, 2**width, rate_lambda / scale, prune=prune, iters=iters)
+        result = ecsq1d(
+            values, 2**width, rate_lambda / scale, prune=prune, iters=iters, level_bits=level_bits
+        )
         assignment = torch.from_numpy(result.assignment).to(weight.device)
         rows.append(share_layer_(name, module, result.codebook, assignment, width))
     return QuantizeReport(tuple(rows))

@@ -210,6 +210,7 @@ def _quantize_stage_(
         rate_lambda=config.rate_lambda,
         target_bytes=config.target_bytes,
         scales=scales,
+        level_bits=(16 if config.codebook_dtype == "float16" else 32) + 5,  # entry + code length
     )
 
 

@@ -12,10 +12,11 @@ import copy
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from torch import nn
 
-from squeezenet.compress.ecsq import ecsq_quantize_
+from squeezenet.compress.ecsq import LEVEL_BITS, ecsq_quantize_
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.compress.quantize import BitsSpec, QuantizeReport
 from squeezenet.compress.rd import ScalesConfig, layer_scales
@@ -54,6 +55,7 @@ def ecsq_to_rate_(
     rate_lambda: float | None = None,
     target_bytes: int | None = None,
     scales: Mapping[str, float] | None = None,
+    level_bits: float = LEVEL_BITS,
 ) -> tuple[QuantizeReport, RateOutcome]:
     """Quantize ``model`` in place with ECSQ at ``rate_lambda``, or at the lambda whose file is
     the largest of at most ``target_bytes``.
@@ -65,6 +67,7 @@ def ecsq_to_rate_(
         rate_lambda: a fixed trade-off (squared-error units per bit).
         target_bytes: a byte target instead (exactly one of the two is given).
         scales: per-layer cost of a unit of squared error (see squeezenet.compress.rd).
+        level_bits: what one codebook entry costs in the file (float16 codebooks: 16 + 5).
 
     Raises:
         ConfigError: neither or both given, or no lambda reaches ``target_bytes``.
@@ -73,33 +76,26 @@ def ecsq_to_rate_(
         raise ConfigError("give exactly one of --rate-lambda and --target-bytes")
     probes: list[tuple[float, int]] = []
     if target_bytes is not None:
-        rate_lambda = _search(model, size_of, bits, target_bytes, scales, probes)
+        quantize = partial(ecsq_quantize_, bits=bits, scales=scales, level_bits=level_bits)
+        rate_lambda = _search(model, size_of, quantize, target_bytes, probes)
     assert rate_lambda is not None
-    report = ecsq_quantize_(model, rate_lambda, bits=bits, scales=scales)
+    report = ecsq_quantize_(model, rate_lambda, bits=bits, scales=scales, level_bits=level_bits)
     return report, RateOutcome(rate_lambda, target_bytes, tuple(probes))
 
 
 def _search(
     model: nn.Module,
     size_of: Callable[[nn.Module], int],
-    bits: BitsSpec,
+    quantize: Callable[[nn.Module, float], object],
     target: int,
-    scales: Mapping[str, float] | None,
     probes: list[tuple[float, int]],
 ) -> float:
-    def probe(lam: float) -> int:
-        trial = copy.deepcopy(model)
-        ecsq_quantize_(trial, lam, bits=bits, scales=scales)
-        size = size_of(trial)
-        probes.append((lam, size))
-        return size
-
     sizes: dict[float, int] = {}
 
     def size(lam: float) -> int:
         if lam not in sizes:
             trial = copy.deepcopy(model)
-            ecsq_quantize_(trial, lam, bits=bits, scales=scales)
+            quantize(trial, lam)
             sizes[lam] = size_of(trial)
             probes.append((lam, sizes[lam]))
         return sizes[lam]
