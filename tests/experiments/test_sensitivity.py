@@ -241,3 +241,51 @@ def test_the_job_needs_an_existing_model_file_and_a_known_split(tmp_path: Path) 
     with pytest.raises(ConfigError, match="--split"):
         SensitivityJob(str(tmp_path / "m.safetensors"), "synthetic", tmp_path, split="val")
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def _small_weights(tmp_path: Path) -> Path:
+    model = create_model("squeezenet_small", num_classes=10, seed=0)
+    return save_weights(
+        model, tmp_path / "m.safetensors", model_name="squeezenet_small", preprocess=CIFAR10
+    )
+
+
+def test_plan_with_calib_never_reads_the_evaluation_data_until_the_report(
+    tmp_path: Path,
+) -> None:
+    from squeezenet.errors import UserError
+    from squeezenet.experiments.sensitivity import SensitivityConfig
+    from squeezenet.experiments.sensitivity_run import SensitivityJob, run_sensitivity
+
+    poison = tmp_path / "poison.csv"
+    poison.write_text("\x00 not a manifest, reading it fails\n")
+    config = SensitivityConfig(sparsities=(0.5,), bits=(4,), layers="conv1,*.expand3x3")
+    events: list[str] = []
+    job = SensitivityJob(
+        _small_weights(tmp_path), str(poison), tmp_path / "s", config,
+        plan=True, max_drop=3.0, calib="synthetic",
+    )  # fmt: skip
+    with pytest.raises(UserError):
+        run_sensitivity(job, callback=lambda event: events.append(event.info))
+    # the sweep, the plan and its calibration all ran on the calibration set
+    assert (tmp_path / "s" / "policy.json").is_file()
+    stored = json.loads((tmp_path / "s" / "sensitivity.json").read_text())
+    assert stored["meta"]["source"]["data"] == "synthetic"
+    assert events[-1] == f"report on {poison}"  # the evaluation data is read only here
+
+
+def test_plan_with_calib_reports_on_the_evaluation_data(tmp_path: Path) -> None:
+    from squeezenet.experiments.sensitivity import SensitivityConfig
+    from squeezenet.experiments.sensitivity_run import SensitivityJob, run_sensitivity
+
+    config = SensitivityConfig(sparsities=(0.5,), bits=(4,), layers="conv1,*.expand3x3")
+    job = SensitivityJob(
+        _small_weights(tmp_path), "synthetic", tmp_path / "s", config,
+        plan=True, max_drop=3.0, calib="synthetic", split="train",
+    )  # fmt: skip
+    outcome = run_sensitivity(job)
+    report = outcome.to_dict()["plan"]["report"]
+    assert report["chosen_on"] == "synthetic" and report["file_bytes"] > 0
+    assert report["drop_points"] == pytest.approx(
+        100 * (report["baseline_top1"] - report["top1"]), abs=1e-3
+    )

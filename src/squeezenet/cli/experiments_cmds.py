@@ -92,6 +92,10 @@ def sensitivity_cmd(
         typer.Option(help="--plan: compress + evaluate each candidate until the loss fits."),
     ] = True,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 50,
+    calib: Annotated[
+        str | None,
+        typer.Option(help="Sweep and plan on these images; --data then only reports the plan."),
+    ] = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -108,8 +112,10 @@ def sensitivity_cmd(
         layers=layers,
         batch_size=batch_size,
     )
-    job = SensitivityJob(model, data, output, config, split, data_dir, plan, max_drop, verify)
-    with user_paths(reads=[model, data], writes=[output]), progress_bar(quiet) as progress:
+    job = SensitivityJob(
+        model, data, output, config, split, data_dir, plan, max_drop, verify, calib
+    )
+    with user_paths(reads=[model, data, calib], writes=[output]), progress_bar(quiet) as progress:
         outcome = run_sensitivity(job, meta=_meta(), callback=_SensitivityBar(progress))
     if as_json:
         emit_json(outcome.to_dict())
@@ -171,6 +177,14 @@ def _print_sensitivity(outcome: Any, model: str) -> None:
         f"-o planned.sqz --policy {outcome.policy})",
         highlight=False,
     )
+    if outcome.report is not None:
+        r = outcome.report
+        out.print(
+            f"report on {r['data']} (chosen on {r['chosen_on']}): top-1 {r['top1']:.3f} against "
+            f"{r['baseline_top1']:.3f} ({r['drop_points']:+.2f} points lost) on {r['images']} "
+            f"images, {r['file_bytes']:,} bytes",
+            highlight=False,
+        )
 
 
 @app.command("sweep")

@@ -33,6 +33,7 @@ from squeezenet.experiments.sensitivity import (
 from squeezenet.io.atomic import atomic_write_bytes, atomic_write_json
 from squeezenet.jobs.build import BuildSpec, Built, Data, build
 from squeezenet.jobs.load import is_model_file, load_any
+from squeezenet.jobs.policy import write_policy
 
 SENSITIVITY_JSON, POLICY_JSON = "sensitivity.json", "policy.json"
 
@@ -50,6 +51,10 @@ class SensitivityJob:
     plan: bool = False  # also choose per-layer sparsity and bits (policy.json)
     max_drop: float = 1.0  # the plan's top-1 budget, in points
     verify: bool = True  # compress + evaluate candidate plans until the measured loss fits
+    # Planning images: with a calibration set the sweep, the plan and its calibration all run on
+    # it, and `data` is read only at the end, to report the chosen plan (issue 12: never choose
+    # on the images you report). None: sweep and plan on `data`, as before.
+    calib: str | None = None
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "test"):
@@ -58,7 +63,12 @@ class SensitivityJob:
     @property
     def source(self) -> dict[str, str]:
         """What the sweep was measured on; a stored sweep is reused only for the same."""
-        return {"model": str(Path(self.model).resolve()), "data": self.data, "split": self.split}
+        return {"model": str(Path(self.model).resolve()), "data": self.chooser, "split": self.split}
+
+    @property
+    def chooser(self) -> str:
+        """The images every choice is made on: the calibration set, else ``data``."""
+        return self.calib if self.calib is not None else self.data
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,8 @@ class SensitivityOutcome:
     reused: bool  # the stored sweep was reused
     max_drop: float  # the plan's budget as asked (the plan's own may be a calibrated, smaller one)
     plan: Plan | None = None
+    # With a calibration set: the chosen plan measured on the evaluation data (report only).
+    report: dict[str, Any] | None = None
 
     @property
     def policy(self) -> Path:
@@ -105,6 +117,8 @@ class SensitivityOutcome:
                 "measured": self.plan.measured,
                 "rounds": list(self.plan.rounds),
             }
+            if self.report is not None:
+                document["plan"]["report"] = self.report
         document["layers"] = [
             {
                 "layer": layer["name"],
@@ -150,11 +164,13 @@ def run_sensitivity(
         extra = {"source": job.source, "model_name": built.model_name, **(meta or {})}
         result = dataclasses.replace(result, meta=extra)
         write_sweep(folder, result)
-    plan = None
+    plan = report = None
     if job.plan:
         plan = _plan(job, result, built, emit)
-        atomic_write_json(folder / POLICY_JSON, plan.to_policy())
-    return SensitivityOutcome(result, folder, built is None, job.max_drop, plan)
+        write_policy(folder / POLICY_JSON, plan.to_policy())
+        if job.calib is not None:  # only now are the evaluation images read
+            report = _report(job, plan, emit)
+    return SensitivityOutcome(result, folder, built is None, job.max_drop, plan, report)
 
 
 def stored_sweep(
@@ -187,8 +203,32 @@ def _build(job: SensitivityJob) -> Built:
         )
     if not Path(job.model).is_file():  # before the data loads, which may take a while
         raise MissingFileError(f"weights file not found: {job.model}")
-    spec = BuildSpec(job.model, job.data, data_dir=job.data_dir, train=job.split == "train")
+    spec = BuildSpec(job.model, job.chooser, data_dir=job.data_dir, train=job.split == "train")
     return build(spec)
+
+
+def _report(job: SensitivityJob, plan: Plan, emit: Callback) -> dict[str, Any]:
+    """The chosen plan on the evaluation data: top-1 of the model and of its plan, the bytes."""
+    from squeezenet.train.evaluate import evaluate
+
+    emit(SensitivityEvent("plan", info=f"report on {job.data}"))
+    built = build(BuildSpec(job.model, job.data, data_dir=job.data_dir, train=job.split == "train"))
+    data = _split(job, built)
+    loaded = load_any(job.model)
+    measure = plan_measure(
+        loaded, data, preprocess=built.preprocess, batch_size=job.config.batch_size
+    )
+    top1, size = measure(plan)
+    base = evaluate(loaded.model, data, built.preprocess, batch_size=job.config.batch_size)
+    return {
+        "data": job.data,
+        "chosen_on": job.calib,
+        "images": base.n,
+        "baseline_top1": base.top1,
+        "top1": top1,
+        "drop_points": round(100 * (base.top1 - top1), 3),
+        "file_bytes": size,
+    }
 
 
 def _split(job: SensitivityJob, built: Built) -> Data:
