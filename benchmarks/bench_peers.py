@@ -20,11 +20,13 @@ rate_accuracy.png.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +52,12 @@ def main() -> None:
     args = _parse()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    weights = _weights(args, out)
-    teacher = load_any(weights)
+    teacher = load_any(_weights(args, out))
     batches = _eval_inputs(args.images, teacher)
-    reference = _logits(teacher.model, batches)
-    labels = torch.cat([y for _, y in batches])
-    common = (args, weights, teacher, out, batches, reference, labels)
-    rows = _part(out / "rows_ours.json", args.reuse, lambda: _ours(*common))
-    rows += _part(out / "rows_nncodec.json", args.reuse, lambda: _nncodec(*common))
+    bench = _Bench(args, teacher, out, batches, _logits(teacher.model, batches))
+    rows = _part(out / "rows_ours.json", args.reuse, lambda: _ours(bench))
+    rows += _part(out / "rows_nncodec.json", args.reuse, lambda: _nncodec(bench))
+    reference, labels = bench.reference, bench.labels
     verdict = _verdict(rows)
     document = {
         "command": command_line(sys.argv),
@@ -125,36 +125,38 @@ def _logits(
     return torch.cat([model(x) for x, _ in batches])
 
 
-def _row(
-    name: str,
-    family: str,
-    size: int,
-    logits: torch.Tensor,
-    reference: torch.Tensor,
-    labels: torch.Tensor,
-    **extra: Any,
-) -> dict[str, Any]:
-    result = compare_logits(logits, reference, labels).to_dict()
-    row = {"name": name, "family": family, "bytes": size, **result, **extra}
-    print(
-        f"{name:>28}  {size:>9,} B  agree {result['agreement']:.3f}  "
-        f"top1 {100 * result['top1_diff']:+.1f} ± {100 * result['top1_diff_se']:.1f}",
-        file=sys.stderr,
-    )
-    return row
+@dataclass
+class _Bench:
+    """What every row shares: the options, the uncompressed model and the evaluation inputs."""
+
+    args: argparse.Namespace
+    teacher: Any  # LoadedModel: the imported published weights
+    out: Path
+    batches: list[tuple[torch.Tensor, torch.Tensor]]  # the evaluation images, preprocessed once
+    reference: torch.Tensor  # the teacher's logits on them
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.cat([y for _, y in self.batches])
+
+    def row(
+        self, name: str, family: str, size: int, model: torch.nn.Module, **extra: Any
+    ) -> dict[str, Any]:
+        """One table row: ``model`` (a decode) compared with the teacher on the same images."""
+        result = compare_logits(_logits(model, self.batches), self.reference, self.labels)
+        row = {"name": name, "family": family, "bytes": size, **result.to_dict(), **extra}
+        print(
+            f"{name:>28}  {size:>9,} B  agree {result.agreement:.3f}  "
+            f"top1 {100 * result.top1_diff:+.1f} ± {100 * result.top1_diff_se:.1f}",
+            file=sys.stderr,
+        )
+        return row
 
 
-def _ours(
-    args: argparse.Namespace,
-    weights: Path,
-    teacher: Any,
-    out: Path,
-    batches: list[Any],
-    reference: torch.Tensor,
-    labels: torch.Tensor,
-) -> list[dict[str, Any]]:
+def _ours(bench: _Bench) -> list[dict[str, Any]]:
+    args, out = bench.args, bench.out
     start = time.perf_counter()
-    scales = proxy_scales(load_any(weights), args.calib)  # proxy images only
+    scales = proxy_scales(bench.teacher, args.calib)  # proxy images only; restores the model
     print(
         f"per-layer scales from {args.calib}: {time.perf_counter() - start:.0f} s", file=sys.stderr
     )
@@ -173,19 +175,16 @@ def _ours(
     for name, family, config, layer_scales in runs:
         path = out / (name.replace(" ", "_").replace("-", "") + ".sqz")
         start = time.perf_counter()
-        result = compress_model(load_any(weights), config, scales=layer_scales)
+        result = compress_model(copy.deepcopy(bench.teacher), config, scales=layer_scales)
         path.write_bytes(result.data)
         seconds = time.perf_counter() - start
-        decoded = load_any(path).model
         rate = result.report.rate["rate_lambda"] if result.report.rate else None
         rows.append(
-            _row(
+            bench.row(
                 name,
                 family,
                 len(result.data),
-                _logits(decoded, batches),
-                reference,
-                labels,
+                load_any(path).model,  # the written file, decoded
                 seconds=round(seconds, 2),
                 rate_lambda=rate,
             )
@@ -193,15 +192,8 @@ def _ours(
     return rows
 
 
-def _nncodec(
-    args: argparse.Namespace,
-    weights: Path,
-    teacher: Any,
-    out: Path,
-    batches: list[Any],
-    reference: torch.Tensor,
-    labels: torch.Tensor,
-) -> list[dict[str, Any]]:
+def _nncodec(bench: _Bench) -> list[dict[str, Any]]:
+    args, teacher, out = bench.args, bench.teacher, bench.out
     python = Path(args.nncodec_python)
     if not python.is_file():
         print(
@@ -248,13 +240,11 @@ def _nncodec(
         if "use_dq" in record["args"] or "approx_method" in record["args"]:
             family = "NNCodec variants"
         rows.append(
-            _row(
+            bench.row(
                 record["setting"],
                 family,
                 record["bytes"],
-                _logits(candidate, batches),
-                reference,
-                labels,
+                candidate,
                 encode_s=record["encode_s"],
                 decode_s=record["decode_s"],
                 args=record["args"],

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import torch
@@ -41,10 +40,9 @@ from squeezenet.compress.quantize import (
     bits_for,
     kmeans1d,
     share_layer_,
-    weight_share_of,
+    shareable_weight,
 )
 from squeezenet.compress.types import check_bits
-from squeezenet.errors import InputError
 
 # Bits a codebook entry costs in a .sqz layer: a float32 value plus its Huffman code length
 # (docs/FORMAT.md section 6, 5-bit lengths). A level is kept only if it saves more than that.
@@ -156,7 +154,7 @@ class _State:
     levels: np.ndarray  # (K,) non-zero levels, ascending
     counts: np.ndarray  # (K + 1,) weights per level, zero level last
     prune: bool
-    edges: np.ndarray | None = None  # interval bounds of the last assignment (fixed point test)
+    edges: np.ndarray | None = None  # the last assignment's cuts (the fixed point test)
 
     @classmethod
     def start(cls, x: np.ndarray, nonzero: np.ndarray, levels: np.ndarray, prune: bool) -> _State:
@@ -180,20 +178,30 @@ class _State:
             bias[-1] = np.inf
         return centres, bias
 
-    def step(self, lam: float) -> bool:
-        """One assignment and update of levels and counts; False at a fixed point."""
+    def intervals(self, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where each level wins at ``lam``: ``(centres, bounds, winners)``, ``winners`` indexing
+        ``centres`` (levels, then zero) and winning on ``(bounds[j - 1], bounds[j]]``."""
         centres, bias = self.costs(lam)
         order = np.argsort(centres, kind="stable")
         bounds, winners = _envelope(centres[order], bias[order])
+        return centres, bounds, order[winners]
+
+    def cuts(self, bounds: np.ndarray) -> np.ndarray:
+        """Indices into the sorted values: interval j is ``movable[cuts[j]:cuts[j + 1]]``."""
         edges = np.searchsorted(self.movable, bounds, side="right")  # ties go to the lower level
-        if self.edges is not None and np.array_equal(edges, self.edges):
+        return np.concatenate(([0], edges, [self.movable.size]))
+
+    def step(self, lam: float) -> bool:
+        """One assignment and update of levels and counts; False at a fixed point."""
+        centres, bounds, winners = self.intervals(lam)
+        cuts = self.cuts(bounds)
+        if self.edges is not None and np.array_equal(cuts, self.edges):
             return False
-        self.edges = edges
-        cuts = np.concatenate(([0], edges, [self.movable.size]))
+        self.edges = cuts
         counts = np.zeros(centres.size)
         sums = np.zeros(centres.size)
-        np.add.at(counts, order[winners], np.diff(cuts))
-        np.add.at(sums, order[winners], self.prefix[cuts[1:]] - self.prefix[cuts[:-1]])
+        np.add.at(counts, winners, np.diff(cuts))
+        np.add.at(sums, winners, self.prefix[cuts[1:]] - self.prefix[cuts[:-1]])
         counts[-1] += self.fixed_zeros
         used = counts[:-1] > 0
         means = sums[:-1][used] / counts[:-1][used]
@@ -206,26 +214,19 @@ class _State:
         """Drop the non-zero levels whose members cost less than ``entry_cost`` more squared
         error on their neighbouring levels (non-adjacent ones, cheapest first); False if none.
         """
-        centres, bias = self.costs(lam)
-        order = np.argsort(centres, kind="stable")
-        bounds, winners = _envelope(centres[order], bias[order])
-        cuts = np.concatenate(([0], np.searchsorted(self.movable, bounds, side="right")))
-        cuts = np.append(cuts, self.movable.size)
+        centres, bounds, winners = self.intervals(lam)
+        if len(winners) < 2:
+            return False
+        cuts = self.cuts(bounds)
         zero = centres.size - 1
         extra = []
-        for j, w in enumerate(winners):
-            level = int(order[w])
-            if level == zero or len(winners) < 2:
+        for j, level in enumerate(winners.tolist()):
+            if level == zero:
                 continue
-            left = float(centres[order[winners[j - 1]]]) if j > 0 else None
-            right = float(centres[order[winners[j + 1]]]) if j + 1 < len(winners) else None
-            extra.append(
-                (
-                    self._merge_cost(cuts[j], cuts[j + 1], float(centres[level]), left, right),
-                    j,
-                    level,
-                )
-            )
+            left = float(centres[winners[j - 1]]) if j > 0 else None
+            right = float(centres[winners[j + 1]]) if j + 1 < len(winners) else None
+            cost = self._merge_cost(cuts[j], cuts[j + 1], float(centres[level]), left, right)
+            extra.append((cost, j, level))
         dropped: set[int] = set()
         taken: set[int] = set()
         for cost, j, level in sorted(extra):
@@ -273,12 +274,10 @@ class _State:
         assignment = np.full(x.size, k, dtype=np.int64)
         if k == 0 or not nonzero.any():
             return assignment
-        centres, bias = self.costs(lam)
-        order = np.argsort(centres, kind="stable")
-        bounds, winners = _envelope(centres[order], bias[order])
+        _, bounds, winners = self.intervals(lam)
         values = x[nonzero]
         interval = assign_intervals(values, bounds, float(values.min()), float(values.max()))
-        assignment[nonzero] = order[winners[interval]]
+        assignment[nonzero] = winners[interval]
         return assignment
 
 
@@ -349,15 +348,11 @@ def ecsq_quantize_(
         if width is None:
             continue
         width = check_bits(width, f"ecsq_quantize_: bits for {name}")
-        if weight_share_of(module) is not None:
-            raise ValueError(f"{name} is already weight-shared; call remove_quantization_ first")
         scale = 1.0 if scales is None else float(scales.get(name, 1.0))
         if not scale > 0:
             raise ValueError(f"ecsq_quantize_: scale of {name} must be > 0, got {scale}")
-        weight = cast(torch.Tensor, module.weight).detach()
+        weight = shareable_weight(name, module)
         values = weight.cpu().numpy()
-        if not np.isfinite(values).all():
-            raise InputError(f"{name}: the weights hold NaN or inf; the model file is damaged")
         result = ecsq1d(
             values, 2**width, rate_lambda / scale, prune=prune, iters=iters, level_bits=level_bits
         )

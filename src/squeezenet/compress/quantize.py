@@ -304,22 +304,33 @@ def quantize_(
 def _quantize_layer(
     name: str, module: nn.Module, bits: int, init: Init, iters: int, seed: int
 ) -> LayerQuantization:
-    if weight_share_of(module) is not None:
-        raise ValueError(f"{name} is already weight-shared; call remove_quantization_ first")
-    weight = cast(torch.Tensor, module.weight).detach()
+    weight = shareable_weight(name, module)
     prune = prune_mask_of(module)
     keep = prune.prune_mask if prune is not None else weight != 0
     values = weight[keep].cpu().numpy()
-    if not np.isfinite(values).all():
-        raise InputError(
-            f"{name}: the weights hold NaN or inf, which cannot be clustered; the model file is "
-            "damaged or its training diverged"
-        )
     centroids, codes = kmeans1d(values, 2**bits, init=init, iters=iters, seed=seed)
     k = centroids.size
     assignment = torch.full(weight.shape, k, dtype=torch.int64, device=weight.device)
     assignment[keep] = torch.from_numpy(codes).to(weight.device)
     return share_layer_(name, module, centroids, assignment, bits)
+
+
+def shareable_weight(name: str, module: nn.Module) -> torch.Tensor:
+    """``module``'s (detached) weight, checked: not shared yet, every value finite.
+
+    Raises:
+        ValueError: already weight-shared (a caller's bug).
+        InputError: NaN or inf in the weights (a damaged file or a diverged training).
+    """
+    if weight_share_of(module) is not None:
+        raise ValueError(f"{name} is already weight-shared; call remove_quantization_ first")
+    weight = cast(torch.Tensor, module.weight).detach()
+    if not torch.isfinite(weight).all():
+        raise InputError(
+            f"{name}: the weights hold NaN or inf, which cannot be clustered; the model file is "
+            "damaged or its training diverged"
+        )
+    return weight
 
 
 def share_layer_(

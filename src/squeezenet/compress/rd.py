@@ -23,6 +23,7 @@ from torch.nn.utils import parametrize
 from squeezenet.compress.proxy import ProxySampler
 from squeezenet.compress.prune import layer_names
 from squeezenet.compress.student import kd_loss
+from squeezenet.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,6 @@ class ScalesConfig:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        from squeezenet.errors import ConfigError
-
         if self.images < 1 or self.repeats < 1 or self.batch_size < 1:
             raise ConfigError("ScalesConfig: images, repeats and batch_size must be >= 1")
         if not 0 < self.noise < 1:

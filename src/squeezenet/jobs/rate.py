@@ -75,18 +75,18 @@ def ecsq_to_rate_(
     if (rate_lambda is None) == (target_bytes is None):
         raise ConfigError("give exactly one of --rate-lambda and --target-bytes")
     probes: list[tuple[float, int]] = []
+    quantize = partial(ecsq_quantize_, bits=bits, scales=scales, level_bits=level_bits)
     if target_bytes is not None:
-        quantize = partial(ecsq_quantize_, bits=bits, scales=scales, level_bits=level_bits)
         rate_lambda = _search(model, size_of, quantize, target_bytes, probes)
     assert rate_lambda is not None
-    report = ecsq_quantize_(model, rate_lambda, bits=bits, scales=scales, level_bits=level_bits)
+    report = quantize(model, rate_lambda)
     return report, RateOutcome(rate_lambda, target_bytes, tuple(probes))
 
 
 def _search(
     model: nn.Module,
     size_of: Callable[[nn.Module], int],
-    quantize: Callable[[nn.Module, float], object],
+    quantize: Callable[[nn.Module, float], QuantizeReport],
     target: int,
     probes: list[tuple[float, int]],
 ) -> float:
