@@ -56,6 +56,7 @@ def main() -> None:
     batches = _eval_inputs(args.images, teacher)
     bench = _Bench(args, teacher, out, batches, _logits(teacher.model, batches))
     rows = _part(out / "rows_ours.json", args.reuse, lambda: _ours(bench))
+    rows += _part(out / "rows_trellis.json", args.reuse, lambda: _trellis(bench))
     rows += _part(out / "rows_nncodec.json", args.reuse, lambda: _nncodec(bench))
     reference, labels = bench.reference, bench.labels
     verdict = _verdict(rows)
@@ -80,6 +81,11 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--nncodec-python", default=str(ROOT / ".venv-nncodec" / "bin" / "python"))
     parser.add_argument("--qps", default="-40,-38,-36,-34,-32,-30,-28")
     parser.add_argument("--targets", default="340000,370000,400000,430000,460000,490000,520000")
+    parser.add_argument(
+        "--trellis-targets",
+        default=",".join(str(t) for t in range(340_000, 550_000, 10_000)),
+        help="byte targets of the trellis-coded (dependent quantization) files",
+    )
     parser.add_argument("--calib", default="cifar10", help="proxy images for per-layer scales")
     parser.add_argument("--out", default="benchmarks/results/peers")
     parser.add_argument(
@@ -187,6 +193,38 @@ def _ours(bench: _Bench) -> list[dict[str, Any]]:
                 load_any(path).model,  # the written file, decoded
                 seconds=round(seconds, 2),
                 rate_lambda=rate,
+            )
+        )
+    return rows
+
+
+def _trellis(bench: _Bench) -> list[dict[str, Any]]:
+    """Dependent quantization on a grid (.sqz version 3) with float16 biases, equal layers,
+    at each byte target; plus one float32-bias file to measure what float16 biases cost."""
+    targets = [int(t) for t in bench.args.trellis_targets.split(",")]
+    runs = [
+        (
+            f"trellis {t} f16 bias",
+            CompressConfig(quantizer="trellis", target_bytes=t, bias_dtype="float16"),
+        )
+        for t in targets
+    ]
+    runs.append(
+        ("trellis 420000 f32 bias", CompressConfig(quantizer="trellis", target_bytes=420_000))
+    )
+    rows = []
+    for name, config in runs:
+        path = bench.out / (name.replace(" ", "_") + ".sqz")
+        start = time.perf_counter()
+        result = compress_model(copy.deepcopy(bench.teacher), config)
+        path.write_bytes(result.data)
+        seconds = time.perf_counter() - start
+        family = "ours trellis" if config.bias_dtype == "float16" else "ours trellis, f32 bias"
+        rate = result.report.rate["rate_lambda"] if result.report.rate else None
+        model = load_any(path).model
+        rows.append(
+            bench.row(
+                name, family, len(result.data), model, seconds=round(seconds, 2), rate_lambda=rate
             )
         )
     return rows

@@ -219,3 +219,24 @@ def test_corrupt_net_error_names_layer_and_offset(
         capsys, "import-caffe-dc", _corrupt_net(published, tmp_path), "-o", tmp_path / "o"
     )
     assert code == 2 and "layer" in err and "byte" in err
+
+
+def test_trellis_compress_writes_version_3(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    model = create_model("squeezenet_small", seed=0, num_classes=10)
+    weights = save_weights(model, tmp_path / "small.safetensors", model_name="squeezenet_small")
+    code, _, err = run(
+        capsys, "compress", weights, "-o", tmp_path / "bad.sqz", "--quantizer", "trellis"
+    )
+    assert code == 2 and "needs --rate-lambda or --target-bytes" in err
+    assert len(err.strip().splitlines()) == 1
+    out = tmp_path / "t.sqz"
+    args = ("--quantizer", "trellis", "--rate-lambda", "1e-5", "--bias", "float16")
+    report = run_json(capsys, "compress", weights, "-o", out, *args)
+    assert report["rate"]["rate_lambda"] == 1e-5  # type: ignore[index]
+    assert out.read_bytes()[4] == 3
+    info = run_json(capsys, "inspect", out)
+    assert info["layers"][0]["grid"]["quantizer"] == "dependent"  # type: ignore[index]
+    loaded = load_any(out)
+    assert torch.isfinite(loaded.model(torch.rand(1, 3, 32, 32))).all()

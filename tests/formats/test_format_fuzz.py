@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from squeezenet.compress.types import CompressedLayer, CompressedModel
+from squeezenet.compress.types import CompressedLayer, CompressedModel, GridCode
 from squeezenet.formats import (
     CaffeDCFormatError,
     SqzFormatError,
@@ -35,12 +35,29 @@ def _seed_files() -> list[bytes]:
         codebook = np.linspace(-1, 1, 16, dtype=np.float32)
         layers.append(CompressedLayer(f"l{i}", shape, 4, codebook, positions, codes, bias))
     model = CompressedModel("m", {"a": [1, 2]}, None, ["x", "y"], layers, {"d": np.ones(3)})
+    grid = CompressedModel("m", {}, None, None, [_grid_layer(rng, 0), _grid_layer(rng, 1)])
     return [
         encode_sqz(model, codec="raw", gap_bits=3),
         encode_sqz(model, codec="huffman", block_size=16),
         encode_sqz(model, codebook_dtype="float16"),
         encode_sqz(model, codec="rans", rans_block_size=16),
+        encode_sqz(model, bias_dtype="float16", rans_block_size=16),  # version 3
+        encode_sqz(grid, codec="rans", rans_block_size=16),  # grid layers, gamma tables
+        encode_sqz(grid, codec="huffman", block_size=16, bias_dtype="float16"),
     ]
+
+
+def _grid_layer(rng: np.random.Generator, quantizer: int) -> CompressedLayer:
+    """A version-3 grid layer (docs/FORMAT.md section 4a) of random Laplacian levels."""
+    levels = np.rint(rng.laplace(scale=3.0, size=6 * 20)).astype(np.int64)
+    grid = GridCode(quantizer, 0.125, levels, 4)
+    values = grid.values()
+    positions = np.flatnonzero(values)
+    codebook, codes = np.unique(values[positions], return_inverse=True)
+    bias = np.linspace(-1, 1, 6, dtype=np.float32)
+    return CompressedLayer(
+        f"g{quantizer}", (6, 20), 8, codebook, positions, codes.astype(np.uint16), bias, grid
+    )
 
 
 SEEDS = _seed_files()
@@ -62,7 +79,7 @@ def mutated(draw: st.DrawFn) -> bytes:
         i = draw(st.integers(0, len(data)))
         data[i:i] = draw(st.binary(min_size=1, max_size=8))
     else:
-        version = draw(st.sampled_from([b"\x01", b"\x02"]))
+        version = draw(st.sampled_from([b"\x01", b"\x02", b"\x03"]))
         data = bytearray(b"\x89SQZ" + version + draw(st.binary(max_size=200)))
     if kind != "truncate" and len(data) > 4 and draw(st.booleans()):
         # Fix the CRC so that the structural checks behind it are exercised too.

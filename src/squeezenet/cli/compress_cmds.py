@@ -47,6 +47,16 @@ TargetBytes = Annotated[
     int | None,
     typer.Option(help="Entropy-constrained quantization to at most this many bytes (within 1 %)."),
 ]
+Quantizer = Annotated[
+    str,
+    typer.Option(
+        help="With a rate: ecsq (levels per layer) | trellis (dependent quantization on a "
+        "grid, .sqz version 3)."
+    ),
+]
+BiasDtype = Annotated[
+    str, typer.Option("--bias", help="Bias dtype: float32 | float16 (version 3).")
+]
 Calib = Annotated[
     str | None,
     typer.Option(
@@ -113,6 +123,8 @@ def compress_cmd(
     distill_images: DistillImages = 40_000,
     rate_lambda: RateLambda = None,
     target_bytes: TargetBytes = None,
+    quantizer: Quantizer = "ecsq",
+    bias: BiasDtype = "float32",
     calib: Calib = None,
     seed: Seed = 0,
     quiet: Quiet = False,
@@ -133,6 +145,8 @@ def compress_cmd(
             seed=seed,
             rate_lambda=rate_lambda,
             target_bytes=target_bytes,
+            quantizer=quantizer,  # type: ignore[arg-type]
+            bias_dtype=bias,  # type: ignore[arg-type]
         )
         report = _compress(model, output, config, (distill, distill_images, calib), quiet)
     if as_json:

@@ -18,7 +18,8 @@ from torch import nn
 
 from squeezenet.compress.prune import prune_mask_of, weight_layers
 from squeezenet.compress.quantize import centroids_of, weight_share_of
-from squeezenet.compress.types import MAX_BITS, CompressedLayer, CompressedModel
+from squeezenet.compress.trellis import GRID_ATTRIBUTE
+from squeezenet.compress.types import MAX_BITS, CompressedLayer, CompressedModel, GridCode
 from squeezenet.errors import ConfigError, InputError
 from squeezenet.models import create_model, get_spec
 
@@ -103,7 +104,7 @@ def _layer(name: str, module: nn.Module) -> CompressedLayer:
         assignment_t = cast(torch.Tensor, share.assignment)
         assignment = assignment_t.detach().cpu().flatten().numpy()
         positions = np.flatnonzero(assignment < share.num_centroids).astype(np.int64)
-        return CompressedLayer(
+        layer = CompressedLayer(
             name=name,
             shape=tuple(assignment_t.shape),
             bits=share.bits,
@@ -112,6 +113,8 @@ def _layer(name: str, module: nn.Module) -> CompressedLayer:
             codes=assignment[positions].astype(np.uint16),
             bias=bias_np,
         )
+        layer.grid = _grid_of(module, layer)
+        return layer
     weight = cast(torch.Tensor, module.weight).detach().cpu().to(torch.float32)
     prune = prune_mask_of(module)
     keep = prune.prune_mask.cpu() if prune is not None else weight != 0
@@ -132,6 +135,18 @@ def _layer(name: str, module: nn.Module) -> CompressedLayer:
         codes=codes.reshape(-1).astype(np.uint16),
         bias=bias_np,
     )
+
+
+def _grid_of(module: nn.Module, layer: CompressedLayer) -> GridCode | None:
+    """The layer's grid code (left by :func:`squeezenet.compress.trellis.trellis_quantize_`)
+    while its weights still equal it bit for bit; None once e.g. distillation moved them."""
+    grid = getattr(module, GRID_ATTRIBUTE, None)
+    if not isinstance(grid, GridCode):
+        return None
+    same = np.array_equal(
+        grid.values().view(np.uint32), layer.dense_weight().reshape(-1).view(np.uint32)
+    )
+    return grid if same else None
 
 
 def from_compressed(cm: CompressedModel) -> nn.Module:

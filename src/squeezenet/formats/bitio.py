@@ -8,6 +8,7 @@ from typing import Literal, NoReturn
 import numpy as np
 
 from squeezenet.formats import huffman, rans, spec
+from squeezenet.formats.gamma import gamma_decode
 from squeezenet.formats.spec import SqzFormatError
 
 Codec = Literal["auto", "raw", "huffman", "rans"]
@@ -118,11 +119,18 @@ class StreamRecord:
 
 
 def read_stream(
-    r: Reader, field: str, count: int, alphabet: int, width: int, max_codec: int
+    r: Reader,
+    field: str,
+    count: int,
+    alphabet: int,
+    width: int,
+    max_codec: int,
+    *,
+    gamma: bool = False,
 ) -> StreamRecord:
     """Parse one stream record of ``count`` symbols below ``alphabet`` (raw: ``width`` bits
-    each; codecs up to ``max_codec``), checking every length against the record before
-    anything is allocated."""
+    each; codecs up to ``max_codec``; ``gamma``: version 3, gamma-coded rANS tables allowed),
+    checking every length against the record before anything is allocated."""
     offset = r.pos
     codec = r.u8(f"{field} codec", 0, max_codec)
     body_len = r.varint(f"{field} length", 0, spec.VARINT_MAX)
@@ -147,7 +155,7 @@ def read_stream(
         raw = body.take(body_len, field)
         return StreamRecord(codec, offset, r.pos - offset, 0, count, width, raw, None)
     if codec == spec.CODEC_RANS:
-        coded = _read_rans(body, field, count, alphabet)
+        coded = _read_rans(body, field, count, alphabet, gamma)
         table = body_len - len(coded.payload)
         return StreamRecord(codec, offset, r.pos - offset, table, count, width, b"", None, coded)
     stream = _read_huffman(body, field, count, alphabet)
@@ -155,7 +163,7 @@ def read_stream(
     return StreamRecord(codec, offset, r.pos - offset, table, count, width, b"", stream)
 
 
-def _read_rans(b: Reader, field: str, count: int, alphabet: int) -> rans.RansStream:
+def _read_rans(b: Reader, field: str, count: int, alphabet: int, gamma: bool) -> rans.RansStream:
     start, body_len = b.pos, b.end - b.pos
     if not 0 < count <= spec.RANS_SYMBOLS_PER_BYTE * body_len:
         b.fail(
@@ -173,9 +181,18 @@ def _read_rans(b: Reader, field: str, count: int, alphabet: int) -> rans.RansStr
             field=f"{field} rANS precision",
             offset=at,
         )
-    fw = b.u8(f"{field} rANS frequency width", 1, precision)
-    what, at = f"{field} rANS frequencies", b.pos
-    freqs = _unpack_table(b, what, fw, size)
+    fw = b.u8(f"{field} rANS frequency width", 0 if gamma else 1, precision)
+    what = f"{field} rANS frequencies"
+    if fw == 0:
+        nbytes = b.varint(f"{field} rANS table bytes", 1, spec.GAMMA_TABLE_BYTES_PER_SYMBOL * size)
+        at = b.pos
+        decoded = gamma_decode(b.take(nbytes, what), size)
+        if decoded is None:
+            b.fail(f"{what} at byte {at} are not {size} gamma codes", field=what, offset=at)
+        freqs = decoded
+    else:
+        at = b.pos
+        freqs = _unpack_table(b, what, fw, size)
     if int(freqs.sum()) != 1 << precision or int(freqs.max()) > rans.max_frequency(precision):
         b.fail(
             f"{what} at byte {at} do not sum to 2**{precision} within 3/4", field=what, offset=at

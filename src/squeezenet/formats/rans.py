@@ -25,6 +25,7 @@ from squeezenet.formats.huffman import group_by_block_size
 # [RANS_STATE_LOW, 2**32), words are RANS_WORD_BITS wide, and frequencies sum to
 # 2**precision <= RANS_STATE_LOW (rANS needs L % M == 0).
 DEFAULT_BLOCK_SIZE = 2048  # symbols per block: a 4-byte state per block, one numpy step each
+GRID_BLOCK_SIZE = 4096  # version 3: grid layers code every weight, so longer blocks pay
 
 
 class RansDecodeError(ValueError):

@@ -1,4 +1,4 @@
-"""Constants, limits and the error type of the .sqz format, version 2 (docs/FORMAT.md)."""
+"""Constants, limits and the error type of the .sqz format, version 3 (docs/FORMAT.md)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from squeezenet.compress import types
 from squeezenet.errors import FileFormatError
 
 MAGIC = b"\x89SQZ"  # a non-ASCII first byte catches 7-bit transfers, as in PNG
-VERSION = 2  # written by the encoder
-VERSIONS = (1, 2)  # read by the decoder; version 1 has no rANS codec
+VERSION = 2  # written by the encoder when no version-3 feature is used
+VERSION_GRID = 3  # written when a file has grid layers, float16 biases or gamma rANS tables
+VERSIONS = (1, 2, 3)  # read by the decoder; version 1 has no rANS codec
 
 HEADER_JSON = 0  # the header record is UTF-8 JSON as is
 HEADER_ZLIB = 1  # the header record is zlib-compressed UTF-8 JSON
@@ -20,13 +21,22 @@ CODEC_RAW = 0  # fixed-width bit packing, MSB first
 CODEC_HUFFMAN = 1  # canonical Huffman, table stored as code lengths
 CODEC_RANS = 2  # static rANS, table stored as quantised frequencies (version 2)
 CODEC_NAMES = {CODEC_RAW: "raw", CODEC_HUFFMAN: "huffman", CODEC_RANS: "rans"}
-MAX_CODEC = {1: CODEC_HUFFMAN, 2: CODEC_RANS}  # the largest codec id of each version
+MAX_CODEC = {1: CODEC_HUFFMAN, 2: CODEC_RANS, 3: CODEC_RANS}  # the largest codec id of each version
 CODEC_IDS = {name: codec for codec, name in CODEC_NAMES.items()}
 
 FLAG_FLOAT16 = 1  # codebook stored as float16 instead of float32
 FLAG_BIAS = 2  # a float32 bias follows the codebook
 FLAG_COMPLEMENT = 4  # the position stream lists the *absent* weights (for near-dense layers)
+FLAG_GRID = 8  # version 3: a grid layer record (section 4a)
+FLAG_BIAS16 = 16  # version 3: the bias is float16 (with FLAG_BIAS only)
 LAYER_FLAGS = FLAG_FLOAT16 | FLAG_BIAS | FLAG_COMPLEMENT
+LAYER_FLAGS_V3 = LAYER_FLAGS | FLAG_GRID | FLAG_BIAS16
+QUANTIZER_UNIFORM = types.QUANTIZER_UNIFORM
+QUANTIZER_DEPENDENT = types.QUANTIZER_DEPENDENT
+MAX_GRID_BITS = types.MAX_GRID_BITS
+MIN_STATE_PERIOD_LOG2, MAX_STATE_PERIOD_LOG2 = 4, 24
+MAX_GAMMA_ZEROS = 16  # a gamma-coded frequency f + 1 <= 2**16 has at most 16 leading zeros
+GAMMA_TABLE_BYTES_PER_SYMBOL = 5  # table bytes <= 5 * T
 
 DTYPE_FLOAT32 = 0  # the only dense-tensor dtype of versions 1 and 2
 

@@ -1,16 +1,23 @@
-"""Encode and decode the .sqz file format, version 2 (normative text: docs/FORMAT.md)."""
+"""Encode and decode the .sqz file format, versions 1-3 (normative text: docs/FORMAT.md)."""
 
 from __future__ import annotations
 
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
 
-from squeezenet.compress.types import CompressedLayer, CompressedModel
+from squeezenet.compress.types import (
+    CompressedLayer,
+    CompressedModel,
+    GridCode,
+    dq_quantizers_many,
+    zigzag,
+)
 from squeezenet.formats import huffman, rans, spec
 from squeezenet.formats.bitio import Codec, varint
 from squeezenet.formats.header import encode_header
@@ -29,7 +36,8 @@ def encode_sqz(
     gap_bits: int | None = None,
     codebook_dtype: CodebookDtype = "float32",
     block_size: int = huffman.DEFAULT_BLOCK_SIZE,
-    rans_block_size: int = rans.DEFAULT_BLOCK_SIZE,
+    rans_block_size: int | None = None,
+    bias_dtype: CodebookDtype = "float32",
 ) -> bytes:
     """Serialise ``model`` to .sqz bytes.
 
@@ -42,38 +50,33 @@ def encode_sqz(
             conv layers); ``None`` picks the smallest width and position mode per layer.
         codebook_dtype: ``"float16"`` halves the codebooks (lossy: values are rounded).
         block_size: Huffman symbols per sync block, a power of two in 16..4096.
-        rans_block_size: rANS symbols per block (each costs a 4-byte state), likewise.
+        rans_block_size: rANS symbols per block (each costs a 4-byte state), likewise;
+            None: 2048 in a version-2 file, 4096 in a version-3 file.
+        bias_dtype: ``"float16"`` halves the biases (lossy: values are rounded; version 3).
+
+    Layers with a ``grid`` are written as grid records (section 4a). The file is version 3
+    when it has one or float16 biases (then rANS tables may be gamma-coded), else version 2.
 
     Raises:
         ValueError: an option or a layer field is invalid (the message names it).
     """
-    if codec not in get_args(Codec):
-        raise ValueError(f"encode_sqz: codec must be auto, raw, huffman or rans, got {codec!r}")
-    if gap_bits is not None and not 1 <= gap_bits <= spec.MAX_GAP_BITS:
-        raise ValueError(f"encode_sqz: gap_bits must be in 1..{spec.MAX_GAP_BITS}, got {gap_bits}")
-    if codebook_dtype not in ("float32", "float16"):
-        raise ValueError(
-            f"encode_sqz: codebook_dtype must be float32 or float16, got {codebook_dtype!r}"
-        )
-    smallest, largest = 1 << spec.MIN_BLOCK_LOG2, 1 << spec.MAX_BLOCK_LOG2
-    for name, size in (("block_size", block_size), ("rans_block_size", rans_block_size)):
-        if size & (size - 1) or not smallest <= size <= largest:
-            raise ValueError(
-                f"encode_sqz: {name} must be a power of two in {smallest}..{largest}, got {size}"
-            )
+    v3 = bias_dtype == "float16" or any(layer.grid is not None for layer in model.layers)
+    if rans_block_size is None:
+        rans_block_size = rans.GRID_BLOCK_SIZE if v3 else rans.DEFAULT_BLOCK_SIZE
+    _check_options(codec, gap_bits, (codebook_dtype, bias_dtype), (block_size, rans_block_size))
     if len(model.layers) > spec.MAX_LAYERS or len(model.dense) > spec.MAX_DENSE:
         raise ValueError(f"encode_sqz: at most {spec.MAX_LAYERS} layers and dense tensors")
-    parts = [spec.MAGIC, bytes([spec.VERSION]), encode_header(model), varint(len(model.layers))]
+    version = spec.VERSION_GRID if v3 else spec.VERSION
+    parts = [spec.MAGIC, bytes([version]), encode_header(model), varint(len(model.layers))]
     _check_names(model)
     blocks = (block_size, rans_block_size)
-    records = [
-        _layer_record(index, layer, codec, gap_bits, codebook_dtype, blocks)
-        for index, layer in enumerate(model.layers)
-    ]
-    plans = [plan for fields, code_plan, pos_plan in records for plan in (code_plan, pos_plan)]
-    streams = iter(finish_streams(plans, rans_block_size))
-    for fields, _, _ in records:
-        parts += [fields, next(streams), next(streams)]
+    options = _Options(codec, gap_bits, codebook_dtype, bias_dtype, blocks, v3)
+    _check_grids(model.layers)
+    records = [_layer_record(index, layer, options) for index, layer in enumerate(model.layers)]
+    plans = [plan for _, layer_plans in records for plan in layer_plans]
+    streams = iter(finish_streams(plans, rans_block_size, gamma=v3))
+    for fields, layer_plans in records:
+        parts += [fields, *(next(streams) for _ in layer_plans)]
     parts.append(varint(len(model.dense)))
     for name, value in model.dense.items():
         parts.append(_dense_record(name, value))
@@ -156,11 +159,19 @@ def _inspect_layer(p: ParsedLayer, layer: CompressedLayer) -> dict[str, Any]:
         "codebook_bytes": p.codebook_bytes,
         "bias_bytes": p.bias_bytes,
         "positions_symbols": p.positions.count,
+        "grid": None,
     }
+    if p.grid is not None:
+        quantizer, step, period = p.grid
+        info["grid"] = {"quantizer": ("uniform", "dependent")[quantizer], "step": step}
+        info["grid"]["state_period"] = 1 << period
     for kind, rec, symbols in (
         ("codes", p.codes, p.code_symbols),
         ("positions", p.positions, p.position_symbols),
     ):
+        if rec.nbytes == 0:  # a grid layer has no position stream
+            info.update({f"{kind}_bytes": 0, f"{kind}_codec": None, f"{kind}_entropy_bytes": 0.0})
+            continue
         entropy = huffman.entropy_bits(symbols) / 8
         body = next(
             n for n in range(rec.nbytes - 2, -1, -1) if len(varint(n)) + n + 1 == rec.nbytes
@@ -209,19 +220,46 @@ def _name_bytes(name: str, what: str) -> bytes:
     return varint(len(raw)) + raw
 
 
+def _check_options(
+    codec: str, gap_bits: int | None, dtypes: tuple[str, str], blocks: tuple[int, int]
+) -> None:
+    if codec not in get_args(Codec):
+        raise ValueError(f"encode_sqz: codec must be auto, raw, huffman or rans, got {codec!r}")
+    if gap_bits is not None and not 1 <= gap_bits <= spec.MAX_GAP_BITS:
+        raise ValueError(f"encode_sqz: gap_bits must be in 1..{spec.MAX_GAP_BITS}, got {gap_bits}")
+    for what, dtype in zip(("codebook_dtype", "bias_dtype"), dtypes, strict=True):
+        if dtype not in ("float32", "float16"):
+            raise ValueError(f"encode_sqz: {what} must be float32 or float16, got {dtype!r}")
+    smallest, largest = 1 << spec.MIN_BLOCK_LOG2, 1 << spec.MAX_BLOCK_LOG2
+    for name, size in zip(("block_size", "rans_block_size"), blocks, strict=True):
+        if size & (size - 1) or not smallest <= size <= largest:
+            raise ValueError(
+                f"encode_sqz: {name} must be a power of two in {smallest}..{largest}, got {size}"
+            )
+
+
+@dataclass(frozen=True)
+class _Options:
+    codec: Codec
+    gap_bits: int | None
+    codebook_dtype: CodebookDtype
+    bias_dtype: CodebookDtype
+    blocks: tuple[int, int]  # Huffman and rANS block sizes
+    gamma: bool  # version 3: rANS tables may be gamma-coded
+
+
 def _layer_record(
-    index: int,
-    layer: CompressedLayer,
-    codec: Codec,
-    gap_bits: int | None,
-    codebook_dtype: CodebookDtype,
-    blocks: tuple[int, int],
-) -> tuple[bytes, StreamPlan, StreamPlan]:
-    """The layer record's fields before its streams, and the plans of its two streams."""
+    index: int, layer: CompressedLayer, options: _Options
+) -> tuple[bytes, list[StreamPlan]]:
+    """The layer record's fields before its streams, and the plans of its streams."""
     what = f"layer {index} ({layer.name!r})"
     codebook, positions, codes = _check_layer(what, layer)
-    flags = 0
-    if codebook_dtype == "float16":
+    flags, bias = _bias_field(what, layer, options.bias_dtype)
+    head = [_name_bytes(layer.name, what), bytes([len(layer.shape)])]
+    head += [varint(d) for d in layer.shape]
+    if layer.grid is not None:
+        return _grid_record(what, layer.grid, flags, head, bias, options)
+    if options.codebook_dtype == "float16":
         flags |= spec.FLAG_FLOAT16
         with np.errstate(over="ignore"):
             half = codebook.astype("<f2")
@@ -230,26 +268,88 @@ def _layer_record(
         codebook_bytes = half.tobytes()
     else:
         codebook_bytes = codebook.astype("<f4").tobytes()
-    bias = b""
-    if layer.bias is not None:
-        values = np.asarray(layer.bias, dtype="<f4")
-        if values.shape != (layer.shape[0],) or len(values) > spec.MAX_BIAS:
-            raise ValueError(
-                f"encode_sqz: {what} bias must be 1-D with dims[0] = {layer.shape[0]} values "
-                f"(at most {spec.MAX_BIAS}), got shape {values.shape}"
-            )
-        flags |= spec.FLAG_BIAS
-        bias = varint(len(values)) + values.tobytes()
-    complement, width, symbols = _position_symbols(positions, layer.numel, gap_bits, codec, blocks)
+    complement, width, symbols = _position_symbols(
+        positions, layer.numel, options.gap_bits, options.codec, options.blocks
+    )
     if complement:
         flags |= spec.FLAG_COMPLEMENT
-    parts = [_name_bytes(layer.name, what), bytes([len(layer.shape)])]
-    parts += [varint(d) for d in layer.shape]
-    parts += [bytes([layer.bits, flags]), varint(len(codebook)), codebook_bytes, bias]
+    parts = [*head, bytes([layer.bits, flags]), varint(len(codebook)), codebook_bytes, bias]
     parts += [varint(len(positions)), bytes([width]), varint(len(symbols))]
-    code_plan = plan_stream(codes, len(codebook), layer.bits, codec, *blocks)
-    position_plan = plan_stream(symbols, 1 << width, width, codec, *blocks)
-    return b"".join(parts), code_plan, position_plan
+    code_plan = plan_stream(
+        codes, len(codebook), layer.bits, options.codec, *options.blocks, gamma=options.gamma
+    )
+    position_plan = plan_stream(
+        symbols, 1 << width, width, options.codec, *options.blocks, gamma=options.gamma
+    )
+    return b"".join(parts), [code_plan, position_plan]
+
+
+def _bias_field(what: str, layer: CompressedLayer, dtype: CodebookDtype) -> tuple[int, bytes]:
+    """The flags the bias sets and its bytes (length varint and values), or (0, b"")."""
+    if layer.bias is None:
+        return 0, b""
+    values = np.asarray(layer.bias, dtype="<f4")
+    if values.shape != (layer.shape[0],) or len(values) > spec.MAX_BIAS:
+        raise ValueError(
+            f"encode_sqz: {what} bias must be 1-D with dims[0] = {layer.shape[0]} values "
+            f"(at most {spec.MAX_BIAS}), got shape {values.shape}"
+        )
+    if dtype == "float32":
+        return spec.FLAG_BIAS, varint(len(values)) + values.tobytes()
+    with np.errstate(over="ignore"):
+        half = values.astype("<f2")
+    if not np.isfinite(half[np.isfinite(values)]).all():
+        raise ValueError(f"encode_sqz: {what} bias overflows float16; use float32")
+    return spec.FLAG_BIAS | spec.FLAG_BIAS16, varint(len(values)) + half.tobytes()
+
+
+def _grid_record(
+    what: str, grid: GridCode, flags: int, head: list[bytes], bias: bytes, options: _Options
+) -> tuple[bytes, list[StreamPlan]]:
+    """A grid layer record (section 4a): its fields and the plan of its level stream."""
+    symbols = zigzag(grid.levels)
+    bits = max(1, int(symbols.max()).bit_length()) if symbols.size else 1
+    if bits > spec.MAX_GRID_BITS:
+        raise ValueError(f"encode_sqz: {what} grid levels need {bits} > 15 bits; use a larger step")
+    period = grid.period_log2 if grid.quantizer == spec.QUANTIZER_DEPENDENT else 4
+    parts = [*head, bytes([bits, flags | spec.FLAG_GRID, grid.quantizer])]
+    parts += [struct.pack("<f", grid.step), bytes([period]), bias]
+    plan = plan_stream(symbols, 1 << bits, bits, options.codec, *options.blocks, gamma=True)
+    return b"".join(parts), [plan]
+
+
+def _check_grids(layers: list[CompressedLayer]) -> None:
+    """Every grid is valid and equals its layer's weights bit for bit (one state-machine run
+    for all dependent layers)."""
+    grids = [(i, layer) for i, layer in enumerate(layers) if layer.grid is not None]
+    dependent = [
+        (i, layer)
+        for i, layer in grids
+        if layer.grid.quantizer == spec.QUANTIZER_DEPENDENT  # type: ignore[union-attr]
+    ]
+    states = dq_quantizers_many(
+        [layer.grid.levels for _, layer in dependent],  # type: ignore[union-attr]
+        [layer.grid.period_log2 for _, layer in dependent],  # type: ignore[union-attr]
+    )
+    quantizers = {i: q for (i, _), q in zip(dependent, states, strict=True)}
+    for i, layer in grids:
+        grid = layer.grid
+        assert grid is not None
+        what = f"encode_sqz: layer {i} ({layer.name!r}) grid"
+        step = np.float32(grid.step)
+        if grid.quantizer not in (spec.QUANTIZER_UNIFORM, spec.QUANTIZER_DEPENDENT):
+            raise ValueError(f"{what}: quantizer must be 0 or 1, got {grid.quantizer}")
+        if not (np.isfinite(step) and step > 0 and float(step) == grid.step):
+            raise ValueError(f"{what}: step must be a finite float32 > 0, got {grid.step}")
+        if not spec.MIN_STATE_PERIOD_LOG2 <= grid.period_log2 <= spec.MAX_STATE_PERIOD_LOG2:
+            raise ValueError(f"{what}: period_log2 must be in 4..24, got {grid.period_log2}")
+        if np.shape(grid.levels) != (layer.numel,):
+            raise ValueError(f"{what}: levels must be flat with {layer.numel} entries")
+        values = grid.values(quantizers.get(i))
+        if not np.array_equal(
+            values.view(np.uint32), layer.dense_weight().reshape(-1).view(np.uint32)
+        ):
+            raise ValueError(f"{what}: its values differ from the layer's weights")
 
 
 def _check_layer(what: str, layer: CompressedLayer) -> tuple[np.ndarray, ...]:

@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from squeezenet.compress.types import CompressedLayer
+from squeezenet.compress.types import (
+    CompressedLayer,
+    GridCode,
+    dq_quantizers_many,
+    grid_multiples,
+    grid_values,
+    unzigzag,
+)
 from squeezenet.formats import huffman, rans, spec
 from squeezenet.formats.bitio import Reader, StreamRecord, decode_raw, fail, read_stream
 from squeezenet.formats.header import read_header
@@ -35,6 +42,7 @@ class ParsedLayer:
     bias_bytes: int  # bias length varint and values
     codes: StreamRecord
     positions: StreamRecord
+    grid: tuple[int, float, int] | None = None  # grid layer: quantizer, step, state period
     code_symbols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     position_symbols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
@@ -95,7 +103,7 @@ def parse_sqz(data: bytes) -> ParsedFile:
     header = read_header(r)
     nlayers = r.varint("layer count", 0, spec.MAX_LAYERS)
     header_bytes = r.pos
-    layers = [_read_layer(r, i, spec.MAX_CODEC[version]) for i in range(nlayers)]
+    layers = [_read_layer(r, i, version) for i in range(nlayers)]
     dense_start = r.pos
     dense = _read_dense(r)
     if r.pos != r.end:
@@ -106,7 +114,7 @@ def parse_sqz(data: bytes) -> ParsedFile:
         )
     _check_names(layers, dense)
     _decode_symbols(layers)
-    compressed = [_build_layer(p) for p in layers]
+    compressed = _build_layers(layers)
     values = {d.name: d.value for d in dense}
     return ParsedFile(
         version, header, header_bytes, layers, compressed, values, r.pos - dense_start
@@ -163,8 +171,9 @@ def _read_shape(r: Reader, field: str, ndim: int, lo: int, limit: int) -> tuple[
     return tuple(dims)
 
 
-def _read_layer(r: Reader, index: int, max_codec: int) -> ParsedLayer:
+def _read_layer(r: Reader, index: int, version: int) -> ParsedLayer:
     field, offset = f"layer {index}", r.pos
+    max_codec, v3 = spec.MAX_CODEC[version], version >= spec.VERSION_GRID
     name = _read_name(r, field)
     ndim = r.u8(f"{field} ndim", 1, spec.MAX_NDIM)
     shape = _read_shape(r, field, ndim, 1, spec.MAX_NUMEL)
@@ -172,12 +181,16 @@ def _read_layer(r: Reader, index: int, max_codec: int) -> ParsedLayer:
     bits = r.u8(f"{field} bits", 1, spec.MAX_BITS)
     flags_at = r.pos
     flags = r.u8(f"{field} flags", 0, 255)
-    if flags & ~spec.LAYER_FLAGS:
+    allowed = spec.LAYER_FLAGS_V3 if v3 else spec.LAYER_FLAGS
+    if flags & ~allowed or (flags & spec.FLAG_BIAS16 and not flags & spec.FLAG_BIAS):
         r.fail(
-            f"{field} flags {flags:#04x} at byte {flags_at} set reserved bits",
+            f"{field} flags {flags:#04x} at byte {flags_at} set reserved bits (or BIAS16 "
+            "without BIAS)",
             field=f"{field} flags",
             offset=flags_at,
         )
+    if flags & spec.FLAG_GRID:
+        return _read_grid_layer(r, _Head(index, offset, name, shape, bits, flags, flags_at))
     size = r.varint(f"{field} codebook size", 1, 1 << bits)
     start = r.pos
     if flags & spec.FLAG_FLOAT16:
@@ -187,7 +200,7 @@ def _read_layer(r: Reader, index: int, max_codec: int) -> ParsedLayer:
     codebook_bytes = r.pos - start
     bias, start = None, r.pos
     if flags & spec.FLAG_BIAS:
-        bias = _read_bias(r, field, shape[0])
+        bias = _read_bias(r, field, shape[0], bool(flags & spec.FLAG_BIAS16))
     bias_bytes = r.pos - start
     stored = r.varint(f"{field} stored weights", 0, numel)
     gap_bits = r.u8(f"{field} gap bits", 1, spec.MAX_GAP_BITS)
@@ -195,8 +208,10 @@ def _read_layer(r: Reader, index: int, max_codec: int) -> ParsedLayer:
     listed = numel - stored if complement else stored
     # Every position symbol moves the cursor by at least one index (section 5).
     nsym = r.varint(f"{field} position symbols", listed, numel)
-    codes = read_stream(r, f"{field} code stream", stored, size, bits, max_codec)
-    positions = read_stream(r, f"{field} position stream", nsym, 1 << gap_bits, gap_bits, max_codec)
+    codes = read_stream(r, f"{field} code stream", stored, size, bits, max_codec, gamma=v3)
+    positions = read_stream(
+        r, f"{field} position stream", nsym, 1 << gap_bits, gap_bits, max_codec, gamma=v3
+    )
     return ParsedLayer(
         index,
         offset,
@@ -216,7 +231,82 @@ def _read_layer(r: Reader, index: int, max_codec: int) -> ParsedLayer:
     )
 
 
-def _read_bias(r: Reader, field: str, channels: int) -> np.ndarray:
+@dataclass(frozen=True)
+class _Head:
+    """The fields every layer record starts with."""
+
+    index: int
+    offset: int
+    name: str
+    shape: tuple[int, ...]
+    bits: int
+    flags: int
+    flags_at: int
+
+
+def _read_grid_layer(r: Reader, h: _Head) -> ParsedLayer:
+    """The rest of a grid layer record (section 4a, version 3)."""
+    field = f"layer {h.index}"
+    if h.flags & (spec.FLAG_FLOAT16 | spec.FLAG_COMPLEMENT):
+        r.fail(
+            f"{field} flags {h.flags:#04x} at byte {h.flags_at}: a grid layer has no codebook "
+            "or positions (FLOAT16 and COMPLEMENT must be 0)",
+            field=f"{field} flags",
+            offset=h.flags_at,
+        )
+    if h.bits > spec.MAX_GRID_BITS:
+        r.fail(
+            f"{field} bits {h.bits} at byte {h.flags_at - 1} is over 15 for a grid layer",
+            field=f"{field} bits",
+            offset=h.flags_at - 1,
+        )
+    quantizer = r.u8(f"{field} quantizer", spec.QUANTIZER_UNIFORM, spec.QUANTIZER_DEPENDENT)
+    at = r.pos
+    (step,) = struct.unpack("<f", r.take(4, f"{field} grid step"))
+    if not (np.isfinite(step) and step > 0):
+        r.fail(
+            f"{field} grid step {step} at byte {at} is not finite and > 0",
+            field=f"{field} grid step",
+            offset=at,
+        )
+    if quantizer == spec.QUANTIZER_DEPENDENT:
+        period = r.u8(
+            f"{field} state period", spec.MIN_STATE_PERIOD_LOG2, spec.MAX_STATE_PERIOD_LOG2
+        )
+    else:
+        period = r.u8(
+            f"{field} state period", spec.MIN_STATE_PERIOD_LOG2, spec.MIN_STATE_PERIOD_LOG2
+        )
+    bias, start = None, r.pos
+    if h.flags & spec.FLAG_BIAS:
+        bias = _read_bias(r, field, h.shape[0], bool(h.flags & spec.FLAG_BIAS16))
+    bias_bytes = r.pos - start
+    numel = int(np.prod(h.shape))
+    levels = read_stream(
+        r, f"{field} level stream", numel, 1 << h.bits, h.bits, spec.CODEC_RANS, gamma=True
+    )
+    empty = StreamRecord(spec.CODEC_RAW, r.pos, 0, 0, 0, 1, b"", None)
+    return ParsedLayer(
+        h.index,
+        h.offset,
+        r.pos - h.offset,
+        h.name,
+        h.shape,
+        h.bits,
+        False,
+        0,
+        numel,
+        np.zeros(0, dtype=np.float32),
+        0,
+        bias,
+        bias_bytes,
+        levels,
+        empty,
+        grid=(quantizer, float(step), period),
+    )
+
+
+def _read_bias(r: Reader, field: str, channels: int, half: bool = False) -> np.ndarray:
     """The bias of a layer of ``channels`` = dims[0] output channels (section 4)."""
     at = r.pos
     count = r.varint(f"{field} bias length", 1, spec.MAX_BIAS)
@@ -226,6 +316,8 @@ def _read_bias(r: Reader, field: str, channels: int) -> np.ndarray:
             field=f"{field} bias length",
             offset=at,
         )
+    if half:
+        return widen_float16(r.take(2 * count, f"{field} bias"))
     return np.frombuffer(r.take(4 * count, f"{field} bias"), "<f4").astype(np.float32)
 
 
@@ -272,6 +364,8 @@ def _decode_symbols(layers: list[ParsedLayer]) -> None:
         where = huff if isinstance(exc, huffman.HuffmanDecodeError) else coded
         i = where[exc.stream]
         rec, kind = records[i], ("code", "position")[i % 2]
+        if i % 2 == 0 and layers[i // 2].grid is not None:
+            kind = "level"
         raise SqzFormatError(
             f"corrupt .sqz file: layer {i // 2} {kind} stream at byte {rec.offset}: {exc}; "
             "re-create the file",
@@ -279,6 +373,9 @@ def _decode_symbols(layers: list[ParsedLayer]) -> None:
             offset=rec.offset,
         ) from None
     for p in layers:
+        if p.grid is not None:
+            p.code_symbols = _or_raw(symbols[2 * p.index], p.codes, 1 << p.bits, p, "level")
+            continue
         p.code_symbols = _or_raw(symbols[2 * p.index], p.codes, len(p.codebook), p, "code")
         p.position_symbols = _or_raw(
             symbols[2 * p.index + 1], p.positions, 1 << p.gap_bits, p, "position"
@@ -292,6 +389,42 @@ def _or_raw(
         values
         if values is not None
         else decode_raw(rec, alphabet, f"layer {p.index} {kind} stream")
+    )
+
+
+def _build_layers(layers: list[ParsedLayer]) -> list[CompressedLayer]:
+    """The decoded layers; the state machines of all dependent grid layers run together."""
+    dependent = [p for p in layers if p.grid is not None and p.grid[0] == spec.QUANTIZER_DEPENDENT]
+    levels = {p.index: unzigzag(p.code_symbols) for p in layers if p.grid is not None}
+    periods = [p.grid[2] for p in dependent if p.grid is not None]
+    states = dq_quantizers_many([levels[p.index] for p in dependent], periods)
+    quantizers = {p.index: q for p, q in zip(dependent, states, strict=True)}
+    return [
+        _build_grid_layer(p, levels[p.index], quantizers.get(p.index))
+        if p.grid is not None
+        else _build_layer(p)
+        for p in layers
+    ]
+
+
+def _build_grid_layer(
+    p: ParsedLayer, levels: np.ndarray, quantizers: np.ndarray | None
+) -> CompressedLayer:
+    assert p.grid is not None
+    quantizer, step, period = p.grid
+    grid = GridCode(quantizer, step, levels, period)
+    values = grid_values(grid_multiples(levels, quantizer, quantizers), step)
+    positions = np.flatnonzero(values != 0).astype(np.int64)
+    codebook, codes = np.unique(values[positions], return_inverse=True)
+    return CompressedLayer(
+        name=p.name,
+        shape=p.shape,
+        bits=max(1, int(max(len(codebook), 1) - 1).bit_length()),
+        codebook=codebook.astype(np.float32) if len(codebook) else np.zeros(1, np.float32),
+        positions=positions,
+        codes=codes.reshape(-1).astype(np.uint16),
+        bias=p.bias,
+        grid=grid,
     )
 
 

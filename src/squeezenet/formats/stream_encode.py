@@ -8,6 +8,7 @@ import numpy as np
 
 from squeezenet.formats import huffman, rans, spec
 from squeezenet.formats.bitio import Codec, varint
+from squeezenet.formats.gamma import gamma_bits, gamma_encode
 
 _PRECISIONS = range(8, 16)  # rANS precisions the encoder tries (16 only costs table bits)
 
@@ -41,9 +42,12 @@ class StreamPlan:
     job: tuple[np.ndarray, np.ndarray, int] | None = None  # rANS: (symbols, freqs, precision)
 
 
-def rans_plan(counts: np.ndarray, block_size: int) -> tuple[int, np.ndarray, int] | None:
+def rans_plan(
+    counts: np.ndarray, block_size: int, gamma: bool = False
+) -> tuple[int, np.ndarray, int] | None:
     """(estimated body bytes, frequencies, precision) of the best rANS table for ``counts``,
-    or None where rANS does not apply (fewer than two used symbols)."""
+    or None where rANS does not apply (fewer than two used symbols). ``gamma``: the table may
+    be gamma-coded (version 3)."""
     used = int((counts > 0).sum())
     count = int(counts.sum())
     if used < 2:
@@ -55,7 +59,10 @@ def rans_plan(counts: np.ndarray, block_size: int) -> tuple[int, np.ndarray, int
         if 4 * used > 1 << precision:  # too coarse: most symbols would round to 1
             continue
         freqs = rans.quantize(counts, precision)
-        table = -(-size * int(freqs.max()).bit_length() // 8) + len(varint(size)) + 3
+        table = -(-size * int(freqs.max()).bit_length() // 8)
+        if gamma:
+            table = min(table, -(-gamma_bits(freqs[:size]) // 8) + 1)
+        table += len(varint(size)) + 3
         bits = rans.cost_bits(counts, freqs, precision)
         per_block = 4 + 2 * int(bits / 16 / nblocks)  # a state, then 16-bit words
         est = table + nblocks * (4 + len(varint(per_block))) + 2 * int(bits / 16)
@@ -65,7 +72,14 @@ def rans_plan(counts: np.ndarray, block_size: int) -> tuple[int, np.ndarray, int
 
 
 def plan_stream(
-    symbols: np.ndarray, alphabet: int, width: int, codec: Codec, block_size: int, rans_block: int
+    symbols: np.ndarray,
+    alphabet: int,
+    width: int,
+    codec: Codec,
+    block_size: int,
+    rans_block: int,
+    *,
+    gamma: bool = False,
 ) -> StreamPlan:
     """Choose the codec of ``symbols`` (ints < ``alphabet`` <= 2**width): ``auto`` keeps the
     smallest of raw, Huffman and rANS (rANS by its estimated size). An empty stream is raw."""
@@ -73,7 +87,7 @@ def plan_stream(
     if codec == "raw" or not len(symbols):
         return StreamPlan(spec.CODEC_RAW, huffman.pack_bits(symbols, width)[0])
     counts = np.bincount(symbols, minlength=alphabet)
-    plan = rans_plan(counts, rans_block) if codec in ("auto", "rans") else None
+    plan = rans_plan(counts, rans_block, gamma) if codec in ("auto", "rans") else None
     if codec == "rans" and plan is not None:
         return StreamPlan(spec.CODEC_RANS, b"", (symbols, plan[1], plan[2]))
     lengths = huffman.code_lengths(counts, spec.MAX_CODE_LENGTH)
@@ -87,13 +101,14 @@ def plan_stream(
     return StreamPlan(spec.CODEC_RAW, huffman.pack_bits(symbols, width)[0])
 
 
-def finish_streams(plans: list[StreamPlan], rans_block: int) -> list[bytes]:
-    """The stream records of ``plans``; the rANS streams among them are encoded together."""
+def finish_streams(plans: list[StreamPlan], rans_block: int, *, gamma: bool = False) -> list[bytes]:
+    """The stream records of ``plans``; the rANS streams among them are encoded together.
+    ``gamma`` (version 3): a rANS table is gamma-coded where that is shorter."""
     jobs = [p.job for p in plans if p.job is not None]
     coded = iter(rans.encode_many(jobs, block_size=rans_block) if jobs else [])
     records = []
     for plan in plans:
-        body = _rans_body(next(coded)) if plan.job is not None else plan.body
+        body = _rans_body(next(coded), gamma) if plan.job is not None else plan.body
         records.append(bytes([plan.codec]) + varint(len(body)) + body)
     return records
 
@@ -117,11 +132,14 @@ def estimate_size(
     return size
 
 
-def _rans_body(stream: rans.RansStream) -> bytes:
+def _rans_body(stream: rans.RansStream, gamma: bool = False) -> bytes:
     freqs = stream.freqs
     size = int(np.flatnonzero(freqs)[-1]) + 1
     fw = int(freqs.max()).bit_length()
     table, _ = huffman.pack_bits(freqs[:size], fw)
+    if gamma and -(-gamma_bits(freqs[:size]) // 8) + 1 < len(table):
+        coded = gamma_encode(freqs[:size])
+        table, fw = varint(len(coded)) + coded, 0
     parts = [varint(size), bytes([stream.precision, fw]), table]
     parts.append(bytes([stream.block_size.bit_length() - 1]))
     parts += [varint(int(b)) for b in stream.block_bytes]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from torch import nn
 
@@ -53,6 +53,10 @@ def check_bits_rules(bits: object, what: str) -> None:
         check_bits(rule[1], f"{what} for {rule[0]!r}")
 
 
+RateQuantizer = Literal["ecsq", "trellis"]
+RATE_QUANTIZERS = get_args(RateQuantizer)
+
+
 @dataclasses.dataclass(frozen=True)
 class CompressConfig:
     """What `compress` does to a model; every field has a CLI option of the same meaning."""
@@ -75,6 +79,10 @@ class CompressConfig:
     # bisection on lambda meets within 1 % (never above it). bits then caps the levels.
     rate_lambda: float | None = None
     target_bytes: int | None = None
+    # With a rate: "ecsq" (levels per layer, any values) or "trellis" (dependent quantization
+    # on a uniform grid, written as .sqz version-3 grid layers; bits is then unused).
+    quantizer: RateQuantizer = "ecsq"
+    bias_dtype: CodebookDtype = "float32"  # float16 halves biases, rounding them (version 3)
 
     def __post_init__(self) -> None:
         if self.policy is not None and not isinstance(self.policy, PrunePolicy):
@@ -82,19 +90,19 @@ class CompressConfig:
                 f"CompressConfig.policy: expected a PrunePolicy or None, got {self.policy!r}"
             )
         check_bits_rules(self.bits, "CompressConfig.bits")
-        if self.init not in INITS:
-            raise ConfigError(
-                f"CompressConfig.init: expected one of {', '.join(INITS)}, got {self.init!r}"
-            )
-        if self.codec not in CODECS:
-            raise ConfigError(
-                f"CompressConfig.codec: expected one of {', '.join(CODECS)}, got {self.codec!r}"
-            )
-        if self.codebook_dtype not in CODEBOOK_DTYPES:
-            raise ConfigError(
-                "CompressConfig.codebook_dtype: expected float32 or float16, "
-                f"got {self.codebook_dtype!r}"
-            )
+        for name, value, allowed in (
+            ("init", self.init, INITS),
+            ("codec", self.codec, CODECS),
+            ("codebook_dtype", self.codebook_dtype, CODEBOOK_DTYPES),
+            ("bias_dtype", self.bias_dtype, CODEBOOK_DTYPES),
+            ("quantizer", self.quantizer, RATE_QUANTIZERS),
+        ):
+            if value not in allowed:
+                raise ConfigError(
+                    f"CompressConfig.{name}: expected one of {', '.join(allowed)}, got {value!r}"
+                )
+        if self.quantizer == "trellis" and self.rate_lambda is None and self.target_bytes is None:
+            raise ConfigError("--quantizer trellis needs --rate-lambda or --target-bytes")
         if self.gap_bits is not None and not 1 <= self.gap_bits <= MAX_GAP_BITS:
             raise ConfigError(
                 f"CompressConfig.gap_bits: expected 1..{MAX_GAP_BITS} or None, got {self.gap_bits}"

@@ -211,12 +211,17 @@ def _quantize_stage_(
         target_bytes=config.target_bytes,
         scales=scales,
         level_bits=(16 if config.codebook_dtype == "float16" else 32) + 5,  # entry + code length
+        quantizer=config.quantizer,
     )
 
 
 def _encode(cm: CompressedModel, config: CompressConfig) -> bytes:
     return encode_sqz(
-        cm, codec=config.codec, gap_bits=config.gap_bits, codebook_dtype=config.codebook_dtype
+        cm,
+        codec=config.codec,
+        gap_bits=config.gap_bits,
+        codebook_dtype=config.codebook_dtype,
+        bias_dtype=config.bias_dtype,
     )
 
 

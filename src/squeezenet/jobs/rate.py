@@ -20,6 +20,7 @@ from squeezenet.compress.ecsq import LEVEL_BITS, ecsq_quantize_
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.compress.quantize import BitsSpec, QuantizeReport
 from squeezenet.compress.rd import ScalesConfig, layer_scales
+from squeezenet.compress.trellis import trellis_quantize_
 from squeezenet.data.datasets import ArrayDataset
 from squeezenet.data.registry import load_dataset
 from squeezenet.errors import ConfigError, InputError
@@ -56,9 +57,10 @@ def ecsq_to_rate_(
     target_bytes: int | None = None,
     scales: Mapping[str, float] | None = None,
     level_bits: float = LEVEL_BITS,
+    quantizer: str = "ecsq",
 ) -> tuple[QuantizeReport, RateOutcome]:
-    """Quantize ``model`` in place with ECSQ at ``rate_lambda``, or at the lambda whose file is
-    the largest of at most ``target_bytes``.
+    """Quantize ``model`` in place with ECSQ (or the trellis quantizer) at ``rate_lambda``, or
+    at the lambda whose file is the largest of at most ``target_bytes``.
 
     Args:
         model: the (possibly pruned) model; changed in place.
@@ -68,6 +70,8 @@ def ecsq_to_rate_(
         target_bytes: a byte target instead (exactly one of the two is given).
         scales: per-layer cost of a unit of squared error (see squeezenet.compress.rd).
         level_bits: what one codebook entry costs in the file (float16 codebooks: 16 + 5).
+        quantizer: ``"ecsq"`` or ``"trellis"`` (:mod:`squeezenet.compress.trellis`; ``bits``
+            and ``level_bits`` do not apply to it).
 
     Raises:
         ConfigError: neither or both given, or no lambda reaches ``target_bytes``.
@@ -75,7 +79,11 @@ def ecsq_to_rate_(
     if (rate_lambda is None) == (target_bytes is None):
         raise ConfigError("give exactly one of --rate-lambda and --target-bytes")
     probes: list[tuple[float, int]] = []
-    quantize = partial(ecsq_quantize_, bits=bits, scales=scales, level_bits=level_bits)
+    quantize: Callable[[nn.Module, float], QuantizeReport]
+    if quantizer == "trellis":
+        quantize = partial(trellis_quantize_, scales=scales)
+    else:
+        quantize = partial(ecsq_quantize_, bits=bits, scales=scales, level_bits=level_bits)
     if target_bytes is not None:
         rate_lambda = _search(model, size_of, quantize, target_bytes, probes)
     assert rate_lambda is not None

@@ -1,0 +1,137 @@
+"""Trellis-coded (dependent) quantization: the Viterbi search, grids in files, byte targets."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from squeezenet.compress.export import to_compressed
+from squeezenet.compress.quantize import centroid_parameters
+from squeezenet.compress.trellis import (
+    TrellisLayer,
+    _Lanes,
+    _viterbi,
+    step_for,
+    trellis_many,
+    trellis_quantize_,
+)
+from squeezenet.compress.types import DQ_NEXT, GridCode, zigzag
+from squeezenet.formats import decode_sqz, encode_sqz
+from squeezenet.io.weights import LoadedModel
+from squeezenet.jobs.compress_config import CompressConfig
+from squeezenet.jobs.compress_file import compress_model
+from squeezenet.jobs.rate import TOLERANCE
+from squeezenet.models import create_model
+
+
+def path_cost(
+    w: np.ndarray, levels: tuple[int, ...], step: float, lam: float, rates: np.ndarray
+) -> float:
+    """D + lambda R of one level sequence, the state machine run by hand."""
+    state, cost = 0, 0.0
+    for x, k in zip(w, levels, strict=True):
+        q = state >> 1
+        m = 2 * k - int(np.sign(k)) * q
+        cost += (x - m * step) ** 2 + lam * rates[0, int(zigzag(np.array(k)))]
+        state = int(DQ_NEXT[state][abs(k) % 2])
+    return cost
+
+
+def test_viterbi_finds_the_cheapest_level_sequence() -> None:
+    rng = np.random.default_rng(0)
+    w = rng.normal(scale=0.5, size=5)
+    step, lam = 0.25, 0.02
+    lanes = _Lanes.of([TrellisLayer(w, step, lam)], 16)
+    rates = np.log2(2.0 + np.arange(64))[None, :]  # rises with |k|
+    levels = _viterbi(lanes, rates)[0, :5]
+    brute = min(
+        itertools.product(range(-3, 4), repeat=5),
+        key=lambda seq: path_cost(w, seq, step, lam, rates),
+    )
+    found = path_cost(w, tuple(int(k) for k in levels), step, lam, rates)
+    assert found == pytest.approx(path_cost(w, brute, step, lam, rates), abs=1e-12)
+
+
+def test_exact_zeros_stay_zero_and_values_follow_the_grid() -> None:
+    rng = np.random.default_rng(1)
+    w = rng.laplace(scale=0.05, size=(16, 300))
+    w[rng.random(w.shape) < 0.6] = 0
+    code = trellis_many([TrellisLayer(w, 0.01, 0.3 * 0.01**2)], period_log2=6)[0]
+    assert (code.levels[w.reshape(-1) == 0] == 0).all()
+    values = code.values()
+    assert np.abs(values - w.reshape(-1)).max() <= 2 * 0.01 + 1e-7  # within one Q spacing
+    assert code.values().dtype == np.float32
+
+
+def test_the_trellis_beats_rounding_at_equal_rate() -> None:
+    """Dependent quantization at step d against uniform rounding at the step of equal rate:
+    lower squared error (the trellis's granular gain)."""
+    rng = np.random.default_rng(2)
+    w = rng.laplace(scale=0.05, size=40_000)
+
+    def entropy(levels: np.ndarray) -> float:
+        counts = np.bincount(zigzag(levels)).astype(float)
+        counts = counts[counts > 0]
+        return float(-(counts * np.log2(counts / counts.sum())).sum())
+
+    d = 0.01
+    code = trellis_many([TrellisLayer(w, d, 0.3 * d * d)])[0]
+    rate, error = entropy(code.levels), float(np.square(code.values() - w).sum())
+    lo, hi = d, 8 * d  # the uniform step whose rounding has the trellis's entropy
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if entropy(np.rint(w / mid).astype(np.int64)) > rate else (lo, mid)
+    uniform = float(np.square(np.rint(w / hi) * hi - w).sum())
+    assert error < 0.9 * uniform
+
+
+def _loaded() -> LoadedModel:
+    model = create_model("squeezenet_small", seed=0, num_classes=10)
+    return LoadedModel(model, "squeezenet_small", {"num_classes": 10}, None, None, None)  # type: ignore[arg-type]
+
+
+def test_trellis_layers_are_written_as_grids_and_decode_to_the_model() -> None:
+    model = _loaded().model
+    trellis_quantize_(model, 1e-5)
+    cm = to_compressed(model, model_name="squeezenet_small")
+    assert all(layer.grid is not None for layer in cm.layers)
+    data = encode_sqz(cm, bias_dtype="float16")
+    assert data[4] == 3
+    back = decode_sqz(data)
+    modules = dict(model.named_modules())
+    for layer in back.layers:
+        expected = modules[layer.name].weight.detach().numpy()
+        assert np.array_equal(layer.dense_weight(), expected)
+        assert isinstance(layer.grid, GridCode)
+    # Centroids that move (e.g. distillation) are no longer a grid: stored as a codebook.
+    with torch.no_grad():
+        next(iter(centroid_parameters(model).values())).add_(1e-3)
+    moved = to_compressed(model, model_name="squeezenet_small")
+    assert moved.layers[0].grid is None and moved.layers[1].grid is not None
+
+
+def test_a_larger_lambda_never_gives_a_larger_file() -> None:
+    sizes = [
+        len(compress_model(_loaded(), CompressConfig(quantizer="trellis", rate_lambda=lam)).data)
+        for lam in (1e-7, 1e-6, 1e-5, 1e-4)
+    ]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
+
+
+@pytest.mark.parametrize("fraction", [0.4, pytest.param(0.25, marks=pytest.mark.slow)])
+def test_bisection_meets_a_byte_target_with_the_trellis(fraction: float) -> None:
+    lossless = len(compress_model(_loaded(), CompressConfig(bits=8)).data)
+    target = int(lossless * fraction)
+    config = CompressConfig(quantizer="trellis", target_bytes=target, bias_dtype="float16")
+    result = compress_model(_loaded(), config)
+    assert (1 - TOLERANCE) * target <= len(result.data) <= target
+    assert result.report.rate is not None
+    assert result.data[4] == 3
+
+
+def test_step_follows_lambda() -> None:
+    assert step_for(0.3 * 0.25**2) == 0.25
+    assert step_for(4e-6) > step_for(1e-6)
