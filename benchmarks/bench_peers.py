@@ -68,6 +68,8 @@ def main() -> None:
         "teacher_top1": float((reference.argmax(1) == labels).float().mean()),
         "rows": rows,
         "verdict": verdict,
+        "verdict_interpolated": _interpolated(rows),
+        "equal_kl": _equal_kl(rows),
     }
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     _plot(rows, out / "rate_accuracy.png")
@@ -313,6 +315,57 @@ def _verdict(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return verdict
+
+
+def _interpolated(rows: list[dict[str, Any]], family: str = "ours trellis") -> list[dict[str, Any]]:
+    """The issue's test at every agreement 0.80, 0.81, ..., 0.98: our smallest ``family`` file
+    with at least that agreement against NNCodec's bytes interpolated on its default curve."""
+    peers = sorted((r for r in rows if r["family"] == "NNCodec"), key=lambda r: r["bytes"])
+    ours = [r for r in rows if r["family"] == family]
+    if not peers or not ours:
+        return []
+    agree = np.maximum.accumulate([r["agreement"] for r in peers])
+    sizes = [r["bytes"] for r in peers]
+    out = []
+    for a in np.round(np.arange(AGREEMENT_RANGE[0], AGREEMENT_RANGE[1] + 1e-9, 0.01), 2):
+        fits = [r for r in ours if r["agreement"] >= a]
+        best = min(fits, key=lambda r: r["bytes"]) if fits else None
+        peer = float(np.interp(a, agree, sizes))
+        out.append(
+            {
+                "agreement": float(a),
+                "nncodec_bytes": round(peer),
+                "ours": best and best["name"],
+                "our_bytes": best and best["bytes"],
+                "holds": bool(best and best["bytes"] <= peer),
+            }
+        )
+    return out
+
+
+def _equal_kl(rows: list[dict[str, Any]], family: str = "ours trellis") -> list[dict[str, Any]]:
+    """For each ``family`` file: NNCodec's bytes at the same mean KL (interpolated on its default
+    curve in log KL), the low-noise comparison."""
+    peers = sorted((r for r in rows if r["family"] == "NNCodec"), key=lambda r: r["bytes"])
+    if not peers:
+        return []
+    log_kl = -np.log([r["kl"] for r in peers])  # increasing with bytes
+    sizes = [r["bytes"] for r in peers]
+    out = []
+    for r in sorted((r for r in rows if r["family"] == family), key=lambda r: r["bytes"]):
+        x = -np.log(r["kl"])
+        if log_kl.min() <= x <= log_kl.max():
+            peer = float(np.interp(x, log_kl, sizes))
+            out.append(
+                {
+                    "ours": r["name"],
+                    "our_bytes": r["bytes"],
+                    "kl": r["kl"],
+                    "nncodec_bytes": round(peer),
+                    "ratio": r["bytes"] / peer,
+                }
+            )
+    return out
 
 
 def _plot(rows: list[dict[str, Any]], path: Path) -> None:
