@@ -199,7 +199,7 @@ def test_grid_record_rules() -> None:
     rejects(with_byte(8, 16), "layer 0 bits", "over 15")
     rejects(with_byte(10, 2), "layer 0 quantizer")
     rejects(with_byte(15, 3), "layer 0 state period")
-    rejects(with_byte(15, 25), "layer 0 state period")
+    rejects(with_byte(15, 17), "layer 0 state period")
     for step in (0.0, -0.5, float("nan"), float("inf")):
         record = GRID_RECORD[:11] + struct.pack("<f", step) + GRID_RECORD[15:]
         rejects(v3_file(record), "layer 0 grid step", "finite and > 0")

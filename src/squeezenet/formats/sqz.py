@@ -342,7 +342,10 @@ def _check_grids(layers: list[CompressedLayer]) -> None:
         if not (np.isfinite(step) and step > 0 and float(step) == grid.step):
             raise ValueError(f"{what}: step must be a finite float32 > 0, got {grid.step}")
         if not spec.MIN_STATE_PERIOD_LOG2 <= grid.period_log2 <= spec.MAX_STATE_PERIOD_LOG2:
-            raise ValueError(f"{what}: period_log2 must be in 4..24, got {grid.period_log2}")
+            raise ValueError(
+                f"{what}: period_log2 must be in {spec.MIN_STATE_PERIOD_LOG2}.."
+                f"{spec.MAX_STATE_PERIOD_LOG2}, got {grid.period_log2}"
+            )
         if np.shape(grid.levels) != (layer.numel,):
             raise ValueError(f"{what}: levels must be flat with {layer.numel} entries")
         values = grid.values(quantizers.get(i))
