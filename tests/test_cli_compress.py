@@ -240,3 +240,11 @@ def test_trellis_compress_writes_version_3(
     assert info["layers"][0]["grid"]["quantizer"] == "dependent"  # type: ignore[index]
     loaded = load_any(out)
     assert torch.isfinite(loaded.model(torch.rand(1, 3, 32, 32))).all()
+
+
+def test_the_shipped_model_by_name(
+    capsys: pytest.CaptureFixture[str], shared_data: Path, tmp_path: Path
+) -> None:
+    data = manifest(shared_data, tmp_path, 20)
+    report = run_json(capsys, "eval", "squeezenet1_0-dc", "--data", data)
+    assert report["n"] == 20 and 0 <= report["top1"] <= 1  # type: ignore[operator]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from squeezenet._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from squeezenet.jobs.load import load_pretrained
     from squeezenet.models import (
         Fire,
         SqueezeNet,
@@ -22,6 +23,7 @@ _MEMBERS = {
     "SqueezeNetConfig": "models",
     "create_model": "models",
     "list_models": "models",
+    "load_pretrained": "jobs.load",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _MEMBERS)
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "SqueezeNetConfig",
     "create_model",
     "list_models",
+    "load_pretrained",
 ]
 
 __version__ = "0.1.0"

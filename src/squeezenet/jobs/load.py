@@ -6,6 +6,7 @@ The one rule for "is this a model file" lives here too (:func:`is_model_file`).
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 from squeezenet.compress.export import from_compressed
@@ -15,32 +16,56 @@ from squeezenet.formats.sqz import read_sqz
 from squeezenet.io.weights import LoadedModel, load_model
 
 MODEL_SUFFIXES = (".safetensors", ".sqz")  # the files load_any reads
+# Models the package ships (package data in squeezenet/pretrained/, each with a provenance JSON
+# and the licence of what it derives from): name -> file.
+PRETRAINED = {"squeezenet1_0-dc": "squeezenet1_0-dc.sqz"}
+
+
+def pretrained_path(name: str) -> Path:
+    """The shipped file of a pretrained model name (see :data:`PRETRAINED`).
+
+    Raises:
+        MissingFileError: an unknown name (the message lists the known ones).
+    """
+    if name not in PRETRAINED:
+        raise MissingFileError(f"no pretrained model {name!r}; known: {', '.join(PRETRAINED)}")
+    return Path(str(resources.files("squeezenet.pretrained").joinpath(PRETRAINED[name])))
+
+
+def load_pretrained(name: str = "squeezenet1_0-dc") -> LoadedModel:
+    """A model the package ships, by name: ``squeezenet1_0-dc`` is the published Deep
+    Compression SqueezeNet v1.0 re-coded to 480,380 bytes (trellis-coded quantization;
+    provenance in ``squeezenet/pretrained/squeezenet1_0-dc.json``)."""
+    return load_any(pretrained_path(name))
 
 
 def is_model_file(spec: str | Path) -> bool:
     """Whether ``spec`` names a model file rather than a registry model.
 
-    One rule for every command: a name with a model-file suffix (``.safetensors``, ``.sqz``) or
-    with a folder separator. Registry names have neither, so a file that happens to share a
-    registry name in the working folder never shadows it (write ``./NAME`` to mean the file).
+    One rule for every command: a shipped model's name (:data:`PRETRAINED`), a name with a
+    model-file suffix (``.safetensors``, ``.sqz``) or with a folder separator. Registry names
+    have none of these, so a file that happens to share a registry name in the working folder
+    never shadows it (write ``./NAME`` to mean the file).
     """
     text = str(spec)
     return (
-        Path(text).suffix in MODEL_SUFFIXES
+        text in PRETRAINED
+        or Path(text).suffix in MODEL_SUFFIXES
         or os.sep in text
         or (os.altsep is not None and os.altsep in text)
     )
 
 
 def load_any(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
-    """Rebuild a model from a weights file (``.safetensors``) or a Deep Compression ``.sqz``.
+    """Rebuild a model from a weights file (``.safetensors``), a Deep Compression ``.sqz`` or
+    the name of a model the package ships (:data:`PRETRAINED`).
 
     Raises:
         MissingFileError: no such file.
         WeightsFileError: a ``.safetensors`` file that is not a weights file of this package.
         SqzFormatError: a damaged ``.sqz`` file (names the field and byte offset).
     """
-    path = Path(path)
+    path = pretrained_path(str(path)) if str(path) in PRETRAINED else Path(path)
     if not path.is_file():
         raise MissingFileError(f"weights file not found: {path}")
     if path.suffix != ".sqz":

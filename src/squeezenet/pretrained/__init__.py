@@ -1,0 +1,1 @@
+"""Models the package ships (package data): see ``squeezenet.jobs.load.PRETRAINED``."""
