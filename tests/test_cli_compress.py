@@ -248,3 +248,26 @@ def test_the_shipped_model_by_name(
     data = manifest(shared_data, tmp_path, 20)
     report = run_json(capsys, "eval", "squeezenet1_0-dc", "--data", data)
     assert report["n"] == 20 and 0 <= report["top1"] <= 1  # type: ignore[operator]
+
+
+def test_trellis_calibration_weighs_and_corrects(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--calib with the trellis: activation weighting and bias correction, same layers as grids;
+    --weighting activation is for the trellis only."""
+    model = create_model("squeezenet_small", seed=0, num_classes=10)
+    weights = save_weights(
+        model, tmp_path / "small.safetensors", model_name="squeezenet_small", preprocess=CIFAR10
+    )
+    out = tmp_path / "c.sqz"
+    args = ("--quantizer", "trellis", "--rate-lambda", "1e-5", "--bias", "float16")
+    report = run_json(capsys, "compress", weights, "-o", out, *args, "--calib", "synthetic")
+    assert report["distill"] == {"bias_correction": {"images": 512, "layers": 26}}
+    info = run_json(capsys, "inspect", out)
+    assert all(layer["grid"] for layer in info["layers"])  # type: ignore[union-attr]
+    code, _, err = run(
+        capsys, "compress", weights, "-o", tmp_path / "e.sqz", "--rate-lambda", "1e-5",
+        "--weighting", "activation",
+    )  # fmt: skip
+    assert code == 2 and "--weighting activation needs --quantizer trellis" in err
+    assert len(err.strip().splitlines()) == 1

@@ -38,7 +38,12 @@ GapBits = Annotated[
 Distill = Annotated[
     str | None, typer.Option(help="Fine-tune centroids on these unlabeled proxy images.")
 ]
-DistillImages = Annotated[int, typer.Option(help="Proxy images seen by --distill (the budget).")]
+DistillImages = Annotated[
+    int | None,
+    typer.Option(
+        help="Proxy images seen by --distill (the budget; default 40,000, trellis files 4,096)."
+    ),
+]
 RateLambda = Annotated[
     float | None,
     typer.Option(help="Entropy-constrained quantization: squared error + LAMBDA x bits per layer."),
@@ -60,8 +65,16 @@ BiasDtype = Annotated[
 Calib = Annotated[
     str | None,
     typer.Option(
-        help="Proxy images (their training split) that weigh each layer's error for "
-        "--rate-lambda / --target-bytes; never the evaluation images."
+        help="Proxy images (their training split) that weigh the weight errors for "
+        "--rate-lambda / --target-bytes and, with the trellis, refit each layer's step and "
+        "bias; never the evaluation images."
+    ),
+]
+Weighting = Annotated[
+    str | None,
+    typer.Option(
+        help="How --calib weighs errors: activation (trellis: per input channel) | layer "
+        "(one scale per layer). Default: activation for the trellis, layer for ECSQ."
     ),
 ]
 
@@ -88,10 +101,11 @@ def import_caffe_dc_cmd(
     )
 
 
-def _distiller(data: str, seed: int, images: int, progress: Any) -> Any:
-    """The ``--distill DATA`` hook: the shared centroids fitted to the uncompressed model's
-    outputs on the unlabeled training split of DATA (squeezenet.compress.distill)."""
-    from squeezenet.compress.distill import KD_RECIPE, distiller
+def _distiller(data: str, seed: int, images: int | None, progress: Any, grid: bool) -> Any:
+    """The ``--distill DATA`` hook: the shared centroids (trellis files: each layer's step and
+    bias, first refitted in closed form) fitted to the uncompressed model's outputs on the
+    unlabeled training split of DATA (squeezenet.compress.distill)."""
+    from squeezenet.compress.distill import GRID_REFIT, KD_GRID_RECIPE, KD_RECIPE, distiller
     from squeezenet.data.datasets import ArrayDataset
     from squeezenet.data.registry import load_dataset
 
@@ -99,14 +113,17 @@ def _distiller(data: str, seed: int, images: int, progress: Any) -> Any:
     if not isinstance(proxy, ArrayDataset):
         fail(f"--distill needs an in-memory image set such as a CIFAR-10 .npz, got {data}")
     device = resolve_device(None)
-    config = dataclasses.replace(KD_RECIPE, images=images, seed=seed, device=device)
+    recipe = KD_GRID_RECIPE if grid else KD_RECIPE
+    images = recipe.images if images is None else images
+    config = dataclasses.replace(recipe, images=images, seed=seed, device=device)
     task = progress.add_task("distill", total=config.steps, info="")
 
     def report(event: Any) -> None:
         info = f"loss {event.loss:.4f} lr x{event.lr:.2f}"
         progress.update(task, completed=event.step, info=info)
 
-    return distiller(proxy, config, callback=report)
+    refit = dataclasses.replace(GRID_REFIT, seed=seed, device=device) if grid else None
+    return distiller(proxy, config, reconstruct=refit, callback=report)
 
 
 @app.command("compress")
@@ -120,12 +137,13 @@ def compress_cmd(
     init: Init = "linear",
     gap_bits: GapBits = None,
     distill: Distill = None,
-    distill_images: DistillImages = 40_000,
+    distill_images: DistillImages = None,
     rate_lambda: RateLambda = None,
     target_bytes: TargetBytes = None,
     quantizer: Quantizer = "ecsq",
     bias: BiasDtype = "float32",
     calib: Calib = None,
+    weighting: Weighting = None,
     seed: Seed = 0,
     quiet: Quiet = False,
     as_json: Json = False,
@@ -147,6 +165,7 @@ def compress_cmd(
             target_bytes=target_bytes,
             quantizer=quantizer,  # type: ignore[arg-type]
             bias_dtype=bias,  # type: ignore[arg-type]
+            weighting=weighting,  # type: ignore[arg-type]
         )
         report = _compress(model, output, config, (distill, distill_images, calib), quiet)
     if as_json:
@@ -159,7 +178,7 @@ def _compress(
     model: str,
     output: str,
     config: CompressConfig,
-    proxies: tuple[str | None, int, str | None],
+    proxies: tuple[str | None, int | None, str | None],
     quiet: bool,
 ) -> CompressReport:
     """compress_file, with a progress bar for ``--distill`` (without it: seconds, no bar).
@@ -171,7 +190,8 @@ def _compress(
     if distill is None:
         return compress_file(model, output, config, calib=calib).report
     progress = progress_bar(quiet)
-    hook = _distiller(distill, config.seed, distill_images, progress)
+    grid = config.quantizer == "trellis"
+    hook = _distiller(distill, config.seed, distill_images, progress, grid)
     with progress:
         return compress_file(model, output, config, distill=hook, calib=calib).report
 

@@ -30,11 +30,21 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from squeezenet.compress.grid_fit import StepScales, grid_of
 from squeezenet.compress.proxy import ProxyConfig, ProxyData, ProxySampler, field_error
+from squeezenet.compress.quantize import centroids_of
 from squeezenet.compress.reconstruct import ReconstructConfig, reconstruct_
-from squeezenet.compress.student import TRAINS, Frozen, Train, kd_loss, proxy_kl, trainable_params
+from squeezenet.compress.student import (
+    TRAINS,
+    Frozen,
+    Train,
+    kd_loss,
+    proxy_kl,
+    shared_layers,
+    trainable_params,
+)
 from squeezenet.data.presets import Preprocess
-from squeezenet.errors import InputError
+from squeezenet.errors import ConfigError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +163,7 @@ def distill_(
     student.to(device).to(memory_format=layout)
     teacher.to(device).to(memory_format=layout)
     trained = trainable_params(student, config.train)
+    grid = _step_scales(student) if config.train == "step+bias" else None
     sampler = ProxySampler(
         proxy_data, preprocess, config.proxy, device=device, channels_last=config.channels_last
     )
@@ -162,7 +173,9 @@ def distill_(
     clock = time.perf_counter()
     with Frozen(student, teacher, trained):
         kl_before = proxy_kl(student, teacher, sampler, config.monitor_images, monitor_seed)
-        steps = _train_loop(student, teacher, sampler, trained, config, history, callback)
+        steps = _train_loop(student, teacher, sampler, trained, config, history, callback, grid)
+        if grid is not None:
+            grid.finish()
         kl_after = proxy_kl(student, teacher, sampler, config.monitor_images, monitor_seed)
     centroid_change = _relative_change(trained, start)
     seconds = time.perf_counter() - clock
@@ -176,7 +189,7 @@ def distill_(
         kl_before=kl_before,
         kl_after=kl_after,
         centroid_change=centroid_change,
-        trained_values=sum(p.numel() for p in trained),
+        trained_values=_trained_values(trained, grid),
         history=tuple(history),
         config=config.to_dict(),
     )
@@ -192,6 +205,26 @@ def _relative_change(now: list[nn.Parameter], before: list[torch.Tensor]) -> flo
     return float(torch.stack(ratios).mean().sqrt())
 
 
+def _step_scales(student: nn.Module) -> StepScales:
+    """``train="step+bias"``: one scale per grid layer (every shared layer must be one)."""
+    layers = [(module, centroids_of(module)) for _, module, _ in shared_layers(student)]
+    if any(grid_of(module) is None for module, _ in layers):
+        raise ConfigError(
+            "distillation with train='step+bias' needs every shared layer on a grid "
+            "(compress --quantizer trellis)"
+        )
+    return StepScales(layers)
+
+
+def _trained_values(trained: list[nn.Parameter], grid: StepScales | None) -> int:
+    """Scalars trained: centroids and biases, or with ``step+bias`` one scale per layer and the
+    biases."""
+    if grid is None:
+        return sum(p.numel() for p in trained)
+    shared = {id(c) for *_, c, _, _ in grid.layers}
+    return len(grid.layers) + sum(p.numel() for p in trained if id(p) not in shared)
+
+
 def _train_loop(
     student: nn.Module,
     teacher: nn.Module,
@@ -200,8 +233,13 @@ def _train_loop(
     config: DistillConfig,
     history: list[tuple[int, float]],
     callback: Callable[[DistillProgress], None] | None,
+    grid: StepScales | None = None,
 ) -> int:
-    """Run the optimisation; returns the steps done (fewer when ``max_seconds`` ran out)."""
+    """Run the optimisation; returns the steps done (fewer when ``max_seconds`` ran out).
+    With ``grid``, the optimiser moves its scales (and the biases) instead of the centroids."""
+    if grid is not None:
+        shared = {id(c) for *_, c, _, _ in grid.layers}
+        trained = [*grid.scales, *(p for p in trained if id(p) not in shared)]
     optimizer = _optimizer(trained, config)
     generator = torch.Generator().manual_seed(config.seed)
     device_type = sampler.images.device.type
@@ -220,7 +258,11 @@ def _train_loop(
             loss = kd_loss(student(x), target, config.temperature, config.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
+        if grid is not None:
+            grid.after_backward()
         optimizer.step()
+        if grid is not None:
+            grid.after_step()
         running += loss.detach()
         done = step + 1
         out_of_time = config.max_seconds is not None and (
@@ -288,4 +330,18 @@ def distiller(
 KD_RECIPE = DistillConfig(
     images=40_000, batch_size=128, optimizer="adam", lr=3e-4, temperature=2.0,
     train="centroids", proxy=ProxyConfig(mix="mosaic"),
+)  # fmt: skip
+
+
+# The first stage of `compress --quantizer trellis --distill DATA`: each grid layer's step and
+# bias refitted in closed form, layer after layer, to the uncompressed model's layer outputs on
+# 256 proxy mosaics (mosaics gave lower held-out proxy KL than single images, and 512 images no
+# lower than 256; docs/RESULTS.md).
+GRID_REFIT = ReconstructConfig(images=256, train="step+bias", proxy=ProxyConfig(mix="mosaic"))
+
+# `compress --quantizer trellis --distill DATA`: after GRID_REFIT, the steps and biases
+# distilled end to end (one scale per layer: the levels, and so the file size, stay).
+KD_GRID_RECIPE = DistillConfig(
+    images=4096, batch_size=32, optimizer="adam", lr=1e-3, temperature=2.0,
+    train="step+bias", proxy=ProxyConfig(mix="mosaic"),
 )  # fmt: skip

@@ -14,8 +14,9 @@ from squeezenet.compress.prune import weight_layers
 from squeezenet.compress.quantize import WeightShare, centroids_of, weight_share_of
 from squeezenet.errors import ConfigError
 
-Train = Literal["centroids", "centroids+bias"]
-TRAINS: tuple[str, ...] = ("centroids", "centroids+bias")
+# "step+bias": grid (trellis-coded) layers, whose levels stay and whose step and bias move.
+Train = Literal["centroids", "centroids+bias", "step+bias"]
+TRAINS: tuple[str, ...] = ("centroids", "centroids+bias", "step+bias")
 
 
 def shared_layers(model: nn.Module) -> list[tuple[str, nn.Module, WeightShare]]:
@@ -34,11 +35,13 @@ def shared_layers(model: nn.Module) -> list[tuple[str, nn.Module, WeightShare]]:
 
 
 def trainable_params(student: nn.Module, train: Train) -> list[nn.Parameter]:
+    """The centroid tensors (with ``step+bias`` too: autograd reaches the steps through them)
+    and, unless ``train == "centroids"``, the shared layers' biases."""
     out = []
     for _, module, _ in shared_layers(student):
         out.append(centroids_of(module))
         bias = getattr(module, "bias", None)
-        if train == "centroids+bias" and isinstance(bias, nn.Parameter):
+        if train != "centroids" and isinstance(bias, nn.Parameter):
             out.append(bias)
     return out
 

@@ -55,6 +55,8 @@ class TrellisLayer:
     values: np.ndarray  # the weights, any shape (flat order is the scan order)
     step: float  # delta, > 0
     rate_lambda: float  # squared-error units per bit, >= 0
+    # Per-weight cost of a unit of squared error (same shape as values); None: all 1.
+    importance: np.ndarray | None = None
 
 
 def step_for(rate_lambda: float) -> float:
@@ -85,7 +87,7 @@ class _Lanes:
     a: np.ndarray  # (rows, period) |w| / delta
     negative: np.ndarray  # (rows, period) bool
     zero: np.ndarray  # (rows, period) bool: exact zeros (and padding), kept at level 0
-    step2: np.ndarray  # (rows,) delta**2
+    weight: np.ndarray  # (rows, period) squared-error weight of each position, times delta**2
     lam: np.ndarray  # (rows,) lambda
     layer: np.ndarray  # (rows,) layer index
     sizes: list[int]  # weights per layer
@@ -94,16 +96,19 @@ class _Lanes:
 
     @classmethod
     def of(cls, layers: Sequence[TrellisLayer], period: int) -> _Lanes:
-        parts, signs, zeros, step2, lam, owner, sizes, nrows = ([] for _ in range(8))
+        parts, signs, zeros, weights, lam, owner, sizes, nrows = ([] for _ in range(8))
         for i, layer in enumerate(layers):
             x = np.asarray(layer.values, dtype=np.float64).reshape(-1)
             rows = max(1, -(-x.size // period))
             padded = np.zeros(rows * period)
             padded[: x.size] = x
+            h = np.ones(rows * period)
+            if layer.importance is not None:
+                h[: x.size] = np.asarray(layer.importance, dtype=np.float64).reshape(-1)
+            weights.append(h.reshape(rows, period) * layer.step**2)
             parts.append(np.abs(padded).reshape(rows, period) / layer.step)
             signs.append((padded < 0).reshape(rows, period))
             zeros.append((padded == 0).reshape(rows, period))
-            step2.append(np.full(rows, layer.step**2))
             lam.append(np.full(rows, layer.rate_lambda))
             owner.append(np.full(rows, i))
             sizes.append(x.size)
@@ -114,7 +119,7 @@ class _Lanes:
             a,
             np.concatenate(signs),
             np.concatenate(zeros),
-            np.concatenate(step2),
+            np.concatenate(weights),
             np.concatenate(lam),
             np.concatenate(owner),
             sizes,
@@ -185,6 +190,7 @@ def _candidates(
     """Per quantizer and level parity, the cheapest level of weight ``t`` of every row: zero
     or one of the two nearest non-zero levels, by squared error plus lambda times bits."""
     a, negative, zero = lanes.a[:, t], lanes.negative[:, t].astype(np.int64), lanes.zero[:, t]
+    weight = lanes.weight[:, t]
     out = {}
     for q in (0, 1):
         low = np.floor(a / 2) if q == 0 else np.maximum(np.floor((a + 1) / 2), 1)
@@ -193,7 +199,7 @@ def _candidates(
         costs = []
         for j in choices:
             level = 2 * j - q * (j > 0)
-            error = (a - level) ** 2 * lanes.step2
+            error = (a - level) ** 2 * weight
             symbol = np.where(j == 0, 0, 2 * j - 1 + negative)
             c = error + lanes.lam * rates[lanes.layer, symbol]
             costs.append(np.where(zero & (j > 0), np.inf, c))
@@ -213,6 +219,7 @@ def trellis_quantize_(
     rate_lambda: float,
     *,
     scales: Mapping[str, float] | None = None,
+    importance: Mapping[str, np.ndarray] | None = None,
     period_log2: int = PERIOD_LOG2,
 ) -> QuantizeReport:
     """Put every conv / linear layer's weights on a dependent-quantization grid, in place.
@@ -227,6 +234,9 @@ def trellis_quantize_(
         rate_lambda: the global trade-off, squared-error units per bit; each layer's step is
             :func:`step_for` of its own lambda, ``rate_lambda / scale``.
         scales: per layer prefix, the cost of a unit of squared weight error (missing: 1).
+        importance: per layer prefix, a per-weight cost of a unit of squared error (the
+            weight's shape, mean 1 over the layer's stored weights; missing: all 1), e.g.
+            :func:`squeezenet.compress.rd.weight_importance`.
     """
     if rate_lambda < 0 or not math.isfinite(rate_lambda):
         raise ValueError(
@@ -239,7 +249,8 @@ def trellis_quantize_(
             raise ValueError(f"trellis_quantize_: scale of {name} must be > 0, got {scale}")
         lam = rate_lambda / scale
         weight = shareable_weight(name, module).cpu().numpy()
-        found.append((name, module, TrellisLayer(weight, step_for(lam), lam)))
+        h = None if importance is None else importance.get(name)
+        found.append((name, module, TrellisLayer(weight, step_for(lam), lam, h)))
     codes = trellis_many([layer for _, _, layer in found], period_log2=period_log2)
     rows = []
     for (name, module, layer), code in zip(found, codes, strict=True):

@@ -55,6 +55,8 @@ def check_bits_rules(bits: object, what: str) -> None:
 
 RateQuantizer = Literal["ecsq", "trellis"]
 RATE_QUANTIZERS = get_args(RateQuantizer)
+Weighting = Literal["activation", "layer"]
+WEIGHTINGS = get_args(Weighting)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +85,10 @@ class CompressConfig:
     # on a uniform grid, written as .sqz version-3 grid layers; bits is then unused).
     quantizer: RateQuantizer = "ecsq"
     bias_dtype: CodebookDtype = "float32"  # float16 halves biases, rounding them (version 3)
+    # How calibration images (--calib) weigh squared weight error: "activation" (trellis only:
+    # within each layer by the RMS input of each weight's channel) or "layer" (one proxy-KL
+    # scale per layer). None: activation for the trellis, layer for ECSQ (docs/RESULTS.md).
+    weighting: Weighting | None = None
 
     def __post_init__(self) -> None:
         if self.policy is not None and not isinstance(self.policy, PrunePolicy):
@@ -96,17 +102,26 @@ class CompressConfig:
             ("codebook_dtype", self.codebook_dtype, CODEBOOK_DTYPES),
             ("bias_dtype", self.bias_dtype, CODEBOOK_DTYPES),
             ("quantizer", self.quantizer, RATE_QUANTIZERS),
+            ("weighting", self.weighting or "layer", WEIGHTINGS),
         ):
             if value not in allowed:
                 raise ConfigError(
                     f"CompressConfig.{name}: expected one of {', '.join(allowed)}, got {value!r}"
                 )
-        if self.quantizer == "trellis" and self.rate_lambda is None and self.target_bytes is None:
-            raise ConfigError("--quantizer trellis needs --rate-lambda or --target-bytes")
         if self.gap_bits is not None and not 1 <= self.gap_bits <= MAX_GAP_BITS:
             raise ConfigError(
                 f"CompressConfig.gap_bits: expected 1..{MAX_GAP_BITS} or None, got {self.gap_bits}"
             )
+        self._check_rate()
+        if self.iters < 0:
+            raise ConfigError(f"CompressConfig.iters: expected >= 0, got {self.iters}")
+
+    def _check_rate(self) -> None:
+        """The rate fields: one of lambda / target, the trellis needs one, weighting fits."""
+        if self.quantizer == "trellis" and self.rate_lambda is None and self.target_bytes is None:
+            raise ConfigError("--quantizer trellis needs --rate-lambda or --target-bytes")
+        if self.weighting == "activation" and self.quantizer != "trellis":
+            raise ConfigError("--weighting activation needs --quantizer trellis")
         if self.rate_lambda is not None and self.target_bytes is not None:
             raise ConfigError("CompressConfig: give rate_lambda or target_bytes, not both")
         if self.rate_lambda is not None and not (0 <= self.rate_lambda < float("inf")):
@@ -117,8 +132,13 @@ class CompressConfig:
             raise ConfigError(
                 f"CompressConfig.target_bytes: expected >= 64 bytes, got {self.target_bytes}"
             )
-        if self.iters < 0:
-            raise ConfigError(f"CompressConfig.iters: expected >= 0, got {self.iters}")
+
+
+def calib_weighting(config: CompressConfig) -> Weighting:
+    """How ``--calib`` weighs errors under ``config`` (its default depends on the quantizer)."""
+    if config.weighting is not None:
+        return config.weighting
+    return "activation" if config.quantizer == "trellis" else "layer"
 
 
 def describe_policy(policy: PrunePolicy | None) -> str:

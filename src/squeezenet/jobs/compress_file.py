@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 from torch import nn
 
+from squeezenet.compress.bias_correct import correct_bias_
 from squeezenet.compress.export import from_compressed, to_compressed
 from squeezenet.compress.prune import (
     PruneReport,
@@ -27,6 +29,7 @@ from squeezenet.compress.prune import (
     weight_layers,
 )
 from squeezenet.compress.quantize import QuantizeReport, quantize_
+from squeezenet.compress.rd import InputStats, importance_from
 from squeezenet.compress.types import CompressedModel
 from squeezenet.data.presets import Preprocess
 from squeezenet.errors import MissingFileError
@@ -37,11 +40,12 @@ from squeezenet.io.weights import LoadedModel, save_weights
 from squeezenet.jobs.compress_config import (
     CompressConfig,
     Distiller,
+    calib_weighting,
     describe_bits,
     describe_policy,
 )
 from squeezenet.jobs.load import load_any
-from squeezenet.jobs.rate import RateOutcome, ecsq_to_rate_, proxy_scales
+from squeezenet.jobs.rate import RateOutcome, ecsq_to_rate_, proxy_input_stats, proxy_scales
 from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES, StageSize, stage_sizes
 
 logger = logging.getLogger(__name__)
@@ -131,6 +135,7 @@ def compress_model(
     *,
     distill: Distiller | None = None,
     scales: Mapping[str, float] | None = None,
+    importance: Mapping[str, np.ndarray] | None = None,
 ) -> CompressResult:
     """Prune, share and encode ``loaded.model`` in place (Deep Compression Sec. 2-4).
 
@@ -143,6 +148,8 @@ def compress_model(
             uncompressed model as the teacher (see :data:`Distiller`).
         scales: with ``config.rate_lambda`` / ``target_bytes``: each layer's cost of a unit of
             squared weight error (:func:`squeezenet.compress.rd.layer_scales`); None: equal.
+        importance: with the trellis quantizer: per-weight error weights within each layer
+            (:func:`squeezenet.compress.rd.weight_importance`); None: equal.
 
     Returns:
         The weight-shared model (``loaded.model``, changed in place), its plain-data form, the
@@ -153,7 +160,7 @@ def compress_model(
     teacher = copy.deepcopy(model).eval() if distill is not None else None
     prune_report = _prune_stage_(model, config)
     watch.lap("prune")
-    quant, rate = _quantize_stage_(loaded, config, scales)
+    quant, rate = _quantize_stage_(loaded, config, scales, importance)
     watch.lap("quantize")
     distilled = None
     if distill is not None and teacher is not None:
@@ -184,7 +191,10 @@ def compress_model(
 
 
 def _quantize_stage_(
-    loaded: LoadedModel, config: CompressConfig, scales: Mapping[str, float] | None
+    loaded: LoadedModel,
+    config: CompressConfig,
+    scales: Mapping[str, float] | None,
+    importance: Mapping[str, np.ndarray] | None,
 ) -> tuple[QuantizeReport, RateOutcome | None]:
     """k-means weight sharing, or ECSQ at a lambda / byte target (config.rate_lambda, ...)."""
     bits = config.bits if isinstance(config.bits, int) else dict(config.bits)
@@ -212,6 +222,7 @@ def _quantize_stage_(
         scales=scales,
         level_bits=(16 if config.codebook_dtype == "float16" else 32) + 5,  # entry + code length
         quantizer=config.quantizer,
+        importance=importance,
     )
 
 
@@ -290,8 +301,11 @@ def compress_file(
 ) -> CompressResult:
     """:func:`compress_model` on a weights file (or .sqz), written atomically to ``output``.
 
-    ``calib``: with ECSQ, the dataset whose unlabeled training images measure the per-layer
-    scales (:func:`squeezenet.jobs.rate.proxy_scales`); None weighs every layer's error alike.
+    ``calib``: with a rate, the dataset whose unlabeled training images weigh the weight errors
+    (``config.weighting``: per-weight activation importance or per-layer scales); with the
+    trellis quantizer their input means also correct each layer's bias after quantization
+    (:mod:`squeezenet.compress.bias_correct`) when no ``distill`` hook is given. None weighs
+    every error alike and corrects nothing.
 
     Raises:
         MissingFileError: ``source`` or the folder of ``output`` does not exist.
@@ -303,15 +317,42 @@ def compress_file(
     watch = _Stopwatch()
     loaded = load_any(source)
     load_s = watch.lap("load")
-    scales = None
+    scales, importance = None, None
     if calib is not None and (config.rate_lambda is not None or config.target_bytes is not None):
-        scales = proxy_scales(loaded, calib, seed=config.seed)
-    result = compress_model(loaded, config, distill=distill, scales=scales)
+        scales, importance, correct = _calibration(loaded, config, calib)
+        distill = distill or correct
+    result = compress_model(loaded, config, distill=distill, scales=scales, importance=importance)
     watch.restart()
     atomic_write_bytes(output, result.data)
     seconds = {"load": load_s, **result.report.seconds, "write": watch.lap("write")}
     result.report = dataclasses.replace(result.report, seconds=seconds, output=str(output))
     return result
+
+
+def _calibration(
+    loaded: LoadedModel, config: CompressConfig, calib: str
+) -> tuple[dict[str, float] | None, dict[str, np.ndarray] | None, Distiller | None]:
+    """What ``--calib`` gives a rate-quantized model: per-layer scales or per-weight importance
+    (``config.weighting``) and, for trellis files, a bias-correction hook (run after
+    quantization, in place of distillation)."""
+    if calib_weighting(config) == "layer":
+        scales = proxy_scales(loaded, calib, seed=config.seed)
+        if config.quantizer != "trellis":
+            return scales, None, None
+        stats = proxy_input_stats(loaded, calib, seed=config.seed)
+        return scales, None, _bias_corrector(stats)
+    stats = proxy_input_stats(loaded, calib, seed=config.seed)
+    return None, importance_from(loaded.model, stats), _bias_corrector(stats)
+
+
+def _bias_corrector(stats: InputStats) -> Distiller:
+    """A distill hook that folds each layer's mean output error into its bias."""
+
+    def run(student: nn.Module, teacher: nn.Module, _: Preprocess | None) -> dict[str, Any]:
+        rows = correct_bias_(student, teacher, stats.mean)
+        return {"bias_correction": {"images": stats.images, "layers": len(rows)}}
+
+    return run
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,12 +14,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
 from torch import nn
 
 from squeezenet.compress.ecsq import LEVEL_BITS, ecsq_quantize_
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.compress.quantize import BitsSpec, QuantizeReport
-from squeezenet.compress.rd import ScalesConfig, layer_scales
+from squeezenet.compress.rd import (
+    ImportanceConfig,
+    InputStats,
+    ScalesConfig,
+    input_statistics,
+    layer_scales,
+)
 from squeezenet.compress.trellis import trellis_quantize_
 from squeezenet.data.datasets import ArrayDataset
 from squeezenet.data.registry import load_dataset
@@ -58,6 +65,7 @@ def ecsq_to_rate_(
     scales: Mapping[str, float] | None = None,
     level_bits: float = LEVEL_BITS,
     quantizer: str = "ecsq",
+    importance: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[QuantizeReport, RateOutcome]:
     """Quantize ``model`` in place with ECSQ (or the trellis quantizer) at ``rate_lambda``, or
     at the lambda whose file is the largest of at most ``target_bytes``.
@@ -72,6 +80,8 @@ def ecsq_to_rate_(
         level_bits: what one codebook entry costs in the file (float16 codebooks: 16 + 5).
         quantizer: ``"ecsq"`` or ``"trellis"`` (:mod:`squeezenet.compress.trellis`; ``bits``
             and ``level_bits`` do not apply to it).
+        importance: trellis only: per-weight error weights within each layer
+            (:func:`squeezenet.compress.rd.weight_importance`).
 
     Raises:
         ConfigError: neither or both given, or no lambda reaches ``target_bytes``.
@@ -81,7 +91,7 @@ def ecsq_to_rate_(
     probes: list[tuple[float, int]] = []
     quantize: Callable[[nn.Module, float], QuantizeReport]
     if quantizer == "trellis":
-        quantize = partial(trellis_quantize_, scales=scales)
+        quantize = partial(trellis_quantize_, scales=scales, importance=importance)
     else:
         quantize = partial(ecsq_quantize_, bits=bits, scales=scales, level_bits=level_bits)
     if target_bytes is not None:
@@ -130,11 +140,8 @@ def _search(
     return hi
 
 
-def proxy_scales(
-    loaded: LoadedModel, data: str, *, images: int = 128, seed: int = 0
-) -> dict[str, float]:
-    """Per-layer KL per unit of squared weight error (:func:`squeezenet.compress.rd.layer_scales`)
-    on the unlabeled training split of dataset ``data`` (``--calib``): never evaluation images.
+def calibration_images(loaded: LoadedModel, data: str) -> ArrayDataset:
+    """The unlabeled training split of dataset ``data`` (``--calib``): never evaluation images.
 
     Raises:
         InputError: the model has no preprocessing record, or ``data`` is not an in-memory set.
@@ -144,5 +151,25 @@ def proxy_scales(
     proxy = load_dataset(data, "train")
     if not isinstance(proxy, ArrayDataset):
         raise InputError(f"--calib needs an in-memory image set such as CIFAR-10, got {data}")
+    return proxy
+
+
+def proxy_scales(
+    loaded: LoadedModel, data: str, *, images: int = 128, seed: int = 0
+) -> dict[str, float]:
+    """Per-layer KL per unit of squared weight error (:func:`squeezenet.compress.rd.layer_scales`)
+    on the unlabeled training split of dataset ``data`` (:func:`calibration_images`)."""
+    proxy = calibration_images(loaded, data)
+    assert loaded.preprocess is not None
     sampler = ProxySampler(proxy, loaded.preprocess, ProxyConfig(), channels_last=True)
     return layer_scales(loaded.model, sampler, ScalesConfig(images=images, seed=seed))
+
+
+def proxy_input_stats(loaded: LoadedModel, data: str, *, seed: int = 0) -> InputStats:
+    """Every layer's input-channel moments (:func:`squeezenet.compress.rd.input_statistics`) on
+    2x2 mosaics of dataset ``data``'s training split: what the activation weighting and the
+    bias correction of ``--calib`` need, in one pass."""
+    proxy = calibration_images(loaded, data)
+    assert loaded.preprocess is not None
+    sampler = ProxySampler(proxy, loaded.preprocess, ProxyConfig(mix="mosaic"), channels_last=True)
+    return input_statistics(loaded.model, sampler, ImportanceConfig(seed=seed))
