@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from squeezenet.compress.rd import importance_from
 from squeezenet.data.registry import load_dataset
 from squeezenet.experiments.provenance import command_line, machine
 from squeezenet.jobs.compress_config import CompressConfig
-from squeezenet.jobs.compress_file import compress_model, import_caffe_dc
+from squeezenet.jobs.compress_file import bias_corrector, compress_model, import_caffe_dc
 from squeezenet.jobs.load import load_any
 from squeezenet.jobs.rate import proxy_scales
 from squeezenet.jobs.specs import parse_bits
@@ -46,6 +47,8 @@ from squeezenet.train.evaluate import eval_batches
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 AGREEMENT_RANGE = (0.80, 0.98)  # where the issue compares the two curves
+TRELLIS_CALIBRATED = "ours trellis, calibrated"
+TRELLIS_DISTILLED = "ours trellis, distilled"
 
 
 def main() -> None:
@@ -58,6 +61,8 @@ def main() -> None:
     rows = _part(out / "rows_ours.json", args.reuse, lambda: _ours(bench))
     rows += _part(out / "rows_trellis.json", args.reuse, lambda: _trellis(bench))
     rows += _part(out / "rows_nncodec.json", args.reuse, lambda: _nncodec(bench))
+    rows += _part(out / "rows_calibrated.json", args.reuse, lambda: _calibrated(bench, False))
+    rows += _part(out / "rows_distilled.json", args.reuse, lambda: _calibrated(bench, True))
     reference, labels = bench.reference, bench.labels
     verdict = _verdict(rows)
     document = {
@@ -70,6 +75,13 @@ def main() -> None:
         "verdict": verdict,
         "verdict_interpolated": _interpolated(rows),
         "equal_kl": _equal_kl(rows),
+        "by_family": {
+            family: {
+                "verdict_interpolated": _interpolated(rows, family),
+                "equal_kl": _equal_kl(rows, family),
+            }
+            for family in (TRELLIS_CALIBRATED, TRELLIS_DISTILLED)
+        },
     }
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     _plot(rows, out / "rate_accuracy.png")
@@ -88,7 +100,17 @@ def _parse() -> argparse.Namespace:
         default=",".join(str(t) for t in range(340_000, 550_000, 10_000)),
         help="byte targets of the trellis-coded (dependent quantization) files",
     )
-    parser.add_argument("--calib", default="cifar10", help="proxy images for per-layer scales")
+    parser.add_argument(
+        "--calib",
+        default="cifar10",
+        help="proxy images: per-layer scales (ECSQ rows), the trellis weighting, bias "
+        "correction and distillation",
+    )
+    parser.add_argument(
+        "--distilled-targets",
+        default="340000,360000,380000,400000,430000,460000,490000",
+        help="byte targets of the distilled trellis files (each about 9 minutes here)",
+    )
     parser.add_argument("--out", default="benchmarks/results/peers")
     parser.add_argument(
         "--reuse", action="store_true", help="keep a part (ours / NNCodec) already in --out"
@@ -229,6 +251,44 @@ def _trellis(bench: _Bench) -> list[dict[str, Any]]:
                 name, family, len(result.data), model, seconds=round(seconds, 2), rate_lambda=rate
             )
         )
+    return rows
+
+
+def _calibrated(bench: _Bench, distilled: bool) -> list[dict[str, Any]]:
+    """Trellis files with calibration images (``--calib``): activation-weighted quantization and
+    bias correction (post-training, no gradient step); with ``distilled``, each layer's step and
+    bias refitted and distilled on the proxies instead of the bias correction (``--distill``)."""
+    from squeezenet.compress.distill import GRID_REFIT, KD_GRID_RECIPE, distiller
+    from squeezenet.jobs.rate import calibration_images, proxy_input_stats
+
+    args = bench.args
+    stats = proxy_input_stats(bench.teacher, args.calib)
+    importance = importance_from(bench.teacher.model, stats)
+    proxy = calibration_images(bench.teacher, args.calib)
+    targets = args.distilled_targets if distilled else args.trellis_targets
+    rows = []
+    for target in [int(t) for t in targets.split(",") if t]:
+        config = CompressConfig(quantizer="trellis", target_bytes=target, bias_dtype="float16")
+        if distilled:
+            hook = distiller(proxy, KD_GRID_RECIPE, reconstruct=GRID_REFIT)
+            name, family = f"trellis {target} distilled", TRELLIS_DISTILLED
+        else:
+            hook = bias_corrector(stats)
+            name, family = f"trellis {target} calibrated", TRELLIS_CALIBRATED
+        start = time.perf_counter()
+        result = compress_model(
+            copy.deepcopy(bench.teacher), config, distill=hook, importance=importance
+        )
+        path = bench.out / (name.replace(" ", "_") + ".sqz")
+        path.write_bytes(result.data)
+        seconds = time.perf_counter() - start
+        rate = result.report.rate["rate_lambda"] if result.report.rate else None
+        rows.append(
+            bench.row(
+                name, family, len(result.data), load_any(path).model,
+                seconds=round(seconds, 2), rate_lambda=rate,
+            )
+        )  # fmt: skip
     return rows
 
 

@@ -289,3 +289,20 @@ def test_plan_with_calib_reports_on_the_evaluation_data(tmp_path: Path) -> None:
     assert report["drop_points"] == pytest.approx(
         100 * (report["baseline_top1"] - report["top1"]), abs=1e-3
     )
+
+
+def test_a_calibration_set_scores_agreement_with_the_uncompressed_model(tmp_path: Path) -> None:
+    """With --calib the images are labelled by the model itself: its baseline top-1 is 1.0
+    (agreement), whatever labels the set came with."""
+    from squeezenet.experiments.sensitivity import SensitivityConfig
+    from squeezenet.experiments.sensitivity_run import SensitivityJob, run_sensitivity
+
+    config = SensitivityConfig(sparsities=(0.9,), bits=(2,), layers="conv1")
+    weights = _small_weights(tmp_path)
+    job = SensitivityJob(weights, "synthetic", tmp_path / "s", config, calib="synthetic")
+    result = run_sensitivity(job).result
+    assert result.baseline["top1"] == 1.0
+    assert result.meta["source"]["labels"] == "teacher"
+    assert all(p.top1 <= 1.0 for p in result.probes)
+    plain = run_sensitivity(SensitivityJob(weights, "synthetic", tmp_path / "p", config)).result
+    assert plain.baseline["top1"] < 0.5  # an untrained model against the set's own labels

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from squeezenet.data.datasets import ArrayDataset, FileListDataset
 from squeezenet.errors import ConfigError, MissingFileError
 from squeezenet.experiments.plan import Plan, calibrate_plan, plan_from_sensitivity, plan_measure
 from squeezenet.experiments.sensitivity import (
@@ -34,6 +35,7 @@ from squeezenet.io.atomic import atomic_write_bytes, atomic_write_json
 from squeezenet.jobs.build import BuildSpec, Built, Data, build
 from squeezenet.jobs.load import is_model_file, load_any
 from squeezenet.jobs.policy import write_policy
+from squeezenet.train.evaluate import teacher_labelled
 
 SENSITIVITY_JSON, POLICY_JSON = "sensitivity.json", "policy.json"
 
@@ -63,7 +65,13 @@ class SensitivityJob:
     @property
     def source(self) -> dict[str, str]:
         """What the sweep was measured on; a stored sweep is reused only for the same."""
-        return {"model": str(Path(self.model).resolve()), "data": self.chooser, "split": self.split}
+        labels = "teacher" if self.calib is not None else "data"
+        return {
+            "model": str(Path(self.model).resolve()),
+            "data": self.chooser,
+            "split": self.split,
+            "labels": labels,
+        }
 
     @property
     def chooser(self) -> str:
@@ -150,15 +158,16 @@ def run_sensitivity(
     emit = callback or (lambda event: None)
     folder = Path(job.output)
     result = stored_sweep(folder, job.config, job.source)
-    built = None
+    built, chooser = None, None
     if result is not None:
         note = f"reusing {folder / SENSITIVITY_JSON} (same model, data and settings)"
         emit(SensitivityEvent("reuse", info=note))
     else:
         emit(SensitivityEvent("sweep", info="loading images"))
         built = _build(job)
+        chooser = _chooser_data(job, built)
         result = sensitivity(
-            built.model, _split(job, built), built.preprocess, job.config,
+            built.model, chooser, built.preprocess, job.config,
             callback=lambda event: emit(_sweep_event(event)),
         )  # fmt: skip
         extra = {"source": job.source, "model_name": built.model_name, **(meta or {})}
@@ -166,7 +175,7 @@ def run_sensitivity(
         write_sweep(folder, result)
     plan = report = None
     if job.plan:
-        plan = _plan(job, result, built, emit)
+        plan = _plan(job, result, built, chooser, emit)
         write_policy(folder / POLICY_JSON, plan.to_policy())
         if job.calib is not None:  # only now are the evaluation images read
             report = _report(job, plan, emit)
@@ -235,6 +244,20 @@ def _split(job: SensitivityJob, built: Built) -> Data:
     return built.train_split if job.split == "train" else built.test_data
 
 
+def _chooser_data(job: SensitivityJob, built: Built) -> Data:
+    """The images every choice is made on. A calibration set is labelled by the uncompressed
+    model itself, so the sweep and the plan score top-1 agreement with it (its own labels may
+    not even be the model's classes: CIFAR-10 for an ImageNet model)."""
+    data = _split(job, built)
+    if job.calib is None:
+        return data
+    if not isinstance(data, ArrayDataset | FileListDataset):
+        raise ConfigError(f"--calib {job.calib}: expected an image set or a CSV manifest")
+    return teacher_labelled(
+        built.model, data, built.preprocess, built.classes, batch_size=job.config.batch_size
+    )
+
+
 def _sweep_event(event: SensitivityProgress) -> SensitivityEvent:
     p = event.probe
     info = f"{p.layer} {p.kind} {p.value:g}: top-1 {p.top1:.3f}"
@@ -242,7 +265,11 @@ def _sweep_event(event: SensitivityProgress) -> SensitivityEvent:
 
 
 def _plan(
-    job: SensitivityJob, result: SensitivityResult, built: Built | None, emit: Callback
+    job: SensitivityJob,
+    result: SensitivityResult,
+    built: Built | None,
+    chooser: Data | None,
+    emit: Callback,
 ) -> Plan:
     """The plan within ``job.max_drop``: calibrated on the images when ``job.verify``."""
     if not job.verify:
@@ -250,7 +277,7 @@ def _plan(
     built = built or _build(job)
     measure = plan_measure(
         load_any(job.model),  # the file as `squeezenet compress` reads it (its class names)
-        _split(job, built),
+        chooser if chooser is not None else _chooser_data(job, built),
         preprocess=built.preprocess,
         batch_size=job.config.batch_size,
     )

@@ -340,13 +340,15 @@ def _calibration(
         if config.quantizer != "trellis":
             return scales, None, None
         stats = proxy_input_stats(loaded, calib, seed=config.seed)
-        return scales, None, _bias_corrector(stats)
+        return scales, None, bias_corrector(stats)
     stats = proxy_input_stats(loaded, calib, seed=config.seed)
-    return None, importance_from(loaded.model, stats), _bias_corrector(stats)
+    return None, importance_from(loaded.model, stats), bias_corrector(stats)
 
 
-def _bias_corrector(stats: InputStats) -> Distiller:
-    """A distill hook that folds each layer's mean output error into its bias."""
+def bias_corrector(stats: InputStats) -> Distiller:
+    """A distill hook (:data:`Distiller`) that folds each quantized layer's mean output error
+    into its bias (:func:`squeezenet.compress.bias_correct.correct_bias_`), from the
+    uncompressed model's input means ``stats``."""
 
     def run(student: nn.Module, teacher: nn.Module, _: Preprocess | None) -> dict[str, Any]:
         rows = correct_bias_(student, teacher, stats.mean)

@@ -139,3 +139,29 @@ def evaluate(
         model.train(was_training)
     n = max(seen, 1)
     return EvalResult(total_loss / n, correct1 / n, correct5 / n, seen, skipped[0])
+
+
+@torch.no_grad()
+def teacher_labelled(
+    model: nn.Module,
+    data: ArrayDataset | FileListDataset,
+    preprocess: Preprocess,
+    class_names: list[str],
+    *,
+    batch_size: int = 50,
+) -> ArrayDataset | FileListDataset:
+    """``data`` with every image labelled by ``model``'s own top-1 class (names: the model's).
+
+    Scored against these labels, a compressed copy's top-1 is its top-1 agreement with
+    ``model`` and its loss a cross-entropy to it: what proxy images without the model's label
+    space (CIFAR-10 for an ImageNet model) can measure (issue 12).
+    """
+    model.eval()
+    predicted = torch.cat(
+        [model(x).argmax(1) for x, _ in eval_batches(data, preprocess, batch_size)]
+    )
+    labels = predicted.numpy().astype("int64")
+    if isinstance(data, ArrayDataset):
+        return ArrayDataset(data.images, labels, class_names, data.transform)
+    samples = [(path, int(label)) for (path, _), label in zip(data.samples, labels, strict=True)]
+    return FileListDataset(samples, class_names, data.transform, data.mode)
