@@ -2,7 +2,14 @@
 
 from squeezenet.formats.caffe_dc import CaffeDCFormatError, read_caffe_dc
 from squeezenet.formats.spec import SqzFormatError
-from squeezenet.formats.sqz import decode_sqz, encode_sqz, inspect_sqz, read_sqz, write_sqz
+from squeezenet.formats.sqz import (
+    decode_sqz,
+    encode_sqz,
+    inspect_sqz,
+    read_sqz,
+    tensor_digest,
+    write_sqz,
+)
 
 __all__ = [
     "CaffeDCFormatError",
@@ -12,5 +19,6 @@ __all__ = [
     "inspect_sqz",
     "read_caffe_dc",
     "read_sqz",
+    "tensor_digest",
     "write_sqz",
 ]

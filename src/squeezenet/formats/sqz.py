@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 import zlib
@@ -108,6 +109,21 @@ def write_sqz(model: CompressedModel, path: str | os.PathLike[str], **options: A
 def read_sqz(path: str | os.PathLike[str]) -> CompressedModel:
     """Read and decode a .sqz file."""
     return decode_sqz(Path(path).read_bytes())
+
+
+def tensor_digest(model: CompressedModel) -> str:
+    """SHA-256 (hex) of every decoded tensor's float32 little-endian bytes: each layer's weight
+    (C order) then its bias, in layer order, then each dense tensor in order. The JavaScript
+    decoder (web/src/sqz.js ``tensorDigest``) computes the same, so two decoders can be compared
+    by one string."""
+    digest = hashlib.sha256()
+    for layer in model.layers:
+        digest.update(layer.dense_weight().astype("<f4").tobytes())
+        if layer.bias is not None:
+            digest.update(np.asarray(layer.bias, dtype="<f4").tobytes())
+    for value in model.dense.values():
+        digest.update(np.ascontiguousarray(value, dtype="<f4").tobytes())
+    return digest.hexdigest()
 
 
 def inspect_sqz(data: bytes) -> dict[str, Any]:

@@ -1,0 +1,282 @@
+"""How the trellis calibration was chosen: every variant scored on held-out proxy images only.
+
+Issue 12's rule: choose on data kept apart from the evaluation. Each variant quantizes the
+imported published SqueezeNet to a byte target with the trellis quantizer and is scored by top-1
+agreement with, and mean KL(uncompressed || variant) to, the uncompressed model on three
+held-out proxy sets that no variant is fitted on:
+
+* ``c10plain``: 1,000 CIFAR-10 *test* images, upscaled whole (calibration uses the training split);
+* ``c10mosaic``: 1,000 2x2 mosaics of CIFAR-10 test images;
+* ``photos``: 1,000 random crops (15-100 % of the side) of the natural photographs that
+  scikit-image and matplotlib ship (a second image family; skipped without scikit-image).
+
+Part ``weighting``: how ``--calib`` weighs squared weight error inside each layer (none, the
+input-channel energy ``E[x^2] ** p`` for p = 0.5, 1, 1.5, and a K-FAC-style Fisher diagonal
+``E[x^2] * (E[g^2] + d * mean)``), measured on CIFAR-10 training mosaics. Part ``calibration``:
+what runs after quantization (bias correction from input means, the layer-wise step + bias
+refit, and distillation on top). The ImageNet evaluation images are never read.
+
+    python benchmarks/bench_proxies.py --out benchmarks/results/proxies     # about 30 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from squeezenet.compress.bias_correct import correct_bias_
+from squeezenet.compress.distill import GRID_REFIT, KD_GRID_RECIPE, distill_
+from squeezenet.compress.proxy import ProxyConfig, ProxySampler
+from squeezenet.compress.prune import layer_names
+from squeezenet.compress.rd import ImportanceConfig, importance_from, input_statistics
+from squeezenet.compress.reconstruct import reconstruct_
+from squeezenet.data.registry import load_dataset
+from squeezenet.experiments.provenance import command_line, machine
+from squeezenet.jobs.compress_config import CompressConfig
+from squeezenet.jobs.compress_file import compress_model, import_caffe_dc
+from squeezenet.jobs.load import load_any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+PHOTOS = (
+    "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg",
+    "hubble_deep_field.jpg", "retina.jpg", "ihc.png", "brick.png", "camera.png", "grass.png",
+    "gravel.png", "moon.png", "coins.png", "clock_motion.png", "color.png",
+)  # fmt: skip
+
+
+def main() -> None:
+    args = _parse()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    teacher = load_any(_weights(out))
+    assert teacher.preprocess is not None
+    sets = _held_out(teacher.preprocess)
+    reference = {name: _logits(teacher.model, batches) for name, batches in sets.items()}
+    train = load_dataset("cifar10", "train")
+    sampler = ProxySampler(train, teacher.preprocess, ProxyConfig(mix="mosaic"), channels_last=True)
+    stats = input_statistics(teacher.model, sampler, ImportanceConfig())
+    bench = _Bench(teacher, sets, reference, train, stats)
+    rows: list[dict[str, Any]] = []
+    if "weighting" in args.parts:
+        rows += _weighting(bench, sampler, [int(t) for t in args.targets.split(",")])
+    if "calibration" in args.parts:
+        rows += _calibration(bench, args.calibration_target)
+    document = {
+        "command": command_line(sys.argv),
+        "machine": machine(),
+        "held_out": {name: len(torch.cat(b)) for name, b in sets.items()},
+        "rows": rows,
+    }
+    (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps(document, indent=2))
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="benchmarks/results/proxies")
+    parser.add_argument("--parts", default="weighting,calibration")
+    parser.add_argument("--targets", default="350000,400000,460000")
+    parser.add_argument("--calibration-target", type=int, default=400_000)
+    return parser.parse_args()
+
+
+def _weights(out: Path) -> Path:
+    source = SHARED / "squeezenet-dc" / "compressed_SqueezeNet.net"
+    if not source.is_file():
+        sys.exit(f"bench_proxies: {source} not found")
+    path = out / "imported.safetensors"
+    import_caffe_dc(source, path)
+    return path
+
+
+def _held_out(preprocess: Any) -> dict[str, list[torch.Tensor]]:
+    test = load_dataset("cifar10", "test")
+    sets = {}
+    for name, config in (
+        ("c10plain", ProxyConfig(augment=False)),
+        ("c10mosaic", ProxyConfig(mix="mosaic", mix_prob=1.0)),
+    ):
+        sampler = ProxySampler(test, preprocess, config, channels_last=True)
+        sets[name] = list(sampler.batches(1000, 100, seed=12345))
+    photos = _photo_pixels()
+    if photos is not None:
+        sampler = ProxySampler(photos, preprocess, ProxyConfig(min_scale=0.15), channels_last=True)
+        sets["photos"] = list(sampler.batches(1000, 100, seed=999))
+    return sets
+
+
+def _photo_pixels(side: int = 384) -> torch.Tensor | None:
+    """The sample photographs as uint8 (N, 3, side, side): centre squares, bicubic."""
+    try:
+        import skimage
+    except ImportError:
+        print("bench_proxies: scikit-image missing; the photos set is skipped", file=sys.stderr)
+        return None
+    import matplotlib
+    from PIL import Image
+
+    folder = Path(os.path.dirname(skimage.__file__)) / "data"
+    files = [folder / name for name in PHOTOS]
+    files.append(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
+    out = []
+    for path in files:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+        w, h = rgb.size
+        s = min(w, h)
+        box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+        square = rgb.crop(box).resize((side, side), Image.Resampling.BICUBIC)
+        out.append(torch.from_numpy(np.array(square)).permute(2, 0, 1))
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def _logits(model: nn.Module, batches: list[torch.Tensor]) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(x) for x in batches])
+
+
+class _Bench:
+    def __init__(
+        self, teacher: Any, sets: dict[str, list[torch.Tensor]], reference: dict[str, Any],
+        train: Any, stats: Any,
+    ) -> None:  # fmt: skip
+        self.teacher, self.sets, self.reference = teacher, sets, reference
+        self.train, self.stats = train, stats
+
+    def score(self, model: nn.Module) -> dict[str, dict[str, float]]:
+        scores = {}
+        for name, batches in self.sets.items():
+            logits, ref = _logits(model, batches), self.reference[name]
+            agree = float((logits.argmax(1) == ref.argmax(1)).float().mean())
+            kl = F.kl_div(
+                F.log_softmax(logits, 1), F.log_softmax(ref, 1), reduction="batchmean",
+                log_target=True,
+            )  # fmt: skip
+            scores[name] = {"agreement": round(agree, 4), "kl": round(float(kl), 5)}
+        return scores
+
+    def trellis(self, target: int, importance: dict[str, np.ndarray] | None) -> Any:
+        config = CompressConfig(quantizer="trellis", target_bytes=target, bias_dtype="float16")
+        return compress_model(copy.deepcopy(self.teacher), config, importance=importance)
+
+
+def _row(part: str, name: str, target: int, size: int, scores: Any, seconds: float) -> Any:
+    row = {"part": part, "variant": name, "target": target, "bytes": size,
+           "seconds": round(seconds, 1), **scores}  # fmt: skip
+    summary = "  ".join(f"{k} {v['agreement']:.3f}/{v['kl']:.4f}" for k, v in scores.items())
+    print(f"{part:>11} {name:>22} {size:>8,} B  {summary}", file=sys.stderr)
+    return row
+
+
+def _weighting(bench: _Bench, sampler: ProxySampler, targets: list[int]) -> list[Any]:
+    model = bench.teacher.model
+    fisher = _kfac(copy.deepcopy(model), list(sampler.batches(512, 64, 7)))
+    energy = bench.stats.mean_square
+    variants: dict[str, Callable[[], dict[str, np.ndarray] | None]] = {
+        "none": lambda: None,
+        "activation p=0.5": lambda: importance_from(model, bench.stats, 0.5),
+        "activation p=1": lambda: importance_from(model, bench.stats, 1.0),
+        "activation p=1.5": lambda: importance_from(model, bench.stats, 1.5),
+        "fisher d=1": lambda: _normalised(model, _damped(fisher, energy, 1.0)),
+    }
+    rows = []
+    for target in targets:
+        for name, make in variants.items():
+            if target != targets[len(targets) // 2] and name not in ("none", "activation p=0.5"):
+                continue  # the other targets check the chosen variant against none only
+            start = time.perf_counter()
+            result = bench.trellis(target, make())
+            scores = bench.score(result.model)
+            seconds = time.perf_counter() - start
+            rows.append(_row("weighting", name, target, len(result.data), scores, seconds))
+    return rows
+
+
+def _calibration(bench: _Bench, target: int) -> list[Any]:
+    importance = importance_from(bench.teacher.model, bench.stats)
+    base = bench.trellis(target, importance)
+    size, teacher = len(base.data), bench.teacher.model
+    rows = [_row("calibration", "none", target, size, bench.score(base.model), 0.0)]
+    start = time.perf_counter()
+    corrected = copy.deepcopy(base.model)
+    correct_bias_(corrected, teacher, bench.stats.mean)
+    seconds = time.perf_counter() - start
+    rows.append(
+        _row("calibration", "bias correction", target, size, bench.score(corrected), seconds)
+    )
+    start = time.perf_counter()
+    refit = copy.deepcopy(base.model)
+    reconstruct_(refit, teacher, bench.train, bench.teacher.preprocess, GRID_REFIT)
+    seconds = time.perf_counter() - start
+    rows.append(_row("calibration", "step+bias refit", target, size, bench.score(refit), seconds))
+    start = time.perf_counter()
+    distill_(refit, teacher, bench.train, bench.teacher.preprocess, KD_GRID_RECIPE)
+    seconds += time.perf_counter() - start
+    rows.append(
+        _row("calibration", "refit + distillation", target, size, bench.score(refit), seconds)
+    )
+    return rows
+
+
+def _kfac(model: nn.Module, batches: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per layer, E[g_o^2] per output channel (summed over positions) of the cross-entropy to
+    labels sampled from the model's own softmax (the output half of a K-FAC diagonal)."""
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False  # backward hooks need the outputs intact
+    grads: dict[str, list[torch.Tensor]] = {}
+    handles = []
+    for name, _, module in layer_names(model):
+
+        def hook(mod: nn.Module, gin: Any, gout: Any, name: str = name) -> None:
+            grads.setdefault(name, []).append(gout[0].detach().square().sum((2, 3)).mean(0))
+
+        handles.append(module.register_full_backward_hook(hook))
+    generator = torch.Generator().manual_seed(0)
+    model.eval()
+    for x in batches:
+        out = model(x)
+        labels = torch.multinomial(F.softmax(out.detach(), 1), 1, generator=generator)[:, 0]
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(out, labels, reduction="sum").backward()
+    for handle in handles:
+        handle.remove()
+    return {name: torch.stack(g).mean(0).double() for name, g in grads.items()}
+
+
+def _damped(
+    grads: dict[str, torch.Tensor], energy: dict[str, torch.Tensor], damping: float
+) -> dict[str, torch.Tensor]:
+    """E[x_i^2] * (E[g_o^2] + damping * mean) as (out, in) per layer."""
+    return {
+        name: (g + damping * g.mean())[:, None] * energy[name][None, :] for name, g in grads.items()
+    }
+
+
+def _normalised(model: nn.Module, per_pair: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, _, module in layer_names(model):
+        weight = module.weight.detach()
+        h = per_pair[name].reshape(*per_pair[name].shape, *([1] * (weight.ndim - 2)))
+        h = h.expand(weight.shape).numpy().copy()
+        stored = weight.numpy() != 0
+        out[name] = h / h[stored].mean()
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The JavaScript .sqz decoder (web/src/sqz.js) against the Python one, on valid and broken files.
+
+A corpus of files of every version and codec (and the shipped model) plus hundreds of
+truncations and bit flips (half of them with the CRC recomputed, so the damage reaches the
+parser) is decoded by both: the JavaScript decoder must return the same tensors (one SHA-256
+over all of them) where Python succeeds, and raise SqzFormatError with the same field and byte
+offset where Python does, never any other error.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import zlib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from formats.test_sqz import (
+    GOLDEN_HUFFMAN,
+    GOLDEN_RANS,
+    GOLDEN_RAW,
+    GOLDEN_V1_HUFFMAN,
+    GOLDEN_V1_RAW,
+)
+from squeezenet.compress import PrunePolicy, prune_
+from squeezenet.compress.export import to_compressed
+from squeezenet.compress.quantize import quantize_
+from squeezenet.compress.trellis import trellis_quantize_
+from squeezenet.formats import SqzFormatError, decode_sqz, encode_sqz, tensor_digest
+from squeezenet.models import create_model
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE = shutil.which("node")
+pytestmark = pytest.mark.skipif(NODE is None, reason="node (Node.js >= 18) is not installed")
+
+
+def _small(seed: int, **config: Any) -> Any:
+    return create_model(
+        "squeezenet_small", seed=seed, num_classes=10, base_e=16, incr_e=16, **config
+    )
+
+
+def _valid_files() -> dict[str, bytes]:
+    """Files of every version-2/3 feature: codecs, float16 codebooks and biases, complement
+    positions, grids (uniform and dependent), dense batch-norm tensors, a zlib header."""
+    files: dict[str, bytes] = {
+        "golden raw": GOLDEN_RAW, "golden huffman": GOLDEN_HUFFMAN, "golden rans": GOLDEN_RANS,
+        "golden v1 raw": GOLDEN_V1_RAW, "golden v1 huffman": GOLDEN_V1_HUFFMAN,
+    }  # fmt: skip
+    model = _small(0)
+    prune_(model, PrunePolicy.uniform(0.6))
+    quantize_(model, 4)
+    cm = to_compressed(
+        model, model_name="squeezenet_small", class_names=[f"c{i}" for i in range(10)]
+    )
+    for codec in ("raw", "huffman", "rans", "auto"):
+        files[f"kmeans_{codec}"] = encode_sqz(cm, codec=codec)
+    files["kmeans_f16"] = encode_sqz(cm, codebook_dtype="float16", bias_dtype="float16")
+    dense = _small(1)
+    quantize_(dense, 3)
+    files["dense_layers_gap2"] = encode_sqz(
+        to_compressed(dense, model_name="squeezenet_small"), gap_bits=2
+    )
+    grid = _small(2, batch_norm=False)
+    trellis_quantize_(grid, 1e-4)
+    cm = to_compressed(grid, model_name="squeezenet_small")
+    files["trellis_rans"] = encode_sqz(cm, bias_dtype="float16")
+    files["trellis_raw"] = encode_sqz(cm, codec="raw")
+    return files
+
+
+def _shipped() -> bytes:
+    return resources.files("squeezenet.pretrained").joinpath("squeezenet1_0-dc.sqz").read_bytes()
+
+
+def _with_crc(data: bytearray) -> bytes:
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[:-4])))
+    return bytes(data)
+
+
+def _mutations(name: str, data: bytes, rng: np.random.Generator, n: int) -> list[tuple[str, bytes]]:
+    cuts = sorted(set(rng.integers(0, len(data), n // 8).tolist()))
+    cases = [(f"{name} trunc {cut}", data[:cut]) for cut in cuts]
+    # truncated, then a CRC of what is left: the parser meets the end of the file
+    cases += [(f"{name} short {cut}", _with_crc(bytearray(data[:cut] + b"\0" * 4))) for cut in cuts]
+    for k in range(n // 8):
+        flipped = bytearray(data)
+        at = int(rng.integers(0, len(data)))
+        flipped[at] ^= 1 << int(rng.integers(0, 8))
+        cases.append((f"{name} flip {k}", bytes(flipped)))
+    for k in range(n - 3 * (n // 8)):  # the CRC fixed: the damage reaches the fields behind it
+        flipped = bytearray(data)
+        for _ in range(int(rng.integers(1, 3))):
+            at = int(rng.integers(5, len(data) - 4))
+            flipped[at] ^= 1 << int(rng.integers(0, 8))
+        cases.append((f"{name} deep {k}", _with_crc(flipped)))
+    return cases
+
+
+def _python(data: bytes) -> dict[str, Any]:
+    try:
+        return {"ok": True, "digest": tensor_digest(decode_sqz(data))}
+    except SqzFormatError as exc:
+        return {"ok": False, "field": exc.field, "offset": exc.offset}
+
+
+def _run_js(cases: list[tuple[str, bytes]], folder: Path) -> list[dict[str, Any]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    listing = []
+    for i, (_, data) in enumerate(cases):
+        (folder / f"{i:04d}.sqz").write_bytes(data)
+        listing.append({"file": f"{i:04d}.sqz"})
+    (folder / "cases.json").write_text(json.dumps(listing))
+    names = resources.files("squeezenet.formats").joinpath("imagenet_1k.txt").read_bytes()
+    (folder / "imagenet_1k.txt").write_bytes(names)
+    done = subprocess.run(
+        [str(NODE), str(ROOT / "web" / "test" / "run_corpus.mjs"), str(folder)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    results: list[dict[str, Any]] = json.loads(done.stdout)
+    return results
+
+
+def _compare(cases: list[tuple[str, bytes]], folder: Path) -> None:
+    got = _run_js(cases, folder)
+    problems = []
+    for (name, data), js in zip(cases, got, strict=True):
+        py = _python(data)
+        if not js["ok"] and js["type"] != "SqzFormatError":
+            problems.append(f"{name}: JS raised {js['type']}: {js['message']}")
+        elif py["ok"] != js["ok"]:
+            problems.append(f"{name}: Python {py}, JS {js}")
+        elif py["ok"] and py["digest"] != js["digest"]:
+            problems.append(f"{name}: decoded tensors differ")
+        elif not py["ok"] and (py["field"], py["offset"]) != (js["field"], js["offset"]):
+            problems.append(
+                f"{name}: Python {py['field']}@{py['offset']}, JS {js['field']}@{js['offset']}"
+            )
+    assert not problems, "\n".join(problems[:20]) + f"\n({len(problems)} of {len(cases)} differ)"
+
+
+def test_valid_files_decode_to_the_same_tensors(tmp_path: Path) -> None:
+    files = {**_valid_files(), "shipped squeezenet1_0-dc": _shipped()}
+    cases = list(files.items())
+    _compare(cases, tmp_path / "valid")
+    assert {data[4] for _, data in cases} == {1, 2, 3}
+
+
+def test_broken_files_raise_the_same_field_and_offset(tmp_path: Path) -> None:
+    """The fuzz corpus: truncations, bit flips, bit flips behind a recomputed CRC."""
+    rng = np.random.default_rng(0)
+    cases: list[tuple[str, bytes]] = []
+    for name, data in _valid_files().items():
+        cases += _mutations(name, data, rng, 64)
+    cases += _mutations("shipped", _shipped(), rng, 48)
+    assert len(cases) >= 800
+    _compare(cases, tmp_path / "broken")
