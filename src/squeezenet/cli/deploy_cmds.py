@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from squeezenet.cli.app import app, emit_json, fail, out
+from squeezenet.cli.app import app, emit_json, err, fail, out
 from squeezenet.cli.arguments import load_model_arg, load_model_file, user_paths
 from squeezenet.cli.options import Json, ModelFile, ModelOrName, output_option
 
@@ -147,3 +148,28 @@ def _bench_table(title: str, rows: list[BenchRow]) -> Table:
             f"{r.max_abs_diff:.1e}",
         )
     return table
+
+
+@app.command("serve-demo")
+def serve_demo_cmd(
+    file: Annotated[
+        str | None, typer.Argument(help="The .sqz to serve (default: squeezenet1_0-dc).")
+    ] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve the browser demo: the page decodes the .sqz and classifies images in JavaScript."""
+    from squeezenet.deploy.serve import DemoFiles, make_server, shipped_model
+
+    model = file or str(shipped_model())
+    with user_paths(reads=[model]):
+        server = make_server(DemoFiles(Path(model)), host, port)
+    bound_host, bound_port = str(server.server_address[0]), server.server_address[1]
+    out.print(f"http://{bound_host}:{bound_port}/", highlight=False)
+    err.print(f"serving {model}; Ctrl-C stops", highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

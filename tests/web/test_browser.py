@@ -1,0 +1,91 @@
+"""The demo page in a real browser: headless Chromium (Debian's `chromium`) against serve-demo.
+
+The page fetches the mixed .sqz of the imported published weights, reports the SHA-256 of its
+decoded tensors, classifies the first 20 images of the shared ImageNet sample, and shows a
+corrupted file's one-line error; it POSTs what it found to the server, and the test compares
+with Python's decoder and `squeezenet predict`. Skips, with a reason, without Chromium or the
+shared data (`.ci/run` installs Chromium where apt-get can).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from squeezenet.deploy.predict import predict
+from squeezenet.deploy.serve import DemoFiles, make_server
+from squeezenet.formats import read_sqz, tensor_digest
+from squeezenet.jobs.compress_config import CompressConfig
+from squeezenet.jobs.compress_file import compress_file, import_caffe_dc
+from squeezenet.jobs.load import load_any
+from squeezenet.jobs.specs import parse_bits
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium missing (apt-get install -y chromium)"
+)
+PAGE_TIMEOUT_S = 300
+
+
+def browser_run(files: DemoFiles, query: str = "selftest=1") -> dict[str, Any]:
+    """Serve ``files``, open the page in headless Chromium, return what it POSTed."""
+    server = make_server(files, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    with tempfile.TemporaryDirectory() as profile:
+        browser = subprocess.Popen(
+            [
+                str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+                "--no-first-run", f"--user-data-dir={profile}", "--remote-debugging-port=0",
+                f"http://127.0.0.1:{port}/?{query}",
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            posted = files.posted.wait(PAGE_TIMEOUT_S)
+        finally:
+            browser.kill()
+            browser.wait()
+            server.shutdown()
+            server.server_close()
+    assert posted, f"the page posted nothing in {PAGE_TIMEOUT_S} s"
+    result: dict[str, Any] = files.results[-1]
+    assert "failed" not in result, result.get("failed")
+    return result
+
+
+@pytest.fixture(scope="module")
+def mixed_sqz(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("web")
+    weights = folder / "imported.safetensors"
+    import_caffe_dc(shared_data / "squeezenet-dc" / "compressed_SqueezeNet.net", weights)
+    out = folder / "mixed.sqz"
+    compress_file(weights, out, CompressConfig(bits=parse_bits("mixed")))
+    return out
+
+
+def test_the_page_decodes_classifies_and_reports_errors(
+    mixed_sqz: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    images = sorted((shared_data / "imagenet-sample").glob("*.jpg"))[:20]
+    corrupt = bytearray(mixed_sqz.read_bytes())
+    corrupt[len(corrupt) // 2] ^= 0x10  # the CRC no longer matches
+    extra: dict[str, Path | bytes] = {f"/images/{p.name}": p for p in images}
+    plan = {"images": [f"images/{p.name}" for p in images], "corrupt": "corrupt.sqz"}
+    extra["/selftest.json"] = json.dumps(plan).encode()
+    extra["/corrupt.sqz"] = bytes(corrupt)
+    result = browser_run(DemoFiles(mixed_sqz, extra))
+    assert result["digest"] == tensor_digest(read_sqz(mixed_sqz))
+    expected = [r.indices[0] for r in predict(load_any(mixed_sqz), [str(p) for p in images], top=1)]
+    assert [row["top1"] for row in result["images"]] == expected
+    shown = result["corrupt"]["shown"]
+    assert result["corrupt"]["type"] == "SqzFormatError" and result["corrupt"]["field"] == "crc32"
+    assert shown.startswith("error: ") and "\n" not in shown and "crc" in shown.lower()

@@ -1,0 +1,133 @@
+// The page: load a .sqz (the served model.sqz, or one the user picks), decode it, build the
+// network, and classify the served sample image or one the user picks. Errors show as one
+// line in #error. With ?selftest=1 it also runs the checks of tests/web/test_browser.py and
+// posts what it found to /result.
+
+import { decodeSqz, tensorDigest } from './sqz.js';
+import { buildSqueezeNet } from './squeezenet.js';
+
+const $ = (id) => document.getElementById(id);
+const state = { model: null, modelBytes: 0, decodeMs: 0, name: '' };
+let classLists = {};
+
+function showError(error) {
+  $('error').textContent = error ? `error: ${String(error.message ?? error).split('\n')[0]}` : '';
+}
+
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function loadClassLists() {
+  try {
+    const text = new TextDecoder().decode(await fetchBytes('imagenet_1k.txt'));
+    classLists = { 'imagenet-1k': text.split('\n').slice(0, -1) };
+  } catch {
+    classLists = {}; // classes then show as indices
+  }
+}
+
+/** Decode and build; returns the decoded file (for its digest). */
+function loadModel(bytes, name) {
+  const start = performance.now();
+  const decoded = decodeSqz(bytes, { classLists });
+  state.model = buildSqueezeNet(decoded);
+  state.decodeMs = performance.now() - start;
+  state.modelBytes = bytes.length;
+  state.name = name;
+  return decoded;
+}
+
+async function decodeImage(blob) {
+  return createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+}
+
+function classify(bitmap) {
+  const start = performance.now();
+  const top = state.model.classify(bitmap, 5);
+  return { top, ms: performance.now() - start };
+}
+
+function render(bitmap, blob, result) {
+  $('preview').src = URL.createObjectURL(blob);
+  const body = $('top5').querySelector('tbody');
+  body.replaceChildren(...result.top.map(({ name, p }) => {
+    const row = document.createElement('tr');
+    row.innerHTML = '<td></td><td class="p"></td><td style="width:8rem"><div class="bar"></div></td>';
+    row.children[0].textContent = name;
+    row.children[1].textContent = `${(100 * p).toFixed(1)} %`;
+    row.children[2].firstChild.style.width = `${Math.max(1, 100 * p)}%`;
+    return row;
+  }));
+  $('facts').textContent = `${state.name}: ${state.modelBytes.toLocaleString('en')} bytes, decoded in `
+    + `${state.decodeMs.toFixed(0)} ms; classified in ${result.ms.toFixed(0)} ms (${bitmap.width}x${bitmap.height} image)`;
+}
+
+async function classifyBlob(blob) {
+  const bitmap = await decodeImage(blob);
+  const result = classify(bitmap);
+  render(bitmap, blob, result);
+  return result;
+}
+
+async function selftest() {
+  const plan = await (await fetch('selftest.json')).json();
+  const report = { digest: null, images: [], corrupt: null, decode_ms: state.decodeMs };
+  report.digest = await tensorDigest(decodeSqz(await fetchBytes('model.sqz'), { classLists }));
+  for (const url of plan.images) {
+    const bitmap = await decodeImage(new Blob([await fetchBytes(url)]));
+    const result = classify(bitmap);
+    report.images.push({ url, top1: result.top[0].index, ms: result.ms });
+  }
+  if (plan.corrupt) {
+    try {
+      loadModel(await fetchBytes(plan.corrupt), plan.corrupt);
+    } catch (error) {
+      showError(error);
+      report.corrupt = { shown: $('error').textContent, type: error.name, field: error.field ?? null, offset: error.offset ?? null };
+    }
+  }
+  await fetch('result', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(report) });
+}
+
+async function main() {
+  await loadClassLists();
+  try {
+    loadModel(await fetchBytes('model.sqz'), 'model.sqz');
+    await classifyBlob(new Blob([await fetchBytes('sample.jpg')]));
+  } catch (error) {
+    showError(error);
+  }
+  $('model-file').addEventListener('change', async (event) => {
+    const file = event.target.files[0];
+    if (!file) return;
+    showError(null);
+    try {
+      loadModel(new Uint8Array(await file.arrayBuffer()), file.name);
+    } catch (error) {
+      showError(error);
+    }
+  });
+  $('image-file').addEventListener('change', async (event) => {
+    const file = event.target.files[0];
+    if (!file || state.model === null) return;
+    showError(null);
+    try {
+      await classifyBlob(file);
+    } catch (error) {
+      showError(error);
+    }
+  });
+  if (new URLSearchParams(location.search).has('selftest')) {
+    try {
+      await selftest();
+    } catch (error) {
+      await fetch('result', { method: 'POST', body: JSON.stringify({ failed: String(error.stack ?? error) }) });
+    }
+  }
+  document.body.dataset.ready = '1';
+}
+
+main();
