@@ -120,7 +120,7 @@ def _run_js(cases: list[tuple[str, bytes]], folder: Path) -> list[dict[str, Any]
     names = resources.files("squeezenet.formats").joinpath("imagenet_1k.txt").read_bytes()
     (folder / "imagenet_1k.txt").write_bytes(names)
     done = subprocess.run(
-        [str(NODE), str(ROOT / "web" / "test" / "run_corpus.mjs"), str(folder)],
+        [str(NODE), str(ROOT / "web" / "tools" / "run_corpus.mjs"), str(folder)],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -162,3 +162,13 @@ def test_broken_files_raise_the_same_field_and_offset(tmp_path: Path) -> None:
     cases += _mutations("shipped", _shipped(), rng, 48)
     assert len(cases) >= 800
     _compare(cases, tmp_path / "broken")
+
+
+def test_the_javascript_unit_tests_pass() -> None:
+    """web/test/*.test.js (node's own runner): FORMAT.md's examples and a standalone fuzz loop."""
+    tests = sorted(str(p) for p in (ROOT / "web" / "test").glob("*.test.js"))
+    done = subprocess.run(
+        [str(NODE), "--test", *tests], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "# fail 0" in done.stdout

@@ -2,7 +2,7 @@
 // error's type, field and offset. Used by tests/web/test_js_decoder.py, which builds the
 // corpus (valid files, truncations, bit flips) and compares with the Python decoder.
 //
-//   node web/test/run_corpus.mjs CORPUS_DIR
+//   node web/tools/run_corpus.mjs CORPUS_DIR
 // CORPUS_DIR holds cases.json ([{"file": "000.sqz"}, ...]) and the files; optional
 // imagenet_1k.txt is passed as the "imagenet-1k" class list.
 import { readFileSync, existsSync } from 'node:fs';
