@@ -18,6 +18,7 @@ from squeezenet.errors import ConfigError, InputError, MissingFileError, UserErr
 if TYPE_CHECKING:
     from torch import nn
 
+    from squeezenet.data.presets import Preprocess
     from squeezenet.io.weights import LoadedModel
 
 PathArg = str | Path | None
@@ -52,12 +53,15 @@ def load_model_file(model: str, command: str) -> LoadedModel:
     return load_any(model)
 
 
-def load_model_arg(model: str) -> tuple[nn.Module, tuple[int, int, int], str]:
+def load_model_arg(
+    model: str,
+) -> tuple[nn.Module, tuple[int, int, int], str, Preprocess | None]:
     """MODEL of a command that also takes a registry name (export, bench).
 
     Returns:
         The model in eval mode (a registry name: random weights, seed 0), its input shape
-        (C, H, W) (a file's own crop, else the registry's natural size) and its registry name.
+        (C, H, W) (a file's own crop, else the registry's natural size), its registry name and
+        its file's preprocessing (None for a registry name).
     """
     from squeezenet.jobs.load import is_model_file, load_any
     from squeezenet.models import create_model, get_spec
@@ -65,11 +69,11 @@ def load_model_arg(model: str) -> tuple[nn.Module, tuple[int, int, int], str]:
     if not is_model_file(model):
         spec = get_spec(model)
         shape = (spec.config.in_channels, spec.input_size, spec.input_size)
-        return create_model(model, seed=0).eval(), shape, model
+        return create_model(model, seed=0).eval(), shape, model, None
     loaded = load_any(model)
     size = loaded.preprocess.crop if loaded.preprocess else get_spec(loaded.model_name).input_size
     channels = int(loaded.config.get("in_channels", 3))
-    return loaded.model, (channels, size, size), loaded.model_name
+    return loaded.model, (channels, size, size), loaded.model_name, loaded.preprocess
 
 
 @contextmanager

@@ -194,22 +194,32 @@ def eval_cmd(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
     against: Against = None,
+    engine: Annotated[
+        str, typer.Option(help="torch | onnxruntime | onnxruntime-int8 | openvino | openvino-int8.")
+    ] = "torch",
+    calib: Annotated[
+        str | None, typer.Option(help="Proxy images calibrating an int8 engine (not eval images).")
+    ] = None,
     quiet: Quiet = False,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"top1", "top5", "n"}.')] = False,
 ) -> None:
     """Top-1 / top-5 of a model on a dataset, with the model's own preprocessing; with
-    --against, the paired comparison with a teacher model on the same images."""
+    --against, the paired comparison with a teacher model on the same images; --engine runs
+    the candidate in another inference engine."""
     from rich.progress import Progress
 
     from squeezenet.data.registry import load_dataset
     from squeezenet.train.evaluate import evaluate
 
-    with user_paths(reads=[model, data, against]):
+    with user_paths(reads=[model, data, against, calib]):
         loaded = load_model_file(model, "eval")
         if loaded.preprocess is None:
             fail(
                 f"{model} has no preprocessing record; re-save it with save_weights(preprocess=...)"
             )
+        preprocess = loaded.preprocess
+        if engine != "torch":
+            loaded = _with_engine(loaded, engine, calib)
         dataset = load_dataset(data, split, data_dir=data_dir)
         if against is not None:
             _compare(loaded, load_model_file(against, "eval"), dataset, batch_size, as_json, quiet)
@@ -219,7 +229,7 @@ def eval_cmd(
             result = evaluate(
                 loaded.model,
                 dataset,
-                loaded.preprocess,
+                preprocess,
                 batch_size=batch_size,
                 skip_bad=skip_bad,
                 on_batch=lambda n: progress.advance(task, n),
@@ -232,6 +242,23 @@ def eval_cmd(
         f"top-1 {result.top1:.4f}  top-5 {result.top5:.4f}  on {result.n} images{skipped}",
         highlight=False,
     )
+
+
+def _with_engine(loaded: Any, engine: str, calib: str | None) -> Any:
+    """``loaded`` whose model runs in ``engine`` (the int8 ones calibrated on ``calib``)."""
+    import dataclasses
+
+    from squeezenet.deploy.engines import EngineModule, check_engines, make_engine
+    from squeezenet.jobs.calibration import calibration_batches
+
+    check_engines([engine], "--engine")
+    pre = loaded.preprocess
+    if engine.endswith("-int8") and calib is None:
+        fail(f"--engine {engine} needs --calib DATA (proxy images, not the evaluation images)")
+    batches = calibration_batches(calib, pre) if calib is not None else None
+    shape = (pre.channels, pre.crop, pre.crop)
+    module = EngineModule(make_engine(engine, loaded.model, shape, calibration=batches))
+    return dataclasses.replace(loaded, model=module)
 
 
 def _compare(

@@ -1,4 +1,5 @@
-"""Inference speed of one model across engines and batch sizes, measured in one run."""
+"""Inference speed of one model across engines and batch sizes, measured in one run, against
+this machine's float32 matrix-multiply peak measured in the same run."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class BenchRow:
     gflops: float  # 2 x MACs x images/s / 1e9
     max_abs_diff: float  # against eager NCHW on the same batch
     speedup: float  # images/s over eager NCHW at this batch size
+    peak_fraction: float = float("nan")  # gflops / the sgemm peak measured in the same run
+    memory_mb: float = float("nan")  # resident memory the engine added (built and run), MiB
 
     def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -41,6 +44,35 @@ def check_batches(batches: tuple[int, ...], option: str = "batches") -> tuple[in
     if not batches or min(batches) < 1:
         raise ConfigError(f"{option}: expected batch sizes >= 1, got {list(batches)}")
     return batches
+
+
+def sgemm_peak(size: int = 2048, min_seconds: float = 1.0) -> float:
+    """This machine's float32 matrix-multiply rate in GFLOP/s: ``torch.mm`` of two
+    ``size x size`` matrices on all of torch's threads, the best of repeated timings."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(size, size, generator=generator)
+    b = torch.rand(size, size, generator=generator)
+    best = float("inf")
+    for _ in range(2):
+        torch.mm(a, b)  # warm-up
+    started = time.perf_counter()
+    while time.perf_counter() - started < min_seconds:
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * size**3 / best / 1e9
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux /proc; NaN elsewhere)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 def _time(run: Callable[[torch.Tensor], np.ndarray], x: torch.Tensor, min_seconds: float) -> float:
@@ -64,18 +96,28 @@ def benchmark(
     engines: tuple[str, ...] = ("eager_nchw", "eager_channels_last", "onnxruntime"),
     min_seconds: float = 1.0,
     seed: int = 0,
+    peak_gflops: float | None = None,
+    calibration: list[np.ndarray] | None = None,
 ) -> list[BenchRow]:
-    """Time each engine at each batch size; eager NCHW is the baseline of every ratio.
+    """Time each engine at each batch size; eager NCHW is the baseline of every ratio, and
+    ``peak_gflops`` (e.g. :func:`sgemm_peak`, measured in the same run) that of each
+    ``peak_fraction``.
+
+    Args:
+        calibration: preprocessed proxy batches for the int8 engines (None: noise, which
+            times them correctly but does not make their outputs meaningful).
 
     Raises:
         ConfigError: an unknown engine, or a batch size below 1 (before anything is built).
     """
     check_engines(engines)
     check_batches(batches)
-    built = {
-        name: make_engine(name, model, input_shape)
-        for name in dict.fromkeys(("eager_nchw", *engines))
-    }
+    built, memory = {}, {}
+    for name in dict.fromkeys(("eager_nchw", *engines)):
+        before = _rss_mb()
+        built[name] = make_engine(name, model, input_shape, calibration=calibration)
+        built[name](torch.rand(1, *input_shape))
+        memory[name] = _rss_mb() - before
     rows: list[BenchRow] = []
     generator = torch.Generator().manual_seed(seed)
     for batch in batches:
@@ -98,6 +140,8 @@ def benchmark(
                         2 * macs * rate / 1e9,
                         diff,
                         rate / base_rate,
+                        2 * macs * rate / 1e9 / peak_gflops if peak_gflops else float("nan"),
+                        memory[name],
                     )
                 )
     return rows

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,10 +13,14 @@ import torch
 from torch import nn
 
 from squeezenet.deploy.export import onnx_bytes, onnx_session
+from squeezenet.deploy.int8 import Int8Config, int8_onnx
 from squeezenet.errors import ConfigError
 
 Engine = Callable[[torch.Tensor], np.ndarray]
-ENGINES = ("eager_nchw", "eager_channels_last", "onnxruntime", "compile")
+ENGINES = (
+    "eager_nchw", "eager_channels_last", "onnxruntime", "compile", "onnxruntime-int8", "openvino",
+    "openvino-int8",
+)  # fmt: skip
 
 
 class _FlushDenormals:
@@ -92,17 +98,86 @@ def onnxruntime_engine(
     return run
 
 
-def make_engine(name: str, model: nn.Module, input_shape: tuple[int, int, int]) -> Engine:
-    """One of :data:`ENGINES` (``torch`` means eager channels_last).
+def onnx_data_engine(data: bytes) -> Engine:
+    """ONNX Runtime (CPU provider, every graph optimisation) on a serialised ONNX model."""
+    session: Any = onnx_session(data)
+    name = session.get_inputs()[0].name
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        out: np.ndarray = session.run(None, {name: x.contiguous().numpy()})[0]
+        return out
+
+    return run
+
+
+def openvino_engine(data: bytes) -> Engine:
+    """OpenVINO (CPU plugin) on a serialised ONNX model, the same file ONNX Runtime reads.
 
     Raises:
-        ConfigError: an unknown engine name.
+        ConfigError: the ``openvino`` package is not installed.
+    """
+    try:
+        import openvino as ov
+    except ImportError:
+        raise ConfigError(
+            "the openvino engine needs the openvino package: pip install -e '.[openvino]'"
+        ) from None
+    core = ov.Core()
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.onnx")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        compiled = core.compile_model(core.read_model(path), "CPU")
+    request = compiled.create_infer_request()
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        out: np.ndarray = request.infer([x.contiguous().numpy()])[compiled.output(0)]
+        return np.array(out, copy=True)
+
+    return run
+
+
+def make_engine(
+    name: str,
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    *,
+    calibration: Sequence[np.ndarray] | None = None,
+) -> Engine:
+    """One of :data:`ENGINES` (``torch`` means eager channels_last).
+
+    Args:
+        calibration: for the int8 engines, preprocessed proxy batches that set the activation
+            ranges (never evaluation images); None: uniform noise, fit for timing only.
+
+    Raises:
+        ConfigError: an unknown engine name, or an engine whose package is missing.
     """
     check_engines([name], "engine")
     if name in ("torch", "eager_channels_last"):
         return torch_engine(model, channels_last=True)
     if name == "eager_nchw":
         return torch_engine(model, channels_last=False)
+    if name == "compile":
+        return compiled_engine(model)
     if name == "onnxruntime":
         return onnxruntime_engine(model, input_shape)
-    return compiled_engine(model)
+    data = onnx_bytes(model.eval(), torch.zeros(1, *input_shape))
+    if name.endswith("-int8"):
+        if calibration is None:
+            noise = np.random.default_rng(0).uniform(-1, 1, (8, *input_shape))
+            calibration = [noise.astype(np.float32)]
+        data = int8_onnx(data, calibration, Int8Config())
+    return onnx_data_engine(data) if name.startswith("onnxruntime") else openvino_engine(data)
+
+
+class EngineModule(nn.Module):
+    """An engine as a module (``forward`` returns a float32 tensor), so code written for
+    PyTorch models (evaluate, compare) runs any engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.engine(x.float()), dtype=np.float32))

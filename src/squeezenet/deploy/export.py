@@ -117,7 +117,7 @@ def export_model(
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; use {' or '.join(FORMATS)}")
     path = Path(out)
-    _check_target(path)
+    check_target(path)
     model = model.eval().to(memory_format=torch.contiguous_format)
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, *input_shape, generator=generator)
@@ -135,7 +135,7 @@ def export_model(
             f"the {fmt} export differs from PyTorch by {diff:.3g} (> {tolerance:g}), so nothing "
             f"was written; try {other}, and report a bug if the model is a registered one"
         )
-    _write(path, data)
+    write(path, data)
     log.info("exported %s to %s (max abs diff %.3g)", fmt, path, diff)
     return ExportReport(path, fmt, tuple(x.shape), diff, tolerance, len(data))
 
@@ -153,7 +153,7 @@ def _torchscript(model: nn.Module, x: torch.Tensor) -> tuple[bytes, np.ndarray]:
     return buffer.getvalue(), exported
 
 
-def _check_target(path: Path) -> None:
+def check_target(path: Path) -> None:
     """Fail before the export (it takes seconds) when ``path`` cannot become a file."""
     if path.is_dir():
         raise InputError(f"cannot write {path}: it is a folder; name the file to write")
@@ -162,7 +162,7 @@ def _check_target(path: Path) -> None:
         raise InputError(f"cannot write {path}: {existing} is a file, not a folder")
 
 
-def _write(path: Path, data: bytes) -> None:
+def write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, creating its folder; an OS error (a file where a
     folder should be, no permission) is the caller's to fix, so it is an :class:`InputError`."""
     try:

@@ -50,8 +50,11 @@ def predict(
     engine: str = "torch",
     top: int = 5,
     batch_size: int = 16,
+    calibration: Sequence[np.ndarray] | None = None,
 ) -> list[Prediction]:
     """Classify image files; probabilities are the softmax of the model's outputs.
+
+    ``calibration``: preprocessed proxy batches for an int8 engine's activation ranges.
 
     Raises:
         InputError: the model has no preprocessing record.
@@ -68,7 +71,10 @@ def predict(
     preprocess = loaded.preprocess
     transform = eval_transform(preprocess)
     mode = "L" if preprocess.channels == 1 else "RGB"
-    run = make_engine(engine, loaded.model, (preprocess.channels, preprocess.crop, preprocess.crop))
+    shape = (preprocess.channels, preprocess.crop, preprocess.crop)
+    if engine.endswith("-int8") and calibration is None:
+        raise ConfigError(f"--engine {engine} needs --calib DATA (proxy images, not eval images)")
+    run = make_engine(engine, loaded.model, shape, calibration=calibration)
     results: list[Prediction] = []
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]

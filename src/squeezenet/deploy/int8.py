@@ -1,0 +1,154 @@
+"""int8 ONNX with ONNX Runtime's static quantization, calibrated on proxy images.
+
+QDQ format, int8 weights per output channel, uint8 activations whose ranges come from
+calibration images (never the evaluation images): on CPUs with AVX-512 VNNI or AVX-VNNI, ONNX
+Runtime runs the convolutions as u8 x s8 integer dot products. The parity check of a float
+export (1e-4) cannot hold for int8, so :func:`int8_parity` measures top-1 agreement with the
+float model on the calibration batch instead (docs: README, deployment).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from squeezenet.errors import ConfigError
+
+Calibration = Literal["minmax", "entropy", "percentile"]
+CALIBRATIONS: tuple[str, ...] = ("minmax", "entropy", "percentile")
+INT8_AGREEMENT = 0.9  # the int8 export's parity bar: top-1 agreement on the calibration images
+
+
+@dataclass(frozen=True)
+class Int8Config:
+    """How :func:`int8_onnx` quantizes."""
+
+    calibration: Calibration = "minmax"  # activation ranges (chosen on proxies: docs/RESULTS.md)
+    per_channel: bool = True  # one weight scale per output channel
+    reduce_range: bool = False  # 7-bit weights (for CPUs without VNNI); not needed here
+
+    def __post_init__(self) -> None:
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(
+                f"int8 calibration: expected one of {', '.join(CALIBRATIONS)}, "
+                f"got {self.calibration!r}"
+            )
+
+
+class _Reader:
+    """ONNX Runtime's CalibrationDataReader over preprocessed batches."""
+
+    def __init__(self, name: str, batches: Sequence[np.ndarray]) -> None:
+        self.name = name
+        self.items: Iterator[np.ndarray] = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.items, None)
+        return None if batch is None else {self.name: batch}
+
+    def rewind(self) -> None:  # some ONNX Runtime versions call it
+        pass
+
+
+def int8_onnx(
+    dense_onnx: bytes, calibration: Sequence[np.ndarray], config: Int8Config = Int8Config()
+) -> bytes:
+    """The QDQ int8 model of ``dense_onnx`` (input ``"input"``), calibrated on ``calibration``
+    (float32 ``(N, C, H, W)`` batches already preprocessed for the model).
+
+    Raises:
+        ConfigError: no calibration batch.
+    """
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration:
+        raise ConfigError("int8: give calibration images (--calib)")
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[config.calibration]
+    with tempfile.TemporaryDirectory() as folder:
+        source = os.path.join(folder, "float.onnx")
+        prepared = os.path.join(folder, "prepared.onnx")
+        target = os.path.join(folder, "int8.onnx")
+        with open(source, "wb") as handle:
+            handle.write(dense_onnx)
+        quant_pre_process(source, prepared, skip_symbolic_shape=True)
+        quantize_static(
+            prepared,
+            target,
+            _Reader("input", calibration),
+            quant_format=QuantFormat.QDQ,
+            per_channel=config.per_channel,
+            reduce_range=config.reduce_range,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=method,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+        with open(target, "rb") as handle:
+            return handle.read()
+
+
+def int8_parity(float_logits: np.ndarray, int8_logits: np.ndarray) -> dict[str, Any]:
+    """Top-1 agreement and max |difference| of the int8 model against the float one."""
+    agreement = float((float_logits.argmax(1) == int8_logits.argmax(1)).mean())
+    return {
+        "agreement": agreement,
+        "max_abs_diff": float(np.abs(float_logits - int8_logits).max()),
+        "threshold": INT8_AGREEMENT,
+        "images": len(float_logits),
+    }
+
+
+def export_int8(
+    model: Any, out: str | os.PathLike[str], calibration: Sequence[np.ndarray]
+) -> dict[str, Any]:
+    """Write the int8 ONNX of ``model`` (eval mode), checked by :func:`int8_parity` on the
+    calibration images.
+
+    Raises:
+        ExportParityError: top-1 agreement below :data:`INT8_AGREEMENT` (nothing is written).
+    """
+    from pathlib import Path
+
+    import torch
+
+    from squeezenet.deploy.export import (
+        ExportParityError,
+        check_target,
+        onnx_bytes,
+        onnx_session,
+        write,
+    )
+
+    path = Path(out)
+    check_target(path)
+    model = model.eval().to(memory_format=torch.contiguous_format)
+    dense = onnx_bytes(model, torch.zeros(1, *calibration[0].shape[1:]))
+    data = int8_onnx(dense, calibration)
+    session = onnx_session(data)
+    with torch.no_grad():
+        reference = np.concatenate([model(torch.from_numpy(x)).numpy() for x in calibration])
+    got = np.concatenate([session.run(None, {"input": x})[0] for x in calibration])
+    parity = int8_parity(reference, got)
+    if parity["agreement"] < INT8_AGREEMENT:
+        raise ExportParityError(
+            f"the int8 export agrees with float32 on {parity['agreement']:.3f} of the "
+            f"calibration images (< {INT8_AGREEMENT}); nothing was written; calibrate on images "
+            "closer to the deployment data"
+        )
+    write(path, data)
+    return {"path": str(path), "bytes": len(data), **parity}

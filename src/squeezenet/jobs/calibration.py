@@ -1,0 +1,54 @@
+"""Calibration inputs for int8 engines and exports: proxy images through a model's own
+preprocessing, a seeded subset of the training split (never evaluation images)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from squeezenet.data.datasets import ArrayDataset, FileListDataset
+from squeezenet.data.presets import PRESETS, Preprocess
+from squeezenet.data.registry import load_dataset
+from squeezenet.errors import InputError
+from squeezenet.models import get_spec
+from squeezenet.train.evaluate import eval_batches
+
+CALIBRATION_IMAGES = 256  # enough for stable activation ranges of SqueezeNet (ONNX Runtime docs)
+
+
+def model_preprocess(model_name: str, preprocess: Preprocess | None) -> Preprocess:
+    """A model file's own preprocessing, else its registry preset."""
+    if preprocess is not None:
+        return preprocess
+    return PRESETS[get_spec(model_name).facts.preprocess]
+
+
+def calibration_batches(
+    data: str,
+    preprocess: Preprocess,
+    *,
+    images: int = CALIBRATION_IMAGES,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """``images`` images drawn (seeded) from the training split of ``data``, preprocessed as
+    float32 ``(N, C, H, W)`` batches.
+
+    Raises:
+        InputError: ``data`` has no images.
+    """
+    split = load_dataset(data, "train")
+    n = len(split)
+    if n == 0:
+        raise InputError(f"--calib {data}: no images")
+    chosen = np.sort(np.random.default_rng(seed).permutation(n)[: min(images, n)])
+    subset = _subset(split, chosen)
+    return [x.numpy().astype(np.float32) for x, _ in eval_batches(subset, preprocess, batch_size)]
+
+
+def _subset(data: object, indices: np.ndarray) -> ArrayDataset | FileListDataset:
+    if isinstance(data, ArrayDataset):
+        return ArrayDataset(data.images[indices], data.labels[indices], data.classes)
+    if isinstance(data, FileListDataset):
+        samples = [data.samples[int(i)] for i in indices]
+        return FileListDataset(samples, data.classes, data.transform, data.mode)
+    raise InputError("--calib: expected an image set (a named dataset, a CSV or a folder)")
