@@ -211,11 +211,28 @@ def sweep_cmd(
     set_: Sets = None,
     data_dir: DataDir = None,
     device: Device = None,
+    engine: Annotated[
+        str, typer.Option(help="local (trials in this process, in order) | ray (Ray tasks).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: a local Ray instance).")
+    ] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="Ray: CPUs each trial holds.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="Ray: GPUs each trial holds.")] = 0.0,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
     """Design-space sweep: one training per grid point; a rerun skips finished points."""
     from squeezenet.experiments.sweep import parse_grid, trials_for
+
+    if engine not in ("local", "ray"):
+        fail(f"--engine must be local or ray, got {engine!r}")
+    ray_config = None
+    if engine == "ray":
+        from squeezenet.experiments.sweep_ray import RayConfig, import_ray
+
+        import_ray()  # before any work: without Ray, one line and exit 2
+        ray_config = RayConfig(address, cpus_per_trial, gpus_per_trial)
 
     train = _train_config(
         recipe_name,
@@ -235,9 +252,12 @@ def sweep_cmd(
         train_images=train_images,
         test_images=test_images,
     )
-    records = _run_sweep(
-        trials, output, data_dir=data_dir, device=resolve_device(device), quiet=quiet
-    )
+    if ray_config is not None:
+        records = _run_sweep_ray(trials, output, ray_config, data_dir=data_dir, quiet=quiet)
+    else:
+        records = _run_sweep(
+            trials, output, data_dir=data_dir, device=resolve_device(device), quiet=quiet
+        )
     if as_json:
         emit_json(records)
         return
@@ -282,6 +302,46 @@ def _run_sweep(
             highlight=False,
         )
         raise typer.Exit(130) from None
+
+
+def _run_sweep_ray(
+    trials: list[Any], output: str, config: Any, *, data_dir: str | None, quiet: bool
+) -> list[dict[str, Any]]:
+    """The Ray engine, with trials done / running / failed on the progress bar."""
+    from squeezenet.experiments.sweep_ray import run_sweep_ray
+
+    progress = progress_bar(quiet)
+    bar = progress.add_task("sweep", total=len(trials), info="")
+    counts = {"done": 0, "running": 0, "failed": 0}
+
+    def on_trial(event: Any) -> None:
+        if event.kind == "start":
+            counts["running"] += 1
+        elif event.kind == "skip":
+            counts["done"] += 1
+        else:
+            counts["running"] -= 1
+            counts["done" if event.kind == "done" else "failed"] += 1
+            if event.kind == "failed":
+                progress.console.print(f"{event.trial.label}: failed: {event.record['error']}")
+        info = ", ".join(f"{v} {k}" for k, v in counts.items())
+        progress.update(bar, completed=counts["done"] + counts["failed"], info=info)
+
+    try:
+        with user_paths(writes=[output]), progress:
+            records = run_sweep_ray(
+                trials, output, config, data_dir=data_dir, callback=on_trial, meta=_meta()
+            )
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted: {counts['done']} of {len(trials)} trials are stored in {output}; "
+            "rerun the same command to continue",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    if counts["failed"]:
+        err.print(f"{counts['failed']} trials failed (stored with their error); rerun to retry")
+    return [r for r in records if not r.get("failed")]
 
 
 def _print_sweep(records: list[dict[str, Any]], title: str) -> None:

@@ -171,9 +171,10 @@ def _fit_record(result: FitResult) -> dict[str, Any]:
     return {k: last.get(k) for k in ("top1", "top5", "eval_loss", "train_loss")}
 
 
-def read_records(out: str | Path) -> list[dict[str, Any]]:
+def read_records(out: str | Path, *, include_failed: bool = False) -> list[dict[str, Any]]:
     """The finished records of a sweep folder; a torn last line (a crash mid-append) is
-    dropped and the file repaired."""
+    dropped and the file repaired. Records of failed trials (``"failed": true``, written by
+    the Ray engine) are left out unless ``include_failed``."""
     path = Path(out) / RESULTS
     if not path.is_file():
         return []
@@ -190,7 +191,7 @@ def read_records(out: str | Path) -> list[dict[str, Any]]:
     repaired = "".join(line + "\n" for line in good)
     if repaired != text:
         atomic_write_bytes(path, repaired.encode())
-    return records
+    return records if include_failed else [r for r in records if not r.get("failed")]
 
 
 def append_record(out: str | Path, record: dict[str, Any]) -> None:
@@ -206,7 +207,7 @@ def append_record(out: str | Path, record: dict[str, Any]) -> None:
 class SweepEvent:
     """What :func:`run_sweep` reports: a trial ``start``ed, ``done`` or ``skip``ped."""
 
-    kind: str
+    kind: str  # "start", "done", "skip" or "failed" (Ray engine: stored as a failure record)
     index: int  # 0-based position in the sweep
     total: int
     trial: Trial
@@ -226,14 +227,7 @@ def run_sweep(
     Returns the records of all ``trials`` in their order (earlier runs' included). Trials run
     in order; an exception or Ctrl-C propagates after the finished trials were stored.
     """
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    keys = [t.key for t in trials]
-    if len(set(keys)) != len(keys):
-        raise ConfigError("the sweep lists the same trial twice; remove the duplicate grid values")
-    described = {"trials": [t.to_dict() for t in trials], **(meta or {})}
-    atomic_write_json(folder / "sweep.json", described)
-    done = {r["key"]: r for r in read_records(folder)}
+    folder, keys, done = prepare_sweep(trials, out, meta)
     for index, trial in enumerate(trials):
         if trial.key in done:
             if callback:
@@ -247,6 +241,21 @@ def run_sweep(
         if callback:
             callback(SweepEvent("done", index, len(trials), trial, record))
     return [done[k] for k in keys]
+
+
+def prepare_sweep(
+    trials: Sequence[Trial], out: str | Path, meta: dict[str, Any] | None
+) -> tuple[Path, list[str], dict[str, dict[str, Any]]]:
+    """Create the folder, write ``sweep.json``, and return the folder, the trials' keys and the
+    finished records by key (what every engine does first)."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = [t.key for t in trials]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("the sweep lists the same trial twice; remove the duplicate grid values")
+    described = {"trials": [t.to_dict() for t in trials], **(meta or {})}
+    atomic_write_json(folder / "sweep.json", described)
+    return folder, keys, {r["key"]: r for r in read_records(folder)}
 
 
 def budget_description(trial: Trial) -> str:

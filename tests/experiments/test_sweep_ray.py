@@ -1,0 +1,112 @@
+"""Sweeps on Ray: the same records as the in-process engine, retries of killed workers, reruns.
+
+The Ray tests need ``pip install -e '.[dev,ray]'``; without Ray they skip, and the one that
+checks the missing-Ray error runs in the default suite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from cli_helpers import run
+from squeezenet.experiments.sweep import SweepEvent, Trial, read_records, run_sweep, trials_for
+from squeezenet.train import recipe
+
+TINY = {"base_e": 16, "incr_e": 16}
+
+
+def _trials() -> list[Trial]:
+    train = recipe("small", epochs=1, batch_size=32, max_steps=3, warmup_epochs=0.5, seed=0)
+    grid = [{"squeeze_ratio": r, "pct_3x3": p} for r in (0.125, 0.25) for p in (0.25, 0.5)]
+    return trials_for(grid, model="squeezenet_small", data="synthetic", train=train,
+                      fixed=TINY, train_images=128, test_images=64)  # fmt: skip
+
+
+def test_ray_missing_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    code, out, err = run(
+        capsys, "sweep", "--grid", "squeeze_ratio=0.25", "--data", "synthetic",
+        "-o", tmp_path / "s", "--engine", "ray",
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "pip install -e '.[ray]'" in err
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Any:
+    ray = pytest.importorskip("ray", reason="pip install -e '.[dev,ray]'")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+def _dies_once(trial: dict[str, Any], data_dir: str | None, device: str, threads: int) -> Any:
+    """A Ray task body whose first attempt of each trial kills its own worker process."""
+    from squeezenet.experiments.sweep_ray import _remote_trial
+
+    marker = Path(os.environ["SQZ_TEST_MARKERS"]) / Trial.from_dict(trial).key
+    if not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _remote_trial(trial, data_dir, device, threads)
+
+
+def _raises(trial: dict[str, Any], data_dir: str | None, device: str, threads: int) -> Any:
+    raise RuntimeError("this trial cannot run")
+
+
+def test_ray_gives_the_in_process_records_retries_and_resumes(
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from squeezenet.experiments.sweep_ray import RayConfig, run_sweep_ray
+
+    trials = _trials()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # Ray's trials run on one thread each: the same arithmetic
+    try:
+        local = run_sweep(trials, tmp_path / "local")
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setenv("SQZ_TEST_MARKERS", str(tmp_path))
+    events: list[SweepEvent] = []
+    config = RayConfig(cpus_per_trial=1, max_retries=2)
+    remote = run_sweep_ray(
+        trials, tmp_path / "ray", config, callback=events.append, remote=_dies_once
+    )
+    assert sorted(p.name for p in tmp_path.iterdir() if len(p.name) == 16) == sorted(
+        t.key for t in trials
+    )  # every first attempt died, and the retry finished each trial
+    assert [r["key"] for r in remote] == [r["key"] for r in local]
+    for a, b in zip(local, remote, strict=True):
+        for field in ("top1", "top5", "train_loss", "eval_loss", "params", "macs"):
+            assert a[field] == b[field], field
+    assert sorted(e.kind for e in events) == ["done"] * 4 + ["start"] * 4
+    again: list[SweepEvent] = []
+    run_sweep_ray(trials, tmp_path / "ray", config, callback=again.append, remote=_raises)
+    assert [e.kind for e in again] == ["skip"] * 4  # nothing ran again
+    assert len(read_records(tmp_path / "ray")) == 4
+
+
+def test_a_failing_trial_is_stored_with_its_error_and_retried_by_a_rerun(
+    ray_local: Any, tmp_path: Path
+) -> None:
+    from squeezenet.experiments.sweep_ray import RayConfig, run_sweep_ray
+
+    trials = _trials()[:2]
+    config = RayConfig(max_retries=0)
+    records = run_sweep_ray(trials, tmp_path, config, remote=_raises)
+    assert all(r["failed"] and "this trial cannot run" in r["error"] for r in records)
+    assert read_records(tmp_path) == []  # failures never count as finished
+    assert len(read_records(tmp_path, include_failed=True)) == 2
+    done = run_sweep_ray(trials, tmp_path, config)
+    assert all("top1" in r and not r.get("failed") for r in done)
