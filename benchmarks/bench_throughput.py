@@ -1,11 +1,18 @@
-"""fit's training throughput against a bare loop over in-memory tensors, in one run.
+"""fit's training throughput: against a bare loop, and across CPU settings, in one run.
 
     python benchmarks/bench_throughput.py --data cifar10 --steps 60
+    python benchmarks/bench_throughput.py --data cifar10 --settings --steps 40
 
-Both loops train the same model (fresh copies from one seed) with the same batch size, memory
-layout and optimiser; the bare loop feeds one pre-normalised random batch again and again (no
-data pipeline at all), fit reads real CIFAR-10 through its pipeline (shuffle, pad-crop, flip,
-normalise). The ratio is fit's images/s over the bare loop's. Prints one JSON document.
+Default: both loops train the same model (fresh copies from one seed) with the same batch size,
+memory layout and optimiser; the bare loop feeds one pre-normalised random batch again and again
+(no data pipeline at all), fit reads real CIFAR-10 through its pipeline (shuffle, pad-crop, flip,
+normalise). The ratio is fit's images/s over the bare loop's.
+
+``--settings``: fit's images/s under each training setting (float32 channels_last, the old
+default; bfloat16 autocast; torch.compile; the fused SGD kernel; a doubled batch), rounds
+alternating, and each as a fraction of this machine's float32 and bfloat16 matrix-multiply
+peaks measured in the same run (training FLOPs = 3 x 2 x forward MACs per image). Prints one
+JSON document.
 """
 
 from __future__ import annotations
@@ -55,6 +62,88 @@ def fit_rate(model: torch.nn.Module, data: str, batch: int, steps: int, warmup: 
     return batch * steps / (times[-1] - times[warmup - 1])
 
 
+SETTINGS: dict[str, dict[str, object]] = {
+    "float32 channels_last": {},
+    "bf16 autocast": {"bf16": True},
+    "compile": {"compile": True},
+    "compile + bf16": {"compile": True, "bf16": True},
+    "fused SGD": {"fused_optimizer": True},
+    "bf16 + fused SGD": {"bf16": True, "fused_optimizer": True},
+    "batch 256, LR x2": {"batch_size": 256, "lr": 0.1},
+}
+
+
+def mm_peak(dtype: torch.dtype, size: int = 2048, seconds: float = 1.0) -> float:
+    """GFLOP/s of torch.mm of two size x size matrices of ``dtype`` (best of repeats)."""
+    a, b = torch.rand(size, size).to(dtype), torch.rand(size, size).to(dtype)
+    torch.mm(a, b)
+    best, started = float("inf"), time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * size**3 / best / 1e9
+
+
+def settings_rate(
+    model_name: str, data: str, setting: dict[str, object], steps: int, warmup: int
+) -> float:
+    spec = parse_data_spec(data)
+    train = load_dataset(spec, "train")
+    times: list[float] = []
+    config = recipe("small", epochs=1, max_steps=warmup + steps, **setting)  # type: ignore[arg-type]
+    fit(
+        create_model(model_name, seed=0),
+        train,
+        config,
+        preprocess=spec.default_preset,
+        callback=lambda e: times.append(time.perf_counter()) if e.kind == "step" else None,
+    )
+    return config.batch_size * steps / (times[-1] - times[warmup - 1])
+
+
+def settings_main(args: argparse.Namespace) -> None:
+    from squeezenet.models.summary import summarize
+
+    load_dataset(parse_data_spec(args.data), "train")
+    peaks = {"float32": mm_peak(torch.float32), "bfloat16": mm_peak(torch.bfloat16)}
+    macs = summarize(create_model(args.model, seed=0), (3, 32, 32)).macs
+    rates: dict[str, list[float]] = {name: [] for name in SETTINGS}
+    for _ in range(args.rounds):
+        for name, setting in SETTINGS.items():
+            rates[name].append(
+                settings_rate(args.model, args.data, setting, args.steps, args.warmup)
+            )
+    rows = []
+    base = max(rates["float32 channels_last"])
+    for name, values in rates.items():
+        best = max(values)
+        gflops = 6 * macs * best / 1e9
+        rows.append({
+            "setting": name, "images_per_s": [round(v, 1) for v in values],
+            "best": round(best, 1), "vs_float32": round(best / base, 3),
+            "train_gflops": round(gflops, 1),
+            "of_float32_peak": round(gflops / peaks["float32"], 3),
+            "of_bfloat16_peak": round(gflops / peaks["bfloat16"], 3),
+        })  # fmt: skip
+    json.dump(
+        {
+            "benchmark": "fit_settings",
+            "data": args.data,
+            "model": args.model,
+            "steps": args.steps,
+            "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(),
+            "mm_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
+            "train_flops_per_image": 6 * macs,
+            "rows": rows,
+        },
+        sys.stdout,
+        indent=1,
+    )
+    sys.stdout.write("\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="cifar10")
@@ -63,7 +152,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--settings", action="store_true", help="compare training settings")
     args = parser.parse_args()
+    if args.settings:
+        settings_main(args)
+        return
     load_dataset(parse_data_spec(args.data), "train")  # decode (and cache) before timing
     rates: dict[str, list[float]] = {"bare": [], "fit": []}
     for _ in range(args.rounds):  # alternate, so a slow patch of the machine hits both

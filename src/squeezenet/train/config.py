@@ -32,6 +32,8 @@ class TrainConfig:
     augment: bool = True  # random crop + flip on training batches
     channels_last: bool = True  # NHWC memory layout (about 2x faster convolutions on this CPU)
     bf16: bool = False  # bfloat16 autocast for forward/backward
+    compile: bool = False  # torch.compile the model for training (inductor)
+    fused_optimizer: bool = False  # SGD's fused kernel (one kernel for all parameters)
     seed: int = 0  # data order, augmentation and dropout all derive from (seed, step)
     eval_every: int = 1  # evaluate every N epochs (and after the last)
     eval_batch_size: int = 256  # batch size for evaluation

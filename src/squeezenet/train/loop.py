@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -41,7 +41,9 @@ from squeezenet.train.evaluate import evaluate
 from squeezenet.train.schedule import learning_rate
 
 log = logging.getLogger(__name__)
-RESUME_IGNORED = {"max_steps", "workers", "eval_batch_size", "checkpoint_every"}
+RESUME_IGNORED = {
+    "max_steps", "workers", "eval_batch_size", "checkpoint_every", "compile", "fused_optimizer",
+}  # fmt: skip
 
 
 @dataclass
@@ -150,31 +152,53 @@ def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 class CollapseWatch:
-    """Warns when the loss sits at ln(classes) or the logits are all zero (dead conv10)."""
+    """Warns when the loss sits at ln(classes) or the logits are all zero (dead conv10).
 
-    def __init__(self, num_classes: int, patience: int) -> None:
+    Only the dead-logits test runs during the learning-rate warm-up: there, at 2-12 % of the
+    peak rate, a healthy model's loss is still near ln(classes), and counting it cried wolf on
+    batch-norm models (issue 13). The state goes into every checkpoint (:meth:`state`), so a
+    resumed run warns exactly when the uninterrupted one would.
+    """
+
+    def __init__(
+        self, num_classes: int, patience: int, *, warmup_steps: int = 0, batch_norm: bool = False
+    ) -> None:
         self.chance = math.log(num_classes)
         self.patience = patience
+        self.warmup_steps = warmup_steps  # steps before the loss test starts counting
+        self.batch_norm = batch_norm  # the model has batch norm: advise something else
         self.stuck = 0
         self.dead = 0
         self.ema: float | None = None
         self.fired = False
 
-    def update(self, loss: float, logits: torch.Tensor) -> str | None:
+    def state(self) -> dict[str, Any]:
+        return {"stuck": self.stuck, "dead": self.dead, "ema": self.ema, "fired": self.fired}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.stuck, self.dead = int(state["stuck"]), int(state["dead"])
+        self.ema, self.fired = state["ema"], bool(state["fired"])
+
+    def update(self, loss: float, logits: torch.Tensor, step: int = 1 << 62) -> str | None:
+        """Count one step (``step``: the global step it was, 0-based); a warning once."""
         self.ema = loss if self.ema is None else 0.9 * self.ema + 0.1 * loss
-        self.stuck = self.stuck + 1 if abs(self.ema - self.chance) < 0.01 * self.chance else 0
+        at_chance = abs(self.ema - self.chance) < 0.01 * self.chance
+        self.stuck = self.stuck + 1 if at_chance and step >= self.warmup_steps else 0
         self.dead = self.dead + 1 if float(logits.detach().abs().max()) == 0.0 else 0
         if self.fired or max(self.stuck, self.dead) < self.patience:
             return None
         self.fired = True
         if self.dead >= self.patience:
-            why = f"all logits have been 0 for {self.dead} steps (conv10's ReLU is dead)"
+            why = f"all logits have been 0 for {self.dead} steps (the last ReLU is dead)"
         else:
-            why = f"the loss has stayed at ln(classes) = {self.chance:.4f} for {self.stuck} steps"
-        return (
-            f"training looks collapsed: {why}; lower the learning rate, lengthen the warm-up "
-            "(warmup_epochs) or use batch_norm=True"
-        )
+            why = (
+                f"the loss has stayed at ln(classes) = {self.chance:.4f} for {self.stuck} steps "
+                "after the warm-up"
+            )
+        advice = "lower the learning rate or lengthen the warm-up (warmup_epochs)"
+        if not self.batch_norm:
+            advice += ", or use batch_norm=True"
+        return f"training looks collapsed: {why}; {advice}"
 
 
 _EMPTY_ACCUM = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}  # an epoch's sums
@@ -189,6 +213,7 @@ class _Counters:
     global_step: int = 0  # optimiser steps done
     history: list[dict[str, Any]] = field(default_factory=list)  # one record per finished epoch
     accum: dict[str, Any] = field(default_factory=lambda: dict(_EMPTY_ACCUM))  # this epoch's sums
+    extra: dict[str, Any] = field(default_factory=dict)  # restored checkpoint state: "collapse"
 
 
 @dataclass
@@ -210,7 +235,11 @@ class _Session:
     callback: Callable[[FitEvent], None] | None
     watch: CollapseWatch | None
     counters: _Counters
-    collapsed: bool = False  # the collapse warning fired during this call
+
+    @property
+    def collapsed(self) -> bool:
+        """The collapse warning fired in this run (before a resume too)."""
+        return self.watch is not None and self.watch.fired
 
     @property
     def steps_per_epoch(self) -> int:
@@ -305,6 +334,7 @@ def _start(
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum,
         weight_decay=config.weight_decay, nesterov=config.nesterov,
+        fused=True if config.fused_optimizer else None,
     )  # fmt: skip
     model_config = getattr(model, "config", None)
     model_config_dict = model_config.__dict__ if model_config is not None else {}
@@ -319,12 +349,29 @@ def _start(
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device] if device.type == "cuda" else None
         )
-    num_classes = int(getattr(model_config, "num_classes", 0) or 0)
-    watch = CollapseWatch(num_classes, config.collapse_patience) if num_classes > 1 else None
+    if config.compile:
+        net = cast(nn.Module, torch.compile(net))
+    watch = _collapse_watch(model_config, config, source.steps_per_epoch())
+    if watch is not None and resume and "collapse" in counters.extra:
+        watch.load_state(counters.extra["collapse"])
     return _Session(
         model, net, optimizer, source, config, preprocess, eval_data, run_path, device, rank,
         world, model_config_dict, callback, watch, counters,
     )  # fmt: skip
+
+
+def _collapse_watch(
+    model_config: Any, config: TrainConfig, steps_per_epoch: int
+) -> CollapseWatch | None:
+    """The run's collapse detector (None for a model without a class count)."""
+    num_classes = int(getattr(model_config, "num_classes", 0) or 0)
+    if num_classes < 2:
+        return None
+    warmup = math.ceil(config.warmup_epochs * steps_per_epoch)
+    batch_norm = bool(getattr(model_config, "batch_norm", False))
+    return CollapseWatch(
+        num_classes, config.collapse_patience, warmup_steps=warmup, batch_norm=batch_norm
+    )
 
 
 def _resume(
@@ -342,7 +389,7 @@ def _resume(
     _check_resume(state, config, model_config, world)
     return _Counters(
         state["epoch"], state["step_in_epoch"], state["global_step"], state["history"],
-        state["accum"],
+        state["accum"], {"collapse": state["collapse"]} if "collapse" in state else {},
     )  # fmt: skip
 
 
@@ -419,9 +466,8 @@ def _forward_backward(s: _Session, indices: torch.Tensor) -> tuple[float, int, t
 def _watch_collapse(s: _Session, step_loss: float, logits: torch.Tensor) -> None:
     if s.watch is None:
         return
-    warning = s.watch.update(step_loss, logits)
+    warning = s.watch.update(step_loss, logits, s.counters.global_step - 1)
     if warning:
-        s.collapsed = True
         log.warning(warning)
         s.emit("warning", message=warning)
 
@@ -466,6 +512,8 @@ def _save_checkpoint(s: _Session) -> None:
         "history": c.history,
         "accum": c.accum,
     }
+    if s.watch is not None:
+        state["collapse"] = s.watch.state()
     save_checkpoint(s.run_path, s.model, s.optimizer, state)
 
 
