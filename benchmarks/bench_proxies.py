@@ -17,6 +17,10 @@ what runs after quantization (bias correction from input means, the layer-wise s
 refit, and distillation on top). The ImageNet evaluation images are never read.
 
     python benchmarks/bench_proxies.py --out benchmarks/results/proxies     # about 30 minutes
+    python benchmarks/bench_proxies.py --score A.sqz B.sqz ...   # files on the held-out proxies
+
+``--score`` ranks finished files by the same held-out proxy metrics (mean KL over the three
+sets first): how the shipped model is chosen among candidate recipes, without evaluation images.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ def main() -> None:
     assert teacher.preprocess is not None
     sets = _held_out(teacher.preprocess)
     reference = {name: _logits(teacher.model, batches) for name, batches in sets.items()}
+    if args.score:
+        _score_files(args.score, sets, reference)
+        return
     train = load_dataset("cifar10", "train")
     sampler = ProxySampler(train, teacher.preprocess, ProxyConfig(mix="mosaic"), channels_last=True)
     stats = input_statistics(teacher.model, sampler, ImportanceConfig())
@@ -90,7 +97,25 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--parts", default="weighting,calibration")
     parser.add_argument("--targets", default="350000,400000,460000")
     parser.add_argument("--calibration-target", type=int, default=400_000)
+    parser.add_argument("--score", nargs="+", default=None, help=".sqz files to score")
     return parser.parse_args()
+
+
+def _score_files(
+    files: list[str], sets: dict[str, list[torch.Tensor]], reference: dict[str, torch.Tensor]
+) -> None:
+    """Print the held-out proxy metrics of each file, ranked by mean KL (lowest first)."""
+    bench = _Bench(None, sets, reference, None, None)
+    rows = []
+    for path in files:
+        scores = bench.score(load_any(path).model)
+        mean_kl = float(np.mean([s["kl"] for s in scores.values()]))
+        mean_agree = float(np.mean([s["agreement"] for s in scores.values()]))
+        summary = {"mean_kl": round(mean_kl, 5), "mean_agreement": round(mean_agree, 4)}
+        rows.append({"file": path, "bytes": Path(path).stat().st_size, **scores, **summary})
+    rows.sort(key=lambda r: r["mean_kl"])
+    document = {"command": command_line(sys.argv), "machine": machine(), "ranked": rows}
+    print(json.dumps(document, indent=2))
 
 
 def _weights(out: Path) -> Path:

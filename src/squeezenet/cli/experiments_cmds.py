@@ -96,6 +96,9 @@ def sensitivity_cmd(
         str | None,
         typer.Option(help="Sweep and plan on these images; --data then only reports the plan."),
     ] = None,
+    calib_images: Annotated[
+        int, typer.Option(min=0, help="A seeded subset of that many --calib images (0: all).")
+    ] = 0,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -113,7 +116,7 @@ def sensitivity_cmd(
         batch_size=batch_size,
     )
     job = SensitivityJob(
-        model, data, output, config, split, data_dir, plan, max_drop, verify, calib
+        model, data, output, config, split, data_dir, plan, max_drop, verify, calib, calib_images
     )
     with user_paths(reads=[model, data, calib], writes=[output]), progress_bar(quiet) as progress:
         outcome = run_sensitivity(job, meta=_meta(), callback=_SensitivityBar(progress))

@@ -57,10 +57,13 @@ class SensitivityJob:
     # it, and `data` is read only at the end, to report the chosen plan (issue 12: never choose
     # on the images you report). None: sweep and plan on `data`, as before.
     calib: str | None = None
+    calib_images: int = 0  # > 0: a seeded subset of that many calibration images
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "test"):
             raise ConfigError(f"--split: expected train or test, got {self.split!r}")
+        if self.calib_images < 0:
+            raise ConfigError(f"--calib-images: expected >= 0, got {self.calib_images}")
 
     @property
     def source(self) -> dict[str, str]:
@@ -71,6 +74,7 @@ class SensitivityJob:
             "data": self.chooser,
             "split": self.split,
             "labels": labels,
+            "images": str(self.calib_images if self.calib is not None else 0),
         }
 
     @property
@@ -212,7 +216,11 @@ def _build(job: SensitivityJob) -> Built:
         )
     if not Path(job.model).is_file():  # before the data loads, which may take a while
         raise MissingFileError(f"weights file not found: {job.model}")
-    spec = BuildSpec(job.model, job.chooser, data_dir=job.data_dir, train=job.split == "train")
+    subset = job.calib_images if job.calib is not None else 0
+    spec = BuildSpec(
+        job.model, job.chooser, data_dir=job.data_dir, train=job.split == "train",
+        train_images=subset, test_images=subset,
+    )  # fmt: skip
     return build(spec)
 
 
