@@ -71,6 +71,61 @@ def test_collapse_watch_warns_on_chance_loss_and_dead_logits() -> None:
     assert all(healthy.update(1.0, torch.ones(4, 10)) is None for _ in range(20))
 
 
+def test_collapse_watch_ignores_chance_loss_in_the_warm_up() -> None:
+    """Loss at ln(classes) counts only after the warm-up; dead logits count at once; the advice
+    fits the model; the state survives a round trip."""
+    watch = CollapseWatch(10, patience=5, warmup_steps=100, batch_norm=True)
+    alive = torch.ones(4, 10)
+    assert all(watch.update(math.log(10), alive, step) is None for step in range(100))
+    messages = [watch.update(math.log(10), alive, step) for step in range(100, 106)]
+    warning = next(m for m in messages if m)
+    assert "after the warm-up" in warning and "batch_norm" not in warning
+    dead = CollapseWatch(10, patience=5, warmup_steps=100)
+    found = [dead.update(math.log(10), torch.zeros(4, 10), step) for step in range(6)]
+    assert any(m and "batch_norm=True" in m for m in found)
+    copy = CollapseWatch(10, patience=5, warmup_steps=100)
+    copy.load_state(json.loads(json.dumps(watch.state())))
+    assert copy.state() == watch.state() and copy.fired
+
+
+def _tiny_run(tmp_path: Path, batch_norm: bool, lr: float, **changes: object) -> object:
+    train = load_dataset("synthetic", "train", synthetic_size=320)
+    model = create_model("squeezenet_small", seed=0, batch_norm=batch_norm, **TINY)
+    config = recipe(
+        "small", epochs=8, batch_size=32, lr=lr, warmup_epochs=1.0, collapse_patience=30,
+        **changes,
+    )  # fmt: skip
+    return fit(model, train, config, preprocess=CIFAR10, run_dir=tmp_path)
+
+
+def test_a_healthy_warm_up_is_no_collapse_and_a_true_collapse_is(tmp_path: Path) -> None:
+    """The issue's false alarm: a batch-norm model inside its warm-up (loss still near ln 10)
+    is not collapsed; the batch-norm-free model at a high rate collapses and is flagged."""
+    healthy = _tiny_run(tmp_path / "bn", True, 0.05, max_steps=9)
+    assert not healthy.collapsed  # type: ignore[attr-defined]
+    broken = _tiny_run(tmp_path / "plain", False, 2.0)
+    assert broken.collapsed  # type: ignore[attr-defined]
+    assert json.loads((tmp_path / "plain" / "state.json").read_text())["collapse"]["fired"]
+
+
+def test_the_collapse_flag_survives_a_resume(tmp_path: Path) -> None:
+    straight = _tiny_run(tmp_path / "straight", False, 2.0)
+    _tiny_run(tmp_path / "cut", False, 2.0, max_steps=45)  # after the warning fired
+    train = load_dataset("synthetic", "train", synthetic_size=320)
+    model = create_model("squeezenet_small", seed=0, batch_norm=False, **TINY)
+    config = recipe("small", epochs=8, batch_size=32, lr=2.0, warmup_epochs=1.0,
+                    collapse_patience=30)  # fmt: skip
+    resumed = fit(model, train, config, preprocess=CIFAR10, run_dir=tmp_path / "cut", resume=True)
+    assert resumed.collapsed == straight.collapsed  # type: ignore[attr-defined]
+    assert resumed.collapsed  # type: ignore[attr-defined]
+
+    def flags(run: str) -> list[bool]:
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [bool(json.loads(line).get("collapse_warning")) for line in lines]
+
+    assert flags("cut") == flags("straight") and any(flags("straight"))
+
+
 def test_fit_respects_parametrized_masks() -> None:
     from torch.nn.utils import parametrize
 

@@ -190,12 +190,24 @@ def _print_sensitivity(outcome: Any, model: str) -> None:
         )
 
 
+SweepEngine = Annotated[
+    str, typer.Option(help="local (trials in this process, in order) | ray (Ray tasks).")
+]
+RayAddress = Annotated[
+    str | None, typer.Option(help="Ray cluster address (default: a local Ray instance).")
+]
+CpusPerTrial = Annotated[float, typer.Option(help="Ray: CPUs each trial holds.")]
+GpusPerTrial = Annotated[float, typer.Option(help="Ray: GPUs each trial holds.")]
+SweepGrid = Annotated[
+    list[str],
+    typer.Option(help="FIELD=V1,V2,... of the model config (repeat for a product grid)."),
+]
+BaseLr = Annotated[float | None, typer.Option(help="Base learning rate (default: the recipe's).")]
+
+
 @app.command("sweep")
 def sweep_cmd(
-    grid: Annotated[
-        list[str],
-        typer.Option(help="FIELD=V1,V2,... of the model config (repeat for a product grid)."),
-    ],
+    grid: SweepGrid,
     data: DataSpec,
     output: Annotated[str, output_option("Sweep folder (results.jsonl).")],
     model: Annotated[str, typer.Option(help="Registry model the grid varies.")] = (
@@ -206,37 +218,23 @@ def sweep_cmd(
     test_images: TestImages = 0,
     recipe_name: Recipe = "small",
     batch_size: BatchSize = None,
-    lr: Annotated[
-        float | None, typer.Option(help="Base learning rate (default: the recipe's).")
-    ] = None,
+    lr: BaseLr = None,
     warmup_epochs: WarmupEpochs = None,
     seed: Seed = 0,
     set_: Sets = None,
     data_dir: DataDir = None,
     device: Device = None,
-    engine: Annotated[
-        str, typer.Option(help="local (trials in this process, in order) | ray (Ray tasks).")
-    ] = "local",
-    address: Annotated[
-        str | None, typer.Option(help="Ray cluster address (default: a local Ray instance).")
-    ] = None,
-    cpus_per_trial: Annotated[float, typer.Option(help="Ray: CPUs each trial holds.")] = 1.0,
-    gpus_per_trial: Annotated[float, typer.Option(help="Ray: GPUs each trial holds.")] = 0.0,
+    engine: SweepEngine = "local",
+    address: RayAddress = None,
+    cpus_per_trial: CpusPerTrial = 1.0,
+    gpus_per_trial: GpusPerTrial = 0.0,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
     """Design-space sweep: one training per grid point; a rerun skips finished points."""
     from squeezenet.experiments.sweep import parse_grid, trials_for
 
-    if engine not in ("local", "ray"):
-        fail(f"--engine must be local or ray, got {engine!r}")
-    ray_config = None
-    if engine == "ray":
-        from squeezenet.experiments.sweep_ray import RayConfig, import_ray
-
-        import_ray()  # before any work: without Ray, one line and exit 2
-        ray_config = RayConfig(address, cpus_per_trial, gpus_per_trial)
-
+    ray_config = _ray_config(engine, address, cpus_per_trial, gpus_per_trial)
     train = _train_config(
         recipe_name,
         epochs=epochs,
@@ -255,16 +253,29 @@ def sweep_cmd(
         train_images=train_images,
         test_images=test_images,
     )
-    if ray_config is not None:
-        records = _run_sweep_ray(trials, output, ray_config, data_dir=data_dir, quiet=quiet)
-    else:
-        records = _run_sweep(
+    records = (
+        _run_sweep_ray(trials, output, ray_config, data_dir=data_dir, quiet=quiet)
+        if ray_config is not None
+        else _run_sweep(
             trials, output, data_dir=data_dir, device=resolve_device(device), quiet=quiet
         )
+    )
     if as_json:
         emit_json(records)
         return
     _print_sweep(records, f"{model} sweep on {data}: {epochs} epochs per trial")
+
+
+def _ray_config(engine: str, address: str | None, cpus: float, gpus: float) -> Any:
+    """The Ray settings for ``--engine ray`` (None for local); Ray is imported before any work."""
+    if engine not in ("local", "ray"):
+        fail(f"--engine must be local or ray, got {engine!r}")
+    if engine == "local":
+        return None
+    from squeezenet.experiments.sweep_ray import RayConfig, import_ray
+
+    import_ray()  # without Ray: one line and exit 2
+    return RayConfig(address, cpus, gpus)
 
 
 def _run_sweep(
