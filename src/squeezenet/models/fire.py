@@ -31,7 +31,9 @@ class Fire(nn.Module):
             input (with bias), stored as ``shortcut``.
         batch_norm: batch normalisation between each convolution and its ReLU (not in the
             paper; ``squeeze_bn``/``expand1x1_bn``/``expand3x3_bn``, absent when False so the
-            state dict stays torchvision's).
+            state dict stays torchvision's). A complex bypass then normalises its shortcut too
+            (``shortcut_bn``, as ResNet's projection shortcuts): without it the un-normalised
+            shortcuts compound through the network and the model collapses (docs/MODELS.md).
 
     Raises:
         ValueError: an unknown ``bypass``, or a simple bypass whose channels differ (a bug in
@@ -75,6 +77,9 @@ class Fire(nn.Module):
         self.shortcut: nn.Conv2d | None = (
             nn.Conv2d(inplanes, out_planes, kernel_size=1) if bypass == "complex" else None
         )
+        self.shortcut_bn = (
+            nn.BatchNorm2d(out_planes) if batch_norm and bypass == "complex" else None
+        )
 
     @property
     def out_channels(self) -> int:
@@ -94,5 +99,8 @@ class Fire(nn.Module):
         if self.bypass == "simple":
             out = out + x
         elif self.shortcut is not None:
-            out = out + self.shortcut(x)
+            shortcut = self.shortcut(x)
+            if self.shortcut_bn is not None:
+                shortcut = self.shortcut_bn(shortcut)
+            out = out + shortcut
         return out
