@@ -21,7 +21,12 @@ from squeezenet.errors import ConfigError
 
 Calibration = Literal["minmax", "entropy", "percentile"]
 CALIBRATIONS: tuple[str, ...] = ("minmax", "entropy", "percentile")
-INT8_AGREEMENT = 0.9  # the int8 export's parity bar: top-1 agreement on the calibration images
+# The int8 export's parity bar: top-1 agreement with float32 on the calibration images. It
+# catches a broken quantization (a mis-wired or mis-calibrated graph agrees near chance). It is
+# not an accuracy bar: proxy images sit near the decision boundaries of an ImageNet model, so a
+# correct int8 SqueezeNet agrees 0.73 on its CIFAR-10 calibration images here, and 0.87 on the
+# ImageNet sample (docs/RESULTS.md). Measure accuracy with `eval --engine ... --against`.
+INT8_AGREEMENT = 0.5
 
 
 @dataclass(frozen=True)
