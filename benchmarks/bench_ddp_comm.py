@@ -117,6 +117,13 @@ def _measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         buckets.append(bucket.buffer().numel())
         return allreduce_hook(state, bucket)
 
+    # DDP checks the annotation object itself; this module's annotations are strings.
+    hook.__annotations__ = {
+        "state": object,
+        "bucket": dist.GradBucket,
+        "return": torch.futures.Future[torch.Tensor],
+    }
+
     ddp.register_comm_hook(None, hook)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=1e-4, momentum=0.9)
     generator = torch.Generator().manual_seed(dist.get_rank())

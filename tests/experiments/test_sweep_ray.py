@@ -45,20 +45,28 @@ def test_ray_missing_is_one_line_and_exit_2(
 @pytest.fixture(scope="module")
 def ray_local() -> Any:
     ray = pytest.importorskip("ray", reason="pip install -e '.[dev,ray]'")
+    # pytest imports this file by path, so Ray's workers cannot import it by name: ship the
+    # task bodies defined here (_dies_once, _raises) by value
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
 
 
-def _dies_once(trial: dict[str, Any], data_dir: str | None, device: str, threads: int) -> Any:
-    """A Ray task body whose first attempt of each trial kills its own worker process."""
-    from squeezenet.experiments.sweep_ray import _remote_trial
+def _dies_once(markers: Path) -> Any:
+    """A Ray task body whose first attempt of each trial kills its own worker process (the
+    workers were started before the test, so the marker folder travels in the closure)."""
 
-    marker = Path(os.environ["SQZ_TEST_MARKERS"]) / Trial.from_dict(trial).key
-    if not marker.exists():
-        marker.touch()
-        os.kill(os.getpid(), signal.SIGKILL)
-    return _remote_trial(trial, data_dir, device, threads)
+    def body(trial: dict[str, Any], data_dir: str | None, device: str, threads: int) -> Any:
+        from squeezenet.experiments.sweep_ray import _remote_trial
+
+        marker = markers / Trial.from_dict(trial).key
+        if not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return _remote_trial(trial, data_dir, device, threads)
+
+    return body
 
 
 def _raises(trial: dict[str, Any], data_dir: str | None, device: str, threads: int) -> Any:
@@ -66,7 +74,7 @@ def _raises(trial: dict[str, Any], data_dir: str | None, device: str, threads: i
 
 
 def test_ray_gives_the_in_process_records_retries_and_resumes(
-    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ray_local: Any, tmp_path: Path
 ) -> None:
     from squeezenet.experiments.sweep_ray import RayConfig, run_sweep_ray
 
@@ -77,11 +85,10 @@ def test_ray_gives_the_in_process_records_retries_and_resumes(
         local = run_sweep(trials, tmp_path / "local")
     finally:
         torch.set_num_threads(threads)
-    monkeypatch.setenv("SQZ_TEST_MARKERS", str(tmp_path))
     events: list[SweepEvent] = []
     config = RayConfig(cpus_per_trial=1, max_retries=2)
     remote = run_sweep_ray(
-        trials, tmp_path / "ray", config, callback=events.append, remote=_dies_once
+        trials, tmp_path / "ray", config, callback=events.append, remote=_dies_once(tmp_path)
     )
     assert sorted(p.name for p in tmp_path.iterdir() if len(p.name) == 16) == sorted(
         t.key for t in trials
