@@ -49,16 +49,22 @@ def main() -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1000, "height": 600})
-        page.on("requestfinished", lambda request: fetched.append(_size(request)))
+        page.on(
+            "requestfinished",
+            lambda request: (
+                None if request.url.startswith("blob:") else fetched.append(_size(request))
+            ),
+        )
         page.goto(url)
         page.wait_for_selector("body[data-ready='1']", timeout=120_000)
         facts = page.inner_text("#facts")
+        first_view = list(fetched)  # what the first view fetched (the timings fetch again)
         if args.screenshot:
-            page.screenshot(path=args.screenshot)
+            page.screenshot(path=args.screenshot, full_page=True)
         timings = page.evaluate(_TIMING_SCRIPT, [f"images/{p.name}" for p in images])
         browser.close()
     server.shutdown()
-    page_fetches = [f for f in fetched if not f["url"].startswith("images/")]
+    page_fetches = [f for f in first_view if not f["url"].startswith("images/")]
     document = {
         "command": command_line(sys.argv),
         "machine": machine(),
