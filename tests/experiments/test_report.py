@@ -158,3 +158,28 @@ def test_the_command_line_is_given_by_the_entry_point() -> None:
     argv = ["/venv/bin/squeezenet", "sweep", "--grid", "bypass=none,simple", "-o", "a b"]
     assert command_line(argv) == "squeezenet sweep --grid bypass=none,simple -o 'a b'"
     assert command_line(["bench.py", "--out", "x"]) == "python bench.py --out x"
+
+
+def test_each_sweep_section_lists_exactly_the_commands_of_its_rows(tmp_path: Path) -> None:
+    """Two sweeps into one folder share a point (the second reuses it): each section names the
+    commands whose records it shows, and which rows each produced."""
+    train = recipe("small", epochs=1)
+    sweep = tmp_path / "sweep"
+    runs = (
+        (["squeeze_ratio=0.125,0.5"], {"bypass": "none"}, "squeezenet sweep --grid SR"),
+        (["bypass=none,simple,complex"], {"squeeze_ratio": 0.125}, "squeezenet sweep --grid BP"),
+    )
+    for grid, fixed, command in runs:
+        trials = trials_for(
+            parse_grid(grid), model="squeezenet_small", data="cifar10", train=train, fixed=fixed
+        )
+        run_sweep(trials, sweep, runner=_record, meta={**META, "command": command})
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n")
+    write_report([sweep], results, tmp_path / "fig")
+    text = results.read_text()
+    sr = text.split("<!-- report:sweep-squeeze_ratio -->")[1].split("<!-- /report")[0]
+    bp = text.split("<!-- report:sweep-bypass -->")[1].split("<!-- /report")[0]
+    assert "--grid SR" in sr and "--grid BP" not in sr and "Rows" not in sr
+    assert "Rows bypass = none: command: `squeezenet sweep --grid SR`" in bp
+    assert "Rows bypass = simple, complex: command: `squeezenet sweep --grid BP`" in bp

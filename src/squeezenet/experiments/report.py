@@ -125,6 +125,24 @@ def _provenance(meta: dict[str, Any] | None) -> str:
     return f"Command: `{command}`  \nMachine: {machine}."
 
 
+def _sweep_provenance(name: str, records: list[dict[str, Any]]) -> list[str]:
+    """The command and machine of each record shown; with several, which rows each produced (a
+    rerun of another sweep reuses the points it shares, so one table can come from two)."""
+    by_meta: dict[str, tuple[dict[str, Any] | None, list[Any]]] = {}
+    for record in records:
+        key = json.dumps(record.get("meta"), sort_keys=True)
+        by_meta.setdefault(key, (record.get("meta"), []))[1].append(
+            record["trial"]["overrides"][name]
+        )
+    if len(by_meta) == 1:
+        return [_provenance(next(iter(by_meta.values()))[0])]
+    lines = []
+    for meta, values in by_meta.values():
+        rows = ", ".join(str(v) for v in values)
+        lines.append(f"Rows {name} = {rows}: " + _provenance(meta).replace("Command", "command", 1))
+    return ["  \n".join(lines)]
+
+
 def _sweep_section(name: str, records: list[dict[str, Any]], figure: Path | None, rel: str) -> str:
     label, what = PAPER_FIGURES.get(name, ("", name))
     trial = Trial.from_dict(records[0]["trial"])
@@ -141,9 +159,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], figure: Path | None
         "so read trends, not single steps.",
         "",
     ]
-    metas = {json.dumps(r.get("meta"), sort_keys=True): r.get("meta") for r in records}
-    lines += [_provenance(meta) + "  " for meta in metas.values()]
-    lines[-1] = lines[-1].rstrip()
+    lines += _sweep_provenance(name, records)
     lines += [
         "",
         "| " + name + " | params | MiB (32-bit) | top-1 | top-5 | seconds | paper (ImageNet) |",
