@@ -14,6 +14,7 @@ Prints one JSON line per variant (about 10 minutes here).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_proxies as bp
+from equalize import equalize_
 
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.data.registry import load_dataset
@@ -73,6 +75,13 @@ def main() -> None:
     ]
     for name, calibration, method, options in variants:
         model = _quantize(dense, calibration, method, **options)
+        print(json.dumps({"variant": name, **_score(model, sets, reference)}), flush=True)
+    for strength in (0.5, 1.0):  # cross-layer equalisation of the activation ranges first
+        equalized = copy.deepcopy(teacher.model).eval()
+        equalize_(equalized, plain, strength)
+        data = onnx_bytes(equalized, torch.zeros(1, 3, 227, 227))
+        model = _quantize(data, plain, M.MinMax)
+        name = f"minmax after equalisation, strength {strength}"
         print(json.dumps({"variant": name, **_score(model, sets, reference)}), flush=True)
 
 
