@@ -8,12 +8,20 @@ scikit-image and matplotlib ship). Calibration images come from the CIFAR-10 *tr
 The ImageNet evaluation images are never read.
 
     python benchmarks/bench_int8_calibration.py > benchmarks/results/int8_calibration_proxies.jsonl
+    python benchmarks/bench_int8_calibration.py --only gptq --decompose >> (the same file)
 
-Prints one JSON line per variant (about 10 minutes here).
+Prints one JSON line per variant (about 10 minutes here). ``--only WORD`` runs the variants
+whose name holds WORD. ``--decompose`` splits the int8 error (nearest and GPTQ weight rounding)
+into its parts by taking Q/DQ pairs out of the quantized graph (the uint8 clamp at zero point 0
+stood for a ReLU, so a ReLU is put back): the weights alone (every activation in float), and
+every activation quantized but the fire2 squeeze output, the input image and the fire3 squeeze
+output, cumulatively (the three that a greedy search on 200-image subsets of the proxies took
+out first, in that order).
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import hashlib
 import json
@@ -37,13 +45,18 @@ from equalize import equalize_
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.data.registry import load_dataset
 from squeezenet.deploy.export import onnx_bytes, onnx_session
-from squeezenet.deploy.int8 import _Reader
+from squeezenet.deploy.int8 import _Reader, int8_model_onnx
 from squeezenet.jobs.calibration import calibration_batches
 from squeezenet.jobs.load import load_any
 
 
 def main() -> None:
     from onnxruntime.quantization import CalibrationMethod as M
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default="", help="run the variants whose name holds this")
+    parser.add_argument("--decompose", action="store_true", help="split the int8 error")
+    args = parser.parse_args()
 
     teacher = load_any(bp._weights(Path(tempfile.mkdtemp())))
     assert teacher.preprocess is not None
@@ -62,6 +75,7 @@ def main() -> None:
     ends = (convs[0], convs[-1])
     variants: list[tuple[str, list[np.ndarray], Any, dict[str, Any]]] = [
         ("minmax", plain, M.MinMax, {}),
+        ("minmax, GPTQ weight rounding (default)", plain, M.MinMax, {"gptq": True}),
         ("entropy", plain, M.Entropy, {}),
         ("percentile 99.999", plain, M.Percentile, {}),
         ("percentile 99.9999", plain, M.Percentile, {"extra": {"CalibPercentile": 99.9999}}),
@@ -74,8 +88,21 @@ def main() -> None:
         ("minmax, Conv only", plain, M.MinMax, {"ops": ["Conv"]}),
     ]
     for name, calibration, method, options in variants:
-        model = _quantize(dense, calibration, method, **options)
+        if args.only not in name:
+            continue
+        if options.pop("gptq", False):
+            model = int8_model_onnx(teacher.model, calibration)
+        else:
+            model = _quantize(dense, calibration, method, **options)
         print(json.dumps({"variant": name, **_score(model, sets, reference)}), flush=True)
+    if args.decompose:
+        for rounding, model in (
+            ("nearest", _quantize(dense, plain, M.MinMax)),
+            ("gptq", int8_model_onnx(teacher.model, plain)),
+        ):
+            _decompose(rounding, model, sets, reference)
+    if args.only and args.only not in "equalisation":
+        return
     for strength in (0.5, 1.0):  # cross-layer equalisation of the activation ranges first
         equalized = copy.deepcopy(teacher.model).eval()
         equalize_(equalized, plain, strength)
@@ -83,6 +110,59 @@ def main() -> None:
         model = _quantize(data, plain, M.MinMax)
         name = f"minmax after equalisation, strength {strength}"
         print(json.dumps({"variant": name, **_score(model, sets, reference)}), flush=True)
+
+
+def _decompose(
+    rounding: str, model: bytes, sets: dict[str, list[torch.Tensor]], reference: dict[str, Any]
+) -> None:
+    graph = onnx.load_from_string(model).graph
+    activations = [n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"]
+    steps: list[tuple[str, set[str]]] = [
+        ("all quantized", set()),
+        ("weights only (activations float)", set(activations)),
+    ]
+    dropped: set[str] = set()
+    for tensor, label in (
+        ("relu_1", "fire2 squeeze"),
+        ("input", "input"),
+        ("relu_4", "fire3 squeeze"),
+    ):
+        dropped = dropped | {tensor}
+        steps.append((f"float: {', '.join(sorted(dropped))} ({label} added)", set(dropped)))
+    for label, drop in steps:
+        scored = _score(float_activations(model, drop), sets, reference)
+        print(json.dumps({"decompose": rounding, "variant": label, **scored}), flush=True)
+
+
+def float_activations(model: bytes, tensors: set[str]) -> bytes:
+    """``model`` with the Q/DQ pairs of the activation ``tensors`` taken out (those tensors stay
+    float; a ReLU replaces a uint8 clamp at zero point 0, which ONNX Runtime folded it into)."""
+    proto = onnx.load_from_string(model)
+    graph = proto.graph
+    zero = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    remove, rename, added = set(), {}, []
+    for q in [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in tensors]:
+        source = q.input[0]
+        if source != "input" and int(zero[q.input[2]]) == 0:
+            added.append(onnx.helper.make_node("Relu", [source], [source + "_float_relu"]))
+            source += "_float_relu"
+        remove.add(q.output[0])
+        for dq in [d for d in graph.node if d.input and d.input[0] == q.output[0]]:
+            remove.add(dq.output[0])
+            rename[dq.output[0]] = source
+    nodes = [n for n in graph.node if n.output[0] not in remove] + added
+    for node in nodes:
+        node.input[:] = [rename.get(x, x) for x in node.input]
+    ready = {i.name for i in graph.initializer} | {i.name for i in graph.input} | {""}
+    ordered: list[onnx.NodeProto] = []
+    while nodes:  # topological order again (the ReLUs were appended)
+        ready_now = [n for n in nodes if all(x in ready for x in n.input)]
+        ordered += ready_now
+        ready.update(o for n in ready_now for o in n.output)
+        nodes = [n for n in nodes if n not in ready_now]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    return proto.SerializeToString()
 
 
 def _quantize(

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from squeezenet.deploy.export import onnx_bytes, onnx_session
-from squeezenet.deploy.int8 import Int8Config, int8_onnx
+from squeezenet.deploy.int8 import int8_model_onnx
 from squeezenet.errors import ConfigError
 
 Engine = Callable[[torch.Tensor], np.ndarray]
@@ -166,12 +166,13 @@ def make_engine(
         return compiled_engine(model)
     if name == "onnxruntime":
         return onnxruntime_engine(model, input_shape)
-    data = onnx_bytes(model.eval(), torch.zeros(1, *input_shape))
     if name.endswith("-int8"):
         if calibration is None:
             noise = np.random.default_rng(0).uniform(-1, 1, (8, *input_shape))
             calibration = [noise.astype(np.float32)]
-        data = int8_onnx(data, calibration, Int8Config())
+        data = int8_model_onnx(model, calibration)
+    else:
+        data = onnx_bytes(model.eval(), torch.zeros(1, *input_shape))
     return onnx_data_engine(data) if name.startswith("onnxruntime") else openvino_engine(data)
 
 

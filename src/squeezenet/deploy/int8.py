@@ -2,7 +2,11 @@
 
 QDQ format, int8 weights per output channel, uint8 activations whose ranges come from
 calibration images (never the evaluation images): on CPUs with AVX-512 VNNI or AVX-VNNI, ONNX
-Runtime runs the convolutions as u8 x s8 integer dot products. The parity check of a float
+Runtime runs the convolutions as u8 x s8 integer dot products. :func:`int8_model_onnx` first
+rounds the weights onto their int8 grids with GPTQ (:mod:`squeezenet.compress.gptq`, the
+input covariances measured on the same calibration images) and hands ONNX Runtime those grids,
+so its quantizer only reads the levels back; ``rounding="nearest"`` leaves the rounding to ONNX
+Runtime. The parity check of a float
 export (1e-4) cannot hold for int8, so :func:`int8_parity` measures top-1 agreement with the
 float model on the calibration batch instead (docs: README, deployment).
 """
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +24,7 @@ import numpy as np
 from squeezenet.errors import ConfigError
 
 Calibration = Literal["minmax", "entropy", "percentile"]
+Rounding = Literal["gptq", "nearest"]
 CALIBRATIONS: tuple[str, ...] = ("minmax", "entropy", "percentile")
 # The int8 export's parity bar: top-1 agreement with float32 on the calibration images. It
 # catches a broken quantization (a mis-wired or mis-calibrated graph agrees near chance). It is
@@ -36,8 +41,12 @@ class Int8Config:
     calibration: Calibration = "minmax"  # activation ranges (chosen on proxies: docs/RESULTS.md)
     per_channel: bool = True  # one weight scale per output channel
     reduce_range: bool = False  # 7-bit weights (for CPUs without VNNI); not needed here
+    # weight rounding onto the grid (chosen on proxies: docs/RESULTS.md); gptq needs per_channel
+    rounding: Rounding = "gptq"
 
     def __post_init__(self) -> None:
+        if self.rounding not in ("gptq", "nearest"):
+            raise ConfigError(f"int8 rounding: expected gptq or nearest, got {self.rounding!r}")
         if self.calibration not in CALIBRATIONS:
             raise ConfigError(
                 f"int8 calibration: expected one of {', '.join(CALIBRATIONS)}, "
@@ -60,11 +69,52 @@ class _Reader:
         pass
 
 
+def int8_model_onnx(
+    model: Any, calibration: Sequence[np.ndarray], config: Int8Config = Int8Config()
+) -> bytes:
+    """The QDQ int8 ONNX of the PyTorch ``model`` (left unchanged), calibrated on
+    ``calibration`` (float32 ``(N, C, H, W)`` batches preprocessed for the model); with
+    ``config.rounding == "gptq"`` its weights are rounded by GPTQ on the same images first.
+
+    Raises:
+        ConfigError: no calibration batch.
+    """
+    import copy
+
+    import torch
+    from torch.nn.utils import parametrize
+
+    from squeezenet.compress.gptq import gptq_, input_covariances
+    from squeezenet.deploy.export import onnx_bytes
+
+    if not calibration:
+        raise ConfigError("int8: give calibration images (--calib)")
+    model = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
+    for module in model.modules():  # a decoded .sqz: bake shared weights into plain tensors
+        for name in list(getattr(module, "parametrizations", {})):
+            parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    steps: dict[str, np.ndarray] = {}
+    if config.rounding == "gptq" and config.per_channel and not config.reduce_range:
+        batches = [torch.from_numpy(x) for x in calibration]
+        rows = gptq_(model, input_covariances(model, batches))
+        steps = {f"{row.name}.weight": row.step.numpy() for row in rows}
+    dense = onnx_bytes(model, torch.zeros(1, *calibration[0].shape[1:]))
+    return int8_onnx(dense, calibration, config, weight_steps=steps)
+
+
 def int8_onnx(
-    dense_onnx: bytes, calibration: Sequence[np.ndarray], config: Int8Config = Int8Config()
+    dense_onnx: bytes,
+    calibration: Sequence[np.ndarray],
+    config: Int8Config = Int8Config(),
+    *,
+    weight_steps: Mapping[str, np.ndarray] | None = None,
 ) -> bytes:
     """The QDQ int8 model of ``dense_onnx`` (input ``"input"``), calibrated on ``calibration``
     (float32 ``(N, C, H, W)`` batches already preprocessed for the model).
+
+    Args:
+        weight_steps: per weight initializer, its per-output-channel steps (symmetric, zero
+            point 0), for weights already on those grids; others get ONNX Runtime's min/max.
 
     Raises:
         ConfigError: no calibration batch.
@@ -101,10 +151,25 @@ def int8_onnx(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=method,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            extra_options={
+                "ActivationSymmetric": False,
+                "WeightSymmetric": True,
+                "TensorQuantOverrides": _weight_overrides(weight_steps or {}),
+            },
         )
         with open(target, "rb") as handle:
             return handle.read()
+
+
+def _weight_overrides(steps: Mapping[str, np.ndarray]) -> dict[str, list[dict[str, Any]]]:
+    """ONNX Runtime's per-channel TensorQuantOverrides pinning each weight's grid."""
+    return {
+        name: [
+            {"axis": 0, "scale": np.array(s, dtype=np.float32), "zero_point": np.array(0, np.int8)}
+            for s in np.asarray(step, dtype=np.float32)
+        ]
+        for name, step in steps.items()
+    }
 
 
 def int8_parity(float_logits: np.ndarray, int8_logits: np.ndarray) -> dict[str, Any]:
@@ -134,7 +199,6 @@ def export_int8(
     from squeezenet.deploy.export import (
         ExportParityError,
         check_target,
-        onnx_bytes,
         onnx_session,
         write,
     )
@@ -142,8 +206,7 @@ def export_int8(
     path = Path(out)
     check_target(path)
     model = model.eval().to(memory_format=torch.contiguous_format)
-    dense = onnx_bytes(model, torch.zeros(1, *calibration[0].shape[1:]))
-    data = int8_onnx(dense, calibration)
+    data = int8_model_onnx(model, calibration)
     session = onnx_session(data)
     with torch.no_grad():
         reference = np.concatenate([model(torch.from_numpy(x)).numpy() for x in calibration])
