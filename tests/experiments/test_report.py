@@ -183,3 +183,59 @@ def test_each_sweep_section_lists_exactly_the_commands_of_its_rows(tmp_path: Pat
     assert "--grid SR" in sr and "--grid BP" not in sr and "Rows" not in sr
     assert "Rows bypass = none: command: `squeezenet sweep --grid SR`" in bp
     assert "Rows bypass = simple, complex: command: `squeezenet sweep --grid BP`" in bp
+
+
+def test_a_sweep_with_seeds_reports_mean_std_seeds_and_a_verdict(tmp_path: Path) -> None:
+    def record(trial: Trial) -> dict[str, Any]:
+        out = _record(trial)
+        out["top1"] += 0.002 * trial.train.seed  # seeds differ a little
+        return out
+
+    trials = trials_for(
+        parse_grid(["squeeze_ratio=0.125,0.5,0.75,1.0"]),
+        model="squeezenet_small",
+        data="cifar10",
+        train=recipe("small", epochs=1),
+        seeds=(0, 1),
+    )
+    assert len(trials) == 8 and {t.train.seed for t in trials} == {0, 1}
+    run_sweep(trials, tmp_path / "sweep", runner=record, meta=META)
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n")
+    write_report([tmp_path / "sweep"], results, tmp_path / "fig")
+    section = results.read_text().split("<!-- report:sweep-squeeze_ratio -->")[1]
+    assert "| 0.5 | 500,000 | 1.91 | 0, 1 | 0.6250, 0.6270 | 0.6260 ± 0.0014 |" in section
+    assert "2 seed(s) per point" in section
+    assert "**Verdict: does not hold.**" in section  # 0.125 -> 1.0 keeps rising here
+
+
+def test_sweep_takes_seeds_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "sweep", "--grid", "squeeze_ratio=0.5", "--data", "synthetic",
+                         "-o", tmp_path / "s", "--epochs", "1", "--seeds", "0,x", "-q")  # fmt: skip
+    assert code == 2 and not out and "--seeds expects integers" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_dsd_runs_over_seeds_get_one_summary_with_a_verdict(
+    folders: list[Path], tmp_path: Path
+) -> None:
+    document = json.loads((folders[2] / "dsd.json").read_text())
+    runs = []
+    for seed, gain in ((0, 1.0), (1, 1.4), (2, 1.2)):
+        run_doc = json.loads(json.dumps(document))
+        run_doc["config"]["train"]["seed"] = seed
+        run_doc["summary"]["gain_points"] = gain
+        run_doc["summary"]["dsd_top1"] = 0.6 + gain / 100
+        folder = tmp_path / f"dsd{seed}"
+        folder.mkdir()
+        (folder / "dsd.json").write_text(json.dumps(run_doc))
+        runs.append(folder)
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n")
+    write_report(runs, results, tmp_path / "fig")
+    section = results.read_text().split("<!-- report:dsd-seeds -->")[1].split("<!-- /report")[0]
+    assert "| 1 | 60.00 | 61.40 | 60.00 | +1.40 |" in section
+    assert "| mean ± std | | 61.20 ± 0.20 | 60.00 ± 0.00 | +1.20 ± 0.20 |" in section
+    assert "**Verdict: holds.**" in section and "over 3 seeds" in section

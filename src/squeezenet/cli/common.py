@@ -23,6 +23,17 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     return result
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 0,1,2`` -> [0, 1, 2] (distinct non-negative integers, in order)."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        fail(f"--seeds expects integers like 0,1,2, got {text!r}")
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        fail(f"--seeds expects distinct non-negative integers, got {text!r}")
+    return seeds
+
+
 def progress_bar(quiet: bool = False) -> Any:
     """The rich progress bar every command uses (stderr; ``info`` field for live numbers)."""
     from rich.progress import (

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from squeezenet.cli.app import app, emit_json, err, fail, out
 from squeezenet.cli.arguments import given, resolve_device, user_paths
-from squeezenet.cli.common import FitProgress, parse_sets, progress_bar
+from squeezenet.cli.common import FitProgress, parse_seeds, parse_sets, progress_bar
 from squeezenet.cli.options import (
     BatchSize,
     DataDir,
@@ -202,6 +202,14 @@ SweepGrid = Annotated[
     list[str],
     typer.Option(help="FIELD=V1,V2,... of the model config (repeat for a product grid)."),
 ]
+SweepSeeds = Annotated[
+    str,
+    typer.Option(
+        "--seed",
+        "--seeds",
+        help="Seed, or seeds as 0,1,2: every grid point is trained once per seed.",
+    ),
+]
 BaseLr = Annotated[float | None, typer.Option(help="Base learning rate (default: the recipe's).")]
 
 
@@ -220,7 +228,7 @@ def sweep_cmd(
     batch_size: BatchSize = None,
     lr: BaseLr = None,
     warmup_epochs: WarmupEpochs = None,
-    seed: Seed = 0,
+    seeds: SweepSeeds = "0",
     set_: Sets = None,
     data_dir: DataDir = None,
     device: Device = None,
@@ -241,7 +249,6 @@ def sweep_cmd(
         batch_size=batch_size,
         lr=lr,
         warmup_epochs=warmup_epochs,
-        seed=seed,
         checkpoint_every=0,
     )
     trials = trials_for(
@@ -252,6 +259,7 @@ def sweep_cmd(
         fixed=parse_sets(set_ or []),
         train_images=train_images,
         test_images=test_images,
+        seeds=parse_seeds(seeds),
     )
     records = (
         _run_sweep_ray(trials, output, ray_config, data_dir=data_dir, quiet=quiet)

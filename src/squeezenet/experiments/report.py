@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from squeezenet.experiments.provenance import describe_machine
 from squeezenet.experiments.sensitivity import SensitivityResult, plot_sensitivity
 from squeezenet.experiments.sensitivity_run import SENSITIVITY_JSON
 from squeezenet.experiments.sweep import RESULTS, Trial, budget_description, read_records
+from squeezenet.experiments.verdicts import Verdict, gain_verdict, points, sweep_verdict
 from squeezenet.io.atomic import atomic_write_bytes
 
 PAPER_FIGURES = {
@@ -94,11 +96,12 @@ def _series(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
             if name not in trial["overrides"]:
                 continue
             rest = {k: v for k, v in trial["overrides"].items() if k != name}
+            train = {k: v for k, v in trial["train"].items() if k != "seed"}  # seeds pool
             context = json.dumps(
                 [
                     trial["model"],
                     trial["data"],
-                    trial["train"],
+                    train,
                     rest,
                     trial["train_images"],
                     trial["test_images"],
@@ -108,7 +111,10 @@ def _series(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
             groups[context].append(record)
         best = max(groups.values(), key=len, default=[])
         if len({json.dumps(r["trial"]["overrides"][name]) for r in best}) >= 2:
-            out[name] = sorted(best, key=lambda r: _order(r["trial"]["overrides"][name]))
+            out[name] = sorted(
+                best,
+                key=lambda r: (_order(r["trial"]["overrides"][name]), r["trial"]["train"]["seed"]),
+            )
     return out
 
 
@@ -149,33 +155,38 @@ def _sweep_section(name: str, records: list[dict[str, Any]], figure: Path | None
     fixed = {k: v for k, v in trial.overrides if k != name}
     title = f"### {label + ': ' if label else ''}{what} sweep on {trial.data}".rstrip()
     seconds = sum(float(r["seconds"]) for r in records)
+    pts = points(name, records)
+    counts = sorted({len(p.seeds) for p in pts})
     lines = [
         title,
         "",
         f"Model `{trial.model}`{' with ' + str(fixed) if fixed else ''}; per-trial budget: "
-        f"{budget_description(trial)}; top-1 on {records[0]['test_images']:,} test images; "
-        f"{seconds / 60:.0f} min for these {len(records)} trials. One training per point (one "
-        "seed): on a budget this short, run-to-run differences of a few points are expected, "
-        "so read trends, not single steps.",
+        f"{budget_description(trial, seed=False)}; top-1 on {records[0]['test_images']:,} test "
+        f"images; {seconds / 60:.0f} min for these {len(records)} trials; "
+        f"{' to '.join(str(c) for c in counts)} seed(s) per point. Top-1 is the mean over "
+        "seeds ± their sample standard deviation.",
         "",
     ]
     lines += _sweep_provenance(name, records)
     lines += [
         "",
-        "| " + name + " | params | MiB (32-bit) | top-1 | top-5 | seconds | paper (ImageNet) |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| " + name + " | params | MiB (32-bit) | seeds | top-1 per seed | top-1 mean ± std "
+        "| top-5 mean | paper (ImageNet) |",
+        "|---|---:|---:|---|---|---:|---:|---|",
     ]
     collapsed = []
-    for record in records:
-        value = record["trial"]["overrides"][name]
-        paper = PAPER_POINTS.get((name, str(value)), "—")
-        mark = " †" if record.get("collapsed") else ""
-        if mark:
-            collapsed.append(str(value))
+    for point in pts:
+        members = [r for r in records if r["trial"]["overrides"][name] == point.value]
+        if any(r.get("collapsed") for r in members):
+            collapsed.append(str(point.value))
+        top5 = sum(float(r["top5"]) for r in members) / len(members)
+        spread = "" if len(point.seeds) < 2 else f" ± {point.std:.4f}"
+        mark = " †" if str(point.value) in collapsed else ""
         lines.append(
-            f"| {value} | {record['params']:,} | {record['size_bytes'] / 2**20:.2f} | "
-            f"{record['top1']:.4f}{mark} | {record['top5']:.4f} | {record['seconds']:.0f} | "
-            f"{paper} |"
+            f"| {point.value} | {members[0]['params']:,} | "
+            f"{members[0]['size_bytes'] / 2**20:.2f} | {', '.join(map(str, point.seeds))} | "
+            f"{', '.join(f'{t:.4f}' for t in point.top1)} | {point.mean:.4f}{spread}{mark} | "
+            f"{top5:.4f} | {PAPER_POINTS.get((name, str(point.value)), '—')} |"
         )
     if collapsed:
         lines += [
@@ -183,9 +194,19 @@ def _sweep_section(name: str, records: list[dict[str, Any]], figure: Path | None
             f"† training collapsed (loss stuck at ln(classes); `fit`'s collapse "
             f"warning fired) for {', '.join(collapsed)}.",
         ]
+    verdict = sweep_verdict(name, pts)
+    if verdict is not None:
+        lines += [
+            "",
+            verdict_line(verdict),
+        ]
     if figure is not None:
         lines += ["", f"![{label or name}: top-1 against model size]({rel}/{figure.name})"]
     return "\n".join(lines)
+
+
+def verdict_line(verdict: Verdict) -> str:
+    return f"**Verdict: {verdict.outcome}.** Claim: {verdict.claim}. Measured: {verdict.evidence}."
 
 
 def _plot_series(name: str, records: list[dict[str, Any]], path: Path) -> Path:
@@ -196,12 +217,15 @@ def _plot_series(name: str, records: list[dict[str, Any]], path: Path) -> Path:
 
     label, what = PAPER_FIGURES.get(name, ("", name))
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    sizes = [r["size_bytes"] / 2**20 for r in records]
-    top1 = [100 * r["top1"] for r in records]
-    ax.plot(sizes, top1, "o-", color="tab:blue")
-    for x, y, r in zip(sizes, top1, records, strict=True):
+    pts = points(name, records)
+    size_of = {repr(r["trial"]["overrides"][name]): r["size_bytes"] / 2**20 for r in records}
+    sizes = [size_of[repr(p.value)] for p in pts]
+    top1 = [100 * p.mean for p in pts]
+    spread = [0.0 if len(p.seeds) < 2 else 100 * p.std for p in pts]
+    ax.errorbar(sizes, top1, yerr=spread, fmt="o-", color="tab:blue", capsize=3)
+    for x, y, p in zip(sizes, top1, pts, strict=True):
         ax.annotate(
-            f"{r['trial']['overrides'][name]}",
+            f"{p.value}",
             (x, y),
             textcoords="offset points",
             xytext=(4, 4),
@@ -398,6 +422,50 @@ def _dsd_section(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _dsd_seed_groups(documents: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """DSD runs that differ only in their seed, groups of two or more, seeds in order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for document in documents:
+        config = dict(document["config"])
+        config["train"] = {k: v for k, v in config["train"].items() if k != "seed"}
+        groups.setdefault(json.dumps(config, sort_keys=True), []).append(document)
+    return [
+        sorted(group, key=lambda d: int(d["config"]["train"]["seed"]))
+        for group in groups.values()
+        if len(group) >= 2 and all("gain_points" in d["summary"] for d in group)
+    ]
+
+
+def _dsd_seeds_section(group: list[dict[str, Any]]) -> str:
+    config = group[0]["config"]
+    gains = [float(d["summary"]["gain_points"]) for d in group]
+    dsd = [100 * float(d["summary"]["dsd_top1"]) for d in group]
+    base = [100 * float(d["summary"]["baseline_top1"]) for d in group]
+    verdict = gain_verdict("DSD beats dense training for the same epochs (paper: +4.3)", gains)
+    lines = [
+        f"### DSD on {config['data']}, over seeds",
+        "",
+        f"`{config['model']}`, the runs above that differ only in their seed; top-1 in points.",
+        "",
+        "| seed | dense start | DSD | equal-epoch dense baseline | gain |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for document, gain, d, b in zip(group, gains, dsd, base, strict=True):
+        start = 100 * float(document["phases"]["dense"]["top1"])
+        seed = document["config"]["train"]["seed"]
+        lines.append(f"| {seed} | {start:.2f} | {d:.2f} | {b:.2f} | {gain:+.2f} |")
+    lines.append(
+        f"| mean ± std | | {statistics.fmean(dsd):.2f} ± {statistics.stdev(dsd):.2f} | "
+        f"{statistics.fmean(base):.2f} ± {statistics.stdev(base):.2f} | "
+        f"{statistics.fmean(gains):+.2f} ± {statistics.stdev(gains):.2f} |"
+    )
+    lines += [
+        "",
+        f"**Verdict: {verdict.outcome}.** Claim: {verdict.claim}. Measured: {verdict.evidence}.",
+    ]
+    return "\n".join(lines)
+
+
 def sizes_markdown(result: dict[str, Any]) -> str:
     """The Table 2 rows of ``benchmarks/bench_sizes.py`` as a markdown table."""
     rows = result["rows"]
@@ -467,6 +535,8 @@ def render(results: Results, figures: Path, rel: str) -> dict[str, str]:
         sections[f"sensitivity{suffix}"] = _sensitivity_section(result, figure, rel)
     for index, (_, document) in enumerate(results.dsd):
         sections[f"dsd{'' if index == 0 else f'-{index + 1}'}"] = _dsd_section(document)
+    for index, group in enumerate(_dsd_seed_groups([d for _, d in results.dsd])):
+        sections[f"dsd-seeds{'' if index == 0 else f'-{index + 1}'}"] = _dsd_seeds_section(group)
     for index, (_, sizes) in enumerate(results.sizes):
         sections[f"sizes{'' if index == 0 else f'-{index + 1}'}"] = _sizes_section(sizes)
     return sections

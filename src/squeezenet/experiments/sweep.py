@@ -9,6 +9,7 @@ trials whose key is already there, so an interrupted sweep loses at most the tri
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -115,12 +116,16 @@ def trials_for(
     fixed: dict[str, Any] | None = None,
     train_images: int = 0,
     test_images: int = 0,
+    seeds: Sequence[int] = (),
 ) -> list[Trial]:
-    """One :class:`Trial` per grid point (``fixed`` overrides apply to all of them)."""
+    """One :class:`Trial` per grid point (``fixed`` overrides apply to all of them), once per
+    seed of ``seeds`` (empty: once, with ``train.seed``), point by point."""
+    configs = [dataclasses.replace(train, seed=s) for s in seeds] or [train]
     return [
-        Trial(model, tuple(sorted({**(fixed or {}), **point}.items())), data, train,
+        Trial(model, tuple(sorted({**(fixed or {}), **point}.items())), data, config,
               train_images, test_images)
         for point in grid
+        for config in configs
     ]  # fmt: skip
 
 
@@ -258,11 +263,11 @@ def prepare_sweep(
     return folder, keys, {r["key"]: r for r in read_records(folder)}
 
 
-def budget_description(trial: Trial) -> str:
-    """E.g. ``2 epochs x 10,000 images, batch 128, LR 0.05 cosine`` (for reports)."""
+def budget_description(trial: Trial, *, seed: bool = True) -> str:
+    """E.g. ``2 epochs x 10,000 images, batch 128, LR 0.05 cosine, seed 0`` (for reports)."""
     t = trial.train
     images = f"{trial.train_images:,}" if trial.train_images else "all"
     return (
         f"{t.epochs} epochs x {images} training images, batch {t.batch_size}, LR {t.lr:g} "
-        f"{t.schedule}, seed {t.seed}"
+        f"{t.schedule}" + (f", seed {t.seed}" if seed else "")
     )
