@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py --data cifar10 --epochs 15
     python benchmarks/bench_train.py --data fashion-mnist --epochs 10
+    python benchmarks/bench_train.py --data cifar10 --epochs 15 --train bf16=true   # a setting
 
 Results and the commands that produced them go to docs/RESULTS.md.
 """
@@ -30,6 +31,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--set", action="append", default=[], help="model config KEY=VALUE")
+    parser.add_argument(
+        "--train", action="append", default=[], help="training config KEY=VALUE (e.g. bf16=true)"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default=None, help="run folder")
     args = parser.parse_args()
@@ -40,6 +44,9 @@ def main() -> None:
     changes: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size}
     if args.lr is not None:
         changes["lr"] = args.lr
+    for pair in args.train:
+        key, _, value = pair.partition("=")
+        changes[key] = json.loads(value)
     config = recipe("small", **changes)
     spec = RunSpec(args.model, args.data, config, args.data_dir, overrides)
     started = time.perf_counter()
