@@ -24,7 +24,13 @@ from squeezenet.experiments.provenance import describe_machine
 from squeezenet.experiments.sensitivity import SensitivityResult, plot_sensitivity
 from squeezenet.experiments.sensitivity_run import SENSITIVITY_JSON
 from squeezenet.experiments.sweep import RESULTS, Trial, budget_description, read_records
-from squeezenet.experiments.verdicts import Verdict, gain_verdict, points, sweep_verdict
+from squeezenet.experiments.verdicts import (
+    Verdict,
+    by_value,
+    gain_verdict,
+    points,
+    sweep_verdict,
+)
 from squeezenet.io.atomic import atomic_write_bytes
 
 PAPER_FIGURES = {
@@ -175,13 +181,13 @@ def _sweep_section(name: str, records: list[dict[str, Any]], figure: Path | None
         "|---|---:|---:|---|---|---:|---:|---|",
     ]
     collapsed = []
-    for point in pts:
-        members = [r for r in records if r["trial"]["overrides"][name] == point.value]
-        if any(r.get("collapsed") for r in members):
+    for point, members in zip(pts, by_value(name, records), strict=True):
+        failed = any(r.get("collapsed") for r in members)
+        if failed:
             collapsed.append(str(point.value))
         top5 = sum(float(r["top5"]) for r in members) / len(members)
         spread = "" if len(point.seeds) < 2 else f" ± {point.std:.4f}"
-        mark = " †" if str(point.value) in collapsed else ""
+        mark = " †" if failed else ""
         lines.append(
             f"| {point.value} | {members[0]['params']:,} | "
             f"{members[0]['size_bytes'] / 2**20:.2f} | {', '.join(map(str, point.seeds))} | "
@@ -196,16 +202,14 @@ def _sweep_section(name: str, records: list[dict[str, Any]], figure: Path | None
         ]
     verdict = sweep_verdict(name, pts)
     if verdict is not None:
-        lines += [
-            "",
-            verdict_line(verdict),
-        ]
+        lines += ["", verdict_line(verdict)]
     if figure is not None:
         lines += ["", f"![{label or name}: top-1 against model size]({rel}/{figure.name})"]
     return "\n".join(lines)
 
 
 def verdict_line(verdict: Verdict) -> str:
+    """The bold verdict sentence under a section (sweeps and DSD)."""
     return f"**Verdict: {verdict.outcome}.** Claim: {verdict.claim}. Measured: {verdict.evidence}."
 
 
@@ -218,8 +222,7 @@ def _plot_series(name: str, records: list[dict[str, Any]], path: Path) -> Path:
     label, what = PAPER_FIGURES.get(name, ("", name))
     fig, ax = plt.subplots(figsize=(6, 4.2))
     pts = points(name, records)
-    size_of = {repr(r["trial"]["overrides"][name]): r["size_bytes"] / 2**20 for r in records}
-    sizes = [size_of[repr(p.value)] for p in pts]
+    sizes = [members[0]["size_bytes"] / 2**20 for members in by_value(name, records)]
     top1 = [100 * p.mean for p in pts]
     spread = [0.0 if len(p.seeds) < 2 else 100 * p.std for p in pts]
     ax.errorbar(sizes, top1, yerr=spread, fmt="o-", color="tab:blue", capsize=3)
@@ -459,10 +462,7 @@ def _dsd_seeds_section(group: list[dict[str, Any]]) -> str:
         f"{statistics.fmean(base):.2f} ± {statistics.stdev(base):.2f} | "
         f"{statistics.fmean(gains):+.2f} ± {statistics.stdev(gains):.2f} |"
     )
-    lines += [
-        "",
-        f"**Verdict: {verdict.outcome}.** Claim: {verdict.claim}. Measured: {verdict.evidence}.",
-    ]
+    lines += ["", verdict_line(verdict)]
     return "\n".join(lines)
 
 

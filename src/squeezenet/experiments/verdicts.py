@@ -45,23 +45,28 @@ class Verdict:
     evidence: str  # the differences it rests on, in points
 
 
-def points(name: str, records: Sequence[dict[str, Any]]) -> list[Point]:
-    """The records of one series grouped by their value of ``name`` (first-seen order), seeds
-    sorted."""
+def by_value(name: str, records: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The records of one series grouped by their value of ``name`` (first-seen order), each
+    group sorted by seed."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         groups.setdefault(repr(record["trial"]["overrides"][name]), []).append(record)
-    out = []
-    for members in groups.values():
-        members = sorted(members, key=lambda r: int(r["trial"]["train"]["seed"]))
-        out.append(
-            Point(
-                members[0]["trial"]["overrides"][name],
-                tuple(int(r["trial"]["train"]["seed"]) for r in members),
-                tuple(float(r["top1"]) for r in members),
-            )
+    return [
+        sorted(members, key=lambda r: int(r["trial"]["train"]["seed"]))
+        for members in groups.values()
+    ]
+
+
+def points(name: str, records: Sequence[dict[str, Any]]) -> list[Point]:
+    """One :class:`Point` per group of :func:`by_value`."""
+    return [
+        Point(
+            members[0]["trial"]["overrides"][name],
+            tuple(int(r["trial"]["train"]["seed"]) for r in members),
+            tuple(float(r["top1"]) for r in members),
         )
-    return out
+        for members in by_value(name, records)
+    ]
 
 
 def difference(a: Point, b: Point) -> tuple[float, float]:
