@@ -158,6 +158,19 @@ def test_train_then_eval_json(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert code == 0 and {"top1", "top5", "n"} <= set(document) and document["n"] == 128
 
 
+@pytest.mark.parametrize(("flags", "bf16"), [([], True), (["--no-bf16"], False)])
+def test_train_bf16_is_the_small_recipes_default(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, flags: list[str], bf16: bool
+) -> None:
+    """bf16 autocast comes from the recipe unless --bf16/--no-bf16 is given; run.json keeps it."""
+    from squeezenet.jobs.train_run import read_run_spec
+
+    base = ["train", "squeezenet_small", "--data", "synthetic", "--max-steps", "1", "-q"]
+    tiny = ["--set", "base_e=16", "--set", "incr_e=16", "-o", str(tmp_path / "run")]
+    code, _, _ = run(capsys, *base, *tiny, *flags)
+    assert code == 0 and read_run_spec(tmp_path / "run").train.bf16 is bf16
+
+
 def test_a_bug_keeps_its_traceback(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

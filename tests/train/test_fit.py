@@ -32,7 +32,9 @@ def test_fit_lowers_the_loss_and_writes_metrics(tmp_path: Path) -> None:
     train = load_dataset("synthetic", "train", synthetic_size=512)
     test = load_dataset("synthetic", "test", synthetic_size=512)
     model = create_model("squeezenet_small", seed=0, **TINY)
-    config = recipe("small", epochs=5, batch_size=32, lr=0.1, warmup_epochs=0.5)
+    # float32: on this 20k-parameter toy, bf16 autocast (the recipe's default) lowers the loss
+    # more slowly (2.20 -> 1.82 vs 2.21 -> 1.62 in 5 epochs); bf16 has its own test below.
+    config = recipe("small", epochs=5, batch_size=32, lr=0.1, warmup_epochs=0.5, bf16=False)
     result = fit(model, train, config, preprocess=CIFAR10, eval_data=test, run_dir=tmp_path)
     losses = [r["train_loss"] for r in result.history]
     assert losses[-1] < 0.8 * losses[0]

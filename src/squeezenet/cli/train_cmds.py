@@ -38,7 +38,12 @@ Lr = Annotated[float | None, typer.Option(help="Base learning rate.")]
 Schedule = Annotated[str | None, typer.Option(help="poly | cosine | step | constant.")]
 Warmup = Annotated[float | None, typer.Option(help="Linear warm-up epochs.")]
 WeightDecay = Annotated[float | None, typer.Option(help="Weight decay.")]
-Bf16 = Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast.")]
+Bf16 = Annotated[
+    bool | None,
+    typer.Option(
+        "--bf16/--no-bf16", help="bfloat16 autocast (default: the recipe's).", show_default=False
+    ),
+]
 ChannelsLast = Annotated[bool, typer.Option(help="NHWC layout (faster on CPU).")]
 TrainSeed = Annotated[int | None, typer.Option(help="Seed for init, order, augmentation.")]
 MaxSteps = Annotated[int | None, typer.Option(help="Stop after N steps (probes, tests).")]
@@ -86,7 +91,7 @@ def train_cmd(
     schedule: Schedule = None,
     warmup_epochs: Warmup = None,
     weight_decay: WeightDecay = None,
-    bf16: Bf16 = False,
+    bf16: Bf16 = None,
     channels_last: ChannelsLast = True,
     seed: TrainSeed = None,
     max_steps: MaxSteps = None,
@@ -106,6 +111,7 @@ def train_cmd(
         batch_size=batch_size,
         accumulate=accumulate,
         lr=lr,
+        bf16=bf16,
         schedule=schedule,
         warmup_epochs=warmup_epochs,
         weight_decay=weight_decay,
@@ -118,7 +124,7 @@ def train_cmd(
     elif model is None or data is None:
         fail("train needs a MODEL and --data (or --resume RUN_DIR)")
     else:
-        config = recipe(recipe_name, bf16=bf16, channels_last=channels_last, **changes)
+        config = recipe(recipe_name, channels_last=channels_last, **changes)
         spec = RunSpec(model, data, config, data_dir, parse_sets(set_ or []), download)
     rank, outcome = _run(spec, resume or output, resumed=bool(resume), device=device, quiet=quiet)
     if rank == 0:
