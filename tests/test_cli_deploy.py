@@ -134,3 +134,23 @@ def test_a_bug_in_a_deploy_command_keeps_its_traceback(
     with pytest.raises(ValueError, match="an internal bug"):  # not SystemExit(2)
         main(["bench", str(weights), "--engines", "eager_nchw"])
     assert "error:" not in capsys.readouterr().err
+
+
+def test_eval_warns_when_an_engine_is_calibrated_on_the_evaluation_images(
+    capsys: pytest.CaptureFixture[str], weights: Path, tmp_path: Path
+) -> None:
+    """Calibrating an int8 engine on the very images it is scored on gives a bound, not an
+    accuracy: eval says so on stderr (stdout stays one JSON document); other images: silence."""
+    rng = np.random.default_rng(0)
+    for folder in ("eval", "calib"):
+        for label in ("c0", "c1"):
+            (tmp_path / folder / label).mkdir(parents=True)
+            for i in range(2):
+                pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / folder / label / f"{i}.png")
+    base = ["eval", str(weights), "--data", str(tmp_path / "eval"), "--json", "-q"]
+    for calib, warned in (("eval", True), ("calib", False)):
+        engine = ["--engine", "onnxruntime-int8", "--calib", str(tmp_path / calib)]
+        code, out, err = run(capsys, *base, *engine)
+        assert code == 0 and json.loads(out)["n"] == 4
+        assert ("--calib is the evaluation data" in err) is warned, err

@@ -140,6 +140,22 @@ def test_openvino_reads_the_same_onnx_with_parity(tmp_path: Path) -> None:
     assert report.max_abs_diff["openvino"] <= 1e-5
 
 
+def test_openvino_bf16_stays_within_bfloat16_precision_of_float32() -> None:
+    """The bf16 engine is the same ONNX under OpenVINO's bfloat16 inference precision: within
+    bfloat16's rounding of float32, and (on a CPU with bfloat16 units) not silently float32."""
+    pytest.importorskip("openvino", reason="pip install -e '.[openvino]'")
+    model = create_model("squeezenet_small", seed=0, num_classes=10, batch_norm=False).eval()
+    x = torch.rand(4, *SHAPE, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model(x).numpy()
+    got = make_engine("openvino-bf16", model, SHAPE)(x)
+    scale = np.abs(reference).max()
+    assert np.abs(got - reference).max() <= 0.05 * scale
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    if "avx512_bf16" in flags or "amx_bf16" in flags:
+        assert np.abs(got - reference).max() > 1e-6 * scale
+
+
 def test_dense_export_still_checks_parity(tmp_path: Path) -> None:
     model = create_model("squeezenet_small", seed=0, num_classes=10, batch_norm=False).eval()
     report = export_model(model, tmp_path / "d.onnx", "onnx", SHAPE)

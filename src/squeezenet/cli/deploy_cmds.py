@@ -22,8 +22,8 @@ Images = Annotated[list[str], typer.Argument(help="Image files.")]
 PredictEngine = Annotated[
     str,
     typer.Option(
-        help="torch | onnxruntime | onnxruntime-int8 | openvino | openvino-int8 | eager_nchw | "
-        "eager_channels_last | compile (the int8 engines need --calib)."
+        help="torch | onnxruntime | onnxruntime-int8 | openvino | openvino-int8 | openvino-bf16 "
+        "| eager_nchw | eager_channels_last | compile (the int8 engines need --calib)."
     ),
 ]
 Top = Annotated[int, typer.Option(min=1, help="Classes to show per image.")]

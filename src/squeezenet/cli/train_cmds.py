@@ -201,7 +201,11 @@ def eval_cmd(
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
     against: Against = None,
     engine: Annotated[
-        str, typer.Option(help="torch | onnxruntime | onnxruntime-int8 | openvino | openvino-int8.")
+        str,
+        typer.Option(
+            help="torch | onnxruntime | onnxruntime-int8 | openvino | openvino-int8 "
+            "| openvino-bf16."
+        ),
     ] = "torch",
     calib: Annotated[
         str | None, typer.Option(help="Proxy images calibrating an int8 engine (not eval images).")
@@ -225,7 +229,7 @@ def eval_cmd(
             )
         preprocess = loaded.preprocess
         if engine != "torch":
-            loaded = _with_engine(loaded, engine, calib)
+            loaded = _with_engine(loaded, engine, calib, data)
         dataset = load_dataset(data, split, data_dir=data_dir)
         if against is not None:
             _compare(loaded, load_model_file(against, "eval"), dataset, batch_size, as_json, quiet)
@@ -250,8 +254,9 @@ def eval_cmd(
     )
 
 
-def _with_engine(loaded: Any, engine: str, calib: str | None) -> Any:
-    """``loaded`` whose model runs in ``engine`` (the int8 ones calibrated on ``calib``)."""
+def _with_engine(loaded: Any, engine: str, calib: str | None, data: str) -> Any:
+    """``loaded`` whose model runs in ``engine`` (the int8 ones calibrated on ``calib``; a
+    warning when that is the evaluation ``data`` itself)."""
     import dataclasses
 
     from squeezenet.deploy.engines import EngineModule, check_engines, make_engine
@@ -261,6 +266,12 @@ def _with_engine(loaded: Any, engine: str, calib: str | None) -> Any:
     pre = loaded.preprocess
     if engine.endswith("-int8") and calib is None:
         fail(f"--engine {engine} needs --calib DATA (proxy images, not the evaluation images)")
+    same = calib is not None and os.path.exists(data)  # a named dataset calibrates on "train"
+    if same and os.path.realpath(str(calib)) == os.path.realpath(data):
+        err.print(
+            "warning: --calib is the evaluation data, so the result is a bound, not an "
+            "accuracy: calibrate on other images"
+        )
     batches = calibration_batches(calib, pre) if calib is not None else None
     shape = (pre.channels, pre.crop, pre.crop)
     module = EngineModule(make_engine(engine, loaded.model, shape, calibration=batches))
