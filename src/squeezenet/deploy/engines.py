@@ -114,10 +114,11 @@ def openvino_engine(data: bytes, *, precision: str = "f32") -> Engine:
     """OpenVINO (CPU plugin) on a serialised ONNX model, the same file ONNX Runtime reads.
 
     ``precision`` is the plugin's inference precision: ``"f32"``, or ``"bf16"`` (activations
-    and weights in bfloat16, on AMX tiles or AVX-512 BF16 where the CPU has them).
+    and weights in bfloat16 on AMX tiles or AVX-512 BF16; a CPU without them is an error).
 
     Raises:
-        ConfigError: the ``openvino`` package is not installed.
+        ConfigError: the ``openvino`` package is not installed, or ``bf16`` on a CPU that
+            has no bfloat16 units.
     """
     try:
         import openvino as ov
@@ -126,6 +127,11 @@ def openvino_engine(data: bytes, *, precision: str = "f32") -> Engine:
             "the openvino engine needs the openvino package: pip install -e '.[openvino]'"
         ) from None
     core = ov.Core()
+    if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        raise ConfigError(
+            "this CPU has no bfloat16 units (OpenVINO lists no BF16 capability), so "
+            "openvino-bf16 would only emulate them: use --engine openvino or openvino-int8"
+        )
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.onnx")
         with open(path, "wb") as handle:
