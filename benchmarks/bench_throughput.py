@@ -51,7 +51,8 @@ def fit_rate(model: torch.nn.Module, data: str, batch: int, steps: int, warmup: 
     spec = parse_data_spec(data)
     train = load_dataset(spec, "train")
     times: list[float] = []
-    config = recipe("small", epochs=1, batch_size=batch, max_steps=warmup + steps)
+    # float32, like the bare loop it is compared with
+    config = recipe("small", epochs=1, batch_size=batch, max_steps=warmup + steps, bf16=False)
     fit(
         model,
         train,
@@ -62,19 +63,20 @@ def fit_rate(model: torch.nn.Module, data: str, batch: int, steps: int, warmup: 
     return batch * steps / (times[-1] - times[warmup - 1])
 
 
-SETTINGS: dict[str, dict[str, object]] = {
-    "float32 channels_last": {},
+SETTINGS: dict[str, dict[str, object]] = {  # every field the recipe's default may change is set
+    "float32 channels_last": {"bf16": False},
     "bf16 autocast": {"bf16": True},
-    "compile": {"compile": True},
+    "compile": {"compile": True, "bf16": False},
     "compile + bf16": {"compile": True, "bf16": True},
-    "fused SGD": {"fused_optimizer": True},
+    "fused SGD": {"fused_optimizer": True, "bf16": False},
     "bf16 + fused SGD": {"bf16": True, "fused_optimizer": True},
-    "batch 256, LR x2": {"batch_size": 256, "lr": 0.1},
+    "batch 256, LR x2": {"batch_size": 256, "lr": 0.1, "bf16": False},
 }
 
 
 def cpu_flags() -> list[str]:
-    """The matrix-unit flags of this CPU (AMX tiles run bfloat16 matmuls ~7x the float32 rate)."""
+    """The matrix-unit flags of this CPU (on the AMX Xeon here, bfloat16 matmuls ran 6.8x the
+    float32 rate: fit_settings.json's mm peaks)."""
     wanted = {"avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile"}
     try:
         with open("/proc/cpuinfo") as info:

@@ -158,12 +158,18 @@ def test_train_then_eval_json(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert code == 0 and {"top1", "top5", "n"} <= set(document) and document["n"] == 128
 
 
-@pytest.mark.parametrize(("flags", "bf16"), [([], True), (["--no-bf16"], False)])
+@pytest.mark.parametrize(
+    ("flags", "bf16"), [([], None), (["--no-bf16"], False), (["--bf16"], True)]
+)
 def test_train_bf16_is_the_small_recipes_default(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, flags: list[str], bf16: bool
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, flags: list[str], bf16: bool | None
 ) -> None:
-    """bf16 autocast comes from the recipe unless --bf16/--no-bf16 is given; run.json keeps it."""
+    """bf16 autocast comes from the recipe where the CPU has bfloat16 units, unless
+    --bf16/--no-bf16 is given; run.json keeps what was used."""
     from squeezenet.jobs.train_run import read_run_spec
+    from squeezenet.train.config import native_bf16
+
+    bf16 = native_bf16("cpu") if bf16 is None else bf16
 
     base = ["train", "squeezenet_small", "--data", "synthetic", "--max-steps", "1", "-q"]
     tiny = ["--set", "base_e=16", "--set", "incr_e=16", "-o", str(tmp_path / "run")]

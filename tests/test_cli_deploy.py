@@ -154,3 +154,18 @@ def test_eval_warns_when_an_engine_is_calibrated_on_the_evaluation_images(
         code, out, err = run(capsys, *base, *engine)
         assert code == 0 and json.loads(out)["n"] == 4
         assert ("--calib is the evaluation data" in err) is warned, err
+    named = ["eval", str(weights), "--data", "synthetic", "--json", "-q"]
+    for split, warned in (("train", True), ("test", False)):
+        engine = ["--engine", "onnxruntime-int8", "--calib", "synthetic", "--split", split]
+        code, out, err = run(capsys, *named, *engine)
+        assert code == 0 and ("--calib is the evaluation data" in err) is warned, err
+    code, out, err = run(capsys, *base, "--calib", str(tmp_path / "calib"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "int8 engines only" in err
+
+
+def test_the_engine_names_in_help_are_the_engines() -> None:
+    """--help lists the engines without importing torch; it must name exactly the real ones."""
+    from squeezenet.cli.options import ENGINE_NAMES
+    from squeezenet.deploy.engines import ENGINES
+
+    assert sorted(ENGINE_NAMES.split(" | ")) == sorted(["torch", *ENGINES])

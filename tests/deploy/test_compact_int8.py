@@ -167,7 +167,7 @@ def test_openvino_bf16_refuses_a_cpu_without_bfloat16_units(
     ov = pytest.importorskip("openvino", reason="pip install -e '.[openvino]'")
     monkeypatch.setattr(ov.Core, "get_property", lambda self, device, name: ["FP32", "INT8"])
     model = create_model("squeezenet_small", seed=0, num_classes=10, batch_norm=False).eval()
-    with pytest.raises(ConfigError, match="use --engine openvino"):
+    with pytest.raises(ConfigError, match="use the openvino"):
         make_engine("openvino-bf16", model, SHAPE)
 
 

@@ -59,7 +59,7 @@ def test_bypass_variant_trains_at_table3_budget(bypass: str, shared_data: Path) 
             train_images=12000, test_images=1000, data_dir=str(shared_data),
         )
     )  # fmt: skip
-    config = recipe("small", epochs=2, warmup_epochs=0.5, checkpoint_every=0)
+    config = recipe("small", epochs=2, warmup_epochs=0.5, checkpoint_every=0, bf16=False)
     result = fit(run.model, run.train_split, config, preprocess=run.preprocess,
                  eval_data=run.test_data)  # fmt: skip
     assert not result.collapsed, result.history

@@ -49,3 +49,18 @@ def test_config_errors_are_user_errors() -> None:
             TrainConfig(**bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown training recipe"):
         recipe("fast")
+
+
+def test_resolve_bf16_follows_the_user_then_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 autocast as the user says; else the recipe's, but only on bfloat16 hardware."""
+    import squeezenet.train.config as config
+
+    small, caffe = recipe("small"), recipe("caffe")
+    assert small.bf16 and not caffe.bf16
+    for native in (False, True):
+        monkeypatch.setattr(config, "native_bf16", lambda device, native=native: native)
+        assert config.resolve_bf16(small, "cpu", None).bf16 is native
+        assert config.resolve_bf16(small, "cpu", True).bf16 is True
+        assert config.resolve_bf16(small, "cpu", False).bf16 is False
+        assert config.resolve_bf16(caffe, "cpu", None).bf16 is False
+    assert isinstance(config.native_bf16("cpu"), bool)

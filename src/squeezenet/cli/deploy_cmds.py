@@ -10,7 +10,14 @@ from rich.table import Table
 
 from squeezenet.cli.app import app, emit_json, err, fail, out
 from squeezenet.cli.arguments import load_model_arg, load_model_file, user_paths
-from squeezenet.cli.options import Json, ModelFile, ModelOrName, output_option
+from squeezenet.cli.options import (
+    ENGINE_NAMES,
+    Engine,
+    Json,
+    ModelFile,
+    ModelOrName,
+    output_option,
+)
 
 if TYPE_CHECKING:
     from squeezenet.deploy.bench import BenchRow
@@ -19,16 +26,9 @@ Format = Annotated[str, typer.Option("--format", "-f", help="onnx | torchscript.
 ExportOut = Annotated[str, output_option("File to write (.onnx, .pt).")]
 InputSize = Annotated[int | None, typer.Option(min=1, help="Square input size for the check.")]
 Images = Annotated[list[str], typer.Argument(help="Image files.")]
-PredictEngine = Annotated[
-    str,
-    typer.Option(
-        help="torch | onnxruntime | onnxruntime-int8 | openvino | openvino-int8 | openvino-bf16 "
-        "| eager_nchw | eager_channels_last | compile (the int8 engines need --calib)."
-    ),
-]
 Top = Annotated[int, typer.Option(min=1, help="Classes to show per image.")]
 Batches = Annotated[str, typer.Option(help="Comma-separated batch sizes.")]
-BenchEngines = Annotated[str, typer.Option(help="Comma-separated engines.")]
+BenchEngines = Annotated[str, typer.Option(help=f"Comma-separated engines: {ENGINE_NAMES}.")]
 Seconds = Annotated[float, typer.Option(help="Minimum timed seconds per measurement.")]
 Calib = Annotated[
     str | None,
@@ -139,7 +139,7 @@ def _export_int8(model: str, output: str, calib: str | None, as_json: bool) -> N
 def predict_cmd(
     model: ModelFile,
     images: Images,
-    engine: PredictEngine = "torch",
+    engine: Engine = "torch",
     top: Top = 5,
     calib: Calib = None,
     as_json: Json = False,

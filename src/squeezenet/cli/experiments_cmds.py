@@ -14,6 +14,7 @@ from squeezenet.cli.arguments import given, resolve_device, user_paths
 from squeezenet.cli.common import FitProgress, parse_seeds, parse_sets, progress_bar
 from squeezenet.cli.options import (
     BatchSize,
+    Bf16,
     DataDir,
     DataSpec,
     Device,
@@ -58,11 +59,12 @@ def _meta() -> dict[str, Any]:
     return {"command": command_line(sys.argv), "machine": machine()}
 
 
-def _train_config(recipe_name: str, **options: Any) -> Any:
-    """The recipe with the options the user gave (not None) replacing its fields."""
-    from squeezenet.train.config import recipe
+def _train_config(recipe_name: str, device: str, bf16: bool | None, **options: Any) -> Any:
+    """The recipe with the options the user gave (not None) replacing its fields; bf16 as
+    ``--bf16/--no-bf16`` says, else the recipe's where ``device`` has bfloat16 units."""
+    from squeezenet.train.config import recipe, resolve_bf16
 
-    return recipe(recipe_name, **given(**options))
+    return resolve_bf16(recipe(recipe_name, **given(**options)), device, bf16)
 
 
 @app.command("sensitivity")
@@ -229,6 +231,7 @@ def sweep_cmd(
     lr: BaseLr = None,
     warmup_epochs: WarmupEpochs = None,
     seeds: SweepSeeds = "0",
+    bf16: Bf16 = None,
     set_: Sets = None,
     data_dir: DataDir = None,
     device: Device = None,
@@ -244,13 +247,9 @@ def sweep_cmd(
 
     ray_config = _ray_config(engine, address, cpus_per_trial, gpus_per_trial)
     train = _train_config(
-        recipe_name,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        warmup_epochs=warmup_epochs,
-        checkpoint_every=0,
-    )
+        recipe_name, resolve_device(device), bf16, epochs=epochs, batch_size=batch_size, lr=lr,
+        warmup_epochs=warmup_epochs, checkpoint_every=0,
+    )  # fmt: skip
     trials = trials_for(
         parse_grid(grid),
         model=model,
@@ -402,6 +401,7 @@ def dsd_cmd(
     ] = None,
     warmup_epochs: WarmupEpochs = None,
     seed: Seed = 0,
+    bf16: Bf16 = None,
     set_: Sets = None,
     data_dir: DataDir = None,
     device: Device = None,
@@ -411,6 +411,10 @@ def dsd_cmd(
     """Dense -> sparse -> re-dense training, against a dense baseline of equal epochs."""
     from squeezenet.experiments.dsd import DSDConfig
 
+    train = _train_config(
+        recipe_name, resolve_device(device), bf16, batch_size=batch_size, lr=lr,
+        warmup_epochs=warmup_epochs, seed=seed,
+    )  # fmt: skip
     config = DSDConfig(
         model=model,
         data=data,
@@ -418,9 +422,7 @@ def dsd_cmd(
         dense_epochs=dense_epochs,
         sparse_epochs=sparse_epochs,
         redense_epochs=redense_epochs,
-        train=_train_config(
-            recipe_name, batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, seed=seed
-        ),
+        train=train,
         redense_lr_scale=redense_lr_scale,
         baseline=baseline,
         train_images=train_images,

@@ -26,6 +26,21 @@ Sets = Annotated[
         "--set", help="Model config field KEY=VALUE (repeatable), e.g. squeeze_ratio=0.5."
     ),
 ]
+# The inference engines by name (squeezenet.deploy.engines.ENGINES, which imports torch, so the
+# names are repeated here for --help; a test keeps the two equal).
+ENGINE_NAMES = (
+    "torch | onnxruntime | onnxruntime-int8 | openvino | openvino-int8 | openvino-bf16 | "
+    "eager_nchw | eager_channels_last | compile"
+)
+Engine = Annotated[str, typer.Option(help=f"{ENGINE_NAMES} (the int8 engines need --calib).")]
+Bf16 = Annotated[
+    bool | None,
+    typer.Option(
+        "--bf16/--no-bf16",
+        help="bfloat16 autocast (default: the recipe's, where the device has bfloat16 units).",
+        show_default=False,
+    ),
+]
 BatchSize = Annotated[int | None, typer.Option(help="Images per SGD step (the global batch).")]
 ModelFile = Annotated[str, typer.Argument(help="Weights file (.safetensors) or .sqz.")]
 ModelOrName = Annotated[str, typer.Argument(help="Weights file, .sqz, or a registry name.")]

@@ -9,14 +9,16 @@ import typer
 from rich.table import Table
 
 from squeezenet.cli.app import app, emit_json, err, fail, out
-from squeezenet.cli.arguments import given, load_model_file, user_paths
+from squeezenet.cli.arguments import given, load_model_file, resolve_device, user_paths
 from squeezenet.cli.common import FitProgress, parse_sets
 from squeezenet.cli.options import (
     DATA_HELP,
     BatchSize,
+    Bf16,
     DataDir,
     Device,
     Download,
+    Engine,
     Json,
     ModelFile,
     Quiet,
@@ -38,12 +40,6 @@ Lr = Annotated[float | None, typer.Option(help="Base learning rate.")]
 Schedule = Annotated[str | None, typer.Option(help="poly | cosine | step | constant.")]
 Warmup = Annotated[float | None, typer.Option(help="Linear warm-up epochs.")]
 WeightDecay = Annotated[float | None, typer.Option(help="Weight decay.")]
-Bf16 = Annotated[
-    bool | None,
-    typer.Option(
-        "--bf16/--no-bf16", help="bfloat16 autocast (default: the recipe's).", show_default=False
-    ),
-]
 ChannelsLast = Annotated[bool, typer.Option(help="NHWC layout (faster on CPU).")]
 TrainSeed = Annotated[int | None, typer.Option(help="Seed for init, order, augmentation.")]
 MaxSteps = Annotated[int | None, typer.Option(help="Stop after N steps (probes, tests).")]
@@ -104,7 +100,7 @@ def train_cmd(
 ) -> None:
     """Train a model (or resume a run); writes RUN/model.safetensors with its metadata."""
     from squeezenet.jobs.train_run import RunSpec
-    from squeezenet.train.config import recipe
+    from squeezenet.train.config import recipe, resolve_bf16
 
     changes = given(
         epochs=epochs,
@@ -124,7 +120,9 @@ def train_cmd(
     elif model is None or data is None:
         fail("train needs a MODEL and --data (or --resume RUN_DIR)")
     else:
+        changes.pop("bf16", None)
         config = recipe(recipe_name, channels_last=channels_last, **changes)
+        config = resolve_bf16(config, resolve_device(device), bf16)
         spec = RunSpec(model, data, config, data_dir, parse_sets(set_ or []), download)
     rank, outcome = _run(spec, resume or output, resumed=bool(resume), device=device, quiet=quiet)
     if rank == 0:
@@ -200,13 +198,7 @@ def eval_cmd(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
     against: Against = None,
-    engine: Annotated[
-        str,
-        typer.Option(
-            help="torch | onnxruntime | onnxruntime-int8 | openvino | openvino-int8 "
-            "| openvino-bf16."
-        ),
-    ] = "torch",
+    engine: Engine = "torch",
     calib: Annotated[
         str | None, typer.Option(help="Proxy images calibrating an int8 engine (not eval images).")
     ] = None,
@@ -228,8 +220,8 @@ def eval_cmd(
                 f"{model} has no preprocessing record; re-save it with save_weights(preprocess=...)"
             )
         preprocess = loaded.preprocess
-        if engine != "torch":
-            loaded = _with_engine(loaded, engine, calib, data)
+        if engine != "torch" or calib is not None:
+            loaded = _with_engine(loaded, engine, calib, data, split)
         dataset = load_dataset(data, split, data_dir=data_dir)
         if against is not None:
             _compare(loaded, load_model_file(against, "eval"), dataset, batch_size, as_json, quiet)
@@ -254,9 +246,9 @@ def eval_cmd(
     )
 
 
-def _with_engine(loaded: Any, engine: str, calib: str | None, data: str) -> Any:
+def _with_engine(loaded: Any, engine: str, calib: str | None, data: str, split: str) -> Any:
     """``loaded`` whose model runs in ``engine`` (the int8 ones calibrated on ``calib``; a
-    warning when that is the evaluation ``data`` itself)."""
+    warning when that is the evaluation data itself: ``data``'s ``split``)."""
     import dataclasses
 
     from squeezenet.deploy.engines import EngineModule, check_engines, make_engine
@@ -266,8 +258,9 @@ def _with_engine(loaded: Any, engine: str, calib: str | None, data: str) -> Any:
     pre = loaded.preprocess
     if engine.endswith("-int8") and calib is None:
         fail(f"--engine {engine} needs --calib DATA (proxy images, not the evaluation images)")
-    same = calib is not None and os.path.exists(data)  # a named dataset calibrates on "train"
-    if same and os.path.realpath(str(calib)) == os.path.realpath(data):
+    if calib is not None and not engine.endswith("-int8"):
+        fail("--calib calibrates the int8 engines only: drop it, or use an -int8 engine")
+    if calib is not None and _same_images(calib, data, split):
         err.print(
             "warning: --calib is the evaluation data, so the result is a bound, not an "
             "accuracy: calibrate on other images"
@@ -276,6 +269,14 @@ def _with_engine(loaded: Any, engine: str, calib: str | None, data: str) -> Any:
     shape = (pre.channels, pre.crop, pre.crop)
     module = EngineModule(make_engine(engine, loaded.model, shape, calibration=batches))
     return dataclasses.replace(loaded, model=module)
+
+
+def _same_images(calib: str, data: str, split: str) -> bool:
+    """Whether calibration (the training split of ``calib``) reads the evaluated images: the
+    same file or folder (which has no splits), or the same named dataset's training split."""
+    if os.path.exists(data):
+        return os.path.realpath(calib) == os.path.realpath(data)
+    return calib == data and split == "train"
 
 
 def _compare(

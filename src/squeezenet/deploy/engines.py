@@ -130,7 +130,7 @@ def openvino_engine(data: bytes, *, precision: str = "f32") -> Engine:
     if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         raise ConfigError(
             "this CPU has no bfloat16 units (OpenVINO lists no BF16 capability), so "
-            "openvino-bf16 would only emulate them: use --engine openvino or openvino-int8"
+            "openvino-bf16 would only emulate them: use the openvino (float32) or an int8 engine"
         )
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.onnx")

@@ -101,9 +101,10 @@ class PipelineConfig:
     def train_config(self, stage: str) -> TrainConfig:
         """The fit recipe of a training stage (one pass over the stage's draw of images)."""
         if stage == "dense":
+            # float32 like the fine-tuning stages (the recorded pipeline results are float32)
             return recipe(
                 "small", epochs=1, batch_size=self.batch_size, lr=self.dense_lr,
-                warmup_epochs=0.05, seed=self.seed,
+                warmup_epochs=0.05, seed=self.seed, bf16=False,
             )  # fmt: skip
         lr = {"prune": self.prune_lr, "quantize": self.quantize_lr}[stage]
         seed = self.seed + STAGES.index(stage)

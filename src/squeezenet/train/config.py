@@ -98,8 +98,10 @@ RECIPES: dict[str, TrainConfig] = {
         warmup_start=0.05,
     ),
     # Small images (CIFAR-10, Fashion-MNIST) with the small-input SqueezeNet. bfloat16 autocast
-    # is the default: 1.64x faster end to end on an AVX-512 BF16 CPU at 15 epochs, 0.8275 vs
-    # float32's 0.8293 on CIFAR-10 (docs/RESULTS.md, "Training throughput"); --no-bf16 turns it off.
+    # is the default: 1.64x faster end to end at 15 epochs on a Xeon with AMX, 0.8275 vs
+    # float32's 0.8293 on CIFAR-10 (docs/RESULTS.md, "Training settings on this CPU"). Where the
+    # device has no bfloat16 units it would only be emulated: the CLI then trains in float32
+    # (:func:`native_bf16`); --bf16/--no-bf16 decide explicitly.
     "small": TrainConfig(
         epochs=15,
         batch_size=128,
@@ -133,3 +135,28 @@ def recipe(name: str, **overrides: Any) -> TrainConfig:
     if unknown:
         raise ConfigError(f"TrainConfig has no field {', '.join(unknown)}")
     return dataclasses.replace(RECIPES[name], **overrides)
+
+
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: a CUDA GPU that supports it, or a CPU
+    with AVX-512 BF16, AMX or Arm BF16 (Linux flags; elsewhere False). Without, bf16 autocast
+    is emulated: slower than float32 and no more exact."""
+    import torch
+
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(False))
+    try:
+        with open("/proc/cpuinfo") as info:
+            words = {
+                w for line in info if line.startswith(("flags", "Features")) for w in line.split()
+            }
+    except OSError:
+        return False
+    return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def resolve_bf16(config: TrainConfig, device: str, given: bool | None) -> TrainConfig:
+    """``config`` with bf16 as ``given`` (the user's explicit choice), else the recipe's where
+    ``device`` has bfloat16 units and False where it would only be emulated."""
+    bf16 = given if given is not None else config.bf16 and native_bf16(device)
+    return dataclasses.replace(config, bf16=bf16)
