@@ -1,12 +1,13 @@
-"""How close can post-training int8 get to float32 on the evaluation images? A bound, not a choice.
+"""How close can post-training int8 get to float32 on the evaluation images? An oracle.
 
 The int8 engine (per-channel int8 weights, per-tensor uint8 activations: what ONNX Runtime's and
 OpenVINO's integer kernels take) is calibrated on proxy images. This benchmark calibrates the same
 quantizer on the *evaluation images themselves* (every one of them), which no deployment can do,
-and scores it on those same images: the agreement it reaches bounds what any choice of
-calibration images can give this quantizer on them. Nothing here is shipped or chosen; the engine
-stays as chosen on proxies (``bench_int8_calibration.py``). The first line is that engine
-(calibrated on CIFAR-10 training images) on the same images, for reference.
+and scores it on those same images: an oracle reference for what a choice of calibration
+images can give this quantizer on them (not a strict bound: other range rules could differ).
+Nothing here is shipped or chosen; the engine stays as chosen on proxies
+(``bench_int8_calibration.py``). The first line is that engine (calibrated on CIFAR-10
+training images) on the same images, for reference.
 
     python benchmarks/bench_int8_bound.py > benchmarks/results/int8_bound.jsonl
 

@@ -10,7 +10,9 @@
 #       benchmarks/results/experiments/dsd-15ep-s2 benchmarks/results/experiments/sensitivity \
 #       benchmarks/results/experiments/sizes -o docs/RESULTS.md
 #
-# About 10 hours on the 2-core CPU (a trial of the plain model is ~15 min); minutes on a GPU:
+# About 15 hours on the 2-core AMX Xeon: a trial of the plain model is ~15 min, the wide points
+# (SR 1.0, pct_3x3 0.99: up to 7x the plain model's MACs) take several times that, and each DSD
+# seed is ~31 epochs. Minutes on a GPU:
 #   DEVICE=cuda benchmarks/run_experiments.sh
 # Trials run in this order so that a partial run already gives paired, seeded comparisons:
 # Table 3 seed by seed, then Fig. 3a and Fig. 3b seed by seed, then DSD seed by seed.
