@@ -111,6 +111,9 @@ def test_console_script_has_no_traceback() -> None:
             "apt-get install -y dataset-fashion-mnist",
         ),
         (["train", "--resume", "/nonexistent-run"], "not a run folder"),
+        (["train", "--resume", "/r", "--recipe", "caffe"], "--resume continues a run"),
+        (["train", "--resume", "/r", "--no-channels-last"], "--resume continues a run"),
+        (["train", "--resume", "/r", "--no-bf16"], "--resume continues a run"),
         (["eval", "/nonexistent.safetensors", "--data", "synthetic"], "weights file not found"),
     ],
 )

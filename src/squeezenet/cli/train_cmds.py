@@ -33,14 +33,18 @@ Model = Annotated[str | None, typer.Argument(help="Registry name or weights file
 Data = Annotated[str | None, typer.Option(help=DATA_HELP)]
 RunDir = Annotated[str | None, output_option("Run folder: checkpoints, metrics, weights.")]
 Resume = Annotated[str | None, typer.Option(help="Continue the run in this folder exactly.")]
-Recipe = Annotated[str, typer.Option("--recipe", help="caffe | small | finetune.")]
+Recipe = Annotated[
+    str | None, typer.Option("--recipe", help="caffe | small | finetune (default: small).")
+]
 Epochs = Annotated[int | None, typer.Option(help="Epochs.")]
 Accumulate = Annotated[int | None, typer.Option(help="Micro-batches per step (iter_size).")]
 Lr = Annotated[float | None, typer.Option(help="Base learning rate.")]
 Schedule = Annotated[str | None, typer.Option(help="poly | cosine | step | constant.")]
 Warmup = Annotated[float | None, typer.Option(help="Linear warm-up epochs.")]
 WeightDecay = Annotated[float | None, typer.Option(help="Weight decay.")]
-ChannelsLast = Annotated[bool, typer.Option(help="NHWC layout (faster on CPU).")]
+ChannelsLast = Annotated[
+    bool | None, typer.Option(help="NHWC layout (faster on CPU; default: on).", show_default=False)
+]
 TrainSeed = Annotated[int | None, typer.Option(help="Seed for init, order, augmentation.")]
 MaxSteps = Annotated[int | None, typer.Option(help="Stop after N steps (probes, tests).")]
 CheckpointEvery = Annotated[int | None, typer.Option(help="Checkpoint every N steps.")]
@@ -79,7 +83,7 @@ def train_cmd(
     data_dir: DataDir = None,
     output: RunDir = None,
     resume: Resume = None,
-    recipe_name: Recipe = "small",
+    recipe_name: Recipe = None,
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     accumulate: Accumulate = None,
@@ -88,7 +92,7 @@ def train_cmd(
     warmup_epochs: Warmup = None,
     weight_decay: WeightDecay = None,
     bf16: Bf16 = None,
-    channels_last: ChannelsLast = True,
+    channels_last: ChannelsLast = None,
     seed: TrainSeed = None,
     max_steps: MaxSteps = None,
     checkpoint_every: CheckpointEvery = None,
@@ -108,6 +112,7 @@ def train_cmd(
         accumulate=accumulate,
         lr=lr,
         bf16=bf16,
+        channels_last=channels_last,
         schedule=schedule,
         warmup_epochs=warmup_epochs,
         weight_decay=weight_decay,
@@ -116,12 +121,12 @@ def train_cmd(
         checkpoint_every=checkpoint_every,
     )
     if resume:
-        spec = _resumed(resume, changes, bool(model or data or set_ or output))
+        spec = _resumed(resume, changes, bool(model or data or set_ or output or recipe_name))
     elif model is None or data is None:
         fail("train needs a MODEL and --data (or --resume RUN_DIR)")
     else:
         changes.pop("bf16", None)
-        config = recipe(recipe_name, channels_last=channels_last, **changes)
+        config = recipe(recipe_name or "small", **changes)
         config = resolve_bf16(config, resolve_device(device), bf16)
         spec = RunSpec(model, data, config, data_dir, parse_sets(set_ or []), download)
     rank, outcome = _run(spec, resume or output, resumed=bool(resume), device=device, quiet=quiet)
@@ -154,7 +159,8 @@ def _resumed(run_dir: str, changes: dict[str, object], new_setup: bool) -> RunSp
     if new_setup or set(changes) - {"max_steps"}:
         fail(
             "--resume continues a run in its folder exactly as it was started: drop MODEL, "
-            "--data, --output, --set and the recipe options (only --max-steps may change)"
+            "--data, --output, --set, --recipe and the recipe options (only --max-steps may "
+            "change)"
         )
     with user_paths(reads=[run_dir]):
         spec = read_run_spec(run_dir)
