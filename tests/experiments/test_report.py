@@ -206,6 +206,7 @@ def test_a_sweep_with_seeds_reports_mean_std_seeds_and_a_verdict(tmp_path: Path)
     section = results.read_text().split("<!-- report:sweep-squeeze_ratio -->")[1]
     assert "| 0.5 | 500,000 | 1.91 | 0, 1 | 0.6250, 0.6270 | 0.6260 ± 0.0014 |" in section
     assert "2 seed(s) per point" in section
+    assert "LR 0.05 cosine, bfloat16;" in section  # the precision is part of the budget
     assert "**Verdict: does not hold.**" in section  # 0.125 -> 1.0 keeps rising here
 
 

@@ -264,10 +264,12 @@ def prepare_sweep(
 
 
 def budget_description(trial: Trial, *, seed: bool = True) -> str:
-    """E.g. ``2 epochs x 10,000 images, batch 128, LR 0.05 cosine, seed 0`` (for reports)."""
+    """E.g. ``2 epochs x 10,000 images, batch 128, LR 0.05 cosine, bfloat16, seed 0`` (for
+    reports)."""
     t = trial.train
     images = f"{trial.train_images:,}" if trial.train_images else "all"
     return (
         f"{t.epochs} epochs x {images} training images, batch {t.batch_size}, LR {t.lr:g} "
-        f"{t.schedule}" + (f", seed {t.seed}" if seed else "")
+        f"{t.schedule}, {'bfloat16' if t.bf16 else 'float32'}"
+        + (f", seed {t.seed}" if seed else "")
     )
