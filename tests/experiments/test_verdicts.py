@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from squeezenet.experiments.verdicts import Point, gain_verdict, points, sign, sweep_verdict
+from squeezenet.experiments.verdicts import (
+    Point,
+    critical,
+    gain_verdict,
+    points,
+    pooled,
+    sign,
+    sweep_verdict,
+)
 
 
 def _rec(name: str, value: Any, seed: int, top1: float) -> dict[str, Any]:
@@ -23,11 +31,19 @@ def test_points_group_seeds_by_value_with_mean_and_sample_std() -> None:
     assert quarter.seeds == (0,) and math.isnan(quarter.std)
 
 
-def test_significance_needs_two_standard_errors_and_two_seeds() -> None:
+def test_significance_is_a_t_test_on_the_pooled_seed_noise_and_needs_two_seeds() -> None:
     a, b = Point(1, (0, 1), (0.80, 0.82)), Point(2, (0, 1), (0.70, 0.72))
     assert sign(a, b) == 1 and sign(b, a) == -1
     assert sign(a, Point(3, (0, 1), (0.79, 0.83))) == 0
     assert sign(a, Point(4, (0,), (0.5,))) is None
+    noise = pooled([a, b])  # both stds sqrt(2e-4), 1 df each
+    assert noise is not None and noise.df == 2 and noise.std == pytest.approx(math.sqrt(2e-4))
+    # 3 standard errors apart: significant at Z = 2, not at t with 2 df (4.30)
+    c = Point(5, (0, 1), (0.80 + 3 * noise.std + 0.01, 0.82 + 3 * noise.std - 0.01))
+    assert sign(c, a) == 0
+    many = [Point(i, (0, 1, 2, 3), (0.80, 0.82, 0.80, 0.82)) for i in range(8)]  # 24 df
+    assert sign(Point(9, (0, 1, 2, 3), (0.83, 0.85, 0.83, 0.85)), many[0], pooled(many)) == 1
+    assert critical(1) == 12.706 and critical(6) == 2.447 and critical(45) == 2.021
 
 
 def _series(values: list[Any], means: list[float], seeds: int = 2) -> list[Point]:

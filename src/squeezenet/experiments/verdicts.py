@@ -1,11 +1,14 @@
 """Seeds aggregated per design point, and a verdict per paper claim from their intervals.
 
 A sweep trains each point once per seed. :func:`points` groups a series' records by the swept
-value: mean and sample standard deviation of top-1 over the seeds. A claim compares two points
-by the difference of their means against its standard error ``sqrt(s_a^2/n_a + s_b^2/n_b)``:
-*significant* when the difference is more than :data:`Z` standard errors away from zero. A
-verdict is "holds" or "does not hold" only on significant differences; anything else, or any
-point with fewer than two seeds, is "inconclusive".
+value: mean and sample standard deviation of top-1 over the seeds. Seeds scatter about as much
+at every point of a series, so :func:`pooled` pools their variance over the series' points
+(degrees of freedom: seeds minus one, summed). A claim compares two points by the difference of
+their means against its standard error ``s_pooled * sqrt(1/n_a + 1/n_b)``: *significant* when
+the difference is beyond the two-sided 95 % quantile of Student's t at the pooled degrees of
+freedom (12.7 standard errors with one, 2.45 with six: few seeds prove little). A verdict is
+"holds" or "does not hold" only on significant differences; anything else, or any point with
+fewer than two seeds, is "inconclusive".
 """
 
 from __future__ import annotations
@@ -16,8 +19,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Z = 2.0  # standard errors for a difference to count (about 95 %)
+# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom.
+T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
 Outcome = Literal["holds", "does not hold", "inconclusive"]
+
+
+def critical(df: int) -> float:
+    """The two-sided 95 % quantile of Student's t with ``df`` degrees of freedom (beyond 30, the
+    value at the next tabulated df below: 2.042 / 2.021 / 2.000 / 1.980 from 30 / 40 / 60 / 120)."""
+    if df < 1:
+        return math.inf
+    if df <= len(T975):
+        return T975[df - 1]
+    return 2.042 if df < 40 else 2.021 if df < 60 else 2.000 if df < 120 else 1.980
 
 
 @dataclass(frozen=True)
@@ -69,26 +87,57 @@ def points(name: str, records: Sequence[dict[str, Any]]) -> list[Point]:
     ]
 
 
-def difference(a: Point, b: Point) -> tuple[float, float]:
-    """``mean(a) - mean(b)`` and its standard error (NaN when either has one seed)."""
-    se = math.sqrt(a.std**2 / len(a.top1) + b.std**2 / len(b.top1))
-    return a.mean - b.mean, se
+@dataclass(frozen=True)
+class Noise:
+    """Seed-to-seed standard deviation of top-1, pooled over points, and its degrees of freedom."""
+
+    std: float
+    df: int
 
 
-def sign(a: Point, b: Point) -> int | None:
+def pooled(pts: Sequence[Point]) -> Noise | None:
+    """The seed noise pooled over ``pts`` (None when no point has two seeds)."""
+    df = sum(len(p.top1) - 1 for p in pts)
+    if df < 1:
+        return None
+    squares = sum((len(p.top1) - 1) * p.std**2 for p in pts if len(p.top1) > 1)
+    return Noise(math.sqrt(squares / df), df)
+
+
+def difference(a: Point, b: Point, noise: Noise | None = None) -> tuple[float, float]:
+    """``mean(a) - mean(b)`` and its standard error from ``noise`` (default: pooled over the two
+    points); NaN when either point has one seed."""
+    noise = noise if noise is not None else pooled([a, b])
+    if noise is None or len(a.top1) < 2 or len(b.top1) < 2:
+        return a.mean - b.mean, math.nan
+    return a.mean - b.mean, noise.std * math.sqrt(1 / len(a.top1) + 1 / len(b.top1))
+
+
+def sign(a: Point, b: Point, noise: Noise | None = None) -> int | None:
     """+1 / -1: ``a`` significantly above / below ``b``; 0: not significant; None: one seed."""
-    d, se = difference(a, b)
-    if math.isnan(se):
+    noise = noise if noise is not None else pooled([a, b])
+    d, se = difference(a, b, noise)
+    if math.isnan(se) or noise is None:
         return None
     if se == 0:
         return 0 if d == 0 else (1 if d > 0 else -1)
-    return 0 if abs(d) <= Z * se else (1 if d > 0 else -1)
+    return 0 if abs(d) <= critical(noise.df) * se else (1 if d > 0 else -1)
 
 
-def _text(a: Point, b: Point) -> str:
-    d, se = difference(a, b)
+def _text(a: Point, b: Point, noise: Noise | None) -> str:
+    d, se = difference(a, b, noise)
     interval = "(one seed)" if math.isnan(se) else f"± {100 * se:.2f}"
     return f"{a.value} − {b.value}: {100 * d:+.2f} {interval}"
+
+
+def _method(noise: Noise | None) -> str:
+    if noise is None:
+        return " (points)"
+    return (
+        f" (points, ± one standard error from the seed std pooled over the series' points, "
+        f"{100 * noise.std:.2f} points with {noise.df} df; significant beyond "
+        f"{critical(noise.df):.2f} standard errors)"
+    )
 
 
 def _at(pts: Sequence[Point], value: float) -> Point | None:
@@ -102,10 +151,12 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _rise_then_flat(claim: str, low: Point, knee: Point, high: Point) -> Verdict:
+def _rise_then_flat(
+    claim: str, low: Point, knee: Point, high: Point, noise: Noise | None
+) -> Verdict:
     """Holds when ``knee`` beats ``low`` and ``high`` does not beat ``knee``."""
-    rise, tail = sign(knee, low), sign(high, knee)
-    evidence = f"{_text(knee, low)}; {_text(high, knee)} (points, ± one standard error)"
+    rise, tail = sign(knee, low, noise), sign(high, knee, noise)
+    evidence = f"{_text(knee, low, noise)}; {_text(high, knee, noise)}" + _method(noise)
     if tail == 1 or rise == -1:
         return Verdict(claim, "does not hold", evidence)
     if rise == 1 and tail in (0, -1):
@@ -115,31 +166,31 @@ def _rise_then_flat(claim: str, low: Point, knee: Point, high: Point) -> Verdict
 
 def sweep_verdict(name: str, pts: Sequence[Point]) -> Verdict | None:
     """The paper's claim about the ``name`` series, if it makes one and the points are there."""
+    noise = pooled(pts)
     numeric = sorted((p for p in pts if _number(p.value) is not None), key=lambda p: p.value)
     if name == "squeeze_ratio" and len(numeric) >= 3:
         knee = _at(numeric, 0.75) or _at(numeric, 0.5)
         if knee is not None and knee not in (numeric[0], numeric[-1]):
             claim = "accuracy rises with SR and flattens from about 0.5–0.75 (Fig. 3a)"
-            return _rise_then_flat(claim, numeric[0], knee, numeric[-1])
+            return _rise_then_flat(claim, numeric[0], knee, numeric[-1], noise)
     if name == "pct_3x3" and len(numeric) >= 3:
         knee = _at(numeric, 0.5)
         if knee is not None and knee not in (numeric[0], numeric[-1]):
             claim = "accuracy plateaus from about 50 % 3x3 filters (Fig. 3b)"
-            return _rise_then_flat(claim, numeric[0], knee, numeric[-1])
+            return _rise_then_flat(claim, numeric[0], knee, numeric[-1], noise)
     if name == "bypass":
         by = {str(p.value): p for p in pts}
         if {"none", "simple", "complex"} <= set(by):
-            return _bypass_verdict(by["none"], by["simple"], by["complex"])
+            return _bypass_verdict(by["none"], by["simple"], by["complex"], noise)
     return None
 
 
-def _bypass_verdict(none: Point, simple: Point, complex_: Point) -> Verdict:
+def _bypass_verdict(none: Point, simple: Point, complex_: Point, noise: Noise | None) -> Verdict:
     claim = "simple bypass beats none, complex lies between them (Table 3)"
-    evidence = (
-        "; ".join([_text(simple, none), _text(complex_, none), _text(simple, complex_)])
-        + " (points, ± one standard error)"
-    )
-    beats, below, above = sign(simple, none), sign(complex_, none), sign(complex_, simple)
+    pairs = ((simple, none), (complex_, none), (simple, complex_))
+    evidence = "; ".join(_text(a, b, noise) for a, b in pairs) + _method(noise)
+    beats, below = sign(simple, none, noise), sign(complex_, none, noise)
+    above = sign(complex_, simple, noise)
     if beats == -1 or below == -1 or above == 1:
         return Verdict(claim, "does not hold", evidence)
     if beats == 1 and below is not None and above is not None:
@@ -148,11 +199,16 @@ def _bypass_verdict(none: Point, simple: Point, complex_: Point) -> Verdict:
 
 
 def gain_verdict(claim: str, gains: Sequence[float]) -> Verdict:
-    """A claim that a paired gain (one per seed, in points) is positive."""
+    """A claim that a paired gain (one per seed, in points) is positive: Student's t with
+    ``len(gains) - 1`` degrees of freedom."""
     if len(gains) < 2:
         return Verdict(claim, "inconclusive", f"{len(gains)} seed: no interval")
     mean, se = statistics.fmean(gains), statistics.stdev(gains) / math.sqrt(len(gains))
-    evidence = f"mean gain {mean:+.2f} ± {se:.2f} points over {len(gains)} seeds"
-    if abs(mean) <= Z * se:
+    t = critical(len(gains) - 1)
+    evidence = (
+        f"mean gain {mean:+.2f} ± {se:.2f} points over {len(gains)} seeds (significant beyond "
+        f"{t:.2f} standard errors)"
+    )
+    if abs(mean) <= t * se:
         return Verdict(claim, "inconclusive", evidence)
     return Verdict(claim, "holds" if mean > 0 else "does not hold", evidence)
