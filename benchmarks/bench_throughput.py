@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from squeezenet.data.registry import load_dataset, parse_data_spec
 from squeezenet.models import create_model
-from squeezenet.train.config import recipe
+from squeezenet.train.config import cpu_flags, recipe
 from squeezenet.train.loop import fit
 
 
@@ -74,18 +74,11 @@ SETTINGS: dict[str, dict[str, object]] = {  # every field the recipe's default m
 }
 
 
-def cpu_flags() -> list[str]:
+def matrix_flags() -> list[str]:
     """The matrix-unit flags of this CPU (on the AMX Xeon here, bfloat16 matmuls ran 6.8x the
     float32 rate: fit_settings.json's mm peaks)."""
     wanted = {"avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile"}
-    try:
-        with open("/proc/cpuinfo") as info:
-            flags = next(
-                (line.split(":", 1)[1].split() for line in info if line.startswith("flags")), []
-            )
-    except OSError:
-        return []
-    return sorted(wanted & set(flags))
+    return sorted(wanted & cpu_flags())
 
 
 def mm_peak(dtype: torch.dtype, size: int = 2048, seconds: float = 1.0) -> float:
@@ -149,7 +142,7 @@ def settings_main(args: argparse.Namespace) -> None:
             "steps": args.steps,
             "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine(),
-            "cpu_flags": cpu_flags(),
+            "cpu_flags": matrix_flags(),
             "mm_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
             "train_flops_per_image": 6 * macs,
             "rows": rows,

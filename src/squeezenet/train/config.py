@@ -145,14 +145,18 @@ def native_bf16(device: str) -> bool:
 
     if device.startswith("cuda"):
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(False))
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (Linux /proc/cpuinfo ``flags``, Arm ``Features``; else empty)."""
     try:
         with open("/proc/cpuinfo") as info:
-            words = {
+            return {
                 w for line in info if line.startswith(("flags", "Features")) for w in line.split()
             }
     except OSError:
-        return False
-    return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
+        return set()
 
 
 def resolve_bf16(config: TrainConfig, device: str, given: bool | None) -> TrainConfig:
