@@ -87,9 +87,11 @@ def test_ray_gives_the_in_process_records_retries_and_resumes(
         torch.set_num_threads(threads)
     events: list[SweepEvent] = []
     config = RayConfig(cpus_per_trial=1, max_retries=2)
+    driver = {"command": "squeezenet sweep", "machine": {"torch_threads": 99}}
     remote = run_sweep_ray(
-        trials, tmp_path / "ray", config, callback=events.append, remote=_dies_once(tmp_path)
-    )
+        trials, tmp_path / "ray", config, callback=events.append, remote=_dies_once(tmp_path),
+        meta=driver,
+    )  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir() if len(p.name) == 16) == sorted(
         t.key for t in trials
     )  # every first attempt died, and the retry finished each trial
@@ -98,6 +100,10 @@ def test_ray_gives_the_in_process_records_retries_and_resumes(
         for field in ("top1", "top5", "train_loss", "eval_loss", "params", "macs"):
             assert a[field] == b[field], field
     assert sorted(e.kind for e in events) == ["done"] * 4 + ["start"] * 4
+    for record in read_records(tmp_path / "ray"):  # the machine is where the trial trained
+        assert record["meta"]["command"] == "squeezenet sweep"
+        assert record["meta"]["machine"]["torch_threads"] == 1
+        assert "worker_machine" not in record
     again: list[SweepEvent] = []
     run_sweep_ray(trials, tmp_path / "ray", config, callback=again.append, remote=_raises)
     assert [e.kind for e in again] == ["skip"] * 4  # nothing ran again

@@ -27,6 +27,8 @@ from squeezenet.experiments.sweep import (
     run_trial,
 )
 
+WORKER_MACHINE = "worker_machine"  # the key under which a Ray task returns its machine
+
 
 @dataclass(frozen=True)
 class RayConfig:
@@ -57,11 +59,15 @@ def import_ray() -> Any:
 
 
 def _remote_trial(trial: dict[str, Any], data_dir: str | None, device: str, threads: int) -> Any:
-    """What a Ray worker runs: one trial from its plain-data form."""
+    """What a Ray worker runs: one trial from its plain-data form. The record carries the
+    worker's own machine (:data:`WORKER_MACHINE`): its host and torch threads, not the driver's."""
     import torch
 
+    from squeezenet.experiments.provenance import machine
+
     torch.set_num_threads(max(1, threads))
-    return run_trial(Trial.from_dict(trial), data_dir=data_dir, device=device)
+    record = run_trial(Trial.from_dict(trial), data_dir=data_dir, device=device)
+    return {**record, WORKER_MACHINE: machine()}
 
 
 def run_sweep_ray(
@@ -132,7 +138,7 @@ def _collect(
                 record = ray.get(ready[0])
             except Exception as exc:
                 record = failure_record(trial, exc)
-            record = {**record, **({"meta": meta} if meta else {})}
+            record = _with_meta(record, meta)
             append_record(folder, record)
             done[key] = record
             if callback:
@@ -142,6 +148,17 @@ def _collect(
         for ref in waiting:
             ray.cancel(ref, force=True)
         raise
+
+
+def _with_meta(record: dict[str, Any], meta: dict[str, Any] | None) -> dict[str, Any]:
+    """``record`` with the driver's ``meta`` (command, machine); the machine is the worker's
+    where the worker reported one, since that is where the trial trained."""
+    record = dict(record)
+    worker = record.pop(WORKER_MACHINE, None)
+    if meta is None:
+        return record
+    meta = {**meta, "machine": worker} if worker is not None else meta
+    return {**record, "meta": meta}
 
 
 def failure_record(trial: Trial, error: BaseException) -> dict[str, Any]:
