@@ -2,6 +2,7 @@
 
     python benchmarks/bench_throughput.py --data cifar10 --steps 60
     python benchmarks/bench_throughput.py --data cifar10 --settings --steps 40
+    python benchmarks/bench_throughput.py --data cifar10 --concurrent --steps 60
 
 Default: both loops train the same model (fresh copies from one seed) with the same batch size,
 memory layout and optimiser; the bare loop feeds one pre-normalised random batch again and again
@@ -13,13 +14,20 @@ default; bfloat16 autocast; torch.compile; the fused SGD kernel; a doubled batch
 alternating, and each as a fraction of this machine's float32 and bfloat16 matrix-multiply
 peaks measured in the same run (training FLOPs = 3 x 2 x forward MACs per image). Prints one
 JSON document.
+
+``--concurrent``: how a sweep should use the cores. One training with all of them (torch
+threads = cores) against as many one-thread trainings at once, each its own process pinned to a
+core, all with the ``small`` recipe's default (bfloat16 where native): images/s of the one
+against the sum of the many, rounds alternating.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -153,6 +161,57 @@ def settings_main(args: argparse.Namespace) -> None:
     sys.stdout.write("\n")
 
 
+def default_rate(data: str, model: str, steps: int, warmup: int) -> float:
+    """fit's images/s at the ``small`` recipe's default settings, on this process's threads."""
+    return settings_rate(model, data, {}, steps, warmup)
+
+
+def concurrent_rates(args: argparse.Namespace, processes: int) -> list[float]:
+    """images/s of each of ``processes`` one-thread trainings run at once, one per core."""
+    command = [sys.executable, __file__, "--worker", "--data", args.data, "--model", args.model,
+               "--steps", str(args.steps), "--warmup", str(args.warmup)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cores = sorted(os.sched_getaffinity(0))
+    workers = [
+        subprocess.Popen(["taskset", "-c", str(cores[i % len(cores)]), *command],
+                         env=env, stdout=subprocess.PIPE, text=True)
+        for i in range(processes)
+    ]  # fmt: skip
+    outputs = [w.communicate()[0] for w in workers]
+    if any(w.returncode for w in workers):
+        raise RuntimeError(f"a worker failed: {[w.returncode for w in workers]}")
+    return [float(json.loads(o)["images_per_s"]) for o in outputs]
+
+
+def concurrent_main(args: argparse.Namespace) -> None:
+    load_dataset(parse_data_spec(args.data), "train")
+    processes = len(os.sched_getaffinity(0))
+    one: list[float] = []
+    many: list[list[float]] = []
+    for _ in range(args.rounds):  # alternate, so a slow patch of the machine hits both
+        one.append(default_rate(args.data, args.model, args.steps, args.warmup))
+        many.append(concurrent_rates(args, processes))
+    best_one, best_many = max(one), max(sum(r) for r in many)
+    json.dump(
+        {
+            "benchmark": "fit_concurrent",
+            "data": args.data,
+            "model": args.model,
+            "steps": args.steps,
+            "cores": processes,
+            "cpu": platform.processor() or platform.machine(),
+            "cpu_flags": matrix_flags(),
+            "settings": "small recipe default (bf16 autocast where native), batch 128",
+            "one_training_all_threads": [round(v, 1) for v in one],
+            "one_thread_trainings_at_once": [[round(v, 1) for v in r] for r in many],
+            "sum_over_one": round(best_many / best_one, 3),
+        },
+        sys.stdout,
+        indent=1,
+    )
+    sys.stdout.write("\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="cifar10")
@@ -162,9 +221,21 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--settings", action="store_true", help="compare training settings")
+    parser.add_argument(
+        "--concurrent", action="store_true",
+        help="one all-thread training against one-thread trainings at once, one per core",
+    )  # fmt: skip
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:  # one of --concurrent's trainings
+        rate = default_rate(args.data, args.model, args.steps, args.warmup)
+        print(json.dumps({"images_per_s": rate, "threads": torch.get_num_threads()}))
+        return
     if args.settings:
         settings_main(args)
+        return
+    if args.concurrent:
+        concurrent_main(args)
         return
     load_dataset(parse_data_spec(args.data), "train")  # decode (and cache) before timing
     rates: dict[str, list[float]] = {"bare": [], "fit": []}
