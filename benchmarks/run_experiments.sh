@@ -43,7 +43,8 @@ dsd() {
 if [ "$DEVICE" = cpu ]; then
   OMP_NUM_THREADS=1 dsd 0 & first=$!
   OMP_NUM_THREADS=1 dsd 1 & second=$!
-  wait $first && wait $second
+  wait "$first"
+  wait "$second"
 else
   dsd 0 && dsd 1
 fi
