@@ -168,7 +168,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], figure: Path | None
         "",
         f"Model `{trial.model}`{' with ' + str(fixed) if fixed else ''}; per-trial budget: "
         f"{budget_description(trial, seed=False)}; top-1 on {records[0]['test_images']:,} test "
-        f"images; {seconds / 60:.0f} min for these {len(records)} trials; "
+        f"images; {seconds / 60:.0f} min of training summed over these {len(records)} trials; "
         f"{' to '.join(str(c) for c in counts)} seed(s) per point. Top-1 is the mean over "
         "seeds ± their sample standard deviation.",
         "",
