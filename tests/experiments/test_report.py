@@ -181,8 +181,11 @@ def test_each_sweep_section_lists_exactly_the_commands_of_its_rows(tmp_path: Pat
     sr = text.split("<!-- report:sweep-squeeze_ratio -->")[1].split("<!-- /report")[0]
     bp = text.split("<!-- report:sweep-bypass -->")[1].split("<!-- /report")[0]
     assert "--grid SR" in sr and "--grid BP" not in sr and "Rows" not in sr
-    assert "Rows bypass = none: command: `squeezenet sweep --grid SR`" in bp
-    assert "Rows bypass = simple, complex: command: `squeezenet sweep --grid BP`" in bp
+    assert "Rows bypass = none (seed 0): command: `squeezenet sweep --grid SR`" in bp
+    assert (
+        "Rows bypass = simple (seed 0), complex (seed 0): command: `squeezenet sweep --grid BP`"
+        in bp
+    )
 
 
 def test_a_sweep_with_seeds_reports_mean_std_seeds_and_a_verdict(tmp_path: Path) -> None:

@@ -140,17 +140,22 @@ def _provenance(meta: dict[str, Any] | None) -> str:
 def _sweep_provenance(name: str, records: list[dict[str, Any]]) -> list[str]:
     """The command and machine of each record shown; with several, which rows each produced (a
     rerun of another sweep reuses the points it shares, so one table can come from two)."""
-    by_meta: dict[str, tuple[dict[str, Any] | None, list[Any]]] = {}
+    by_meta: dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = {}
     for record in records:
         key = json.dumps(record.get("meta"), sort_keys=True)
-        by_meta.setdefault(key, (record.get("meta"), []))[1].append(
-            record["trial"]["overrides"][name]
-        )
+        by_meta.setdefault(key, (record.get("meta"), []))[1].append(record)
     if len(by_meta) == 1:
         return [_provenance(next(iter(by_meta.values()))[0])]
     lines = []
-    for meta, values in by_meta.values():
-        rows = ", ".join(str(v) for v in values)
+    for meta, members in by_meta.values():
+        seeds: dict[str, list[str]] = {}
+        for record in members:
+            value = str(record["trial"]["overrides"][name])
+            seeds.setdefault(value, []).append(str(record["trial"]["train"]["seed"]))
+        rows = ", ".join(
+            f"{value} (seed{'s' if len(s) > 1 else ''} {', '.join(s)})"
+            for value, s in seeds.items()
+        )
         lines.append(f"Rows {name} = {rows}: " + _provenance(meta).replace("Command", "command", 1))
     return ["  \n".join(lines)]
 
