@@ -148,13 +148,9 @@ def _sweep_provenance(name: str, records: list[dict[str, Any]]) -> list[str]:
         return [_provenance(next(iter(by_meta.values()))[0])]
     lines = []
     for meta, members in by_meta.values():
-        seeds: dict[str, list[str]] = {}
-        for record in members:
-            value = str(record["trial"]["overrides"][name])
-            seeds.setdefault(value, []).append(str(record["trial"]["train"]["seed"]))
         rows = ", ".join(
-            f"{value} (seed{'s' if len(s) > 1 else ''} {', '.join(s)})"
-            for value, s in seeds.items()
+            f"{p.value} (seed{'s' if len(p.seeds) > 1 else ''} {', '.join(map(str, p.seeds))})"
+            for p in points(name, members)
         )
         lines.append(f"Rows {name} = {rows}: " + _provenance(meta).replace("Command", "command", 1))
     return ["  \n".join(lines)]
