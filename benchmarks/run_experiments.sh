@@ -16,8 +16,9 @@
 #   DEVICE=cuda benchmarks/run_experiments.sh
 # On the CPU the Fig. 3 sweeps run two trials at once on Ray, one thread each, and DSD runs two
 # seeds at once, one thread each: on this 2-core machine two one-thread trainings together
-# train 1.1-1.3x the images per second of one two-thread training (the small model's
-# convolutions are too narrow to keep two threads busy), measured in one run in docs/RESULTS.md.
+# train 1.27x the images per second of one two-thread training (the small model's
+# convolutions are too narrow to keep two threads busy): bench_throughput.py --concurrent,
+# benchmarks/results/fit_concurrent.json, docs/RESULTS.md.
 # Trials run in this order so that a partial run already gives paired, seeded comparisons:
 # Table 3 seed by seed, then Fig. 3a and Fig. 3b point by point (both seeds of a point
 # together), then DSD.
