@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from squeezenet.compress.prune import weight_layers
 from squeezenet.experiments.dsd import DSDConfig, DSDEvent, run_dsd
 from squeezenet.jobs.load import load_any
 from squeezenet.train.config import recipe
+from squeezenet.train.loop import FitEvent
 
 TINY = recipe("small", batch_size=32, warmup_epochs=0.0, checkpoint_every=0)
 CONFIG = DSDConfig(
@@ -131,3 +133,25 @@ def test_cli_dsd_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
         "1.5",
     )
     assert code == 2 and "sparsity" in stderr and "Traceback" not in stderr
+
+
+def test_a_phase_killed_mid_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    config = DSDConfig(**{**CONFIG.__dict__, "sparse_epochs": 2, "baseline": False})
+    whole = run_dsd(config, tmp_path / "whole")
+
+    def kill_in_sparse(phase: str) -> Callable[[FitEvent], None] | None:
+        def on_event(event: FitEvent) -> None:
+            if event.kind == "epoch":  # after the sparse phase's first epoch and its checkpoint
+                raise KeyboardInterrupt
+
+        return on_event if phase == "sparse" else None
+
+    with pytest.raises(KeyboardInterrupt):
+        run_dsd(config, tmp_path / "cut", fit_callback=kill_in_sparse)
+    assert not (tmp_path / "cut" / "sparse" / "model.safetensors").exists()
+    resumed = run_dsd(config, tmp_path / "cut")
+    assert resumed["phases"]["sparse"]["resumed_at_step"] == 3  # 96 images / 32 a epoch
+    for phase in ("sparse", "redense"):
+        assert resumed["phases"][phase]["top1"] == whole["phases"][phase]["top1"], phase
+        a, b = _weights(tmp_path / "whole", phase), _weights(tmp_path / "cut", phase)
+        assert all(torch.equal(a[name], b[name]) for name in a), phase

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -10,15 +11,18 @@ import pytest
 
 from cli_helpers import run
 from squeezenet.experiments.sweep import (
+    INFLIGHT,
     RESULTS,
     Trial,
     parse_grid,
     read_records,
     run_sweep,
     run_trial,
+    trial_dir,
     trials_for,
 )
 from squeezenet.train.config import recipe
+from squeezenet.train.loop import FitEvent
 
 TINY = recipe("small", epochs=1, batch_size=32, warmup_epochs=0.0, checkpoint_every=0)
 
@@ -99,6 +103,35 @@ def test_run_trial_trains_and_reports_size_and_accuracy() -> None:
     assert record["trial"]["overrides"] == {"squeeze_ratio": 0.25}
     assert len(record["history"]) == 1
     json.dumps(record)  # JSON-ready
+
+
+def test_a_trial_killed_mid_run_resumes_from_its_checkpoint_to_the_same_result(
+    tmp_path: Path,
+) -> None:
+    trial = _trials("0.25")[0]
+    trial = dataclasses.replace(trial, train=dataclasses.replace(trial.train, epochs=2))
+    whole = run_sweep([trial], tmp_path / "whole")[0]
+
+    def killed_after_one_epoch(event: FitEvent) -> None:
+        if event.kind == "epoch":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(
+            trial, callback=killed_after_one_epoch, run_dir=trial_dir(tmp_path / "cut", trial)
+        )
+    assert (trial_dir(tmp_path / "cut", trial) / "checkpoint.safetensors").is_file()
+    resumed = run_sweep([trial], tmp_path / "cut")[0]
+    assert resumed["resumed_at_step"] == 2 and "resumed_at_step" not in whole  # 64 / 32 a epoch
+    for field in ("top1", "top5", "train_loss", "eval_loss"):
+        assert resumed[field] == whole[field], field
+    assert [h["train_loss"] for h in resumed["history"]] == [
+        h["train_loss"] for h in whole["history"]
+    ]
+    assert resumed["seconds"] > 0
+    # the checkpoint goes once the record is stored, and git never sees the scratch folder
+    assert [p.name for p in (tmp_path / "cut" / INFLIGHT).iterdir()] == [".gitignore"]
+    assert (tmp_path / "cut" / INFLIGHT / ".gitignore").read_text() == "*\n"
 
 
 def test_cli_sweep_resumes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

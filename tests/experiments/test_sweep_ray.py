@@ -57,19 +57,23 @@ def _dies_once(markers: Path) -> Any:
     """A Ray task body whose first attempt of each trial kills its own worker process (the
     workers were started before the test, so the marker folder travels in the closure)."""
 
-    def body(trial: dict[str, Any], data_dir: str | None, device: str, threads: int) -> Any:
+    def body(
+        trial: dict[str, Any], data_dir: str | None, device: str, threads: int, run_dir: str
+    ) -> Any:
         from squeezenet.experiments.sweep_ray import _remote_trial
 
         marker = markers / Trial.from_dict(trial).key
         if not marker.exists():
             marker.touch()
             os.kill(os.getpid(), signal.SIGKILL)
-        return _remote_trial(trial, data_dir, device, threads)
+        return _remote_trial(trial, data_dir, device, threads, run_dir)
 
     return body
 
 
-def _raises(trial: dict[str, Any], data_dir: str | None, device: str, threads: int) -> Any:
+def _raises(
+    trial: dict[str, Any], data_dir: str | None, device: str, threads: int, run_dir: str
+) -> Any:
     raise RuntimeError("this trial cannot run")
 
 

@@ -289,7 +289,7 @@ def _run_sweep(
     trials: list[Any], output: str, *, data_dir: str | None, device: str, quiet: bool
 ) -> list[dict[str, Any]]:
     """:func:`run_sweep` with a bar per sweep and per trial; Ctrl-C says what is kept."""
-    from squeezenet.experiments.sweep import run_sweep, run_trial
+    from squeezenet.experiments.sweep import run_sweep, run_trial, trial_dir
 
     progress = progress_bar(quiet)
     outer = progress.add_task("sweep", total=len(trials), info="")
@@ -311,7 +311,10 @@ def _run_sweep(
 
     def runner(trial: Any) -> dict[str, Any]:
         fit_bar = FitProgress(quiet, description="trial", epoch_lines=False, progress=progress)
-        return run_trial(trial, data_dir=data_dir, device=device, callback=fit_bar)
+        return run_trial(
+            trial, data_dir=data_dir, device=device, callback=fit_bar,
+            run_dir=trial_dir(output, trial),
+        )  # fmt: skip
 
     try:
         with user_paths(writes=[output]), progress:
@@ -319,7 +322,7 @@ def _run_sweep(
     except KeyboardInterrupt:
         err.print(
             f"interrupted: {finished[0]} of {len(trials)} trials are stored in {output}; "
-            "rerun the same command to continue",
+            "rerun the same command to continue (the trial in flight from its checkpoint)",
             highlight=False,
         )
         raise typer.Exit(130) from None

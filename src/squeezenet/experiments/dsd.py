@@ -5,14 +5,14 @@ pruned weights at zero), ``redense`` (remove the masks: the pruned weights resta
 and train again, at a lower learning rate). The honest comparison is ``baseline``: the dense
 model of phase 1 trained on for the same epochs with the same two schedules and no mask, so the
 two arms differ only in the sparse phase. Each phase writes ``OUT/<phase>/model.safetensors``;
-a rerun with the same settings skips finished phases.
+a rerun with the same settings skips finished phases and resumes a phase cut short from its
+last checkpoint (:mod:`squeezenet.experiments.attempts`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ from squeezenet.compress.prune import (
     weight_layers,
 )
 from squeezenet.errors import ConfigError, InputError
+from squeezenet.experiments.attempts import Attempt, begin
 from squeezenet.io.atomic import atomic_write_json
 from squeezenet.io.weights import save_weights
 from squeezenet.jobs.build import Built, build_for
@@ -176,8 +177,9 @@ def _phase(
     device: str,
     fit_callback: Callable[[FitEvent], None] | None,
 ) -> dict[str, Any]:
-    """Run one phase on ``model``, save it as ``folder/model.safetensors``; its metrics."""
-    clock = time.perf_counter()
+    """Run one phase on ``model``, save it as ``folder/model.safetensors``; its metrics. A phase
+    cut short by a kill resumes from its last checkpoint in ``folder``."""
+    attempt = begin(folder)
     train = config.phase_train(phase)
     metrics: dict[str, Any] = {"phase": phase, "epochs": 0, "lr": train.lr}
     if phase == "sparse":
@@ -189,11 +191,13 @@ def _phase(
         result = evaluate(model, run.test_data, run.preprocess, device=device)
         metrics.update(top1=result.top1, top5=result.top5, eval_loss=result.loss)
     else:
-        metrics.update(_train(model, run, train, folder, device, fit_callback))
+        metrics.update(_train(model, run, train, attempt, device, fit_callback))
     if phase == "sparse":
         remove_pruning_(model)  # bake the zeros in; the saved file is a plain model
     metrics["sparsity"] = _sparsity(model)
-    metrics["seconds"] = round(time.perf_counter() - clock, 2)
+    metrics["seconds"] = round(attempt.seconds, 2)
+    if attempt.resume:
+        metrics["resumed_at_step"] = attempt.resumed_step
     folder.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").to(memory_format=torch.contiguous_format)
     save_weights(
@@ -210,20 +214,21 @@ def _train(
     model: nn.Module,
     run: Built,
     train: TrainConfig,
-    folder: Path,
+    attempt: Attempt,
     device: str,
     fit_callback: Callable[[FitEvent], None] | None,
 ) -> dict[str, Any]:
-    """Fit ``model`` for one phase (``folder`` is the fit run folder); the phase's metrics."""
+    """Fit ``model`` for one phase in the attempt's run folder; the phase's metrics."""
     fitted = fit(
         model,
         run.train_split,
         train,
         preprocess=run.preprocess,
         eval_data=run.test_data,
-        run_dir=folder,
-        callback=fit_callback,
+        run_dir=attempt.run_dir,
+        callback=attempt.watch(fit_callback, train.checkpoint_every),
         device=device,
+        resume=attempt.resume,
     )
     last = fitted.history[-1]
     return {

@@ -4,7 +4,9 @@ A :class:`Trial` is everything that defines one point (model, config overrides, 
 recipe, data budget); :func:`run_trial` is a plain function of it that returns a JSON record, so
 another executor (a process pool, a cluster) can run trials elsewhere and append the records.
 :func:`run_sweep` keeps one JSON line per finished trial in ``results.jsonl``; a rerun skips the
-trials whose key is already there, so an interrupted sweep loses at most the trial in flight.
+trials whose key is already there. A trial in flight checkpoints into ``inflight/KEY/`` (ignored
+by git) and a rerun resumes it there, so an interrupted sweep loses at most the steps since the
+trial's last checkpoint; the folder goes once the trial's record is stored.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import torch
 
 from squeezenet.errors import ConfigError
+from squeezenet.experiments.attempts import begin, discard
 from squeezenet.io.atomic import atomic_write_bytes, atomic_write_json
 from squeezenet.jobs.build import build_for
 from squeezenet.models import get_spec, resolve_config
@@ -31,6 +34,7 @@ from squeezenet.train.config import TrainConfig
 from squeezenet.train.loop import FitEvent, FitResult, fit
 
 RESULTS = "results.jsonl"
+INFLIGHT = "inflight"  # the checkpoints of unfinished trials, one folder per key
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,14 @@ def run_trial(
     data_dir: str | None = None,
     device: str = "cpu",
     callback: Callable[[FitEvent], None] | None = None,
+    run_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train one grid point from scratch and evaluate it; returns the record (JSON-ready)."""
+    """Train one grid point and evaluate it; returns the record (JSON-ready).
+
+    With ``run_dir``, the training checkpoints there and resumes from it when it holds one (the
+    record then says from which step, and its seconds include the earlier attempts').
+    """
+    attempt = begin(run_dir) if run_dir is not None else None
     clock = time.perf_counter()
     run = build_for(trial, data_dir)
     preprocess = run.preprocess
@@ -147,9 +157,13 @@ def run_trial(
         trial.train,
         preprocess=preprocess,
         eval_data=run.test_data,
-        callback=callback,
+        callback=attempt.watch(callback, trial.train.checkpoint_every) if attempt else callback,
         device=device,
+        run_dir=attempt.run_dir if attempt else None,
+        resume=bool(attempt and attempt.resume),
     )
+    seconds = attempt.seconds if attempt else time.perf_counter() - clock
+    resumed = {"resumed_at_step": attempt.resumed_step} if attempt and attempt.resume else {}
     return {
         "key": trial.key,
         "trial": trial.to_dict(),
@@ -165,7 +179,8 @@ def run_trial(
         "history": [
             {k: r.get(k) for k in ("epoch", "train_loss", "top1", "top5")} for r in result.history
         ],
-        "seconds": round(time.perf_counter() - clock, 2),
+        "seconds": round(seconds, 2),
+        **resumed,
         "device": device if device == "cpu" else torch.cuda.get_device_name(0),
     }
 
@@ -223,16 +238,19 @@ def run_sweep(
     trials: Sequence[Trial],
     out: str | Path,
     *,
-    runner: Callable[[Trial], dict[str, Any]] = run_trial,
+    runner: Callable[[Trial], dict[str, Any]] | None = None,
     callback: Callable[[SweepEvent], None] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the trials not yet in ``out/results.jsonl`` and append each record when it ends.
 
     Returns the records of all ``trials`` in their order (earlier runs' included). Trials run
-    in order; an exception or Ctrl-C propagates after the finished trials were stored.
+    in order; an exception or Ctrl-C propagates after the finished trials were stored. The
+    default ``runner`` is :func:`run_trial`, checkpointing in :func:`trial_dir` (a custom one
+    may do the same); a trial's folder there is removed once its record is stored.
     """
     folder, keys, done = prepare_sweep(trials, out, meta)
+    run = runner if runner is not None else _checkpointed(folder)
     for index, trial in enumerate(trials):
         if trial.key in done:
             if callback:
@@ -240,12 +258,22 @@ def run_sweep(
             continue
         if callback:
             callback(SweepEvent("start", index, len(trials), trial))
-        record = {**runner(trial), **({"meta": meta} if meta else {})}
+        record = {**run(trial), **({"meta": meta} if meta else {})}
         append_record(folder, record)
+        discard(trial_dir(folder, trial))
         done[trial.key] = record
         if callback:
             callback(SweepEvent("done", index, len(trials), trial, record))
     return [done[k] for k in keys]
+
+
+def _checkpointed(folder: Path) -> Callable[[Trial], dict[str, Any]]:
+    return lambda trial: run_trial(trial, run_dir=trial_dir(folder, trial))
+
+
+def trial_dir(out: str | Path, trial: Trial) -> Path:
+    """Where ``trial`` checkpoints while it runs: ``OUT/inflight/KEY``."""
+    return Path(out) / INFLIGHT / trial.key
 
 
 def prepare_sweep(
@@ -260,6 +288,10 @@ def prepare_sweep(
         raise ConfigError("the sweep lists the same trial twice; remove the duplicate grid values")
     described = {"trials": [t.to_dict() for t in trials], **(meta or {})}
     atomic_write_json(folder / "sweep.json", described)
+    (folder / INFLIGHT).mkdir(exist_ok=True)
+    ignore = folder / INFLIGHT / ".gitignore"
+    if not ignore.is_file():  # checkpoints are scratch: never committed with the results
+        atomic_write_bytes(ignore, b"*\n")
     return folder, keys, {r["key"]: r for r in read_records(folder)}
 
 

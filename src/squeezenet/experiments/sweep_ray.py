@@ -5,7 +5,9 @@ trial in ``results.jsonl``, written by the driver alone, in the order trials fin
 skips the finished keys, and Ctrl-C cancels the tasks in flight and keeps what is stored. A trial
 whose worker dies (a killed process, a lost node) is retried by Ray up to ``max_retries`` times;
 after that, or when the trial itself raises, a record with ``"failed": true`` and the error is
-stored, so no trial vanishes silently (a rerun tries failed trials again).
+stored, so no trial vanishes silently (a rerun tries failed trials again). A trial checkpoints
+in the sweep folder's ``inflight/KEY/`` (on a cluster: where its worker can reach the sweep
+folder), so a retried or rerun trial continues from its last checkpoint.
 
 Ray is an optional extra: ``pip install -e '.[ray]'``.
 """
@@ -19,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from squeezenet.errors import ConfigError
+from squeezenet.experiments.attempts import discard
 from squeezenet.experiments.sweep import (
     SweepEvent,
     Trial,
     append_record,
     prepare_sweep,
     run_trial,
+    trial_dir,
 )
 
 WORKER_MACHINE = "worker_machine"  # the key under which a Ray task returns its machine
@@ -58,15 +62,18 @@ def import_ray() -> Any:
     return ray
 
 
-def _remote_trial(trial: dict[str, Any], data_dir: str | None, device: str, threads: int) -> Any:
-    """What a Ray worker runs: one trial from its plain-data form. The record carries the
+def _remote_trial(
+    trial: dict[str, Any], data_dir: str | None, device: str, threads: int, run_dir: str
+) -> Any:
+    """What a Ray worker runs: one trial from its plain-data form, checkpointing in ``run_dir``
+    (resumed from there by a rerun on a machine that sees the folder). The record carries the
     worker's own machine (:data:`WORKER_MACHINE`): its host and torch threads, not the driver's."""
     import torch
 
     from squeezenet.experiments.provenance import machine
 
     torch.set_num_threads(max(1, threads))
-    record = run_trial(Trial.from_dict(trial), data_dir=data_dir, device=device)
+    record = run_trial(Trial.from_dict(trial), data_dir=data_dir, device=device, run_dir=run_dir)
     return {**record, WORKER_MACHINE: machine()}
 
 
@@ -98,8 +105,12 @@ def run_sweep_ray(
             max_retries=config.max_retries, retry_exceptions=False,
         )  # fmt: skip
         threads = max(1, int(config.cpus_per_trial))
-        refs = {task.remote(t.to_dict(), data_dir, device, threads): key
-                for key, (_, t) in pending.items()}  # fmt: skip
+        refs = {
+            task.remote(
+                t.to_dict(), data_dir, device, threads, str(trial_dir(folder, t).resolve())
+            ): key
+            for key, (_, t) in pending.items()
+        }
         for index, trial in pending.values():
             if callback:
                 callback(SweepEvent("start", index, len(trials), trial))
@@ -140,6 +151,8 @@ def _collect(
                 record = failure_record(trial, exc)
             record = _with_meta(record, meta)
             append_record(folder, record)
+            if not record.get("failed"):
+                discard(trial_dir(folder, trial))
             done[key] = record
             if callback:
                 kind = "failed" if record.get("failed") else "done"
