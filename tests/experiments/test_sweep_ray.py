@@ -127,3 +127,54 @@ def test_a_failing_trial_is_stored_with_its_error_and_retried_by_a_rerun(
     assert len(read_records(tmp_path, include_failed=True)) == 2
     done = run_sweep_ray(trials, tmp_path, config)
     assert all("top1" in r and not r.get("failed") for r in done)
+
+
+def _dies_after_an_epoch(markers: Path) -> Any:
+    """A Ray task body whose first attempt kills its worker right after the first epoch's
+    checkpoint; the retry must continue from that checkpoint, not from step 0."""
+
+    def body(
+        trial: dict[str, Any], data_dir: str | None, device: str, threads: int, run_dir: str
+    ) -> Any:
+        from squeezenet.experiments.sweep import run_trial
+
+        marker = markers / Trial.from_dict(trial).key
+
+        def kill_after_epoch(event: Any) -> None:
+            if event.kind == "epoch" and not marker.exists():
+                marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        torch.set_num_threads(threads)
+        return run_trial(
+            Trial.from_dict(trial), device=device, callback=kill_after_epoch, run_dir=run_dir
+        )
+
+    return body
+
+
+def test_a_worker_killed_mid_trial_is_retried_from_its_checkpoint(
+    ray_local: Any, tmp_path: Path
+) -> None:
+    from squeezenet.experiments.sweep_ray import RayConfig, run_sweep_ray
+
+    train = recipe("small", epochs=2, batch_size=32, warmup_epochs=0.0, seed=0)
+    trials = trials_for([{"squeeze_ratio": 0.125}, {"squeeze_ratio": 0.25}],
+                        model="squeezenet_small", data="synthetic", train=train,
+                        fixed=TINY, train_images=64, test_images=64)  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = run_sweep(trials, tmp_path / "local")
+    finally:
+        torch.set_num_threads(threads)
+    config = RayConfig(cpus_per_trial=1, max_retries=1)
+    remote = run_sweep_ray(trials, tmp_path / "ray", config, remote=_dies_after_an_epoch(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir() if len(p.name) == 16) == sorted(
+        t.key for t in trials
+    )  # every first attempt died after its first epoch
+    for a, b in zip(local, remote, strict=True):
+        assert b["resumed_at_step"] == 2  # 64 images / 32 a step: one epoch done before
+        for field in ("top1", "top5", "train_loss", "eval_loss"):
+            assert a[field] == b[field], field
+    assert [p.name for p in (tmp_path / "ray" / "inflight").iterdir()] == [".gitignore"]
