@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from squeezenet.io.atomic import atomic_write_json
 from squeezenet.train.checkpoint import CHECKPOINT, STATE_JSON
@@ -30,10 +31,14 @@ class Attempt:
     """One attempt at a resumable training in ``run_dir``."""
 
     run_dir: Path
-    resume: bool  # a checkpoint is there: pass ``resume=True`` to :func:`fit`
-    resumed_step: int | None  # optimiser steps done at that checkpoint
+    resumed_step: int | None  # optimiser steps done at the checkpoint found (None: none there)
     carried: float  # seconds of the earlier attempts, up to their last checkpoint
     started: float  # time.perf_counter() at the start of this attempt
+
+    @property
+    def resume(self) -> bool:
+        """A checkpoint is there: pass ``resume=True`` to :func:`fit`."""
+        return self.resumed_step is not None
 
     @property
     def seconds(self) -> float:
@@ -62,12 +67,11 @@ def begin(run_dir: str | Path) -> Attempt:
     """Start (or continue) the training in ``run_dir``: resume when a checkpoint is there."""
     folder = Path(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    resume = (folder / CHECKPOINT).is_file()
     carried, step = 0.0, None
-    if resume:
+    if (folder / CHECKPOINT).is_file():
         carried = float(_read(folder / ELAPSED).get("seconds", 0.0))
         step = int(_read(folder / STATE_JSON).get("global_step", 0))
-    return Attempt(folder, resume, step, carried, time.perf_counter())
+    return Attempt(folder, step, carried, time.perf_counter())
 
 
 def discard(run_dir: str | Path) -> None:
@@ -75,7 +79,7 @@ def discard(run_dir: str | Path) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _read(path: Path) -> dict[str, float]:
+def _read(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):

@@ -198,7 +198,6 @@ def _phase(
     metrics["seconds"] = round(attempt.seconds, 2)
     if attempt.resume:
         metrics["resumed_at_step"] = attempt.resumed_step
-    folder.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").to(memory_format=torch.contiguous_format)
     save_weights(
         model,
