@@ -70,7 +70,17 @@ def test_fig3b_plateau_and_table3_ordering() -> None:
     assert (v := sweep_verdict("bypass", table)) is not None and v.outcome == "holds"
     worse = _series(["none", "simple", "complex"], [0.80, 0.70, 0.81])
     assert (v := sweep_verdict("bypass", worse)) is not None and v.outcome == "does not hold"
-    assert sweep_verdict("bypass", table[:2]) is None
+    partial = sweep_verdict("bypass", table[:2])
+    assert partial is not None and partial.outcome == "inconclusive"
+    assert "needs none, simple and complex" in partial.evidence
+
+
+def test_a_claim_without_its_points_says_what_is_missing() -> None:
+    low = _series([0.01, 0.25, 0.5], [0.6, 0.75, 0.8])
+    verdict = sweep_verdict("pct_3x3", low)
+    assert verdict is not None and verdict.outcome == "inconclusive"
+    assert "a point above it" in verdict.evidence and "so far 0.01, 0.25, 0.5" in verdict.evidence
+    assert sweep_verdict("dropout", low) is None
 
 
 def test_gain_verdict() -> None:

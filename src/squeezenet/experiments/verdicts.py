@@ -164,20 +164,41 @@ def _rise_then_flat(
     return Verdict(claim, "inconclusive", evidence)
 
 
+CLAIMS = {
+    "squeeze_ratio": "accuracy rises with SR and flattens from about 0.5–0.75 (Fig. 3a)",
+    "pct_3x3": "accuracy plateaus from about 50 % 3x3 filters (Fig. 3b)",
+    "bypass": "simple bypass beats none, complex lies between them (Table 3)",
+}
+NEEDS = {
+    "squeeze_ratio": "a point below the knee, the knee (0.75 or 0.5) and a point above it",
+    "pct_3x3": "a point below 0.5, 0.5 itself and a point above it",
+    "bypass": "none, simple and complex",
+}
+
+
 def sweep_verdict(name: str, pts: Sequence[Point]) -> Verdict | None:
-    """The paper's claim about the ``name`` series, if it makes one and the points are there."""
-    noise = pooled(pts)
+    """The paper's claim about the ``name`` series (None if it makes none): "inconclusive",
+    saying which points are missing, until the series has the points the claim compares."""
+    if name not in CLAIMS:
+        return None
+    verdict = _sweep_verdict(name, pts, pooled(pts))
+    if verdict is None:
+        have = ", ".join(str(p.value) for p in pts) or "none"
+        evidence = f"not enough points yet: the claim needs {NEEDS[name]}; so far {have}"
+        return Verdict(CLAIMS[name], "inconclusive", evidence)
+    return verdict
+
+
+def _sweep_verdict(name: str, pts: Sequence[Point], noise: Noise | None) -> Verdict | None:
     numeric = sorted((p for p in pts if _number(p.value) is not None), key=lambda p: p.value)
     if name == "squeeze_ratio" and len(numeric) >= 3:
         knee = _at(numeric, 0.75) or _at(numeric, 0.5)
         if knee is not None and knee not in (numeric[0], numeric[-1]):
-            claim = "accuracy rises with SR and flattens from about 0.5–0.75 (Fig. 3a)"
-            return _rise_then_flat(claim, numeric[0], knee, numeric[-1], noise)
+            return _rise_then_flat(CLAIMS[name], numeric[0], knee, numeric[-1], noise)
     if name == "pct_3x3" and len(numeric) >= 3:
         knee = _at(numeric, 0.5)
         if knee is not None and knee not in (numeric[0], numeric[-1]):
-            claim = "accuracy plateaus from about 50 % 3x3 filters (Fig. 3b)"
-            return _rise_then_flat(claim, numeric[0], knee, numeric[-1], noise)
+            return _rise_then_flat(CLAIMS[name], numeric[0], knee, numeric[-1], noise)
     if name == "bypass":
         by = {str(p.value): p for p in pts}
         if {"none", "simple", "complex"} <= set(by):
@@ -186,7 +207,7 @@ def sweep_verdict(name: str, pts: Sequence[Point]) -> Verdict | None:
 
 
 def _bypass_verdict(none: Point, simple: Point, complex_: Point, noise: Noise | None) -> Verdict:
-    claim = "simple bypass beats none, complex lies between them (Table 3)"
+    claim = CLAIMS["bypass"]
     pairs = ((simple, none), (complex_, none), (simple, complex_))
     evidence = "; ".join(_text(a, b, noise) for a, b in pairs) + _method(noise)
     beats, below = sign(simple, none, noise), sign(complex_, none, noise)
