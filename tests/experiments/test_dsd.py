@@ -13,6 +13,7 @@ from cli_helpers import run
 from squeezenet.compress.prune import weight_layers
 from squeezenet.experiments.dsd import DSDConfig, DSDEvent, run_dsd
 from squeezenet.jobs.load import load_any
+from squeezenet.train.compare import paired_se
 from squeezenet.train.config import recipe
 from squeezenet.train.loop import FitEvent
 
@@ -80,6 +81,22 @@ def test_baseline_gets_the_same_epochs_and_schedules(dsd_run: tuple[Path, dict])
     assert summary["total_epochs"] == 3
     assert summary["gain_points"] == pytest.approx(
         100 * (phases["redense"]["top1"] - phases["baseline_redense"]["top1"]), abs=0.01
+    )
+
+
+def test_summary_pairs_the_two_final_models_on_the_same_images(dsd_run: tuple[Path, dict]) -> None:
+    _, document = dsd_run
+    paired, phases = document["summary"]["paired"], document["phases"]
+    assert paired["images"] == 64
+    # the difference is the images only DSD gets right minus those only the baseline gets right
+    assert paired["top1_diff"] == (paired["only_dsd"] - paired["only_baseline"]) / 64
+    # and it is the phases' own evaluation (float32 both; an argmax tie may flip at most one)
+    diff = phases["redense"]["top1"] - phases["baseline_redense"]["top1"]
+    assert paired["top1_diff"] == pytest.approx(diff, abs=1.01 / 64)
+    discordant = paired["only_dsd"] + paired["only_baseline"]
+    assert 1 - paired["agreement"] >= discordant / 64 - 1e-9  # each discordant image disagrees
+    assert paired["top1_diff_se"] == pytest.approx(
+        paired_se(paired["only_dsd"], paired["only_baseline"], 64)
     )
 
 

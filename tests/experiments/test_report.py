@@ -232,6 +232,10 @@ def test_dsd_runs_over_seeds_get_one_summary_with_a_verdict(
         run_doc["config"]["train"]["seed"] = seed
         run_doc["summary"]["gain_points"] = gain
         run_doc["summary"]["dsd_top1"] = 0.6 + gain / 100
+        if seed == 1:  # a run that paired its two final models on the test images
+            run_doc["summary"]["paired"] = {"images": 10000, "top1_diff": 0.014,
+                                            "top1_diff_se": 0.0031, "only_dsd": 400,
+                                            "only_baseline": 260, "agreement": 0.93}  # fmt: skip
         folder = tmp_path / f"dsd{seed}"
         folder.mkdir()
         (folder / "dsd.json").write_text(json.dumps(run_doc))
@@ -240,6 +244,12 @@ def test_dsd_runs_over_seeds_get_one_summary_with_a_verdict(
     results.write_text("# Results\n")
     write_report(runs, results, tmp_path / "fig")
     section = results.read_text().split("<!-- report:dsd-seeds -->")[1].split("<!-- /report")[0]
-    assert "| 1 | 60.00 | 61.40 | 60.00 | +1.40 |" in section
-    assert "| mean ± std | | 61.20 ± 0.20 | 60.00 ± 0.00 | +1.20 ± 0.20 |" in section
+    assert "| 1 | 60.00 | 61.40 | 60.00 | +1.40 | 0.31 | 0.930 |" in section
+    assert "| 0 | 60.00 | 61.00 | 60.00 | +1.00 | — | — |" in section
+    assert "| mean ± std | | 61.20 ± 0.20 | 60.00 ± 0.00 | +1.20 ± 0.20 | | |" in section
+    assert (
+        "**+1.40 points** top-1 (paper, ImageNet: +4.3); paired standard error 0.31 points on "
+        "10,000 images (400 right only with DSD, 260 only with the baseline), top-1 agreement "
+        "0.930." in results.read_text()
+    )
     assert "**Verdict: holds.**" in section and "over 3 seeds" in section

@@ -4,9 +4,10 @@ Phases: ``dense`` (train), ``sparse`` (prune by magnitude, retrain with the mask
 pruned weights at zero), ``redense`` (remove the masks: the pruned weights restart from zero
 and train again, at a lower learning rate). The honest comparison is ``baseline``: the dense
 model of phase 1 trained on for the same epochs with the same two schedules and no mask, so the
-two arms differ only in the sparse phase. Each phase writes ``OUT/<phase>/model.safetensors``;
-a rerun with the same settings skips finished phases and resumes a phase cut short from its
-last checkpoint (:mod:`squeezenet.experiments.attempts`).
+two arms differ only in the sparse phase; the summary compares their final models on the same
+test images (paired standard error, top-1 agreement). Each phase writes
+``OUT/<phase>/model.safetensors``; a rerun with the same settings skips finished phases and
+resumes a phase cut short from its last checkpoint (:mod:`squeezenet.experiments.attempts`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from squeezenet.io.atomic import atomic_write_json
 from squeezenet.io.weights import save_weights
 from squeezenet.jobs.build import Built, build_for
 from squeezenet.jobs.load import load_any
+from squeezenet.train.compare import compare
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.evaluate import evaluate
 from squeezenet.train.loop import FitEvent, fit
@@ -158,9 +160,28 @@ def run_dsd(
         document["phases"][phase] = metrics
         _save_document(folder, document)
         emit(DSDEvent("done", phase, metrics))
+    paired = document.get("summary", {}).get("paired")
     document["summary"] = _summary(document["phases"], config)
+    if "gain_points" in document["summary"]:
+        document["summary"]["paired"] = paired or _paired(folder, run, device)
     _save_document(folder, document)
     return document
+
+
+def _paired(folder: Path, run: Built, device: str) -> dict[str, Any]:
+    """DSD's model against the baseline's on the same test images: the paired standard error
+    of the top-1 difference (from the images only one of them gets right) and the agreement."""
+    dsd = load_any(folder / "redense" / WEIGHTS).model.to(device)
+    baseline = load_any(folder / "baseline_redense" / WEIGHTS).model.to(device)
+    result = compare(dsd, baseline, run.test_data, run.preprocess, batch_size=256, device=device)
+    return {
+        "images": result.n,
+        "top1_diff": result.top1_diff,
+        "top1_diff_se": result.top1_diff_se,
+        "only_dsd": result.only_candidate,
+        "only_baseline": result.only_teacher,
+        "agreement": result.agreement,
+    }
 
 
 def phases(config: DSDConfig) -> list[str]:

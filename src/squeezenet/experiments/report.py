@@ -421,9 +421,23 @@ def _dsd_section(document: dict[str, Any]) -> str:
             "",
             f"DSD {summary['dsd_top1']:.4f} vs equal-epoch dense baseline "
             f"{summary['baseline_top1']:.4f} after {summary['total_epochs']} epochs: "
-            f"**{summary['gain_points']:+.2f} points** top-1 (paper, ImageNet: +4.3).",
+            f"**{summary['gain_points']:+.2f} points** top-1 (paper, ImageNet: +4.3)"
+            + _paired_text(summary.get("paired"))
+            + ".",
         ]
     return "\n".join(lines)
+
+
+def _paired_text(paired: dict[str, Any] | None) -> str:
+    """The paired standard error and agreement of DSD's model against the baseline's."""
+    if not paired:
+        return ""
+    return (
+        f"; paired standard error {100 * paired['top1_diff_se']:.2f} points on "
+        f"{paired['images']:,} images ({paired['only_dsd']} right only with DSD, "
+        f"{paired['only_baseline']} only with the baseline), top-1 agreement "
+        f"{paired['agreement']:.3f}"
+    )
 
 
 def _dsd_seed_groups(documents: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -449,19 +463,28 @@ def _dsd_seeds_section(group: list[dict[str, Any]]) -> str:
     lines = [
         f"### DSD on {config['data']}, over seeds",
         "",
-        f"`{config['model']}`, the runs above that differ only in their seed; top-1 in points.",
+        f"`{config['model']}`, the runs above that differ only in their seed; top-1 in points. "
+        "Paired SE: the standard error of one seed's gain from the test images only one of the "
+        "two models gets right (image noise); the spread of the gains over seeds adds the "
+        "training noise, and the verdict is a t-test on it.",
         "",
-        "| seed | dense start | DSD | equal-epoch dense baseline | gain |",
-        "|---:|---:|---:|---:|---:|",
+        "| seed | dense start | DSD | equal-epoch dense baseline | gain | paired SE | agreement |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for document, gain, d, b in zip(group, gains, dsd, base, strict=True):
         start = 100 * float(document["phases"]["dense"]["top1"])
         seed = document["config"]["train"]["seed"]
-        lines.append(f"| {seed} | {start:.2f} | {d:.2f} | {b:.2f} | {gain:+.2f} |")
+        paired = document["summary"].get("paired")
+        se, agree = ("—", "—") if not paired else (
+            f"{100 * paired['top1_diff_se']:.2f}", f"{paired['agreement']:.3f}"
+        )  # fmt: skip
+        lines.append(
+            f"| {seed} | {start:.2f} | {d:.2f} | {b:.2f} | {gain:+.2f} | {se} | {agree} |"
+        )
     lines.append(
         f"| mean ± std | | {statistics.fmean(dsd):.2f} ± {statistics.stdev(dsd):.2f} | "
         f"{statistics.fmean(base):.2f} ± {statistics.stdev(base):.2f} | "
-        f"{statistics.fmean(gains):+.2f} ± {statistics.stdev(gains):.2f} |"
+        f"{statistics.fmean(gains):+.2f} ± {statistics.stdev(gains):.2f} | | |"
     )
     lines += ["", verdict_line(verdict)]
     return "\n".join(lines)
