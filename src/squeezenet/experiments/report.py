@@ -478,9 +478,7 @@ def _dsd_seeds_section(group: list[dict[str, Any]]) -> str:
         se, agree = ("—", "—") if not paired else (
             f"{100 * paired['top1_diff_se']:.2f}", f"{paired['agreement']:.3f}"
         )  # fmt: skip
-        lines.append(
-            f"| {seed} | {start:.2f} | {d:.2f} | {b:.2f} | {gain:+.2f} | {se} | {agree} |"
-        )
+        lines.append(f"| {seed} | {start:.2f} | {d:.2f} | {b:.2f} | {gain:+.2f} | {se} | {agree} |")
     lines.append(
         f"| mean ± std | | {statistics.fmean(dsd):.2f} ± {statistics.stdev(dsd):.2f} | "
         f"{statistics.fmean(base):.2f} ± {statistics.stdev(base):.2f} | "
