@@ -105,8 +105,9 @@ def test_rerun_skips_finished_phases_and_refuses_other_settings(
 ) -> None:
     out, document = dsd_run
     events: list[DSDEvent] = []
-    again = run_dsd(CONFIG, out, callback=events.append)
+    again = run_dsd(CONFIG, out, callback=events.append, meta={"machine": "another"})
     assert {e.kind for e in events} == {"skip"} and again["phases"] == document["phases"]
+    assert again.get("meta") == document.get("meta")  # a rerun that trains nothing keeps it
     with pytest.raises(ValueError, match="other settings"):
         run_dsd(DSDConfig(**{**CONFIG.__dict__, "policy": "0.3"}), out)
 

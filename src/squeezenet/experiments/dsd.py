@@ -145,13 +145,13 @@ def run_dsd(
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     document = _load_document(folder, config)
-    if meta:
-        document["meta"] = meta
     run = build_for(config, data_dir)
     for phase in phases(config):
         if phase in document["phases"] and (folder / phase / WEIGHTS).is_file():
             emit(DSDEvent("skip", phase, document["phases"][phase]))
             continue
+        if meta:  # the machine that trains; a rerun that only skips keeps the earlier one
+            document["meta"] = meta
         emit(DSDEvent("start", phase))
         source = _STARTS[phase]
         model = run.model if source is None else load_any(folder / source / WEIGHTS).model
