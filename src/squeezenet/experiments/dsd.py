@@ -152,6 +152,7 @@ def run_dsd(
             continue
         if meta:  # the machine that trains; a rerun that only skips keeps the earlier one
             document["meta"] = meta
+        document.pop("summary", None)  # it describes the phases as they were
         emit(DSDEvent("start", phase))
         source = _STARTS[phase]
         model = run.model if source is None else load_any(folder / source / WEIGHTS).model
@@ -160,7 +161,7 @@ def run_dsd(
         document["phases"][phase] = metrics
         _save_document(folder, document)
         emit(DSDEvent("done", phase, metrics))
-    paired = document.get("summary", {}).get("paired")
+    paired = document.get("summary", {}).get("paired")  # kept while no phase retrains
     document["summary"] = _summary(document["phases"], config)
     if "gain_points" in document["summary"]:
         document["summary"]["paired"] = paired or _paired(folder, run, device)
