@@ -25,7 +25,15 @@ from squeezenet.errors import ConfigError
 
 Calibration = Literal["minmax", "entropy", "percentile"]
 Rounding = Literal["gptq", "nearest"]
+# Integer formats, activations then weights. ONNX Runtime's x86 kernels for u8 x s8 products on
+# CPUs without VNNI (AVX2, AVX-512F/BW) sum pairs of products in 16 bits with saturation
+# (vpmaddubsw): 255 * 127 * 2 overflows, 255 * 64 * 2 does not. "u8s7" keeps int8 weights on
+# the 7-bit grid -64..64, exact on every x86 kernel; "u8s8" uses the whole int8 grid, exact only
+# where the CPU has VNNI or AMX; "u8u8" stores weights as uint8 (zero point 128); "s8s8" makes
+# activations int8 too.
+Int8Format = Literal["u8s7", "u8s8", "u8u8", "s8s8"]
 CALIBRATIONS: tuple[str, ...] = ("minmax", "entropy", "percentile")
+FORMATS: tuple[str, ...] = ("u8s7", "u8s8", "u8u8", "s8s8")
 # The int8 export's parity bar: top-1 agreement with float32 on the calibration images. It
 # catches a broken quantization (a mis-wired or mis-calibrated graph agrees near chance). It is
 # not an accuracy bar: proxy images sit near the decision boundaries of an ImageNet model, so a
@@ -40,7 +48,7 @@ class Int8Config:
 
     calibration: Calibration = "minmax"  # activation ranges (chosen on proxies: docs/RESULTS.md)
     per_channel: bool = True  # one weight scale per output channel
-    reduce_range: bool = False  # 7-bit weights (for CPUs without VNNI); not needed here
+    format: Int8Format = "u8s8"  # integer types (see Int8Format)
     # weight rounding onto the grid (chosen on proxies: docs/RESULTS.md); gptq needs per_channel
     rounding: Rounding = "gptq"
 
@@ -52,6 +60,15 @@ class Int8Config:
                 f"int8 calibration: expected one of {', '.join(CALIBRATIONS)}, "
                 f"got {self.calibration!r}"
             )
+        if self.format not in FORMATS:
+            raise ConfigError(
+                f"int8 format: expected one of {', '.join(FORMATS)}, got {self.format!r}"
+            )
+
+    @property
+    def qmax(self) -> int:
+        """The largest weight level: 64 on the 7-bit grid, else 127 (symmetric grids)."""
+        return 64 if self.format == "u8s7" else 127
 
 
 class _Reader:
@@ -84,7 +101,7 @@ def int8_model_onnx(
     import torch
     from torch.nn.utils import parametrize
 
-    from squeezenet.compress.gptq import gptq_, input_covariances
+    from squeezenet.compress.gptq import GptqConfig, gptq_, input_covariances
     from squeezenet.deploy.export import onnx_bytes
 
     if not calibration:
@@ -94,9 +111,9 @@ def int8_model_onnx(
         for name in list(getattr(module, "parametrizations", {})):
             parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     steps: dict[str, np.ndarray] = {}
-    if config.rounding == "gptq" and config.per_channel and not config.reduce_range:
+    if config.rounding == "gptq" and config.per_channel:
         batches = [torch.from_numpy(x) for x in calibration]
-        rows = gptq_(model, input_covariances(model, batches))
+        rows = gptq_(model, input_covariances(model, batches), GptqConfig(qmax=config.qmax))
         steps = {f"{row.name}.weight": row.step.numpy() for row in rows}
     dense = onnx_bytes(model, torch.zeros(1, *calibration[0].shape[1:]))
     return int8_onnx(dense, calibration, config, weight_steps=steps)
@@ -134,6 +151,8 @@ def int8_onnx(
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
     }[config.calibration]
+    activations = QuantType.QInt8 if config.format == "s8s8" else QuantType.QUInt8
+    weights = QuantType.QUInt8 if config.format == "u8u8" else QuantType.QInt8
     with tempfile.TemporaryDirectory() as folder:
         source = os.path.join(folder, "float.onnx")
         prepared = os.path.join(folder, "prepared.onnx")
@@ -147,25 +166,31 @@ def int8_onnx(
             _Reader("input", calibration),
             quant_format=QuantFormat.QDQ,
             per_channel=config.per_channel,
-            reduce_range=config.reduce_range,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            reduce_range=config.format == "u8s7",
+            activation_type=activations,
+            weight_type=weights,
             calibrate_method=method,
             extra_options={
                 "ActivationSymmetric": False,
                 "WeightSymmetric": True,
-                "TensorQuantOverrides": _weight_overrides(weight_steps or {}),
+                "TensorQuantOverrides": _weight_overrides(
+                    weight_steps or {}, unsigned=config.format == "u8u8"
+                ),
             },
         )
         with open(target, "rb") as handle:
             return handle.read()
 
 
-def _weight_overrides(steps: Mapping[str, np.ndarray]) -> dict[str, list[dict[str, Any]]]:
-    """ONNX Runtime's per-channel TensorQuantOverrides pinning each weight's grid."""
+def _weight_overrides(
+    steps: Mapping[str, np.ndarray], *, unsigned: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """ONNX Runtime's per-channel TensorQuantOverrides pinning each weight's grid (symmetric:
+    zero point 0 for int8, 128 for uint8)."""
+    zero = np.array(128, np.uint8) if unsigned else np.array(0, np.int8)
     return {
         name: [
-            {"axis": 0, "scale": np.array(s, dtype=np.float32), "zero_point": np.array(0, np.int8)}
+            {"axis": 0, "scale": np.array(s, dtype=np.float32), "zero_point": zero}
             for s in np.asarray(step, dtype=np.float32)
         ]
         for name, step in steps.items()
