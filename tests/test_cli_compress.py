@@ -212,6 +212,30 @@ def test_user_errors_are_one_line_exit_2(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["short.net"]  # nothing half-written
 
 
+def test_inspect_of_a_short_or_foreign_file_says_what_it_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A file shorter than the header names its size and where it ends; a foreign file the
+    bytes its magic holds (not the expected magic twice)."""
+    short = tmp_path / "short.sqz"
+    short.write_bytes(b"\x89SQZ")
+    code, out, err = run(capsys, "inspect", short)
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: corrupt .sqz file: file is 4 bytes long and ends at byte 4, inside the magic "
+        "and version (bytes 0..4); a .sqz file has at least 14 bytes (magic, version, header "
+        "record, two counts, CRC32); re-create the file\n"
+    )
+    foreign = tmp_path / "foreign.sqz"
+    foreign.write_bytes(b"PK\x03\x04" + bytes(60))
+    code, out, err = run(capsys, "inspect", foreign)
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: not a .sqz file: magic at byte 0 is 504b0304, expected 8953515a; pass a file "
+        "written by write_sqz\n"
+    )
+
+
 def test_corrupt_net_error_names_layer_and_offset(
     capsys: pytest.CaptureFixture[str], published: Path, tmp_path: Path
 ) -> None:

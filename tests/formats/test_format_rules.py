@@ -80,8 +80,7 @@ def rejects(data: bytes, field: str, offset: int, match: str = "") -> SqzFormatE
     with pytest.raises(SqzFormatError, match=match) as info:
         decode_sqz(data)
     assert (info.value.field, info.value.offset) == (field, offset)
-    if field != "file size":
-        assert f"at byte {offset}" in str(info.value)
+    assert f"at byte {offset}" in str(info.value)
     return info.value
 
 
@@ -123,17 +122,38 @@ def test_encoder_rejects_a_bias_that_is_not_dims0_long() -> None:
         encode_sqz(CompressedModel("m", {}, layers=[bad]))
 
 
-# --- The early checks: magic, version, 14 bytes, CRC, in this order -----------------------
+# --- The early checks: magic, 5 bytes, version, 14 bytes, CRC, in this order --------------
 
 
 def test_early_checks_come_in_order() -> None:
-    rejects(b"\x89SQZ", "magic", 0, "not a .sqz file")
+    rejects(b"PK\x03\x04", "magic", 0, "not a .sqz file")  # before "file size"
+    rejects(b"\x89SQZ", "file size", 4, "file is 4 bytes long and ends at byte 4")
     rejects(b"\x89SQZ\x07" + bytes(20), "version", 4, r"unsupported \.sqz version 7 at byte 4")
-    rejects(b"\x89SQZ\x02" + bytes(8), "file size", 0, "shorter than the smallest .sqz file")
+    rejects(b"\x89SQZ\x07", "version", 4, "version 7")  # before "file size"
+    rejects(b"\x89SQZ\x02" + bytes(8), "file size", 13, "at least 14 bytes")
     smallest = b"\x89SQZ\x02\x00\x01{\x00\x00"  # 10 bytes + CRC: the 14-byte minimum
     rejects(smallest + bytes(4), "crc32", 10, "CRC32 0x00000000 at byte 10")
     fixed = smallest + struct.pack("<I", zlib.crc32(smallest))
     rejects(fixed, "header", HEADER_AT, "not valid")
+
+
+def test_a_short_file_says_how_long_it_is_and_where_it_ends() -> None:
+    """Section 8, step 1: "file size" at the offset where the file ends, not a magic error."""
+    for data in (b"", b"\x89", b"\x89SQ", b"\x89SQZ"):
+        n = len(data)
+        error = rejects(data, "file size", n, f"file is {n} bytes long and ends at byte {n}, ")
+        assert "inside the magic and version" in str(error)
+        assert "at least 14 bytes" in str(error) and "expected" not in str(error)
+    for n in range(5, 14):
+        data = (b"\x89SQZ\x03" + bytes(16))[:n]
+        error = rejects(data, "file size", n, f"file is {n} bytes long and ends at byte {n};")
+        assert "a .sqz file has at least 14 bytes" in str(error)
+
+
+def test_the_magic_error_shows_the_bytes_read() -> None:
+    rejects(b"PK\x03\x04" + bytes(20), "magic", 0, "magic at byte 0 is 504b0304, expected 8953515a")
+    rejects(b"\x89SQY", "magic", 0, "is 89535159, expected 8953515a")
+    rejects(b"\x89Q", "magic", 0, r"is 8951 \(all 2 bytes\), expected 8953515a")
 
 
 # --- The header ------------------------------------------------------------------------------

@@ -851,6 +851,11 @@ function buildGridLayer(p) {
   return { name: p.name, shape: p.shape, weight, bias: p.bias, grid: p.grid };
 }
 
+/** The file-size error of section 8, step 1: the file ends at byte `size`. */
+function tooShort(size, where) {
+  fail(`file is ${size} bytes long and ends at byte ${size}${where}; a .sqz file has at least ${MIN_FILE_BYTES} bytes`, 'file size', size);
+}
+
 /**
  * Decode a .sqz file (versions 1 to 3).
  * @param {ArrayBuffer|Uint8Array} input the file's bytes
@@ -862,16 +867,20 @@ function buildGridLayer(p) {
  */
 export function decodeSqz(input, options = {}) {
   const data = input instanceof Uint8Array ? input : new Uint8Array(input);
-  if (data.length < 5 || MAGIC.some((b, i) => data[i] !== b)) {
-    throw new SqzFormatError('not a .sqz file: wrong magic at byte 0; pass a file written by write_sqz', 'magic', 0);
+  const head = data.subarray(0, MAGIC.length); // a shorter file is compared as far as it goes
+  if (head.some((b, i) => b !== MAGIC[i])) {
+    const hex = Array.from(head, (b) => b.toString(16).padStart(2, '0')).join('');
+    const read = head.length === MAGIC.length ? hex : `${hex} (all ${head.length} bytes)`;
+    throw new SqzFormatError(`not a .sqz file: magic at byte 0 is ${read}, expected 8953515a; pass a file written by write_sqz`, 'magic', 0);
   }
+  if (data.length <= MAGIC.length) tooShort(data.length, ', inside the magic and version (bytes 0..4)');
   const version = data[4];
   if (!VERSIONS.includes(version)) {
     throw new SqzFormatError(`unsupported .sqz version ${version} at byte 4: this reader knows versions 1, 2, 3`, 'version', 4);
   }
+  if (data.length < MIN_FILE_BYTES) tooShort(data.length, '');
   const end = data.length - CRC_BYTES;
   const r = new Reader(data, 5, end);
-  if (data.length < MIN_FILE_BYTES) fail(`file of ${data.length} bytes is shorter than the smallest .sqz file`, 'file size', 0);
   const stored = (data[end] | (data[end + 1] << 8) | (data[end + 2] << 16) | (data[end + 3] << 24)) >>> 0;
   if (stored !== crc32(data.subarray(0, end))) fail(`CRC32 at byte ${end} does not match the contents`, 'crc32', end);
   const header = readHeader(r, options.classLists ?? {});

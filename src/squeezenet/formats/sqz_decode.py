@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -69,13 +69,17 @@ class _Dense:
 
 def parse_sqz(data: bytes) -> ParsedFile:
     """Check and decode everything in ``data``; raises :class:`SqzFormatError`."""
-    if len(data) < len(spec.MAGIC) + 1 or data[: len(spec.MAGIC)] != spec.MAGIC:
+    head = bytes(data[: len(spec.MAGIC)])  # a shorter file is compared as far as it goes
+    if head != spec.MAGIC[: len(head)]:
+        read = head.hex() + ("" if len(head) == len(spec.MAGIC) else f" (all {len(head)} bytes)")
         raise SqzFormatError(
-            f"not a .sqz file: magic at byte 0 is {data[:4].hex() or 'missing'}, expected "
-            f"{spec.MAGIC.hex()}; pass a file written by write_sqz",
+            f"not a .sqz file: magic at byte 0 is {read}, expected {spec.MAGIC.hex()}; "
+            "pass a file written by write_sqz",
             field="magic",
             offset=0,
         )
+    if len(data) <= len(spec.MAGIC):
+        _too_short(len(data), ", inside the magic and version (bytes 0..4)")
     version = data[4]
     if version not in spec.VERSIONS:
         raise SqzFormatError(
@@ -84,14 +88,9 @@ def parse_sqz(data: bytes) -> ParsedFile:
             field="version",
             offset=len(spec.MAGIC),
         )
-    r = Reader(data, len(spec.MAGIC) + 1, len(data) - spec.CRC_BYTES)
     if len(data) < spec.MIN_FILE_BYTES:
-        r.fail(
-            f"file of {len(data)} bytes is shorter than the smallest .sqz file "
-            f"({spec.MIN_FILE_BYTES} bytes)",
-            field="file size",
-            offset=0,
-        )
+        _too_short(len(data), "")
+    r = Reader(data, len(spec.MAGIC) + 1, len(data) - spec.CRC_BYTES)
     (stored,) = struct.unpack_from("<I", data, r.end)
     actual = zlib.crc32(memoryview(data)[: r.end])
     if stored != actual:
@@ -118,6 +117,16 @@ def parse_sqz(data: bytes) -> ParsedFile:
     values = {d.name: d.value for d in dense}
     return ParsedFile(
         version, header, header_bytes, layers, compressed, values, r.pos - dense_start
+    )
+
+
+def _too_short(size: int, where: str) -> NoReturn:
+    """The file-size error of section 8, step 1: the file ends at byte ``size`` (``where``)."""
+    fail(
+        f"file is {size} bytes long and ends at byte {size}{where}; a .sqz file has at least "
+        f"{spec.MIN_FILE_BYTES} bytes (magic, version, header record, two counts, CRC32)",
+        field="file size",
+        offset=size,
     )
 
 
