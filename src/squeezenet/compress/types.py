@@ -32,7 +32,7 @@ def check_bits(value: object, what: str) -> int:
 QUANTIZER_UNIFORM = 0  # w = k * step
 QUANTIZER_DEPENDENT = 1  # two interleaved quantizers picked by a 4-state machine (trellis-coded)
 DQ_NEXT = np.array([[0, 2], [2, 0], [1, 3], [3, 1]], dtype=np.int64)  # NEXT[state][k & 1]
-MAX_GRID_BITS = 15  # level symbols < 2**15, so |m| < 2**15 and a layer has < 2**16 values
+MAX_GRID_BITS = 15  # level symbols < 2**15, so |m| <= 2**15 and a layer has < 2**16 values
 
 
 def zigzag(levels: np.ndarray) -> np.ndarray:
@@ -92,8 +92,14 @@ def grid_multiples(levels: np.ndarray, quantizer: int, quantizers: np.ndarray | 
 
 
 def grid_values(multiples: np.ndarray, step: float) -> np.ndarray:
-    """float32 ``m * step``, the exact product rounded once (float64 holds it exactly)."""
-    return (multiples.astype(np.float64) * float(np.float32(step))).astype(np.float32)
+    """float32 ``m * step``, the exact product rounded once (float64 holds it exactly).
+
+    A product beyond the float32 range is +-inf, a valid weight (docs/FORMAT.md section 4a),
+    so numpy's overflow warning is silenced rather than raised or shown.
+    """
+    exact = multiples.astype(np.float64) * float(np.float32(step))
+    with np.errstate(over="ignore"):
+        return exact.astype(np.float32)
 
 
 @dataclass(frozen=True)

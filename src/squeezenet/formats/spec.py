@@ -19,7 +19,7 @@ HEADER_ZLIB = 1  # the header record is zlib-compressed UTF-8 JSON
 
 CODEC_RAW = 0  # fixed-width bit packing, MSB first
 CODEC_HUFFMAN = 1  # canonical Huffman, table stored as code lengths
-CODEC_RANS = 2  # static rANS, table stored as quantised frequencies (version 2)
+CODEC_RANS = 2  # static rANS, table stored as quantised frequencies (versions 2 and 3)
 CODEC_NAMES = {CODEC_RAW: "raw", CODEC_HUFFMAN: "huffman", CODEC_RANS: "rans"}
 MAX_CODEC = {1: CODEC_HUFFMAN, 2: CODEC_RANS, 3: CODEC_RANS}  # the largest codec id of each version
 CODEC_IDS = {name: codec for codec, name in CODEC_NAMES.items()}
@@ -38,7 +38,7 @@ MIN_STATE_PERIOD_LOG2, MAX_STATE_PERIOD_LOG2 = 4, 16  # decoders loop over one p
 MAX_GAMMA_ZEROS = 16  # a gamma-coded frequency f + 1 <= 2**16 has at most 16 leading zeros
 GAMMA_TABLE_BYTES_PER_SYMBOL = 5  # table bytes <= 5 * T
 
-DTYPE_FLOAT32 = 0  # the only dense-tensor dtype of versions 1 and 2
+DTYPE_FLOAT32 = 0  # the only dense-tensor dtype in versions 1 to 3
 
 # Bounds: a decoder checks each before it allocates or reads what the field describes.
 MAX_HEADER_BYTES = 1 << 20  # stored header record
