@@ -21,6 +21,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from formats.test_format_points import (
+    as_version,
+    grid_record,
+    raw_stream,
+    sqz_file,
+    with_preprocess,
+)
+from formats.test_format_rules import dense, layer
 from formats.test_sqz import (
     GOLDEN_HUFFMAN,
     GOLDEN_RANS,
@@ -32,7 +40,7 @@ from squeezenet.compress import PrunePolicy, prune_
 from squeezenet.compress.export import to_compressed
 from squeezenet.compress.quantize import quantize_
 from squeezenet.compress.trellis import trellis_quantize_
-from squeezenet.formats import SqzFormatError, decode_sqz, encode_sqz, tensor_digest
+from squeezenet.formats import SqzFormatError, decode_sqz, encode_sqz, spec, tensor_digest
 from squeezenet.models import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,6 +170,51 @@ def test_broken_files_raise_the_same_field_and_offset(tmp_path: Path) -> None:
     cases += _mutations("shipped", _shipped(), rng, 48)
     assert len(cases) >= 800
     _compare(cases, tmp_path / "broken")
+
+
+def _edge_files() -> list[tuple[str, bytes]]:
+    """The early checks and the points docs/FORMAT.md settles in version 3 (the files of
+    tests/formats/test_format_points.py): short and foreign files, bits/flags order, grid
+    values at +0, subnormal, 2**15 and overflow, value_scale spellings, dense dtypes."""
+    cases = [(f"short {n}", (b"\x89SQZ\x03" + bytes(16))[:n]) for n in range(14)]
+    cases += [("foreign", b"PK\x03\x04" + bytes(20)), ("foreign 2", b"\x89Q")]
+    grid = spec.FLAG_GRID
+    flag_cases = [(17, 0xFF), (16, grid | 0x20), (16, grid | spec.FLAG_FLOAT16), (16, grid)]
+    flag_cases += [(15, grid), (3, grid | spec.FLAG_BIAS16)]
+    for bits, flags in flag_cases:
+        record = grid_record([1, 2], bits=bits, step=1.0, flags=flags)
+        cases.append((f"bits {bits} flags {flags:#x}", sqz_file(record)))
+    tiny, big = struct.pack("<I", 1), float(np.finfo(np.float32).max)
+    grids: list[tuple[str, list[int], int, float | bytes, int]] = [
+        ("2**15", [32767, 32766], 15, 1.0, 1),
+        ("+0", [0, 1, 2, 3], 3, tiny, 0),
+        ("+0 dependent", [1, 0, 2], 3, tiny, 1),
+        ("inf", [1, 2, 3, 4], 3, big, 0),
+        ("tie", [61, 62], 7, 1082401 * 2.0**103, 0),
+        ("below the tie", [65, 66], 7, 16268815 * 2.0**99, 0),
+    ]
+    for name, symbols, bits, step, quantizer in grids:
+        record = grid_record(symbols, bits=bits, step=step, quantizer=quantizer)
+        cases.append((f"grid {name}", sqz_file(record)))
+    for scale in ("255.0", "2.55e2", "255.00000000000001", "1e0", "255.5", '"255"'):
+        cases.append((f"value_scale {scale}", with_preprocess(scale)))
+    cases.append(("crop 32.0", with_preprocess("1", crop="32.0")))
+    half = layer(flags=spec.FLAG_BIAS | spec.FLAG_BIAS16, bias=b"\x02\x00\x34\x00\xb8")
+    bad_dtype = dense()[:2] + b"\x01" + dense()[3:]
+    for version in (1, 2, 3):
+        cases.append((f"dtype 1 v{version}", sqz_file(version=version, dense_records=(bad_dtype,))))
+        cases.append((f"bias16 v{version}", sqz_file(half, version=version)))
+        alone = layer(flags=spec.FLAG_BIAS16)
+        cases.append((f"bias16 alone v{version}", sqz_file(alone, version=version)))
+        cases.append((f"rans v{version}", as_version(GOLDEN_RANS, version)))
+    cases.append(("codebook bits 16", sqz_file(layer(bits=16, codes=raw_stream([0, 1], 16)))))
+    return cases
+
+
+def test_early_checks_and_settled_points_agree(tmp_path: Path) -> None:
+    cases = _edge_files()
+    _compare(cases, tmp_path / "edges")
+    assert sum(_python(data)["ok"] for _, data in cases) >= 15  # valid files are compared too
 
 
 def test_the_javascript_unit_tests_pass() -> None:
