@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_proxies as bp
 
 from squeezenet.data.registry import load_dataset
-from squeezenet.deploy.export import onnx_session
 from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
+from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.jobs.calibration import calibration_batches
 from squeezenet.jobs.load import load_any
 from squeezenet.train.compare import compare_logits

@@ -16,12 +16,14 @@ an emulated one (``qemu-x86_64 -cpu EPYC-Milan``: an AVX2 + FMA Zen 3 without AV
 whose integer instructions QEMU executes exactly, saturation included):
 
     python benchmarks/bench_int8_portable.py build /tmp/portable --images 200
-    python benchmarks/bench_int8_portable.py score /tmp/portable >> benchmarks/results/int8_portable.jsonl
+    python benchmarks/bench_int8_portable.py score /tmp/portable \\
+        >> benchmarks/results/int8_portable.jsonl
     QEMU_CPU=EPYC-Milan qemu-x86_64 .venv/bin/python benchmarks/bench_int8_portable.py score \\
         /tmp/portable >> benchmarks/results/int8_portable.jsonl
 
 ``score`` prints one JSON line per variant, with the CPU's name and its AVX2 / AVX-512 / VNNI
-flags as numpy sees them (and ``QEMU_CPU``, the emulated model, where set). ``--only WORD`` scores the variants whose name holds WORD.
+flags as numpy sees them (and ``QEMU_CPU``, the emulated model, where set). ``--only WORD``
+scores the variants whose name holds WORD.
 """
 
 from __future__ import annotations

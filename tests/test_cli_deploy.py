@@ -169,3 +169,85 @@ def test_the_engine_names_in_help_are_the_engines() -> None:
     from squeezenet.deploy.engines import ENGINES
 
     assert sorted(ENGINE_NAMES.split(" | ")) == sorted(["torch", *ENGINES])
+
+
+@pytest.fixture()
+def exported(weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """The weights exported to int8 ONNX (synthetic calibration), with a PNG beside it."""
+    target = tmp_path / "q.onnx"
+    code, _, err = run(
+        capsys, "export", weights, "--int8", "--calib", "synthetic", "-o", target, "--json"
+    )
+    assert code == 0, err
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(tmp_path / "x.png")
+    return target
+
+
+def test_an_exported_onnx_runs_in_eval_predict_and_bench(
+    capsys: pytest.CaptureFixture[str], exported: Path, weights: Path, tmp_path: Path
+) -> None:
+    code, out, _ = run(capsys, "eval", exported, "--data", "synthetic", "--json")
+    assert code == 0 and 0 <= json.loads(out)["top1"] <= 1
+    code, out, _ = run(
+        capsys, "eval", exported, "--data", "synthetic", "--against", weights, "--json"
+    )
+    assert code == 0 and json.loads(out)["agreement"] > 0.5
+    code, out, _ = run(capsys, "predict", exported, tmp_path / "x.png", "--top", "2", "--json")
+    assert code == 0 and json.loads(out)[0]["top"][0]["name"].startswith("c")
+    code, out, _ = run(capsys, "bench", exported, "--batch", "2", "--seconds", "0.05", "--json")
+    document = json.loads(out)
+    assert code == 0 and document["precision"] == "int8" and document["baseline"] == "onnxruntime"
+    assert [r["engine"] for r in document["rows"]] == ["onnxruntime"]
+
+
+def test_a_wrong_int8_file_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], exported: Path, tmp_path: Path
+) -> None:
+    from deploy.test_selfcheck import corrupt_a_scale
+
+    bad = tmp_path / "bad.onnx"
+    corrupt_a_scale(exported, bad)
+    for argv in (
+        ["eval", bad, "--data", "synthetic"],
+        ["predict", bad, tmp_path / "x.png"],
+        ["bench", bad, "--batch", "1", "--seconds", "0.05"],
+    ):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and out == "" and err.count("\n") == 1, (argv, err)
+        assert err.startswith(f"error: {bad} on onnxruntime: on this machine the model's outputs")
+        assert "Traceback" not in err
+
+
+def test_an_exported_onnx_is_not_requantized(
+    capsys: pytest.CaptureFixture[str], exported: Path
+) -> None:
+    for extra in (["--engine", "onnxruntime-int8"], ["--calib", "synthetic"]):
+        code, _, err = run(capsys, "eval", exported, "--data", "synthetic", *extra)
+        assert code == 2 and "an exported .onnx file runs as it is" in err
+
+
+def test_the_int8_engine_checks_its_kernels(
+    capsys: pytest.CaptureFixture[str], weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel that computes something else (here: logits doubled) is refused in one line."""
+    import squeezenet.deploy.onnx_file as onnx_file
+
+    real = onnx_file.runner
+    monkeypatch.setattr(onnx_file, "runner", lambda data, rt: lambda x: 2 * real(data, rt)(x))
+    code, out, err = run(
+        capsys, "eval", weights, "--data", "synthetic", "--engine", "onnxruntime-int8",
+        "--calib", "synthetic",
+    )  # fmt: skip
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "the onnxruntime-int8 engine's model on onnxruntime: on this machine" in err
+
+
+def test_bench_says_what_the_int8_engines_calibrated_on(
+    capsys: pytest.CaptureFixture[str], weights: Path
+) -> None:
+    code, out, err = run(
+        capsys, "bench", weights, "--engines", "onnxruntime-int8", "--batch", "1",
+        "--seconds", "0.05", "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["calibration"].startswith("uniform noise")
+    assert "note: the int8 engines are calibrated on uniform noise" in err

@@ -6,6 +6,7 @@ One rule for a MODEL argument, shared by eval, predict, export and bench: it is 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from squeezenet.data.presets import Preprocess
+    from squeezenet.deploy.onnx_file import ModelInfo
     from squeezenet.io.weights import LoadedModel
 
 PathArg = str | Path | None
@@ -36,21 +38,42 @@ def resolve_device(device: str | None) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_model_file(model: str, command: str) -> LoadedModel:
-    """MODEL of a command that needs trained weights and preprocessing (eval, predict).
+def load_model_file(model: str, command: str, runtime: str = "onnxruntime") -> LoadedModel:
+    """MODEL of a command that needs trained weights and preprocessing (eval, predict): a
+    weights file, a ``.sqz``, or an ``.onnx`` this package exported (run in ``runtime``, after
+    its self-check on this machine).
 
     Raises:
         ConfigError: ``model`` is a registry name, which has neither.
         MissingFileError / FileFormatError: no such file, or not a model file (from load_any).
+        ModelCheckError: an ``.onnx`` whose self-check fails on this machine.
     """
-    from squeezenet.jobs.load import is_model_file, load_any
+    from squeezenet.jobs.load import ONNX_SUFFIX, is_model_file, load_any, load_onnx
 
+    if model.endswith(ONNX_SUFFIX):
+        return load_onnx(model, runtime)
     if not is_model_file(model):
         raise ConfigError(
-            f"{command} needs a model file (.safetensors or .sqz), got {model!r}, which names a "
-            f"registry model without trained weights (write ./{model} for a file of that name)"
+            f"{command} needs a model file (.safetensors, .sqz or an exported .onnx), got "
+            f"{model!r}, which names a registry model without trained weights (write ./{model} "
+            "for a file of that name)"
         )
     return load_any(model)
+
+
+def exported_runtime(engine: str, calib: str | None) -> str:
+    """The runtime an exported ``.onnx`` runs in for ``--engine`` (torch, the default: ONNX
+    Runtime): the file runs as it is, never re-exported or re-quantized.
+
+    Raises:
+        ConfigError: ``--calib``, or an engine other than torch, onnxruntime or openvino.
+    """
+    if calib is not None or engine not in ("torch", "onnxruntime", "openvino"):
+        raise ConfigError(
+            "an exported .onnx file runs as it is, in onnxruntime (the default) or openvino: "
+            "drop --calib and choose --engine onnxruntime or openvino"
+        )
+    return "onnxruntime" if engine == "torch" else engine
 
 
 def load_model_arg(
@@ -63,17 +86,33 @@ def load_model_arg(
         (C, H, W) (a file's own crop, else the registry's natural size), its registry name and
         its file's preprocessing (None for a registry name).
     """
+    network, shape, name, preprocess, _ = load_model_arg_info(model)
+    return network, shape, name, preprocess
+
+
+def load_model_arg_info(
+    model: str,
+) -> tuple[nn.Module, tuple[int, int, int], str, Preprocess | None, ModelInfo]:
+    """:func:`load_model_arg` and what an exported file says of the model (name, config,
+    preprocessing, class names), the registry's preprocessing preset where the file has none."""
+    from squeezenet.data.presets import PRESETS
+    from squeezenet.deploy.onnx_file import ModelInfo
     from squeezenet.jobs.load import is_model_file, load_any
     from squeezenet.models import create_model, get_spec
 
     if not is_model_file(model):
         spec = get_spec(model)
         shape = (spec.config.in_channels, spec.input_size, spec.input_size)
-        return create_model(model, seed=0).eval(), shape, model, None
+        config = dataclasses.asdict(spec.config) if dataclasses.is_dataclass(spec.config) else {}
+        info = ModelInfo(model, config, PRESETS[spec.facts.preprocess].to_dict())
+        return create_model(model, seed=0).eval(), shape, model, None, info
     loaded = load_any(model)
     size = loaded.preprocess.crop if loaded.preprocess else get_spec(loaded.model_name).input_size
     channels = int(loaded.config.get("in_channels", 3))
-    return loaded.model, (channels, size, size), loaded.model_name, loaded.preprocess
+    pre = loaded.preprocess or PRESETS[get_spec(loaded.model_name).facts.preprocess]
+    preprocess = pre.to_dict()
+    info = ModelInfo(loaded.model_name, loaded.config, preprocess, loaded.class_names)
+    return loaded.model, (channels, size, size), loaded.model_name, loaded.preprocess, info
 
 
 @contextmanager

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from squeezenet.cli.app import app, emit_json, err, fail, out
-from squeezenet.cli.arguments import load_model_arg, load_model_file, user_paths
+from squeezenet.cli.arguments import (
+    exported_runtime,
+    load_model_arg,
+    load_model_arg_info,
+    load_model_file,
+    user_paths,
+)
 from squeezenet.cli.options import (
     ENGINE_NAMES,
     Engine,
@@ -28,13 +34,28 @@ InputSize = Annotated[int | None, typer.Option(min=1, help="Square input size fo
 Images = Annotated[list[str], typer.Argument(help="Image files.")]
 Top = Annotated[int, typer.Option(min=1, help="Classes to show per image.")]
 Batches = Annotated[str, typer.Option(help="Comma-separated batch sizes.")]
-BenchEngines = Annotated[str, typer.Option(help=f"Comma-separated engines: {ENGINE_NAMES}.")]
+BenchEngines = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Comma-separated engines: {ENGINE_NAMES} (default: eager_nchw, "
+        "eager_channels_last, onnxruntime; an .onnx file: onnxruntime, or openvino)."
+    ),
+]
 Seconds = Annotated[float, typer.Option(help="Minimum timed seconds per measurement.")]
 Calib = Annotated[
     str | None,
     typer.Option(
         help="Proxy images (training split) that calibrate the int8 engines' activation ranges; "
         "never the evaluation images."
+    ),
+]
+
+Int8Format = Annotated[
+    str,
+    typer.Option(
+        "--int8-format",
+        help="Integer types of --int8 (docs/RESULTS.md): u8u8 (uint8 weights), u8s7 (7-bit "
+        "weights; both exact on every x86 CPU), u8s8 (exact only with VNNI/AMX), s8s8.",
     ),
 ]
 
@@ -52,10 +73,13 @@ def export_cmd(
         bool, typer.Option("--int8", help="int8 ONNX (QDQ, per-channel), calibrated on --calib.")
     ] = False,
     calib: Calib = None,
+    int8_format: Int8Format = "u8s7",
     as_json: Json = False,
 ) -> None:
     """Export to ONNX or TorchScript; outputs are checked against PyTorch (max |diff| <= 1e-4;
-    --compact: <= 1e-5 against the .sqz decode; --int8: top-1 agreement >= 0.5)."""
+    --compact: <= 1e-5 against the .sqz decode; --int8: top-1 agreement >= 0.5). An ONNX file
+    carries the model's metadata and a self-check that eval, predict and bench repeat where
+    they run it (docs/ONNX.md)."""
     from squeezenet.deploy.export import FORMATS, export_model
 
     if fmt not in FORMATS:
@@ -68,13 +92,13 @@ def export_cmd(
         _export_compact(model, output, as_json)
         return
     if int8:
-        _export_int8(model, output, calib, as_json)
+        _export_int8(model, output, calib, int8_format, as_json)
         return
     with user_paths(reads=[model], writes=[output]):
-        network, shape, name, _ = load_model_arg(model)
+        network, shape, name, _, info = load_model_arg_info(model)
         if input_size is not None:
             shape = (shape[0], input_size, input_size)
-        report = export_model(network, output, fmt, shape)
+        report = export_model(network, output, fmt, shape, info=info)
     if as_json:
         emit_json(
             {
@@ -114,23 +138,28 @@ def _export_compact(model: str, output: str, as_json: bool) -> None:
     )
 
 
-def _export_int8(model: str, output: str, calib: str | None, as_json: bool) -> None:
-    from squeezenet.deploy.int8 import export_int8
+def _export_int8(
+    model: str, output: str, calib: str | None, int8_format: str, as_json: bool
+) -> None:
+    from squeezenet.deploy.int8 import Int8Config, export_int8
     from squeezenet.jobs.calibration import calibration_batches, model_preprocess
 
     if calib is None:
         fail("--int8 needs --calib DATA: proxy images for the activation ranges (not eval images)")
+    config = Int8Config(format=int8_format)  # type: ignore[arg-type]
     with user_paths(reads=[model, calib], writes=[output]):
-        network, _, name, preprocess = load_model_arg(model)
+        network, _, name, preprocess, info = load_model_arg_info(model)
         batches = calibration_batches(calib, model_preprocess(name, preprocess))
-        report = export_int8(network, output, batches)
+        report = export_int8(network, output, batches, info=info, config=config)
     if as_json:
         emit_json({**report, "model": name, "calib": calib})
         return
     out.print(
-        f"wrote {report['path']} ({report['bytes']:,} bytes, int8 QDQ); top-1 agreement with "
-        f"float32 on {report['images']} calibration images: {report['agreement']:.3f} "
-        f"(>= {report['threshold']})",
+        f"wrote {report['path']} ({report['bytes']:,} bytes, int8 QDQ, {int8_format}); top-1 "
+        f"agreement with float32 on {report['images']} calibration images: "
+        f"{report['agreement']:.3f} (>= {report['threshold']}); self-check on this CPU: KL "
+        f"{report['check']['kl_exact']:.1e} from the file's arithmetic "
+        f"(<= {report['check']['tolerance']:g})",
         highlight=False,
     )
 
@@ -150,8 +179,11 @@ def predict_cmd(
     from squeezenet.jobs.calibration import calibration_batches, model_preprocess
 
     check_engines([engine], "--engine")
+    exported = model.endswith(".onnx")
+    runtime = exported_runtime(engine, calib) if exported else "onnxruntime"
     with user_paths(reads=[model, *images, calib]):
-        loaded = load_model_file(model, "predict")
+        loaded = load_model_file(model, "predict", runtime)
+        engine = "torch" if exported else engine  # the loaded module runs the file's runtime
         calibration = None
         if calib is not None:
             pre = model_preprocess(loaded.model_name, loaded.preprocess)
@@ -174,45 +206,87 @@ def predict_cmd(
 def bench_cmd(
     model: ModelOrName,
     batch: Batches = "1,32",
-    engines: BenchEngines = "eager_nchw,eager_channels_last,onnxruntime",
+    engines: BenchEngines = None,
     seconds: Seconds = 2.0,
     calib: Calib = None,
     as_json: Json = False,
 ) -> None:
     """Inference speed per engine and batch size, in one run: ms/image, images/s, GFLOP/s and
-    its fraction of this machine's float32 sgemm peak (measured first, in the same run)."""
+    its fraction of this machine's float32 sgemm peak (measured first, in the same run). An
+    exported .onnx runs as it is (--engines onnxruntime,openvino), after its self-check."""
     import torch
 
-    from squeezenet.deploy.bench import benchmark, check_batches, sgemm_peak
+    from squeezenet.deploy.bench import check_batches, sgemm_peak
+
+    batches = check_batches(_integers(batch, "--batch"), "--batch")
+    if model.endswith(".onnx"):
+        rows, document = _bench_file(model, engines, calib, batches, seconds)
+    else:
+        rows, document = _bench_model(model, engines, calib, batches, seconds)
+    threads = torch.get_num_threads()
+    document = {**document, "threads": threads, "sgemm_peak_gflops": sgemm_peak()}
+    if as_json:
+        emit_json({**document, "rows": [r.to_dict() for r in rows]})
+        return
+    title = (
+        f"{document['model']} {tuple(document['input_shape'])}: inference on {threads} threads; "
+        f"float32 sgemm peak {document['sgemm_peak_gflops']:.0f} GFLOP/s (torch.mm 2048x2048, "
+        f"this run); baseline {document['baseline']}"
+    )
+    if "calibration" in document:
+        title += f"; int8 calibrated on {document['calibration']}"
+    out.print(_bench_table(title, rows))
+
+
+NOISE = "uniform noise (timing only: the int8 outputs mean nothing; pass --calib DATA)"
+
+
+def _bench_model(
+    model: str, engines: str | None, calib: str | None, batches: tuple[int, ...], seconds: float
+) -> tuple[list[BenchRow], dict[str, Any]]:
+    from squeezenet.deploy.bench import benchmark
     from squeezenet.deploy.engines import check_engines
     from squeezenet.jobs.calibration import calibration_batches, model_preprocess
     from squeezenet.models.summary import summarize
 
-    batches = check_batches(_integers(batch, "--batch"), "--batch")
-    names = check_engines(filter(None, (e.strip() for e in engines.split(","))), "--engines")
-    with user_paths(reads=[model]):
+    spelled = engines or "eager_nchw,eager_channels_last,onnxruntime"
+    names = check_engines(filter(None, (e.strip() for e in spelled.split(","))), "--engines")
+    with user_paths(reads=[model, calib]):
         network, shape, name, preprocess = load_model_arg(model)
-    macs = summarize(network, shape).macs
-    peak = sgemm_peak()
-    calibration = None
-    if calib is not None:
-        with user_paths(reads=[calib]):
-            calibration = calibration_batches(calib, model_preprocess(name, preprocess))
+        pre = model_preprocess(name, preprocess)
+        calibration = calibration_batches(calib, pre) if calib is not None else None
+    document: dict[str, Any] = {"model": name, "input_shape": list(shape)}
+    document["macs"] = macs = summarize(network, shape).macs
+    document["baseline"] = "eager_nchw"
+    if any(n.endswith("-int8") for n in names):
+        document["calibration"] = calib or NOISE
+        if calib is None:
+            err.print(f"note: the int8 engines are calibrated on {NOISE}", highlight=False)
     rows = benchmark(
         network, shape, macs, batches=batches, engines=names, min_seconds=seconds,
-        peak_gflops=peak, calibration=calibration,
+        calibration=calibration, preprocess=pre.to_dict(),
     )  # fmt: skip
-    threads = torch.get_num_threads()
-    if as_json:
-        document = {"model": name, "input_shape": list(shape), "macs": macs, "threads": threads}
-        document["sgemm_peak_gflops"] = peak
-        emit_json({**document, "rows": [r.to_dict() for r in rows]})
-    else:
-        title = (
-            f"{name} {shape}: inference on {threads} threads; float32 sgemm peak "
-            f"{peak:.0f} GFLOP/s (torch.mm 2048x2048, this run)"
-        )
-        out.print(_bench_table(title, rows))
+    return rows, document
+
+
+def _bench_file(
+    model: str, engines: str | None, calib: str | None, batches: tuple[int, ...], seconds: float
+) -> tuple[list[BenchRow], dict[str, Any]]:
+    from squeezenet.deploy.bench import benchmark_file
+    from squeezenet.deploy.onnx_file import read_onnx
+    from squeezenet.models import create_model
+    from squeezenet.models.summary import summarize
+
+    runtimes = tuple(filter(None, (e.strip() for e in (engines or "onnxruntime").split(","))))
+    for runtime in runtimes or ("",):
+        exported_runtime(runtime, calib)
+    with user_paths(reads=[model]):
+        file = read_onnx(model)
+    macs = summarize(create_model(file.model_name, **file.config), file.input_shape).macs
+    rows = benchmark_file(file, macs, runtimes=runtimes, batches=batches, min_seconds=seconds)
+    document: dict[str, Any] = {"model": str(file.path), "input_shape": list(file.input_shape)}
+    document.update(macs=macs, baseline=runtimes[0], precision=file.check.precision)
+    return rows, document
 
 
 def _integers(text: str, option: str) -> tuple[int, ...]:

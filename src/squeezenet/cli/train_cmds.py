@@ -9,7 +9,13 @@ import typer
 from rich.table import Table
 
 from squeezenet.cli.app import app, emit_json, err, fail, out
-from squeezenet.cli.arguments import given, load_model_file, resolve_device, user_paths
+from squeezenet.cli.arguments import (
+    exported_runtime,
+    given,
+    load_model_file,
+    resolve_device,
+    user_paths,
+)
 from squeezenet.cli.common import FitProgress, parse_sets
 from squeezenet.cli.options import (
     DATA_HELP,
@@ -219,14 +225,16 @@ def eval_cmd(
     from squeezenet.data.registry import load_dataset
     from squeezenet.train.evaluate import evaluate
 
+    exported = model.endswith(".onnx")
+    runtime = exported_runtime(engine, calib) if exported else "onnxruntime"
     with user_paths(reads=[model, data, against, calib]):
-        loaded = load_model_file(model, "eval")
+        loaded = load_model_file(model, "eval", runtime)
         if loaded.preprocess is None:
             fail(
                 f"{model} has no preprocessing record; re-save it with save_weights(preprocess=...)"
             )
         preprocess = loaded.preprocess
-        if engine != "torch" or calib is not None:
+        if not exported and (engine != "torch" or calib is not None):
             loaded = _with_engine(loaded, engine, calib, data, split)
         dataset = load_dataset(data, split, data_dir=data_dir)
         if against is not None:
@@ -273,7 +281,10 @@ def _with_engine(loaded: Any, engine: str, calib: str | None, data: str, split: 
         )
     batches = calibration_batches(calib, pre) if calib is not None else None
     shape = (pre.channels, pre.crop, pre.crop)
-    module = EngineModule(make_engine(engine, loaded.model, shape, calibration=batches))
+    engine_run = make_engine(
+        engine, loaded.model, shape, calibration=batches, preprocess=pre.to_dict()
+    )
+    module = EngineModule(engine_run)
     return dataclasses.replace(loaded, model=module)
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from squeezenet.compress.types import CompressedModel
-from squeezenet.deploy.export import onnx_session
+from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.errors import ConfigError, InputError
 
 

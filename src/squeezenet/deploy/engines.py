@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from squeezenet.deploy.export import onnx_bytes, onnx_session
+from squeezenet.deploy.export import onnx_bytes
 from squeezenet.deploy.int8 import int8_model_onnx
+from squeezenet.deploy.onnx_file import (
+    ModelInfo,
+    OnnxFile,
+    check_inputs_for,
+    checked_runner,
+    stamp,
+)
+from squeezenet.deploy.runtimes import Runner, onnxruntime_runner, openvino_runner
 from squeezenet.errors import ConfigError
 
 Engine = Callable[[torch.Tensor], np.ndarray]
@@ -86,68 +93,56 @@ def onnxruntime_engine(
     model: nn.Module, input_shape: tuple[int, int, int], *, threads: int = 0
 ) -> Engine:
     """Export to ONNX in memory; run with ONNX Runtime (CPU provider, all graph optimisations)."""
-    session: Any = onnx_session(
-        onnx_bytes(model.eval(), torch.zeros(1, *input_shape)), threads=threads
-    )
-    name = session.get_inputs()[0].name
-
-    def run(x: torch.Tensor) -> np.ndarray:
-        out: np.ndarray = session.run(None, {name: x.contiguous().numpy()})[0]
-        return out
-
-    return run
+    data = onnx_bytes(model.eval(), torch.zeros(1, *input_shape))
+    return from_runner(onnxruntime_runner(data, threads=threads))
 
 
 def onnx_data_engine(data: bytes) -> Engine:
     """ONNX Runtime (CPU provider, every graph optimisation) on a serialised ONNX model."""
-    session: Any = onnx_session(data)
-    name = session.get_inputs()[0].name
-
-    def run(x: torch.Tensor) -> np.ndarray:
-        out: np.ndarray = session.run(None, {name: x.contiguous().numpy()})[0]
-        return out
-
-    return run
+    return from_runner(onnxruntime_runner(data))
 
 
 def openvino_engine(data: bytes, *, precision: str = "f32") -> Engine:
-    """OpenVINO (CPU plugin) on a serialised ONNX model, the same file ONNX Runtime reads.
-
-    ``precision`` is the plugin's inference precision: ``"f32"``, or ``"bf16"`` (activations
-    and weights in bfloat16 on AMX tiles or AVX-512 BF16; a CPU without them is an error).
+    """OpenVINO (CPU plugin) on a serialised ONNX model (see :func:`openvino_runner`).
 
     Raises:
         ConfigError: the ``openvino`` package is not installed, or ``bf16`` on a CPU that
             has no bfloat16 units.
     """
-    try:
-        import openvino as ov
-    except ImportError:
-        raise ConfigError(
-            "the openvino engine needs the openvino package: pip install -e '.[openvino]'"
-        ) from None
-    core = ov.Core()
-    if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        raise ConfigError(
-            "this CPU has no bfloat16 units (OpenVINO lists no BF16 capability), so "
-            "openvino-bf16 would only emulate them: use the openvino (float32) or an int8 engine"
-        )
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.onnx")
-        with open(path, "wb") as handle:
-            handle.write(data)
-        # float32 unless asked: on CPUs with AVX-512 BF16 the CPU plugin otherwise runs in
-        # bfloat16 by default, 1e-2 away from the float model (measured on this machine)
-        compiled = core.compile_model(
-            core.read_model(path), "CPU", {"INFERENCE_PRECISION_HINT": precision}
-        )
-    request = compiled.create_infer_request()
+    return from_runner(openvino_runner(data, precision=precision))
 
-    def run(x: torch.Tensor) -> np.ndarray:
-        out: np.ndarray = request.infer([x.contiguous().numpy()])[compiled.output(0)]
-        return np.array(out, copy=True)
 
-    return run
+def from_runner(run: Runner) -> Engine:
+    """A numpy runner as an :data:`Engine` (torch tensor in)."""
+
+    def engine(x: torch.Tensor) -> np.ndarray:
+        return run(x.contiguous().numpy())
+
+    return engine
+
+
+def int8_engine(
+    runtime: str,
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    calibration: Sequence[np.ndarray],
+    preprocess: Mapping[str, Any] | None,
+) -> Engine:
+    """The int8 ONNX of ``model`` in ``runtime``, checked on this machine as an exported file
+    is (:func:`squeezenet.deploy.onnx_file.checked_runner`).
+
+    Raises:
+        ModelCheckError: this machine's kernels do not compute the int8 model's arithmetic.
+    """
+    inputs = check_inputs_for(input_shape, preprocess)
+    with torch.no_grad():
+        reference = model.eval()(torch.from_numpy(inputs.images())).numpy()
+    data, check = stamp(
+        int8_model_onnx(model, calibration), reference, inputs, ModelInfo(), precision="int8"
+    )
+    file = OnnxFile(Path(f"the {runtime}-int8 engine's model"), data, "", {}, None, None, check)
+    run, _ = checked_runner(file, runtime)
+    return from_runner(run)
 
 
 def make_engine(
@@ -156,15 +151,19 @@ def make_engine(
     input_shape: tuple[int, int, int],
     *,
     calibration: Sequence[np.ndarray] | None = None,
+    preprocess: Mapping[str, Any] | None = None,
 ) -> Engine:
     """One of :data:`ENGINES` (``torch`` means eager channels_last).
 
     Args:
         calibration: for the int8 engines, preprocessed proxy batches that set the activation
             ranges (never evaluation images); None: uniform noise, fit for timing only.
+        preprocess: the model's preprocessing record (``Preprocess.to_dict()``), which puts the
+            int8 engines' self-check images in the model's input range.
 
     Raises:
         ConfigError: an unknown engine name, or an engine whose package is missing.
+        ModelCheckError: an int8 engine whose kernels do not compute its model on this machine.
     """
     check_engines([name], "engine")
     if name in ("torch", "eager_channels_last"):
@@ -177,14 +176,17 @@ def make_engine(
         return onnxruntime_engine(model, input_shape)
     if name.endswith("-int8"):
         if calibration is None:
-            noise = np.random.default_rng(0).uniform(-1, 1, (8, *input_shape))
-            calibration = [noise.astype(np.float32)]
-        data = int8_model_onnx(model, calibration)
-    else:
-        data = onnx_bytes(model.eval(), torch.zeros(1, *input_shape))
-    if name.startswith("onnxruntime"):
-        return onnx_data_engine(data)
+            calibration = [noise_calibration(input_shape)]
+        runtime = name.removesuffix("-int8")
+        return int8_engine(runtime, model, input_shape, calibration, preprocess)
+    data = onnx_bytes(model.eval(), torch.zeros(1, *input_shape))
     return openvino_engine(data, precision="bf16" if name == "openvino-bf16" else "f32")
+
+
+def noise_calibration(input_shape: tuple[int, int, int]) -> np.ndarray:
+    """Uniform noise in -1..1 standing in for calibration images: right for timing, not for
+    outputs (bench says so when it uses it)."""
+    return np.random.default_rng(0).uniform(-1, 1, (8, *input_shape)).astype(np.float32)
 
 
 class EngineModule(nn.Module):

@@ -14,12 +14,20 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from squeezenet.deploy.onnx_file import (
+    ModelInfo,
+    OnnxFile,
+    check_inputs_for,
+    checked_runner,
+    stamp,
+)
+from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.errors import ConfigError, InputError, UserError
 from squeezenet.io.atomic import atomic_write_bytes
 
@@ -78,21 +86,6 @@ def run_onnx(data: bytes, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
     return result
 
 
-def onnx_session(data: bytes, *, threads: int = 0) -> Any:
-    """An ONNX Runtime CPU session for ``data`` with every graph optimisation on.
-
-    Args:
-        threads: intra-op threads (0: ONNX Runtime's default, one per core).
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-
 def export_model(
     model: nn.Module,
     out: str | Path,
@@ -103,8 +96,10 @@ def export_model(
     seed: int = 0,
     tolerance: float = PARITY_TOLERANCE,
     opset: int = ONNX_OPSET,
+    info: ModelInfo = ModelInfo(),
 ) -> ExportReport:
-    """Export ``model`` (eval mode) to ``out`` and check parity on a random ``batch``.
+    """Export ``model`` (eval mode) to ``out`` and check parity on a random ``batch``; an ONNX
+    file also carries ``info`` and a self-check (docs/ONNX.md), run here before it is written.
 
     Args:
         input_shape: (C, H, W) of one input.
@@ -135,9 +130,23 @@ def export_model(
             f"the {fmt} export differs from PyTorch by {diff:.3g} (> {tolerance:g}), so nothing "
             f"was written; try {other}, and report a bug if the model is a registered one"
         )
+    if fmt == "onnx":
+        data = _stamp_float(model, data, input_shape, info, path)
     write(path, data)
     log.info("exported %s to %s (max abs diff %.3g)", fmt, path, diff)
     return ExportReport(path, fmt, tuple(x.shape), diff, tolerance, len(data))
+
+
+def _stamp_float(
+    model: nn.Module, data: bytes, shape: tuple[int, int, int], info: ModelInfo, path: Path
+) -> bytes:
+    """``data`` with ``info`` and its self-check, verified by this machine's ONNX Runtime."""
+    inputs = check_inputs_for(shape, info.preprocess)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(inputs.images())).numpy()
+    data, check = stamp(data, reference, inputs, info, precision="float32")
+    checked_runner(OnnxFile(path, data, info.model_name, {}, None, None, check))
+    return data
 
 
 def _torchscript(model: nn.Module, x: torch.Tensor) -> tuple[bytes, np.ndarray]:

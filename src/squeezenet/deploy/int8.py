@@ -7,8 +7,9 @@ rounds the weights onto their int8 grids with GPTQ (:mod:`squeezenet.compress.gp
 input covariances measured on the same calibration images) and hands ONNX Runtime those grids,
 so its quantizer only reads the levels back; ``rounding="nearest"`` leaves the rounding to ONNX
 Runtime. The parity check of a float
-export (1e-4) cannot hold for int8, so :func:`int8_parity` measures top-1 agreement with the
-float model on the calibration batch instead (docs: README, deployment).
+export (1e-4) cannot hold for int8, so :func:`int8_parity` measures top-1 agreement of the file's
+own arithmetic with the float model on the calibration batch instead, and the file carries a
+self-check that every machine which runs it repeats (:mod:`squeezenet.deploy.selfcheck`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,19 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from squeezenet.deploy.onnx_file import (
+    ModelInfo,
+    OnnxFile,
+    check_inputs_for,
+    checked_runner,
+    stamp,
+)
+from squeezenet.deploy.selfcheck import exact_outputs
 from squeezenet.errors import ConfigError
 
 Calibration = Literal["minmax", "entropy", "percentile"]
@@ -151,14 +161,9 @@ def int8_onnx(
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
     }[config.calibration]
-    activations = QuantType.QInt8 if config.format == "s8s8" else QuantType.QUInt8
-    weights = QuantType.QUInt8 if config.format == "u8u8" else QuantType.QInt8
     with tempfile.TemporaryDirectory() as folder:
-        source = os.path.join(folder, "float.onnx")
-        prepared = os.path.join(folder, "prepared.onnx")
-        target = os.path.join(folder, "int8.onnx")
-        with open(source, "wb") as handle:
-            handle.write(dense_onnx)
+        source, prepared, target = (os.path.join(folder, f) for f in ("f.onnx", "p.onnx", "q.onnx"))
+        Path(source).write_bytes(dense_onnx)
         quant_pre_process(source, prepared, skip_symbolic_shape=True)
         quantize_static(
             prepared,
@@ -167,8 +172,8 @@ def int8_onnx(
             quant_format=QuantFormat.QDQ,
             per_channel=config.per_channel,
             reduce_range=config.format == "u8s7",
-            activation_type=activations,
-            weight_type=weights,
+            activation_type=QuantType.QInt8 if config.format == "s8s8" else QuantType.QUInt8,
+            weight_type=QuantType.QUInt8 if config.format == "u8u8" else QuantType.QInt8,
             calibrate_method=method,
             extra_options={
                 "ActivationSymmetric": False,
@@ -178,8 +183,7 @@ def int8_onnx(
                 ),
             },
         )
-        with open(target, "rb") as handle:
-            return handle.read()
+        return Path(target).read_bytes()
 
 
 def _weight_overrides(
@@ -209,39 +213,56 @@ def int8_parity(float_logits: np.ndarray, int8_logits: np.ndarray) -> dict[str, 
 
 
 def export_int8(
-    model: Any, out: str | os.PathLike[str], calibration: Sequence[np.ndarray]
+    model: Any,
+    out: str | os.PathLike[str],
+    calibration: Sequence[np.ndarray],
+    *,
+    info: ModelInfo = ModelInfo(),
+    config: Int8Config = Int8Config(),
 ) -> dict[str, Any]:
-    """Write the int8 ONNX of ``model`` (eval mode), checked by :func:`int8_parity` on the
-    calibration images.
+    """Write the int8 ONNX of ``model`` (eval mode) with the model's metadata and a self-check
+    (docs/ONNX.md), after two checks: :func:`int8_parity` of the file's own arithmetic on the
+    calibration images (the same on every CPU), and the self-check run by this machine's ONNX
+    Runtime kernels.
 
     Raises:
         ExportParityError: top-1 agreement below :data:`INT8_AGREEMENT` (nothing is written).
+        ModelCheckError: this machine's int8 kernels do not compute the file (nothing written).
     """
-    from pathlib import Path
-
     import torch
 
-    from squeezenet.deploy.export import (
-        ExportParityError,
-        check_target,
-        onnx_session,
-        write,
-    )
+    from squeezenet.deploy.export import ExportParityError, check_target, write
 
     path = Path(out)
     check_target(path)
     model = model.eval().to(memory_format=torch.contiguous_format)
-    data = int8_model_onnx(model, calibration)
-    session = onnx_session(data)
+    data = int8_model_onnx(model, calibration, config)
     with torch.no_grad():
         reference = np.concatenate([model(torch.from_numpy(x)).numpy() for x in calibration])
-    got = np.concatenate([session.run(None, {"input": x})[0] for x in calibration])
-    parity = int8_parity(reference, got)
+    parity = int8_parity(reference, exact_outputs(data, calibration))
     if parity["agreement"] < INT8_AGREEMENT:
         raise ExportParityError(
             f"the int8 export agrees with float32 on {parity['agreement']:.3f} of the "
             f"calibration images (< {INT8_AGREEMENT}); nothing was written; calibrate on images "
             "closer to the deployment data"
         )
+    c, h, w = calibration[0].shape[1:]
+    inputs = check_inputs_for((c, h, w), info.preprocess)
+    with torch.no_grad():
+        check_reference = model(torch.from_numpy(inputs.images())).numpy()
+    measured = {
+        "int8_format": config.format,
+        "rounding": config.rounding,
+        "calibration_agreement": parity["agreement"],
+        "calibration_images": parity["images"],
+    }
+    data, check = stamp(data, check_reference, inputs, info, precision="int8", export=measured)
+    _, here = checked_runner(OnnxFile(path, data, info.model_name, {}, None, None, check))
     write(path, data)
-    return {"path": str(path), "bytes": len(data), **parity}
+    return {
+        "path": str(path),
+        "bytes": len(data),
+        "int8_format": config.format,
+        **parity,
+        "check": here.to_dict(),
+    }

@@ -74,7 +74,9 @@ def predict(
     shape = (preprocess.channels, preprocess.crop, preprocess.crop)
     if engine.endswith("-int8") and calibration is None:
         raise ConfigError(f"--engine {engine} needs --calib DATA (proxy images, not eval images)")
-    run = make_engine(engine, loaded.model, shape, calibration=calibration)
+    run = make_engine(
+        engine, loaded.model, shape, calibration=calibration, preprocess=preprocess.to_dict()
+    )
     results: list[Prediction] = []
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]

@@ -16,6 +16,7 @@ from squeezenet.formats.sqz import read_sqz
 from squeezenet.io.weights import LoadedModel, load_model
 
 MODEL_SUFFIXES = (".safetensors", ".sqz")  # the files load_any reads
+ONNX_SUFFIX = ".onnx"  # exported files: load_onnx runs them (eval, predict, bench)
 # Models the package ships (package data in squeezenet/pretrained/, each with a provenance JSON
 # and the licence of what it derives from): name -> file.
 PRETRAINED = {"squeezenet1_0-dc": "squeezenet1_0-dc.sqz"}
@@ -37,6 +38,27 @@ def load_pretrained(name: str = "squeezenet1_0-dc") -> LoadedModel:
     Compression SqueezeNet v1.0 re-coded to 477,964 bytes (calibrated trellis-coded quantization;
     provenance in ``squeezenet/pretrained/squeezenet1_0-dc.json``)."""
     return load_any(pretrained_path(name))
+
+
+def load_onnx(path: str | Path, runtime: str = "onnxruntime") -> LoadedModel:
+    """An ONNX file exported by this package, running in ``runtime`` (onnxruntime or
+    openvino) behind a module's call, after its self-check passed on this machine.
+
+    Raises:
+        MissingFileError: no such file.
+        CheckFormatError: not an ONNX file with this package's metadata.
+        ModelCheckError: the runtime does not compute the file on this machine.
+    """
+    from squeezenet.deploy.engines import EngineModule, from_runner
+    from squeezenet.deploy.onnx_file import checked_runner, read_onnx
+
+    file = read_onnx(path)
+    run, _ = checked_runner(file, runtime)
+    preprocess = Preprocess.from_dict(file.preprocess) if file.preprocess else None
+    module = EngineModule(from_runner(run)).eval()
+    return LoadedModel(
+        module, file.model_name, file.config, preprocess, file.class_names, file.path
+    )
 
 
 def is_model_file(spec: str | Path) -> bool:
