@@ -73,7 +73,7 @@ def export_cmd(
         bool, typer.Option("--int8", help="int8 ONNX (QDQ, per-channel), calibrated on --calib.")
     ] = False,
     calib: Calib = None,
-    int8_format: Int8Format = "u8s7",
+    int8_format: Int8Format = "u8u8",
     as_json: Json = False,
 ) -> None:
     """Export to ONNX or TorchScript; outputs are checked against PyTorch (max |diff| <= 1e-4;
