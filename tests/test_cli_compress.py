@@ -168,6 +168,48 @@ def test_the_old_out_spelling_works_for_one_release(
     assert not re.search(r"--out\b(?!put)", out)
 
 
+def _tiny(folder: Path) -> Path:
+    model = create_model("squeezenet_small", seed=0, base_e=16, incr_e=16).eval()
+    return save_weights(model, folder / "tiny.safetensors", model_name="squeezenet_small")
+
+
+def test_a_byte_target_met_only_by_wrecking_the_model_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """With --codec raw every code keeps its 8 bits, so ECSQ saves bytes only by zeroing
+    weights: 30,000 bytes (of 46,537 at 8 bits) wipes whole layers of this model."""
+    weights, out = _tiny(tmp_path), tmp_path / "t.sqz"
+    args = ("compress", weights, "-o", out, "--codec", "raw", "--target-bytes")
+    code, stdout, err = run(capsys, *args, "30000")
+    assert code == 2 and stdout == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: --target-bytes 30,000 can only be met by wrecking the model (at ")
+    found = re.search(
+        r"; the smallest file that does not wreck it is ([\d,]+) bytes: raise --target-bytes "
+        r"or use --codec auto$",
+        err.strip(),
+    )
+    assert found is not None, err
+    assert not out.exists()
+    smallest = int(found[1].replace(",", ""))
+    report = run_json(capsys, *args, str(smallest))  # the size named is reachable, whole
+    damage = report["damage"]
+    assert isinstance(damage, dict) and damage["wrecked"] == [] and damage["network_sqnr_db"] >= 8
+    assert 0.99 * smallest <= out.stat().st_size <= smallest and report["warnings"] == []
+
+
+def test_a_compression_without_a_target_that_wrecks_the_model_warns(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(
+        capsys, "compress", _tiny(tmp_path), "-o", tmp_path / "b1.sqz", "--bits", "1"
+    )
+    assert code == 0 and (tmp_path / "b1.sqz").is_file()
+    assert err.startswith("warning: this quantization wrecks the model (its weights' SQNR over all")
+    assert err.endswith("): raise --bits\n") and err.count("\n") == 1
+    code, _, err = run(capsys, "compress", _tiny(tmp_path), "-o", tmp_path / "b8.sqz")
+    assert code == 0 and err == ""
+
+
 def _corrupt_net(published: Path, folder: Path) -> Path:
     path = folder / "short.net"
     path.write_bytes(published.read_bytes()[:100_000])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_helpers import run
+from cli_helpers import png_bomb, run
 from squeezenet.cli import main
 from squeezenet.data import CIFAR10
 from squeezenet.io.weights import save_weights
@@ -102,6 +102,33 @@ def test_predict_an_unreadable_image_is_one_line(
     bad.write_bytes(b"nope")
     code, out, err = run(capsys, "predict", str(weights), str(bad))
     assert code == 2 and out == "" and err.count("\n") == 1 and "bad.jpg" in err
+
+
+def test_predict_a_decompression_bomb_is_one_line(
+    capsys: pytest.CaptureFixture[str], weights: Path, tmp_path: Path
+) -> None:
+    bomb = png_bomb(tmp_path / "bomb.png")
+    code, out, err = run(capsys, "predict", str(weights), str(bomb))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "bomb.png" in err and "400000000 pixels" in err and "downscale it" in err
+
+
+def test_eval_skip_bad_skips_a_decompression_bomb(
+    capsys: pytest.CaptureFixture[str], weights: Path, tmp_path: Path
+) -> None:
+    for i in range(2):
+        Image.new("RGB", (32, 32), (i * 90, 40, 0)).save(tmp_path / f"{i}.png")
+    png_bomb(tmp_path / "bomb.png")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\n0.png,0\nbomb.png,1\n1.png,1\n")
+    code, out, err = run(capsys, "eval", str(weights), "--data", str(manifest), "-q")
+    assert code == 2 and err.count("\n") == 1 and "bomb.png" in err  # without --skip-bad
+    code, out, err = run(
+        capsys, "eval", str(weights), "--data", str(manifest), "--skip-bad", "-q", "--json"
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["n"], result["skipped"]) == (2, 1)
 
 
 def test_export_parity_failure_is_one_line_exit_2(

@@ -121,7 +121,9 @@ def test_a_larger_lambda_never_gives_a_larger_file() -> None:
     assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
 
 
-@pytest.mark.parametrize("fraction", [0.4, pytest.param(0.25, marks=pytest.mark.slow)])
+# Below about half the lossless size the trellis wrecks this random model (its conv10,
+# initialised 100x smaller than the other layers, is zeroed first): such targets are refused.
+@pytest.mark.parametrize("fraction", [0.6, pytest.param(0.55, marks=pytest.mark.slow)])
 def test_bisection_meets_a_byte_target_with_the_trellis(fraction: float) -> None:
     lossless = len(compress_model(_loaded(), CompressConfig(bits=8)).data)
     target = int(lossless * fraction)

@@ -6,16 +6,17 @@ import dataclasses
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from squeezenet.cli.app import app, emit_json, fail, out
+from squeezenet.cli.app import app, emit_json, err, fail, out
 from squeezenet.cli.arguments import resolve_device, user_paths
 from squeezenet.cli.common import progress_bar
 from squeezenet.cli.options import Json, ModelFile, Quiet, Seed, SqzFile, output_option
 
 if TYPE_CHECKING:
     from squeezenet.jobs.compress_config import CompressConfig
-    from squeezenet.jobs.compress_file import CompressReport
+    from squeezenet.jobs.compress_report import CompressReport
 
 WeightsOut = Annotated[str, output_option("Weights file to write.")]
 SqzOut = Annotated[str, output_option(".sqz file to write.")]
@@ -50,7 +51,10 @@ RateLambda = Annotated[
 ]
 TargetBytes = Annotated[
     int | None,
-    typer.Option(help="Entropy-constrained quantization to at most this many bytes (within 1 %)."),
+    typer.Option(
+        help="Entropy-constrained quantization to at most this many bytes (within 1 %); if only "
+        "a file that wrecks the model fits, an error naming the smallest one that does not."
+    ),
 ]
 Quantizer = Annotated[
     str,
@@ -168,6 +172,8 @@ def compress_cmd(
             weighting=weighting,  # type: ignore[arg-type]
         )
         report = _compress(model, output, config, (distill, distill_images, calib), quiet)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -126,12 +126,23 @@ class FileListDataset(Dataset[tuple[Any, int]]):
 
 
 def load_image(path: Path, mode: str = "RGB") -> Image.Image:
-    """Decode one image file to ``mode``; :class:`CorruptImageError` names the file."""
+    """Decode one image file to ``mode``; :class:`CorruptImageError` names the file.
+
+    The one place image files are decoded (datasets, ``predict``). Pillow refuses a header that
+    claims more than ``2 * Image.MAX_IMAGE_PIXELS`` pixels (a decompression bomb: a few bytes
+    that would decode to gigabytes) before reading any pixel; that is a bad image too, so
+    ``eval --skip-bad`` skips it and ``predict`` says so in one line.
+    """
     try:
         with Image.open(path) as image:
             return image.convert(mode)
     except FileNotFoundError:
         raise DatasetNotFoundError(f"image not found: {path}") from None
+    except Image.DecompressionBombError as exc:
+        raise CorruptImageError(
+            f"refusing to decode image {path}: {str(exc).rstrip('.')}; downscale it first "
+            "(the model resizes every image to a few hundred pixels anyway)"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise CorruptImageError(f"cannot decode image {path}: {exc}") from None
 
@@ -220,7 +231,7 @@ def _decode_jpeg(blob: np.ndarray, offsets: np.ndarray, i: int, source: Path) ->
     data = blob[offsets[i] : offsets[i + 1]].tobytes()
     try:
         return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise CorruptImageError(f"{source}: image {i} cannot be decoded: {exc}") from None
 
 

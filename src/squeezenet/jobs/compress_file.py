@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from squeezenet.compress.bias_correct import correct_bias_
+from squeezenet.compress.damage import Damage, assess, weights_before
 from squeezenet.compress.export import from_compressed, to_compressed
 from squeezenet.compress.prune import (
     PruneReport,
@@ -44,75 +44,12 @@ from squeezenet.jobs.compress_config import (
     describe_bits,
     describe_policy,
 )
+from squeezenet.jobs.compress_report import CompressReport, Stopwatch, layer_rows
 from squeezenet.jobs.load import load_any
 from squeezenet.jobs.rate import RateOutcome, ecsq_to_rate_, proxy_input_stats, proxy_scales
-from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES, StageSize, stage_sizes
+from squeezenet.jobs.sizes import stage_sizes
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerRow:
-    """One layer of a :class:`CompressReport`."""
-
-    name: str  # state-dict prefix
-    shape: tuple[int, ...]
-    stored: int  # weights that hold a code
-    density: float  # stored / numel
-    bits: int
-    clusters: int  # codebook entries
-    rmse: float  # change of the stored weights caused by sharing (0 when lossless)
-
-
-@dataclasses.dataclass(frozen=True)
-class CompressReport:
-    """What :func:`compress_model` did and the sizes it reached."""
-
-    model_name: str
-    bits: str  # the --bits spelling
-    policy: str  # "none", "paper" or the rules (describe_policy)
-    stages: tuple[StageSize, ...]
-    layers: tuple[LayerRow, ...]
-    seconds: dict[str, float]  # wall time per stage
-    distill: dict[str, Any] | None = None  # the distiller's report, when one ran
-    output: str | None = None  # the written file
-    rate: dict[str, Any] | None = None  # the ECSQ lambda (and its search), when one ran
-
-    @property
-    def file_bytes(self) -> int:
-        return self.stages[-1].bytes
-
-    @property
-    def dense_bytes(self) -> int:
-        return self.stages[0].bytes
-
-    def to_dict(self) -> dict[str, Any]:
-        stages = [
-            {
-                **dataclasses.asdict(stage),
-                "ratio_dense": self.dense_bytes / stage.bytes,
-                "ratio_alexnet": ALEXNET_DENSE_BYTES / stage.bytes,
-            }
-            for stage in self.stages
-        ]
-        return {
-            "model": self.model_name,
-            "output": self.output,
-            "policy": self.policy,
-            "bits": self.bits,
-            "file_bytes": self.file_bytes,
-            "dense_bytes": self.dense_bytes,
-            "alexnet_bytes": ALEXNET_DENSE_BYTES,
-            "ratio_dense": self.dense_bytes / self.file_bytes,
-            "ratio_alexnet": ALEXNET_DENSE_BYTES / self.file_bytes,
-            "stages": stages,
-            "layers": [
-                {**dataclasses.asdict(row), "shape": list(row.shape)} for row in self.layers
-            ],
-            "seconds": self.seconds,
-            "distill": self.distill,
-            "rate": self.rate,
-        }
 
 
 @dataclasses.dataclass
@@ -155,24 +92,19 @@ def compress_model(
         The weight-shared model (``loaded.model``, changed in place), its plain-data form, the
         encoded .sqz bytes and the report.
     """
-    watch = _Stopwatch()
+    watch = Stopwatch()
     model = loaded.model
     teacher = copy.deepcopy(model).eval() if distill is not None else None
     prune_report = _prune_stage_(model, config)
     watch.lap("prune")
-    quant, rate = _quantize_stage_(loaded, config, scales, importance)
+    quant, rate, damage = _quantize_stage_(loaded, config, scales, importance)
     watch.lap("quantize")
     distilled = None
     if distill is not None and teacher is not None:
         outcome = distill(model, teacher, loaded.preprocess)
         distilled = dict(outcome) if outcome is not None else {}
         watch.lap("distill")
-    cm = to_compressed(
-        model,
-        model_name=loaded.model_name,
-        preprocess=loaded.preprocess,
-        class_names=loaded.class_names,
-    )
+    cm = _export(loaded, model)
     watch.lap("export")
     data = _encode(cm, config)
     watch.lap("encode")
@@ -181,10 +113,12 @@ def compress_model(
         bits=describe_bits(config.bits),
         policy=describe_policy(config.policy),
         stages=stage_sizes(cm, len(data)),
-        layers=_layer_rows(cm, quant),
+        layers=layer_rows(cm, quant),
         seconds=watch.seconds,
         distill=distilled,
         rate=rate.to_dict() if rate is not None else None,
+        damage=damage.to_dict(),
+        warnings=_wreck_warning(damage, config),
     )
     logger.info("compressed %s to %d bytes", loaded.model_name, len(data))
     return CompressResult(model, cm, data, report, prune_report, quant)
@@ -195,35 +129,51 @@ def _quantize_stage_(
     config: CompressConfig,
     scales: Mapping[str, float] | None,
     importance: Mapping[str, np.ndarray] | None,
-) -> tuple[QuantizeReport, RateOutcome | None]:
-    """k-means weight sharing, or ECSQ at a lambda / byte target (config.rate_lambda, ...)."""
+) -> tuple[QuantizeReport, RateOutcome | None, Damage]:
+    """k-means weight sharing, or ECSQ at a lambda / byte target (config.rate_lambda, ...), and
+    what it did to the weights it was given (pruning is the policy's doing, not counted)."""
+    before = weights_before(loaded.model)
     bits = config.bits if isinstance(config.bits, int) else dict(config.bits)
+    rate = None
     if config.rate_lambda is None and config.target_bytes is None:
         quant = quantize_(
             loaded.model, bits, init=config.init, iters=config.iters, seed=config.seed
         )
-        return quant, None
-
-    def size_of(model: nn.Module) -> int:
-        cm = to_compressed(
-            model,
-            model_name=loaded.model_name,
-            preprocess=loaded.preprocess,
-            class_names=loaded.class_names,
+    else:
+        quant, rate = ecsq_to_rate_(
+            loaded.model,
+            lambda model: len(_encode(_export(loaded, model), config)),
+            bits=bits,
+            rate_lambda=config.rate_lambda,
+            target_bytes=config.target_bytes,
+            scales=scales,
+            level_bits=(16 if config.codebook_dtype == "float16" else 32) + 5,  # entry + length
+            quantizer=config.quantizer,
+            importance=importance,
+            advice="" if config.codec == "auto" else " or use --codec auto",
         )
-        return len(_encode(cm, config))
+    return quant, rate, assess(before, loaded.model, importance)
 
-    return ecsq_to_rate_(
-        loaded.model,
-        size_of,
-        bits=bits,
-        rate_lambda=config.rate_lambda,
-        target_bytes=config.target_bytes,
-        scales=scales,
-        level_bits=(16 if config.codebook_dtype == "float16" else 32) + 5,  # entry + code length
-        quantizer=config.quantizer,
-        importance=importance,
+
+def _export(loaded: LoadedModel, model: nn.Module) -> CompressedModel:
+    """``model`` (a quantized ``loaded.model`` or a copy of it) as plain data."""
+    return to_compressed(
+        model,
+        model_name=loaded.model_name,
+        preprocess=loaded.preprocess,
+        class_names=loaded.class_names,
     )
+
+
+def _wreck_warning(damage: Damage, config: CompressConfig) -> tuple[str, ...]:
+    """The warning of a compression that wrecks the model (:mod:`squeezenet.compress.damage`);
+    with a byte target the rate search has already refused that."""
+    reasons = damage.reasons()
+    if not reasons:
+        return ()
+    more = f" and {len(reasons) - 1} more" if len(reasons) > 1 else ""
+    fix = "raise --bits" if config.rate_lambda is None else "lower --rate-lambda"
+    return (f"this quantization wrecks the model ({reasons[0]}{more}): {fix}",)
 
 
 def _encode(cm: CompressedModel, config: CompressConfig) -> bytes:
@@ -234,26 +184,6 @@ def _encode(cm: CompressedModel, config: CompressConfig) -> bytes:
         codebook_dtype=config.codebook_dtype,
         bias_dtype=config.bias_dtype,
     )
-
-
-class _Stopwatch:
-    """Wall time per stage: :meth:`lap` records the seconds since the previous lap (or since
-    the watch was made or :meth:`restart` ed), rounded to 0.1 ms."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}  # stage -> seconds, in lap order
-        self._last = time.perf_counter()
-
-    def restart(self) -> None:
-        """Start the next lap now (the time since the previous lap is not recorded)."""
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> float:
-        """Record and return the seconds of ``stage``."""
-        now = time.perf_counter()
-        self.seconds[stage] = round(now - self._last, 4)
-        self._last = now
-        return self.seconds[stage]
 
 
 def _prune_stage_(model: nn.Module, config: CompressConfig) -> PruneReport | None:
@@ -273,22 +203,6 @@ def _zeros_as_pruned_(model: nn.Module) -> PruneReport:
         if prune_mask_of(module) is not None:
             register_mask_(module, cast(torch.Tensor, module.weight).detach() != 0)
     return pruning_report(model)
-
-
-def _layer_rows(cm: CompressedModel, quant: QuantizeReport) -> tuple[LayerRow, ...]:
-    rmse = {row.name: row.rmse for row in quant.layers}
-    return tuple(
-        LayerRow(
-            layer.name,
-            tuple(layer.shape),
-            len(layer.positions),
-            layer.density,
-            layer.bits,
-            len(layer.codebook),
-            rmse.get(layer.name, 0.0),
-        )
-        for layer in cm.layers
-    )
 
 
 def compress_file(
@@ -314,7 +228,7 @@ def compress_file(
     output = Path(output)
     if not output.parent.is_dir():
         raise MissingFileError(f"output folder not found: {output.parent}; create it first")
-    watch = _Stopwatch()
+    watch = Stopwatch()
     loaded = load_any(source)
     load_s = watch.lap("load")
     scales, importance = None, None

@@ -4,6 +4,8 @@ target, found by bisection on the real encoded size (issue 11).
 The size of a ``.sqz`` file falls as ``lambda`` rises (ECSQ trades squared error for bits), so a
 bisection in log ``lambda`` finds the file of at most ``target_bytes`` that is closest to it:
 each probe quantizes a copy of the model and encodes it, about a second for SqueezeNet v1.0.
+The damage rises with ``lambda`` too: a target met only by a ``lambda`` that wrecks the model
+(:mod:`squeezenet.compress.damage`) is an error naming the smallest file that does not.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from functools import partial
 import numpy as np
 from torch import nn
 
+from squeezenet.compress.damage import assess, weights_before
 from squeezenet.compress.ecsq import LEVEL_BITS, ecsq_quantize_
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.compress.quantize import BitsSpec, QuantizeReport
@@ -37,6 +40,13 @@ TOLERANCE = 0.01  # a target is met by a file of (1 - TOLERANCE) * target .. tar
 MAX_PROBES = 48  # encodes a search may take
 LAMBDA_START = 1e-6  # squared-error units per bit: the first probe
 LAMBDA_FLOOR = 1e-12  # below this lambda ECSQ is k-means with a zero level
+# Where the target's lambda wrecks the model, the largest lambda that does not is bisected to a
+# factor of 1.01 (a file size within a fraction of a percent), in at most 12 more encodes.
+WRECK_RESOLUTION = 1.01
+MAX_WRECK_PROBES = 12
+# The error then describes a wrecking file within 10 % below the target, found in <= 4 encodes.
+DESCRIBE_WITHIN = 0.1
+DESCRIBE_PROBES = 4
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ def ecsq_to_rate_(
     level_bits: float = LEVEL_BITS,
     quantizer: str = "ecsq",
     importance: Mapping[str, np.ndarray] | None = None,
+    advice: str = "",
 ) -> tuple[QuantizeReport, RateOutcome]:
     """Quantize ``model`` in place with ECSQ (or the trellis quantizer) at ``rate_lambda``, or
     at the lambda whose file is the largest of at most ``target_bytes``.
@@ -82,9 +93,12 @@ def ecsq_to_rate_(
             and ``level_bits`` do not apply to it).
         importance: trellis only: per-weight error weights within each layer
             (:func:`squeezenet.compress.rd.weight_importance`).
+        advice: appended to the fix a :class:`TargetWrecksError` suggests (e.g. another codec).
 
     Raises:
         ConfigError: neither or both given, or no lambda reaches ``target_bytes``.
+        TargetWrecksError: only lambdas that wreck the model
+            (:mod:`squeezenet.compress.damage`) reach ``target_bytes``.
     """
     if (rate_lambda is None) == (target_bytes is None):
         raise ConfigError("give exactly one of --rate-lambda and --target-bytes")
@@ -95,31 +109,89 @@ def ecsq_to_rate_(
     else:
         quantize = partial(ecsq_quantize_, bits=bits, scales=scales, level_bits=level_bits)
     if target_bytes is not None:
-        rate_lambda = _search(model, size_of, quantize, target_bytes, probes)
+        prober = _Prober(model, size_of, quantize, probes, importance)
+        rate_lambda = _search(prober, target_bytes, advice)
     assert rate_lambda is not None
     report = quantize(model, rate_lambda)
     return report, RateOutcome(rate_lambda, target_bytes, tuple(probes))
 
 
-def _search(
-    model: nn.Module,
-    size_of: Callable[[nn.Module], int],
-    quantize: Callable[[nn.Module, float], QuantizeReport],
-    target: int,
-    probes: list[tuple[float, int]],
-) -> float:
-    sizes: dict[float, int] = {}
+class TargetWrecksError(ConfigError):
+    """A byte target that no quantization meets without wrecking the model
+    (:mod:`squeezenet.compress.damage`); the message names the smallest file that does not.
 
-    def size(lam: float) -> int:
-        if lam not in sizes:
-            trial = copy.deepcopy(model)
-            quantize(trial, lam)
-            sizes[lam] = size_of(trial)
-            probes.append((lam, sizes[lam]))
-        return sizes[lam]
+    Attributes:
+        target: the byte target.
+        at_bytes, reason: the wrecked file nearest the target (below it when one was found)
+            and why it is wrecked.
+        smallest: the smallest file found that does not wreck the model (None: none found).
+    """
 
+    def __init__(
+        self, target: int, at_bytes: int, reason: str, smallest: int | None, advice: str = ""
+    ) -> None:
+        if at_bytes <= target:
+            problem = f"can only be met by wrecking the model (at {at_bytes:,} bytes: {reason})"
+        else:
+            problem = f"cannot be met: even a wrecked model takes {at_bytes:,} bytes ({reason})"
+        if smallest is None:
+            fix = "every quantization tried wrecks the model; raise --bits"
+        else:
+            fix = (
+                f"the smallest file that does not wreck it is {smallest:,} bytes: "
+                f"raise --target-bytes{advice}"
+            )
+        super().__init__(f"--target-bytes {target:,} {problem}; {fix}")
+        self.target, self.at_bytes, self.reason, self.smallest = target, at_bytes, reason, smallest
+
+
+@dataclass
+class _Prober:
+    """Quantizes copies of ``model`` at a lambda, once each: the file size and the damage."""
+
+    model: nn.Module
+    size_of: Callable[[nn.Module], int]
+    quantize: Callable[[nn.Module, float], QuantizeReport]
+    probes: list[tuple[float, int]]  # (lambda, bytes) in the order tried
+    importance: Mapping[str, np.ndarray] | None  # the quantizer's error weights, if any
+    wrecks: dict[float, str | None] = field(default_factory=dict)  # lambda -> why wrecked
+    sizes: dict[float, int] = field(default_factory=dict)  # lambda -> bytes
+
+    def __post_init__(self) -> None:
+        self.before = weights_before(self.model)  # what each probe's damage is measured from
+
+    def size(self, lam: float) -> int:
+        if lam not in self.sizes:
+            trial = copy.deepcopy(self.model)
+            self.quantize(trial, lam)
+            self.sizes[lam] = self.size_of(trial)
+            self.wrecks[lam] = assess(self.before, trial, self.importance).wreck
+            self.probes.append((lam, self.sizes[lam]))
+        return self.sizes[lam]
+
+    def wreck(self, lam: float) -> str | None:
+        self.size(lam)
+        return self.wrecks[lam]
+
+
+def _search(prober: _Prober, target: int, advice: str) -> float:
+    """The lambda whose file is the largest of at most ``target`` bytes and does not wreck the
+    model. A larger lambda gives a smaller file and more damage, so a wrecked probe larger
+    than the target proves that no lambda meets it whole."""
+    met = _meet(prober, target)
+    if met is not None and prober.wreck(met) is None:
+        return met
+    return _within_wreck_limit(prober, target, advice)
+
+
+def _meet(prober: _Prober, target: int) -> float | None:
+    """Bisection in log lambda for the file of at most ``target`` bytes closest to it (None: a
+    wrecked probe was still larger than the target)."""
+    size, probes = prober.size, prober.probes
     lo, hi = LAMBDA_START, LAMBDA_START  # bracket: size(lo) > target >= size(hi)
     while size(hi) > target:
+        if prober.wreck(hi) is not None:
+            return None
         lo, hi = hi, hi * 8
         stalled = len(probes) >= 3 and len({b for _, b in probes[-3:]}) == 1
         if stalled or len(probes) >= MAX_PROBES:  # every weight already on the zero level
@@ -135,9 +207,57 @@ def _search(
         mid = math.sqrt(lo * hi)
         if size(mid) <= target:
             hi = mid
+        elif prober.wreck(mid) is not None:
+            return None
         else:
             lo = mid
     return hi
+
+
+def _within_wreck_limit(prober: _Prober, target: int, advice: str) -> float:
+    """The target's lambda wrecks the model: bisect for the largest lambda that does not
+    (to :data:`WRECK_RESOLUTION`), then take the non-wrecking probe closest below the target,
+    or raise :class:`TargetWrecksError` with the smallest non-wrecking file found."""
+    wrecked = [lam for lam, why in prober.wrecks.items() if why is not None]
+    bad = min(wrecked)
+    ok = max((lam for lam, why in prober.wrecks.items() if why is None), default=None)
+    while ok is None and bad >= LAMBDA_FLOOR:
+        bad, ok = (bad / 8, None) if prober.wreck(bad / 8) is not None else (bad, bad / 8)
+    for _ in range(MAX_WRECK_PROBES):
+        if ok is None or bad / ok <= WRECK_RESOLUTION:
+            break
+        mid = math.sqrt(ok * bad)
+        bad, ok = (mid, ok) if prober.wreck(mid) is not None else (bad, mid)
+    whole = {lam: b for lam, b in prober.sizes.items() if prober.wrecks[lam] is None}
+    fits = [lam for lam, b in whole.items() if b <= target]
+    if fits:
+        return max(fits, key=lambda lam: (whole[lam], -lam))
+    at = _wrecked_at(prober, target)
+    reason = prober.wrecks[at]
+    assert reason is not None
+    smallest = min(whole.values(), default=None)
+    raise TargetWrecksError(target, prober.sizes[at], reason, smallest, advice)
+
+
+def _wrecked_at(prober: _Prober, target: int) -> float:
+    """A wrecked probe just below the target: what meeting it would do to the model. Goes on
+    coarser (x 8) if no probe has reached the target yet, then bisects a few times towards it."""
+    lam = max(lam for lam, why in prober.wrecks.items() if why is not None)
+    walked = [prober.size(lam)]
+    while walked[-1] > target and len(prober.probes) < MAX_PROBES:
+        if len(walked) >= 3 and len(set(walked[-3:])) == 1:
+            break  # every weight on the zero level already: the target is out of reach
+        lam *= 8
+        walked.append(prober.size(lam))
+    lo, hi = lam / 8, lam
+    for _ in range(DESCRIBE_PROBES):
+        if prober.size(hi) >= (1 - DESCRIBE_WITHIN) * target or prober.size(lo) <= target:
+            break
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if prober.size(mid) <= target else (mid, hi)
+    wrecked = [lam for lam, why in prober.wrecks.items() if why is not None]
+    met = [lam for lam in wrecked if prober.sizes[lam] <= target]
+    return max(met, key=prober.sizes.__getitem__) if met else max(wrecked)
 
 
 def calibration_images(loaded: LoadedModel, data: str) -> ArrayDataset:
