@@ -53,7 +53,7 @@ VARIANTS: dict[str, dict[str, str]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=("build", "score"))
+    parser.add_argument("stage", choices=("build", "score", "speed"))
     parser.add_argument("folder", type=Path)
     parser.add_argument("--images", type=int, default=200, help="per proxy family (build)")
     parser.add_argument("--only", default="", help="score the variants whose name holds this")
@@ -61,6 +61,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.stage == "build":
         build(args.folder, args.images)
+    elif args.stage == "speed":
+        speed(args.folder, args.only)
     else:
         score(args.folder, args.only, args.threads)
 
@@ -85,6 +87,9 @@ def build(folder: Path, images: int) -> None:
             reference = teacher.model.eval()(torch.from_numpy(x)).numpy()
         np.save(folder / f"{name}.x.npy", x)
         np.save(folder / f"{name}.ref.npy", reference)
+    from squeezenet.deploy.export import onnx_bytes
+
+    (folder / "float32.onnx").write_bytes(onnx_bytes(teacher.model, torch.zeros(1, 3, 227, 227)))
     calibration = calibration_batches("cifar10", teacher.preprocess)
     for variant, options in VARIANTS.items():
         data = int8_model_onnx(teacher.model, calibration, Int8Config(**options))  # type: ignore[arg-type]
@@ -123,6 +128,37 @@ def score(folder: Path, only: str, threads: int) -> None:
             "onnxruntime": ort.__version__,
         }
         print(json.dumps(row), flush=True)
+
+
+def speed(folder: Path, only: str, seconds: float = 3.0) -> None:
+    """ms per image of every variant (and the float32 ONNX) in ONNX Runtime and OpenVINO, batch 1
+    and 32, all in this one run: ratios to ONNX Runtime float32 are this machine's."""
+    import time
+
+    from squeezenet.deploy.runtimes import onnxruntime_runner, openvino_runner
+
+    x = np.load(sorted(folder.glob("*.x.npy"))[0])[:32]
+    names = ["float32", *(v for v in VARIANTS if only in v)]
+    rows = []
+    for name in names:
+        data = (folder / f"{'float32' if name == 'float32' else _slug(name)}.onnx").read_bytes()
+        for runtime, make in (("onnxruntime", onnxruntime_runner), ("openvino", openvino_runner)):
+            run = make(data)
+            for batch in (1, 32):
+                for _ in range(3):
+                    run(x[:batch])
+                calls, started = 0, time.perf_counter()
+                while time.perf_counter() - started < seconds or calls < 5:
+                    run(x[:batch])
+                    calls += 1
+                ms = 1000 * (time.perf_counter() - started) / calls / batch
+                rows.append({"variant": name, "runtime": runtime, "batch": batch, "ms": ms})
+    base = {r["batch"]: r["ms"] for r in rows if r["variant"] == "float32"
+            and r["runtime"] == "onnxruntime"}  # fmt: skip
+    for row in rows:
+        row["vs_onnxruntime_float32"] = round(base[row["batch"]] / row["ms"], 3)
+        row["ms"] = round(row["ms"], 3)
+        print(json.dumps({**row, "cpu": _cpu()}), flush=True)
 
 
 def _kl(reference: np.ndarray, got: np.ndarray) -> float:

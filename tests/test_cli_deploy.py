@@ -71,6 +71,7 @@ def test_bench_json(capsys: pytest.CaptureFixture[str], weights: Path) -> None:
     assert {(r["engine"], r["batch"]) for r in rows} == {
         (e, b) for e in ("eager_nchw", "eager_channels_last") for b in (1, 2)
     }
+    assert all(r["peak_fraction"] > 0 for r in rows)  # the peak is measured before the rows
 
 
 @pytest.mark.parametrize(

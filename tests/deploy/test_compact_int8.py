@@ -179,8 +179,9 @@ def test_dense_export_still_checks_parity(tmp_path: Path) -> None:
 
 
 def test_int8_export_stores_the_gptq_levels_exactly() -> None:
-    """The int8 ONNX holds the GPTQ grid: ONNX Runtime's quantizer reads the levels back."""
-    from squeezenet.compress.gptq import gptq_, input_covariances
+    """The int8 ONNX holds the GPTQ grid (the default format's, 7-bit): ONNX Runtime's quantizer
+    reads the levels back."""
+    from squeezenet.compress.gptq import GptqConfig, gptq_, input_covariances
     from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
 
     model = create_model("squeezenet_small", seed=0, num_classes=10, batch_norm=False).eval()
@@ -188,12 +189,15 @@ def test_int8_export_stores_the_gptq_levels_exactly() -> None:
     proto = onnx.load_from_string(int8_model_onnx(model, calib))
     stored = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
     reference = create_model("squeezenet_small", seed=0, num_classes=10, batch_norm=False).eval()
-    rows = gptq_(reference, input_covariances(reference, [torch.from_numpy(x) for x in calib]))
+    qmax = Int8Config().qmax
+    covariances = input_covariances(reference, [torch.from_numpy(x) for x in calib])
+    rows = gptq_(reference, covariances, GptqConfig(qmax=qmax))
     for row in rows:
         levels = stored[f"{row.name}.weight_quantized"].astype(np.float64)
         weight = dict(reference.named_modules())[row.name].weight.detach().double().numpy()
         expect = weight / row.step.double().numpy().reshape(-1, *[1] * (weight.ndim - 1))
         assert np.array_equal(levels, np.round(expect)), row.name
+        assert np.abs(levels).max() <= qmax == 64  # |level| <= 64: no 16-bit pair saturates
         assert np.allclose(stored[f"{row.name}.weight_scale"], row.step.numpy())
     nearest = onnx.load_from_string(int8_model_onnx(model, calib, Int8Config(rounding="nearest")))
     assert any(

@@ -111,6 +111,6 @@ def cpu_int8_note() -> str:
         return ""
     return (
         "This CPU has no VNNI, so its int8 kernels add pairs of u8 x s8 products in 16 bits, "
-        "which saturate for weights on the whole int8 grid: export with --int8-format u8u8 "
+        "which saturate for weights on the whole int8 grid: export with --int8-format u8s7 "
         "(the default, exact on every x86 CPU), or run the float32 model."
     )
