@@ -226,6 +226,7 @@ def test_an_exported_onnx_runs_in_eval_predict_and_bench(
     document = json.loads(out)
     assert code == 0 and document["precision"] == "int8" and document["baseline"] == "onnxruntime"
     assert [r["engine"] for r in document["rows"]] == ["onnxruntime"]
+    assert document["rows"][0]["peak_fraction"] > 0
 
 
 def test_a_wrong_int8_file_is_refused_in_one_line(

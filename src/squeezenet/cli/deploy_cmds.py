@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -222,7 +223,7 @@ def bench_cmd(
     batches = check_batches(_integers(batch, "--batch"), "--batch")
     bench = _bench_file if model.endswith(".onnx") else _bench_model
     peak = sgemm_peak()  # first, so every row's peak_fraction has it
-    rows, document = bench(model, engines, calib, batches, seconds, peak)
+    rows, document = bench(model, BenchAsk(engines, calib, batches, seconds, peak))
     threads = torch.get_num_threads()
     document = {**document, "threads": threads, "sgemm_peak_gflops": peak}
     if as_json:
@@ -238,24 +239,29 @@ def bench_cmd(
     out.print(_bench_table(title, rows))
 
 
+@dataclasses.dataclass(frozen=True)
+class BenchAsk:
+    """What a bench command asked for, with the sgemm peak measured before anything else."""
+
+    engines: str | None
+    calib: str | None
+    batches: tuple[int, ...]
+    seconds: float
+    peak: float
+
+
 NOISE = "uniform noise (timing only: the int8 outputs mean nothing; pass --calib DATA)"
 
 
-def _bench_model(
-    model: str,
-    engines: str | None,
-    calib: str | None,
-    batches: tuple[int, ...],
-    seconds: float,
-    peak: float,
-) -> tuple[list[BenchRow], dict[str, Any]]:
+def _bench_model(model: str, asked: BenchAsk) -> tuple[list[BenchRow], dict[str, Any]]:
     from squeezenet.deploy.bench import benchmark
     from squeezenet.deploy.engines import check_engines
     from squeezenet.jobs.calibration import calibration_batches, model_preprocess
     from squeezenet.models.summary import summarize
 
-    spelled = engines or "eager_nchw,eager_channels_last,onnxruntime"
+    spelled = asked.engines or "eager_nchw,eager_channels_last,onnxruntime"
     names = check_engines(filter(None, (e.strip() for e in spelled.split(","))), "--engines")
+    calib = asked.calib
     with user_paths(reads=[model, calib]):
         network, shape, name, preprocess = load_model_arg(model)
         pre = model_preprocess(name, preprocess)
@@ -268,32 +274,29 @@ def _bench_model(
         if calib is None:
             err.print(f"note: the int8 engines are calibrated on {NOISE}", highlight=False)
     rows = benchmark(
-        network, shape, macs, batches=batches, engines=names, min_seconds=seconds,
-        calibration=calibration, preprocess=pre.to_dict(), peak_gflops=peak,
+        network, shape, macs, batches=asked.batches, engines=names, min_seconds=asked.seconds,
+        calibration=calibration, preprocess=pre.to_dict(), peak_gflops=asked.peak,
     )  # fmt: skip
     return rows, document
 
 
-def _bench_file(
-    model: str,
-    engines: str | None,
-    calib: str | None,
-    batches: tuple[int, ...],
-    seconds: float,
-    peak: float,
-) -> tuple[list[BenchRow], dict[str, Any]]:
+def _bench_file(model: str, asked: BenchAsk) -> tuple[list[BenchRow], dict[str, Any]]:
     from squeezenet.deploy.bench import benchmark_file
     from squeezenet.deploy.onnx_file import read_onnx
     from squeezenet.models import create_model
     from squeezenet.models.summary import summarize
 
-    runtimes = tuple(filter(None, (e.strip() for e in (engines or "onnxruntime").split(","))))
+    spelled = asked.engines or "onnxruntime"
+    runtimes = tuple(filter(None, (e.strip() for e in spelled.split(","))))
     for runtime in runtimes or ("",):
-        exported_runtime(runtime, calib)
+        exported_runtime(runtime, asked.calib)
     with user_paths(reads=[model]):
         file = read_onnx(model)
     macs = summarize(create_model(file.model_name, **file.config), file.input_shape).macs
-    rows = benchmark_file(file, macs, runtimes=runtimes, batches=batches, min_seconds=seconds)
+    rows = benchmark_file(
+        file, macs, runtimes=runtimes, batches=asked.batches, min_seconds=asked.seconds,
+        peak_gflops=asked.peak,
+    )  # fmt: skip
     document: dict[str, Any] = {"model": str(file.path), "input_shape": list(file.input_shape)}
     document.update(macs=macs, baseline=runtimes[0], precision=file.check.precision)
     return rows, document
