@@ -205,3 +205,24 @@ def test_an_avx2_cpu_refuses_int8_weights_and_runs_the_portable_formats(tmp_path
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"{files[0]} refused") and "This CPU has no VNNI" in lines[0]
     assert lines[1:] == [f"{files[1]} ok", f"{files[2]} ok"]
+
+
+@pytest.mark.parametrize(
+    ("features", "says"),
+    [
+        ({"AVX2": True, "AVX512VNNI": False, "AVXVNNI": False}, True),  # Zen 3, Haswell..
+        ({"AVX2": True, "AVX512VNNI": True}, False),  # Ice Lake+, Zen 4
+        ({"AVX2": True, "AVX512VNNI": False, "AVXVNNI": True}, False),  # Alder Lake
+        ({"NEON": True, "ASIMD": True}, False),  # not x86: no such kernel
+    ],
+)
+def test_the_int8_hint_names_a_cpu_without_vnni(
+    features: dict[str, bool], says: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from squeezenet.deploy.runtimes import cpu_int8_note
+
+    module = importlib.import_module("numpy._core._multiarray_umath")
+    monkeypatch.setattr(module, "__cpu_features__", features)
+    assert cpu_int8_note().startswith("This CPU has no VNNI") is says

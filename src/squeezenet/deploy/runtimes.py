@@ -6,6 +6,7 @@ files and a torch-free install share them.
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -100,14 +101,17 @@ def runner(data: bytes, runtime: str) -> Runner:
 
 
 def cpu_int8_note() -> str:
-    """A sentence on this CPU's int8 dot-product instructions, for error messages ("" when
-    unknown or when it has VNNI / AMX, whose int32 sums do not saturate)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return ""
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    if not flags or {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags):
+    """A sentence on this CPU's int8 dot-product instructions, for error messages ("" off x86,
+    and where the CPU has VNNI, whose int32 sums do not saturate). Read from the CPUID bits
+    numpy dispatches on, which an emulator reports too (``/proc/cpuinfo`` shows the host's)."""
+    features: dict[str, bool] = {}
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # 2.x, 1.x
+        try:
+            features = importlib.import_module(module).__cpu_features__
+            break
+        except (ImportError, AttributeError):
+            continue
+    if "AVX2" not in features or features.get("AVX512VNNI") or features.get("AVXVNNI"):
         return ""
     return (
         "This CPU has no VNNI, so its int8 kernels add pairs of u8 x s8 products in 16 bits, "
