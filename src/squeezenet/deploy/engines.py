@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,13 +12,7 @@ from torch import nn
 
 from squeezenet.deploy.export import onnx_bytes
 from squeezenet.deploy.int8 import int8_model_onnx
-from squeezenet.deploy.onnx_file import (
-    ModelInfo,
-    OnnxFile,
-    check_inputs_for,
-    checked_runner,
-    stamp,
-)
+from squeezenet.deploy.onnx_file import ModelInfo, check_inputs_for, stamp_checked
 from squeezenet.deploy.runtimes import Runner, onnxruntime_runner, openvino_runner
 from squeezenet.errors import ConfigError
 
@@ -137,11 +130,10 @@ def int8_engine(
     inputs = check_inputs_for(input_shape, preprocess)
     with torch.no_grad():
         reference = model.eval()(torch.from_numpy(inputs.images())).numpy()
-    data, check = stamp(
-        int8_model_onnx(model, calibration), reference, inputs, ModelInfo(), precision="int8"
-    )
-    file = OnnxFile(Path(f"the {runtime}-int8 engine's model"), data, "", {}, None, None, check)
-    run, _ = checked_runner(file, runtime)
+    _, run, _ = stamp_checked(
+        int8_model_onnx(model, calibration), reference, inputs, ModelInfo(), precision="int8",
+        path=f"the {runtime}-int8 engine's model", runtime=runtime,
+    )  # fmt: skip
     return from_runner(run)
 
 

@@ -20,13 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from squeezenet.deploy.onnx_file import (
-    ModelInfo,
-    OnnxFile,
-    check_inputs_for,
-    checked_runner,
-    stamp,
-)
+from squeezenet.deploy.onnx_file import ModelInfo, check_inputs_for, stamp_checked
 from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.errors import ConfigError, InputError, UserError
 from squeezenet.io.atomic import atomic_write_bytes
@@ -144,8 +138,7 @@ def _stamp_float(
     inputs = check_inputs_for(shape, info.preprocess)
     with torch.no_grad():
         reference = model(torch.from_numpy(inputs.images())).numpy()
-    data, check = stamp(data, reference, inputs, info, precision="float32")
-    checked_runner(OnnxFile(path, data, info.model_name, {}, None, None, check))
+    data, _, _ = stamp_checked(data, reference, inputs, info, precision="float32", path=path)
     return data
 
 

@@ -23,13 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from squeezenet.deploy.onnx_file import (
-    ModelInfo,
-    OnnxFile,
-    check_inputs_for,
-    checked_runner,
-    stamp,
-)
+from squeezenet.deploy.onnx_file import ModelInfo, check_inputs_for, stamp_checked
 from squeezenet.deploy.selfcheck import exact_outputs
 from squeezenet.errors import ConfigError
 
@@ -259,8 +253,9 @@ def export_int8(
         "calibration_agreement": parity["agreement"],
         "calibration_images": parity["images"],
     }
-    data, check = stamp(data, check_reference, inputs, info, precision="int8", export=measured)
-    _, here = checked_runner(OnnxFile(path, data, info.model_name, {}, None, None, check))
+    data, _, here = stamp_checked(
+        data, check_reference, inputs, info, precision="int8", path=path, export=measured
+    )
     write(path, data)
     return {
         "path": str(path),

@@ -106,6 +106,33 @@ def stamp(
     return with_metadata(data, entries), check
 
 
+def stamp_checked(
+    data: bytes,
+    reference: np.ndarray,
+    inputs: CheckInputs,
+    info: ModelInfo,
+    *,
+    precision: str,
+    path: str | Path,
+    export: Mapping[str, Any] | None = None,
+    runtime: str = "onnxruntime",
+) -> tuple[bytes, Runner, CheckResult]:
+    """:func:`stamp`, then the stamped file run in ``runtime`` on this machine and verified, as
+    a reader of the file at ``path`` would (nothing is written).
+
+    Raises:
+        ModelCheckError: this machine's ``runtime`` does not compute the file.
+    """
+    data, check = stamp(data, reference, inputs, info, precision=precision, export=export)
+    file = OnnxFile(
+        Path(path), data, info.model_name, dict(info.config),
+        dict(info.preprocess) if info.preprocess is not None else None,
+        list(info.class_names) if info.class_names is not None else None, check,
+    )  # fmt: skip
+    run, result = checked_runner(file, runtime)
+    return data, run, result
+
+
 def read_onnx(path: str | Path) -> OnnxFile:
     """An ONNX file exported by this package.
 
