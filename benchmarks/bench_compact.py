@@ -96,9 +96,9 @@ def _parse() -> argparse.Namespace:
 
 
 def _mixed(folder: Path) -> Path:
-    from squeezenet.jobs.compress_config import CompressConfig
-    from squeezenet.jobs.compress_file import compress_file, import_caffe_dc
-    from squeezenet.jobs.specs import parse_bits
+    from squeezenet.compress.config import CompressConfig
+    from squeezenet.compress.spellings import parse_bits
+    from squeezenet.workflows.compress_file import compress_file, import_caffe_dc
 
     import_caffe_dc(
         SHARED / "squeezenet-dc" / "compressed_SqueezeNet.net", folder / "w.safetensors"

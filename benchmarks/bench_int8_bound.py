@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_proxies as bp
 
 from squeezenet.data.registry import load_dataset
+from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
 from squeezenet.deploy.runtimes import onnx_session
-from squeezenet.jobs.calibration import calibration_batches
-from squeezenet.jobs.load import load_any
 from squeezenet.train.compare import compare_logits
 from squeezenet.train.evaluate import eval_batches
+from squeezenet.workflows.load import load_any
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared/data/imagenet-sample/manifest.csv"
 

@@ -44,11 +44,11 @@ from equalize import equalize_
 
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.data.registry import load_dataset
+from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.export import onnx_bytes
 from squeezenet.deploy.int8 import _Reader, int8_model_onnx
 from squeezenet.deploy.runtimes import onnx_session
-from squeezenet.jobs.calibration import calibration_batches
-from squeezenet.jobs.load import load_any
+from squeezenet.workflows.load import load_any
 
 
 def main() -> None:

@@ -74,9 +74,9 @@ def build(folder: Path, images: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_proxies as bp
 
+    from squeezenet.deploy.calibration import calibration_batches
     from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
-    from squeezenet.jobs.calibration import calibration_batches
-    from squeezenet.jobs.load import load_any
+    from squeezenet.workflows.load import load_any
 
     folder.mkdir(parents=True, exist_ok=True)
     teacher = load_any(bp._weights(Path(tempfile.mkdtemp())))

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from squeezenet.compress.bias_correct import correct_bias_
+from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.distill import GRID_REFIT, KD_GRID_RECIPE, distill_
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.compress.prune import layer_names
@@ -48,9 +49,8 @@ from squeezenet.compress.rd import ImportanceConfig, importance_from, input_stat
 from squeezenet.compress.reconstruct import reconstruct_
 from squeezenet.data.registry import load_dataset
 from squeezenet.experiments.provenance import command_line, machine
-from squeezenet.jobs.compress_config import CompressConfig
-from squeezenet.jobs.compress_file import compress_model, import_caffe_dc
-from squeezenet.jobs.load import load_any
+from squeezenet.workflows.compress_file import compress_model, import_caffe_dc
+from squeezenet.workflows.load import load_any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

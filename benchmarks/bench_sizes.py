@@ -19,14 +19,14 @@ from typing import Any
 
 import torch
 
+from squeezenet.atomic import atomic_write_json
+from squeezenet.compress.config import CompressConfig
+from squeezenet.compress.sizes import ALEXNET_DENSE_BYTES
+from squeezenet.compress.spellings import parse_bits, parse_policy
 from squeezenet.experiments.provenance import command_line, machine
 from squeezenet.experiments.report import sizes_markdown
-from squeezenet.io.atomic import atomic_write_json
-from squeezenet.jobs.compress_config import CompressConfig
-from squeezenet.jobs.compress_file import compress_file, import_caffe_dc
-from squeezenet.jobs.load import load_any
-from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES
-from squeezenet.jobs.specs import parse_bits, parse_policy
+from squeezenet.workflows.compress_file import compress_file, import_caffe_dc
+from squeezenet.workflows.load import load_any
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PUBLISHED = SHARED / "squeezenet-dc" / "compressed_SqueezeNet.net"

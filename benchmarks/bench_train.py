@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from squeezenet.jobs.train_run import RunSpec, run_training
 from squeezenet.train.config import recipe
+from squeezenet.workflows.train_run import RunSpec, run_training
 
 
 def main() -> None:

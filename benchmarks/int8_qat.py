@@ -47,11 +47,11 @@ from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.compress.student import kd_loss
 from squeezenet.data.registry import load_dataset
 from squeezenet.data.transforms import normalize_batch
+from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
 from squeezenet.deploy.runtimes import onnx_session
-from squeezenet.jobs.calibration import calibration_batches
-from squeezenet.jobs.load import load_any
 from squeezenet.models.fire import Fire
+from squeezenet.workflows.load import load_any
 
 
 class _FakeWeight(nn.Module):

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
+from squeezenet.compress.config import MIXED_BITS
 from squeezenet.experiments.provenance import command_line
-from squeezenet.jobs.compress_config import MIXED_BITS
 
 GROUPS = ("conv1", "fire*.squeeze", "fire*.expand1x1", "fire*.expand3x3", "conv10")
 

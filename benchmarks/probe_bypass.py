@@ -24,10 +24,10 @@ from torch import nn
 
 from squeezenet.data.transforms import BatchPipeline
 from squeezenet.experiments.sweep import parse_grid, trials_for
-from squeezenet.jobs.build import build_for
 from squeezenet.models.fire import Fire
 from squeezenet.train.config import recipe
 from squeezenet.train.loop import fit
+from squeezenet.workflows.build import build_for
 
 # (bypass, shortcut batch norm, sum before the ReLU, LR)
 VARIANTS = (

@@ -25,13 +25,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from squeezenet.compress.config import MIXED_BITS, CompressConfig
 from squeezenet.compress.damage import assess, weights_before
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.data.registry import load_dataset
 from squeezenet.experiments.provenance import command_line
-from squeezenet.jobs.compress_config import MIXED_BITS, CompressConfig
-from squeezenet.jobs.compress_file import compress_model
-from squeezenet.jobs.load import load_any
+from squeezenet.workflows.compress_file import compress_model
+from squeezenet.workflows.load import load_any
 
 TRELLIS = {"quantizer": "trellis"}
 CONFIGS: dict[str, dict[str, Any]] = {

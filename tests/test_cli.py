@@ -169,8 +169,8 @@ def test_train_bf16_is_the_small_recipes_default(
 ) -> None:
     """bf16 autocast comes from the recipe where the CPU has bfloat16 units, unless
     --bf16/--no-bf16 is given; run.json keeps what was used."""
-    from squeezenet.jobs.train_run import read_run_spec
     from squeezenet.train.config import native_bf16
+    from squeezenet.workflows.train_run import read_run_spec
 
     bf16 = native_bf16("cpu") if bf16 is None else bf16
 

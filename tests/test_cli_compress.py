@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from cli_helpers import run
+from squeezenet.arch.preprocess import CIFAR10
 from squeezenet.cli import main
-from squeezenet.data.presets import CIFAR10
 from squeezenet.io.weights import save_weights
-from squeezenet.jobs.load import load_any
 from squeezenet.models import create_model
+from squeezenet.workflows.load import load_any
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> dict[str, object]:

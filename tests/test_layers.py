@@ -44,7 +44,7 @@ def test_decoding_a_sqz_imports_neither_torch_nor_the_models(
     its header names the ImageNet class list instead of storing it."""
     import numpy as np
 
-    from squeezenet.compress.types import CompressedLayer, CompressedModel
+    from squeezenet.formats.model import CompressedLayer, CompressedModel
     from squeezenet.formats.spec import standard_class_names
     from squeezenet.formats.sqz import encode_sqz
 

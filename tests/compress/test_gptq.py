@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from squeezenet.compress.gptq import GptqConfig, _gptq_levels, gptq_, input_covariances
+from squeezenet.deploy.gptq import GptqConfig, _gptq_levels, gptq_, input_covariances
 from squeezenet.models import create_model
 
 

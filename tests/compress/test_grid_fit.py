@@ -20,10 +20,10 @@ from squeezenet.compress.rd import ImportanceConfig, input_statistics, weight_im
 from squeezenet.compress.reconstruct import ReconstructConfig, reconstruct_
 from squeezenet.compress.student import proxy_kl
 from squeezenet.compress.trellis import TrellisLayer, trellis_many, trellis_quantize_
-from squeezenet.compress.types import GridCode
 from squeezenet.data import CIFAR10, ArrayDataset, Preprocess, load_dataset, normalize_batch
 from squeezenet.errors import ConfigError
 from squeezenet.formats import encode_sqz
+from squeezenet.formats.grid import GridCode
 from squeezenet.models import SqueezeNet, create_model
 
 TINY = {"base_e": 16, "incr_e": 16}

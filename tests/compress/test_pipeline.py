@@ -1,5 +1,5 @@
-"""Tests for squeezenet.jobs.compress_file: specs, stage sizes, end to end on small and published
-models, the distillation hook, atomic writes."""
+"""Tests for squeezenet.workflows.compress_file: specs, stage sizes, end to end on small and
+published models, the distillation hook, atomic writes."""
 
 from __future__ import annotations
 
@@ -13,29 +13,24 @@ import pytest
 import torch
 from torch import nn
 
+from squeezenet.arch.preprocess import CIFAR10, Preprocess
 from squeezenet.compress import PrunePolicy, centroid_parameters, layer_aliases
-from squeezenet.compress.types import CompressedLayer, CompressedModel
-from squeezenet.data.presets import CIFAR10, Preprocess
+from squeezenet.compress.config import MIXED_BITS, CompressConfig, describe_bits, describe_policy
+from squeezenet.compress.sizes import ALEXNET_DENSE_BYTES, stage_sizes
+from squeezenet.compress.spellings import parse_bits, parse_policy
 from squeezenet.errors import ConfigError, MissingFileError, UserError
+from squeezenet.formats.model import CompressedLayer, CompressedModel
 from squeezenet.formats.sqz import decode_sqz, read_sqz
 from squeezenet.io.weights import LoadedModel, save_weights
-from squeezenet.jobs.compress_config import (
-    MIXED_BITS,
-    CompressConfig,
-    describe_bits,
-    describe_policy,
-)
-from squeezenet.jobs.compress_file import (
+from squeezenet.models import create_model
+from squeezenet.models.summary import registered_params
+from squeezenet.workflows.compress_file import (
     compress_file,
     compress_model,
     decompress_sqz,
     import_caffe_dc,
 )
-from squeezenet.jobs.load import load_any
-from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES, stage_sizes
-from squeezenet.jobs.specs import parse_bits, parse_policy
-from squeezenet.models import create_model
-from squeezenet.models.summary import registered_params
+from squeezenet.workflows.load import load_any
 
 
 def test_alexnet_baseline_is_the_paper_size() -> None:

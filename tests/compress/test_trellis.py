@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.export import to_compressed
 from squeezenet.compress.quantize import centroid_parameters
+from squeezenet.compress.rate import TOLERANCE
 from squeezenet.compress.trellis import (
     TrellisLayer,
     _Lanes,
@@ -18,13 +20,11 @@ from squeezenet.compress.trellis import (
     trellis_many,
     trellis_quantize_,
 )
-from squeezenet.compress.types import DQ_NEXT, GridCode, zigzag
 from squeezenet.formats import decode_sqz, encode_sqz
+from squeezenet.formats.grid import DQ_NEXT, GridCode, zigzag
 from squeezenet.io.weights import LoadedModel
-from squeezenet.jobs.compress_config import CompressConfig
-from squeezenet.jobs.compress_file import compress_model
-from squeezenet.jobs.rate import TOLERANCE
 from squeezenet.models import create_model
+from squeezenet.workflows.compress_file import compress_model
 
 
 def path_cost(

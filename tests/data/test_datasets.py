@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.data import (
     CAFFE,
     CIFAR10,
@@ -21,7 +22,6 @@ from squeezenet.data import (
     synthetic,
 )
 from squeezenet.data.datasets import FASHION_MNIST_DIR, CorruptImageError, DatasetFileError
-from squeezenet.data.presets import Preprocess
 from squeezenet.data.transforms import BatchPipeline, normalize_batch, random_crop_flip
 from squeezenet.errors import ConfigError, FileFormatError, InputError, MissingFileError, UserError
 

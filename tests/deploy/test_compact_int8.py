@@ -10,20 +10,20 @@ import onnx
 import pytest
 import torch
 
+from squeezenet.arch.preprocess import CIFAR10
 from squeezenet.compress import PrunePolicy, prune_
 from squeezenet.compress.export import from_compressed, to_compressed
 from squeezenet.compress.quantize import quantize_
-from squeezenet.data.presets import CIFAR10
 from squeezenet.deploy.bench import benchmark, sgemm_peak
+from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.compact import export_compact
 from squeezenet.deploy.engines import EngineModule, make_engine, onnx_data_engine
 from squeezenet.deploy.export import ExportParityError, export_model, onnx_bytes
 from squeezenet.deploy.int8 import INT8_AGREEMENT, export_int8
 from squeezenet.errors import ConfigError
 from squeezenet.formats import read_sqz, write_sqz
-from squeezenet.jobs import calibration as calibration_module
-from squeezenet.jobs.calibration import calibration_batches
 from squeezenet.models import create_model
+from squeezenet.deploy import calibration as calibration_module
 
 SHAPE = (3, 32, 32)
 
@@ -181,7 +181,7 @@ def test_dense_export_still_checks_parity(tmp_path: Path) -> None:
 def test_int8_export_stores_the_gptq_levels_exactly() -> None:
     """The int8 ONNX holds the GPTQ grid (the default format's, 7-bit): ONNX Runtime's quantizer
     reads the levels back."""
-    from squeezenet.compress.gptq import GptqConfig, gptq_, input_covariances
+    from squeezenet.deploy.gptq import GptqConfig, gptq_, input_covariances
     from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
 
     model = create_model("squeezenet_small", seed=0, num_classes=10, batch_norm=False).eval()

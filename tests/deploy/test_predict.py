@@ -12,8 +12,8 @@ from squeezenet.data.datasets import CorruptImageError
 from squeezenet.deploy.predict import predict
 from squeezenet.errors import ConfigError, InputError
 from squeezenet.io.weights import save_weights
-from squeezenet.jobs.load import load_any
 from squeezenet.models import create_model
+from squeezenet.workflows.load import load_any
 
 
 @pytest.fixture()

@@ -14,8 +14,9 @@ import onnx
 import pytest
 import torch
 
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.data import CIFAR10
-from squeezenet.data.presets import Preprocess
+from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.export import export_model
 from squeezenet.deploy.int8 import Int8Config, export_int8
 from squeezenet.deploy.onnx_file import ModelInfo, checked_runner, read_onnx
@@ -29,7 +30,6 @@ from squeezenet.deploy.selfcheck import (
     mean_kl,
     verify,
 )
-from squeezenet.jobs.calibration import calibration_batches
 from squeezenet.models import create_model
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -138,7 +138,7 @@ def published(tmp_path: Path) -> Path:
     net = SHARED / "squeezenet-dc" / "compressed_SqueezeNet.net"
     if not net.is_file() or not (SHARED / "cifar10" / "cifar10_jpeg.npz").is_file():
         pytest.skip(f"reference data missing: {net} or CIFAR-10 (see ../shared/data/README.md)")
-    from squeezenet.jobs.compress_file import import_caffe_dc
+    from squeezenet.workflows.compress_file import import_caffe_dc
 
     import_caffe_dc(net, tmp_path / "sq.safetensors")
     return tmp_path / "sq.safetensors"
@@ -148,7 +148,7 @@ def test_the_published_int8_export_agrees_here_as_it_did_at_export(tmp_path: Pat
     """The imported published weights at 227 px, exported to int8 on whatever CPU runs the
     suite: this CPU's kernels agree with float32 on the calibration images as the file's own
     arithmetic did at export (a saturating AVX2 kernel agreed 0.32 against 0.72)."""
-    from squeezenet.jobs.load import load_any
+    from squeezenet.workflows.load import load_any
 
     loaded = load_any(published(tmp_path))
     assert loaded.preprocess is not None
@@ -175,7 +175,7 @@ QEMU = shutil.which("qemu-x86_64")
 def test_an_avx2_cpu_refuses_int8_weights_and_runs_the_portable_formats(tmp_path: Path) -> None:
     """Under QEMU's EPYC-Milan (AVX2 + FMA, no AVX-512, no VNNI), ONNX Runtime's u8 x s8
     kernel saturates: the u8s8 file is refused, the u8u8 (default) and u8s7 files pass."""
-    from squeezenet.jobs.load import load_any
+    from squeezenet.workflows.load import load_any
 
     loaded = load_any(published(tmp_path))
     assert loaded.preprocess is not None

@@ -12,10 +12,10 @@ import torch
 from cli_helpers import run
 from squeezenet.compress.prune import weight_layers
 from squeezenet.experiments.dsd import DSDConfig, DSDEvent, run_dsd
-from squeezenet.jobs.load import load_any
 from squeezenet.train.compare import paired_se
 from squeezenet.train.config import recipe
 from squeezenet.train.loop import FitEvent
+from squeezenet.workflows.load import load_any
 
 TINY = recipe("small", batch_size=32, warmup_epochs=0.0, checkpoint_every=0)
 CONFIG = DSDConfig(

@@ -13,7 +13,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from squeezenet.cli import main
-from squeezenet.compress.prune import PrunePolicy
 from squeezenet.compress.quantize import weight_share_of
 from squeezenet.experiments import (
     DEFAULT_POLICY,
@@ -26,8 +25,9 @@ from squeezenet.experiments import (
     run_pipeline,
 )
 from squeezenet.experiments.pipeline import nchw_logits
+from squeezenet.formats.policy import PrunePolicy
 from squeezenet.formats.sqz import read_sqz
-from squeezenet.jobs.load import load_any
+from squeezenet.workflows.load import load_any
 
 TINY = {"base_e": 16, "incr_e": 16}  # a squeezenet_small of ~20k parameters
 CONFIG = PipelineConfig.quick(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cli_helpers import run
-from squeezenet.data.presets import CIFAR10
+from squeezenet.arch.preprocess import CIFAR10
 from squeezenet.data.registry import load_dataset
 from squeezenet.errors import MissingFileError
 from squeezenet.experiments.provenance import command_line

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from cli_helpers import run
-from squeezenet.data.presets import CIFAR10
+from squeezenet.arch.preprocess import CIFAR10
+from squeezenet.compress.spellings import parse_policy, policy_bits
 from squeezenet.data.registry import load_dataset
 from squeezenet.errors import ConfigError, MissingFileError
 from squeezenet.experiments.plan import Plan, calibrate_plan, loss_scale, plan_from_sensitivity
@@ -21,7 +22,6 @@ from squeezenet.experiments.sensitivity import (
 )
 from squeezenet.experiments.sensitivity_run import SensitivityJob, run_sensitivity
 from squeezenet.io.weights import save_weights
-from squeezenet.jobs.specs import parse_policy, policy_bits
 from squeezenet.models import create_model
 from squeezenet.train.evaluate import evaluate
 

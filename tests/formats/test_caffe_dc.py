@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from squeezenet.compress.types import CompressedModel
-from squeezenet.data.presets import CAFFE
+from squeezenet.arch.preprocess import CAFFE
 from squeezenet.errors import FileFormatError
 from squeezenet.formats import CaffeDCFormatError, decode_sqz, encode_sqz, inspect_sqz
 from squeezenet.formats.bitio import varint
 from squeezenet.formats.caffe_dc import CODEBOOK_SIZE, HEADER_BYTES, LAYERS, read_caffe_dc
+from squeezenet.formats.model import CompressedModel
 from squeezenet.formats.sqz_decode import parse_sqz
 
 
@@ -202,8 +202,8 @@ def _stream_ratios(data: bytes) -> list[tuple[str, float, float, int]]:
 
 @pytest.fixture(scope="module")
 def encoded_6bit(encoded: bytes, tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    from squeezenet.jobs.compress_config import CompressConfig
-    from squeezenet.jobs.compress_file import compress_file
+    from squeezenet.compress.config import CompressConfig
+    from squeezenet.workflows.compress_file import compress_file
 
     folder = tmp_path_factory.mktemp("six")
     (folder / "b8.sqz").write_bytes(encoded)

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from squeezenet.compress.types import CompressedLayer, CompressedModel, GridCode
 from squeezenet.formats import (
     CaffeDCFormatError,
     SqzFormatError,
@@ -22,6 +21,8 @@ from squeezenet.formats import (
     encode_sqz,
 )
 from squeezenet.formats.caffe_dc import read_caffe_dc
+from squeezenet.formats.grid import GridCode
+from squeezenet.formats.model import CompressedLayer, CompressedModel
 
 
 def _seed_files() -> list[bytes]:

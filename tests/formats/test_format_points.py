@@ -22,10 +22,10 @@ from formats.test_format_rules import (
     stored_at,
 )
 from formats.test_sqz import GOLDEN_HUFFMAN, GOLDEN_RANS, GOLDEN_RAW, recrc
-from squeezenet.compress.types import zigzag
 from squeezenet.formats import decode_sqz, encode_sqz, huffman, rans, spec
 from squeezenet.formats.bitio import varint
 from squeezenet.formats.gamma import gamma_bits, gamma_encode
+from squeezenet.formats.grid import zigzag
 from squeezenet.formats.sqz_decode import parse_sqz
 
 GRID = spec.FLAG_GRID

@@ -13,11 +13,11 @@ import zlib
 import numpy as np
 import pytest
 
-from squeezenet.compress.types import CompressedLayer, CompressedModel
-from squeezenet.data.presets import CAFFE
+from squeezenet.arch.preprocess import CAFFE
 from squeezenet.errors import FileFormatError, UserError
 from squeezenet.formats import SqzFormatError, decode_sqz, encode_sqz, huffman, rans, spec
 from squeezenet.formats.bitio import Reader, read_stream, varint
+from squeezenet.formats.model import CompressedLayer, CompressedModel
 
 HEADER_JSON = b'{"classes":["cat","dog"],"config":{"width":1},"model":"tiny","preprocess":null}'
 RAW_CODES = b"\x00\x01\x40"  # raw, 1 byte: codes 0 1 at 1 bit

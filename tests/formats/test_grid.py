@@ -8,18 +8,11 @@ import zlib
 import numpy as np
 import pytest
 
-from squeezenet.compress.types import (
-    DQ_NEXT,
-    CompressedLayer,
-    CompressedModel,
-    GridCode,
-    dq_quantizers_many,
-    unzigzag,
-    zigzag,
-)
 from squeezenet.formats import SqzFormatError, decode_sqz, encode_sqz, inspect_sqz, spec
 from squeezenet.formats.bitio import Reader
 from squeezenet.formats.gamma import gamma_decode, gamma_encode
+from squeezenet.formats.grid import DQ_NEXT, GridCode, dq_quantizers_many, unzigzag, zigzag
+from squeezenet.formats.model import CompressedLayer, CompressedModel
 from squeezenet.formats.sqz_decode import parse_sqz
 
 HEADER = b'\x00\x3d{"classes":null,"config":{},"model":"tiny","preprocess":null}'

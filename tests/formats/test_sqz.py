@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from squeezenet.compress.types import CompressedLayer, CompressedModel
-from squeezenet.data.presets import CAFFE
+from squeezenet.arch.preprocess import CAFFE
 from squeezenet.formats import (
     SqzFormatError,
     decode_sqz,
@@ -19,6 +18,7 @@ from squeezenet.formats import (
     read_sqz,
     write_sqz,
 )
+from squeezenet.formats.model import CompressedLayer, CompressedModel
 from squeezenet.formats.sqz import gap_symbols
 
 # docs/FORMAT.md section 11: encode_sqz(tiny_model(), codec="raw", gap_bits=2).

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from squeezenet.data.presets import CIFAR10
+from squeezenet.arch.preprocess import CIFAR10
 from squeezenet.errors import FileFormatError, MissingFileError, UserError
 from squeezenet.io.weights import (
     FORMAT_NAME,

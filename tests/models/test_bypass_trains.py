@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from squeezenet.jobs.build import BuildSpec, build
 from squeezenet.models import create_model
 from squeezenet.models.fire import Fire
 from squeezenet.train import fit, recipe
+from squeezenet.workflows.build import BuildSpec, build
 
 TABLE3 = {"squeeze_ratio": 0.125, "pct_3x3": 0.5}
 

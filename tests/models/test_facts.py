@@ -6,10 +6,10 @@ import pytest
 import torch
 import torchvision
 
-from squeezenet.data.presets import PRESETS
+from squeezenet.arch.facts import FACTS, PAPER_TABLE2, PAPER_TABLE3, TORCHVISION
+from squeezenet.arch.preprocess import PRESETS
 from squeezenet.errors import ConfigError
 from squeezenet.models import Accuracy, ModelFacts, create_model, get_spec, list_models
-from squeezenet.models.facts import FACTS, PAPER_TABLE2, PAPER_TABLE3, TORCHVISION
 from squeezenet.models.summary import count_params, summarize, summarize_registered
 
 # The numbers as published, written out once more so that a change to facts.py shows here.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from squeezenet.arch.registry import UnknownModelError, register_model
 from squeezenet.errors import ConfigError
 from squeezenet.models import ModelSpec, SqueezeNetConfig, create_model, get_spec, list_models
-from squeezenet.models.registry import UnknownModelError, register_model
 from squeezenet.models.summary import count_params, summarize_registered
 
 REQUIRED = {

@@ -10,6 +10,7 @@ import torch
 import torchvision
 from torch import nn
 
+from squeezenet.arch.config import BYPASSES
 from squeezenet.errors import ConfigError
 from squeezenet.models import (
     AlexNetConfig,
@@ -20,7 +21,6 @@ from squeezenet.models import (
     create_model,
     resolve_config,
 )
-from squeezenet.models.fire import BYPASSES
 from squeezenet.models.summary import count_params, summarize_registered
 
 TABLE1 = [

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from squeezenet.arch.preprocess import CIFAR10
 from squeezenet.data.datasets import synthetic
-from squeezenet.data.presets import CIFAR10
 from squeezenet.models import create_model
 from squeezenet.train.compare import compare, compare_logits, paired_se
 

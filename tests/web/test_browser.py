@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
+from squeezenet.compress.config import CompressConfig
+from squeezenet.compress.spellings import parse_bits
 from squeezenet.deploy.predict import predict
 from squeezenet.deploy.serve import DemoFiles, make_server
 from squeezenet.formats import read_sqz, tensor_digest
-from squeezenet.jobs.compress_config import CompressConfig
-from squeezenet.jobs.compress_file import compress_file, import_caffe_dc
-from squeezenet.jobs.load import load_any
-from squeezenet.jobs.specs import parse_bits
+from squeezenet.workflows.compress_file import compress_file, import_caffe_dc
+from squeezenet.workflows.load import load_any
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

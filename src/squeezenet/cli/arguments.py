@@ -1,7 +1,7 @@
 """How commands read their arguments: a MODEL, the device, and the paths a user names.
 
 One rule for a MODEL argument, shared by eval, predict, export and bench: it is a model file when
-:func:`squeezenet.jobs.load.is_model_file` says so, else a registry name.
+:func:`squeezenet.workflows.load.is_model_file` says so, else a registry name.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from squeezenet.errors import ConfigError, InputError, MissingFileError, UserErr
 if TYPE_CHECKING:
     from torch import nn
 
-    from squeezenet.data.presets import Preprocess
+    from squeezenet.arch.preprocess import Preprocess
     from squeezenet.deploy.onnx_file import ModelInfo
     from squeezenet.io.weights import LoadedModel
 
@@ -48,7 +48,7 @@ def load_model_file(model: str, command: str, runtime: str = "onnxruntime") -> L
         MissingFileError / FileFormatError: no such file, or not a model file (from load_any).
         ModelCheckError: an ``.onnx`` whose self-check fails on this machine.
     """
-    from squeezenet.jobs.load import ONNX_SUFFIX, is_model_file, load_any, load_onnx
+    from squeezenet.workflows.load import ONNX_SUFFIX, is_model_file, load_any, load_onnx
 
     if model.endswith(ONNX_SUFFIX):
         return load_onnx(model, runtime)
@@ -95,10 +95,10 @@ def load_model_arg_info(
 ) -> tuple[nn.Module, tuple[int, int, int], str, Preprocess | None, ModelInfo]:
     """:func:`load_model_arg` and what an exported file says of the model (name, config,
     preprocessing, class names), the registry's preprocessing preset where the file has none."""
-    from squeezenet.data.presets import PRESETS
+    from squeezenet.arch.preprocess import PRESETS
     from squeezenet.deploy.onnx_file import ModelInfo
-    from squeezenet.jobs.load import is_model_file, load_any
     from squeezenet.models import create_model, get_spec
+    from squeezenet.workflows.load import is_model_file, load_any
 
     if not is_model_file(model):
         spec = get_spec(model)
@@ -123,7 +123,7 @@ def user_paths(reads: Iterable[PathArg] = (), writes: Iterable[PathArg] = ()) ->
     become :class:`MissingFileError` (no such file) or :class:`InputError`, naming the path.
     An OS error counts as one on a named path when it is on the path or inside it, and for
     ``writes`` also on a folder above it (creating it) or on the temporary file that an atomic
-    write puts beside it (``.NAME.*``, :mod:`squeezenet.io.atomic`). Any other ``OSError`` is a
+    write puts beside it (``.NAME.*``, :mod:`squeezenet.atomic`). Any other ``OSError`` is a
     bug and keeps its traceback.
     """
     named = [(False, Path(p)) for p in reads if p is not None]

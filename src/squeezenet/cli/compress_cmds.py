@@ -15,8 +15,8 @@ from squeezenet.cli.common import progress_bar
 from squeezenet.cli.options import Json, ModelFile, Quiet, Seed, SqzFile, output_option
 
 if TYPE_CHECKING:
-    from squeezenet.jobs.compress_config import CompressConfig
-    from squeezenet.jobs.compress_report import CompressReport
+    from squeezenet.compress.config import CompressConfig
+    from squeezenet.workflows.compress_report import CompressReport
 
 WeightsOut = Annotated[str, output_option("Weights file to write.")]
 SqzOut = Annotated[str, output_option(".sqz file to write.")]
@@ -90,7 +90,7 @@ def import_caffe_dc_cmd(
     as_json: Json = False,
 ) -> None:
     """Convert the published Caffe Deep Compression SqueezeNet into a weights file."""
-    from squeezenet.jobs.compress_file import import_caffe_dc
+    from squeezenet.workflows.compress_file import import_caffe_dc
 
     with user_paths(reads=[file], writes=[output]):
         report = import_caffe_dc(file, output)
@@ -153,8 +153,8 @@ def compress_cmd(
     as_json: Json = False,
 ) -> None:
     """Deep Compression: prune, share weights (k-means or ECSQ), entropy-code, write a .sqz."""
-    from squeezenet.jobs.compress_config import CompressConfig
-    from squeezenet.jobs.specs import parse_policy, resolve_bits
+    from squeezenet.compress.config import CompressConfig
+    from squeezenet.compress.spellings import parse_policy, resolve_bits
 
     with user_paths(reads=[model, policy, bits, distill], writes=[output]):
         config = CompressConfig(
@@ -190,7 +190,7 @@ def _compress(
     """compress_file, with a progress bar for ``--distill`` (without it: seconds, no bar).
 
     ``proxies``: the ``--distill`` data and its image budget, and the ``--calib`` data."""
-    from squeezenet.jobs.compress_file import compress_file
+    from squeezenet.workflows.compress_file import compress_file
 
     distill, distill_images, calib = proxies
     if distill is None:
@@ -305,7 +305,7 @@ def decompress_cmd(
     as_json: Json = False,
 ) -> None:
     """Decode a .sqz file into a dense weights file (the decoded weights, bit for bit)."""
-    from squeezenet.jobs.compress_file import decompress_sqz
+    from squeezenet.workflows.compress_file import decompress_sqz
 
     with user_paths(reads=[file], writes=[output]):
         report = decompress_sqz(file, output)

@@ -143,8 +143,8 @@ def _export_compact(model: str, output: str, as_json: bool) -> None:
 def _export_int8(
     model: str, output: str, calib: str | None, int8_format: str, as_json: bool
 ) -> None:
+    from squeezenet.deploy.calibration import calibration_batches, model_preprocess
     from squeezenet.deploy.int8 import Int8Config, export_int8
-    from squeezenet.jobs.calibration import calibration_batches, model_preprocess
 
     if calib is None:
         fail("--int8 needs --calib DATA: proxy images for the activation ranges (not eval images)")
@@ -176,9 +176,9 @@ def predict_cmd(
     as_json: Json = False,
 ) -> None:
     """Classify images with the model's own preprocessing; prints class names and probabilities."""
+    from squeezenet.deploy.calibration import calibration_batches, model_preprocess
     from squeezenet.deploy.engines import check_engines
     from squeezenet.deploy.predict import predict
-    from squeezenet.jobs.calibration import calibration_batches, model_preprocess
 
     check_engines([engine], "--engine")
     exported = model.endswith(".onnx")
@@ -255,8 +255,8 @@ NOISE = "uniform noise (timing only: the int8 outputs mean nothing; pass --calib
 
 def _bench_model(model: str, asked: BenchAsk) -> tuple[list[BenchRow], dict[str, Any]]:
     from squeezenet.deploy.bench import benchmark
+    from squeezenet.deploy.calibration import calibration_batches, model_preprocess
     from squeezenet.deploy.engines import check_engines
-    from squeezenet.jobs.calibration import calibration_batches, model_preprocess
     from squeezenet.models.summary import summarize
 
     spelled = asked.engines or "eager_nchw,eager_channels_last,onnxruntime"

@@ -23,8 +23,8 @@ from squeezenet.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from squeezenet.compress.prune import PrunePolicy
     from squeezenet.experiments import PipelineEvent, PipelineReport
+    from squeezenet.formats.policy import PrunePolicy
 
 
 ModelName = Annotated[str, typer.Option(help="Registry name.")]
@@ -123,8 +123,8 @@ def _epochs(spec: str) -> dict[str, float]:
 
 def _policy(policy: str | None, sparsity: float | None) -> PrunePolicy | None:
     """None keeps the pipeline's default policy."""
-    from squeezenet.compress.prune import PrunePolicy
-    from squeezenet.jobs.specs import parse_policy
+    from squeezenet.compress.spellings import parse_policy
+    from squeezenet.formats.policy import PrunePolicy
 
     if policy is not None and sparsity is not None:
         fail("give --policy or --sparsity, not both")
@@ -136,7 +136,7 @@ def _policy(policy: str | None, sparsity: float | None) -> PrunePolicy | None:
 
 
 def _table(report: PipelineReport) -> Table:
-    from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES
+    from squeezenet.compress.sizes import ALEXNET_DENSE_BYTES
 
     config = report.config
     table = Table(title=f"{config.model} on {config.data}: train -> prune -> quantize -> .sqz")
@@ -183,8 +183,8 @@ def pipeline_cmd(
 ) -> None:
     """The main job: train SqueezeNet, prune + retrain, quantize + fine-tune, write and verify a
     .sqz file, and print accuracy and size after each stage. Rerun to resume."""
+    from squeezenet.compress.spellings import parse_bits
     from squeezenet.experiments import PipelineConfig, PipelineResumeError, run_pipeline
-    from squeezenet.jobs.specs import parse_bits
 
     changes: dict[str, Any] = {"data": data, "data_dir": data_dir, "download": download}
     changes.update(model=model, bits=parse_bits(bits), seed=seed, overrides=parse_sets(set_ or []))

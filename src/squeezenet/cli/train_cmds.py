@@ -33,7 +33,7 @@ from squeezenet.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from squeezenet.jobs.train_run import RunOutcome, RunSpec
+    from squeezenet.workflows.train_run import RunOutcome, RunSpec
 
 Model = Annotated[str | None, typer.Argument(help="Registry name or weights file.")]
 Data = Annotated[str | None, typer.Option(help=DATA_HELP)]
@@ -109,8 +109,8 @@ def train_cmd(
     as_json: Json = False,
 ) -> None:
     """Train a model (or resume a run); writes RUN/model.safetensors with its metadata."""
-    from squeezenet.jobs.train_run import RunSpec
     from squeezenet.train.config import recipe, resolve_bf16
+    from squeezenet.workflows.train_run import RunSpec
 
     changes = given(
         epochs=epochs,
@@ -144,7 +144,7 @@ def _run(
     spec: RunSpec, run_dir: str | None, *, resumed: bool, device: str | None, quiet: bool
 ) -> tuple[int, RunOutcome]:
     """Run (or resume) ``spec`` on this process's rank; returns (rank, outcome)."""
-    from squeezenet.jobs.train_run import run_training
+    from squeezenet.workflows.train_run import run_training
 
     rank, default_device = _init_distributed()
     with user_paths(reads=[spec.model, spec.data], writes=[run_dir]):
@@ -160,7 +160,7 @@ def _run(
 
 def _resumed(run_dir: str, changes: dict[str, object], new_setup: bool) -> RunSpec:
     """The spec of the run in ``run_dir``; only ``--max-steps`` may change it."""
-    from squeezenet.jobs.train_run import RunSpec, read_run_spec
+    from squeezenet.workflows.train_run import RunSpec, read_run_spec
 
     if new_setup or set(changes) - {"max_steps"}:
         fail(
@@ -265,8 +265,8 @@ def _with_engine(loaded: Any, engine: str, calib: str | None, data: str, split: 
     warning when that is the evaluation data itself: ``data``'s ``split``)."""
     import dataclasses
 
+    from squeezenet.deploy.calibration import calibration_batches
     from squeezenet.deploy.engines import EngineModule, check_engines, make_engine
-    from squeezenet.jobs.calibration import calibration_batches
 
     check_engines([engine], "--engine")
     pre = loaded.preprocess

@@ -36,8 +36,9 @@ Why these lines:
   (KL <= 0.81); 8 dB lies between. The lossless 8-bit file scores infinity, ``--bits mixed``
   15.9 dB, ``--bits 6`` 11.0 dB, ``--bits 4`` 3.4 dB.
 
-A byte target that can only be met by wrecking the model is refused (:mod:`squeezenet.jobs.rate`);
-a compression without a target that wrecks it is reported with a warning.
+A byte target that can only be met by wrecking the model is refused
+(:mod:`squeezenet.compress.rate`); a compression without a target that wrecks it is reported
+with a warning.
 """
 
 from __future__ import annotations

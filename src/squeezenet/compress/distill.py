@@ -30,6 +30,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.compress.grid_fit import StepScales, grid_of
 from squeezenet.compress.proxy import ProxyConfig, ProxyData, ProxySampler, field_error
 from squeezenet.compress.quantize import centroids_of
@@ -43,7 +44,6 @@ from squeezenet.compress.student import (
     shared_layers,
     trainable_params,
 )
-from squeezenet.data.presets import Preprocess
 from squeezenet.errors import ConfigError, InputError
 
 logger = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ from squeezenet.compress.quantize import (
     share_layer_,
     shareable_weight,
 )
-from squeezenet.compress.types import check_bits
+from squeezenet.formats.model import check_bits
 
 # Bits a codebook entry costs in a .sqz layer: a float32 value plus its Huffman code length
 # (docs/FORMAT.md section 6, 5-bit lengths). A level is kept only if it saves more than that.

@@ -19,8 +19,9 @@ from torch import nn
 from squeezenet.compress.prune import prune_mask_of, weight_layers
 from squeezenet.compress.quantize import centroids_of, weight_share_of
 from squeezenet.compress.trellis import GRID_ATTRIBUTE
-from squeezenet.compress.types import MAX_BITS, CompressedLayer, CompressedModel, GridCode
 from squeezenet.errors import ConfigError, InputError
+from squeezenet.formats.grid import GridCode
+from squeezenet.formats.model import MAX_BITS, CompressedLayer, CompressedModel
 from squeezenet.models import create_model, get_spec
 
 
@@ -45,7 +46,7 @@ def to_compressed(
     Args:
         model: a registry model, possibly pruned and/or quantized, with a ``config`` dataclass.
         model_name: its registry name (``create_model(model_name, **config)`` rebuilds it).
-        preprocess: a :class:`squeezenet.data.presets.Preprocess` (or its ``to_dict()``).
+        preprocess: a :class:`squeezenet.arch.preprocess.Preprocess` (or its ``to_dict()``).
         class_names: one name per output class.
 
     Raises:

@@ -24,7 +24,7 @@ from torch import nn
 
 from squeezenet.compress.quantize import centroids_of, weight_share_of
 from squeezenet.compress.trellis import GRID_ATTRIBUTE
-from squeezenet.compress.types import GridCode
+from squeezenet.formats.grid import GridCode
 
 
 def grid_of(module: nn.Module) -> GridCode | None:

@@ -15,8 +15,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.data.datasets import ArrayDataset
-from squeezenet.data.presets import Preprocess
 from squeezenet.data.transforms import normalize_batch
 from squeezenet.errors import ConfigError, InputError
 

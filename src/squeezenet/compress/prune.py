@@ -12,166 +12,18 @@ Layers are named by their state-dict prefix (``features.3.expand3x3``); on a
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
-from typing import Any, Literal, cast
+from typing import cast
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from squeezenet.errors import ConfigError
+from squeezenet.formats.policy import Method, PrunePolicy
 from squeezenet.models import Fire, SqueezeNet
 
 logger = logging.getLogger(__name__)
-
-Method = Literal["sparsity", "std"]
-METHODS: tuple[str, ...] = ("sparsity", "std")
-
-# The released Deep Compression SqueezeNet (data/squeezenet-dc): measured sparsity per layer is
-# 0.670 (expand 3x3 of fire2-7), 0.700 (fire8/9), 0.800 (conv10), 0.500 (four late 1x1 layers);
-# every other layer is dense. First match wins, so the fire8/9 rules precede the generic one.
-PAPER_RULES: tuple[tuple[str, float], ...] = (
-    ("fire8.expand3x3", 0.70),
-    ("fire9.expand3x3", 0.70),
-    ("fire*.expand3x3", 0.67),
-    ("conv10", 0.80),
-    ("fire6.expand1x1", 0.50),
-    ("fire7.squeeze", 0.50),
-    ("fire8.expand1x1", 0.50),
-    ("fire9.squeeze", 0.50),
-)
-
-
-@dataclass(frozen=True)
-class PrunePolicy:
-    """How much of each layer to prune: the first rule whose pattern matches the layer wins.
-
-    Build one with :meth:`uniform`, :meth:`per_layer`, :meth:`std_threshold`, :meth:`paper` or
-    :func:`parse_prune_policy`. Layers that no rule matches stay dense.
-    """
-
-    # (fnmatch pattern, amount) pairs; a pattern matches the state-dict name or the Table 1 name.
-    rules: tuple[tuple[str, float], ...]
-    # "sparsity": amount is the fraction of weights to zero (smallest |w| first);
-    # "std": amount is Han et al.'s quality q, weights with |w| < q * std(w) are zeroed.
-    method: Method = "sparsity"
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(
-                f"PrunePolicy.method: expected one of {', '.join(METHODS)}, got {self.method!r}"
-            )
-        if not isinstance(self.rules, tuple):
-            raise ConfigError(f"PrunePolicy.rules: expected a tuple of pairs, got {self.rules!r}")
-        for rule in self.rules:
-            if (
-                not isinstance(rule, tuple)
-                or len(rule) != 2
-                or not isinstance(rule[0], str)
-                or isinstance(rule[1], bool)
-                or not isinstance(rule[1], (int, float))
-            ):
-                raise ConfigError(
-                    f"PrunePolicy.rules: expected (pattern, number) pairs, got {rule!r}"
-                )
-            amount = float(rule[1])
-            if self.method == "sparsity" and not 0.0 <= amount <= 1.0:
-                raise ConfigError(
-                    f"PrunePolicy.rules: sparsity of {rule[0]!r} must be in [0, 1], got {amount}"
-                )
-            if self.method == "std" and not amount >= 0.0:
-                raise ConfigError(
-                    f"PrunePolicy.rules: quality of {rule[0]!r} must be >= 0, got {amount}"
-                )
-
-    @classmethod
-    def uniform(cls, sparsity: float) -> PrunePolicy:
-        """The same sparsity for every weight layer."""
-        return cls((("*", float(sparsity)),))
-
-    @classmethod
-    def per_layer(cls, sparsities: Mapping[str, float]) -> PrunePolicy:
-        """Sparsity by pattern, e.g. ``{"*.expand3x3": 0.67, "classifier.1": 0.8}``."""
-        return cls(tuple((str(p), float(s)) for p, s in sparsities.items()))
-
-    @classmethod
-    def std_threshold(cls, quality: float, pattern: str = "*") -> PrunePolicy:
-        """Han et al. (2015): zero the weights with ``|w| < quality * std(w)`` of their layer."""
-        return cls(((pattern, float(quality)),), method="std")
-
-    @classmethod
-    def paper(cls) -> PrunePolicy:
-        """The per-layer sparsity of the released Deep Compression SqueezeNet (v1.0 layout)."""
-        return cls(PAPER_RULES)
-
-    def amount_for(self, names: tuple[str, ...]) -> float | None:
-        """The amount of the first rule matching any of ``names``, or None (stay dense)."""
-        for pattern, amount in self.rules:
-            if any(fnmatchcase(name, pattern) for name in names):
-                return float(amount)
-        return None
-
-
-def parse_prune_policy(spec: str | float | Mapping[str, Any]) -> PrunePolicy:
-    """A policy from a CLI string or a JSON-like dict.
-
-    Accepted: a number (``0.5`` or ``"0.5"``: uniform sparsity); ``"paper"``; ``"std:Q"``
-    (Han threshold with quality Q for every layer); a JSON object or dict mapping patterns to
-    sparsities (``{"*.expand3x3": 0.67}``); or ``{"method": "std", "layers": {pattern: q}}``.
-
-    Raises:
-        ConfigError: ``spec`` is none of these, or an amount is out of range.
-    """
-    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        return PrunePolicy.uniform(float(spec))
-    if isinstance(spec, str):
-        return _parse_text(spec)
-    if isinstance(spec, Mapping):
-        return _parse_mapping(spec)
-    raise ConfigError(f"prune policy: expected a number, 'paper', 'std:Q' or a dict, got {spec!r}")
-
-
-def _parse_text(spec: str) -> PrunePolicy:
-    text = spec.strip()
-    if text == "paper":
-        return PrunePolicy.paper()
-    if text.startswith("std:"):
-        return PrunePolicy.std_threshold(_number(text[4:], spec))
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"prune policy: invalid JSON {spec!r}: {exc}") from None
-        return _parse_mapping(cast(Mapping[str, Any], data))  # "{..." parses to an object
-    return PrunePolicy.uniform(_number(text, spec))
-
-
-def _parse_mapping(spec: Mapping[str, Any]) -> PrunePolicy:
-    if "layers" not in spec:
-        return PrunePolicy(tuple((str(p), _number(v, spec)) for p, v in spec.items()))
-    unknown = sorted(set(spec) - {"layers", "method"})
-    if unknown:
-        raise ConfigError(f"prune policy: unknown keys {unknown}; expected layers, method")
-    layers = spec["layers"]
-    if not isinstance(layers, Mapping):
-        raise ConfigError(f"prune policy: 'layers' must map patterns to numbers: {layers!r}")
-    rules = tuple((str(p), _number(v, spec)) for p, v in layers.items())
-    return PrunePolicy(rules, method=spec.get("method", "sparsity"))
-
-
-def _number(value: object, spec: object) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"prune policy {spec!r}: expected a number, got {value!r}")
-    try:
-        return float(cast(Any, value))
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"prune policy {spec!r}: expected a number, 'paper', 'std:Q' or JSON, got {value!r}"
-        ) from None
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from squeezenet.compress.prune import (
     weight_layers,
     weight_parametrizations,
 )
-from squeezenet.compress.types import check_bits
 from squeezenet.errors import InputError
+from squeezenet.formats.model import check_bits
 
 logger = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.compress.grid_fit import GridMoments, accumulate_grid, grid_of, solve_grid_
 from squeezenet.compress.proxy import ProxyConfig, ProxyData, ProxySampler, field_error
 from squeezenet.compress.quantize import centroids_of, weight_share_of
 from squeezenet.compress.student import TRAINS, Frozen, Train, proxy_kl, shared_layers
-from squeezenet.data.presets import Preprocess
 
 logger = logging.getLogger(__name__)
 

@@ -33,13 +33,7 @@ from torch import nn
 
 from squeezenet.compress.prune import layer_names
 from squeezenet.compress.quantize import QuantizeReport, share_layer_, shareable_weight
-from squeezenet.compress.types import (
-    DQ_NEXT,
-    MAX_GRID_BITS,
-    QUANTIZER_DEPENDENT,
-    GridCode,
-    zigzag,
-)
+from squeezenet.formats.grid import DQ_NEXT, MAX_GRID_BITS, QUANTIZER_DEPENDENT, GridCode, zigzag
 
 STEP_LAMBDA = 0.3  # lambda / delta**2 (see the module docstring)
 PERIOD_LOG2 = 12  # the state restarts every 4,096 weights

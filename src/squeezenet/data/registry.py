@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from squeezenet.arch.preprocess import CIFAR10, FASHION_MNIST, IMAGENET, Preprocess
 from squeezenet.data.datasets import (
     ArrayDataset,
     DatasetNotFoundError,
@@ -17,7 +18,6 @@ from squeezenet.data.datasets import (
     image_folder,
     synthetic,
 )
-from squeezenet.data.presets import CIFAR10, FASHION_MNIST, IMAGENET, Preprocess
 from squeezenet.errors import ConfigError
 
 NAMED = ("fashion-mnist", "cifar10", "synthetic")

@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from squeezenet.data.presets import Preprocess
+from squeezenet.arch.preprocess import Preprocess
 
 _INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
 

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from squeezenet.compress.types import CompressedModel
 from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.errors import ConfigError, InputError
+from squeezenet.formats.model import CompressedModel
 
 
 @dataclass(frozen=True)

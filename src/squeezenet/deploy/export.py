@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from squeezenet.atomic import atomic_write_bytes
 from squeezenet.deploy.onnx_file import ModelInfo, check_inputs_for, stamp_checked
 from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.errors import ConfigError, InputError, UserError
-from squeezenet.io.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 Format = Literal["onnx", "torchscript"]

@@ -3,7 +3,7 @@
 QDQ format, int8 weights per output channel, uint8 activations whose ranges come from
 calibration images (never the evaluation images): on CPUs with AVX-512 VNNI or AVX-VNNI, ONNX
 Runtime runs the convolutions as u8 x s8 integer dot products. :func:`int8_model_onnx` first
-rounds the weights onto their int8 grids with GPTQ (:mod:`squeezenet.compress.gptq`, the
+rounds the weights onto their int8 grids with GPTQ (:mod:`squeezenet.deploy.gptq`, the
 input covariances measured on the same calibration images) and hands ONNX Runtime those grids,
 so its quantizer only reads the levels back; ``rounding="nearest"`` leaves the rounding to ONNX
 Runtime. The parity check of a float
@@ -108,8 +108,8 @@ def int8_model_onnx(
     import torch
     from torch.nn.utils import parametrize
 
-    from squeezenet.compress.gptq import GptqConfig, gptq_, input_covariances
     from squeezenet.deploy.export import onnx_bytes
+    from squeezenet.deploy.gptq import GptqConfig, gptq_, input_covariances
 
     if not calibration:
         raise ConfigError("int8: give calibration images (--calib)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from squeezenet.io.atomic import atomic_write_json
+from squeezenet.atomic import atomic_write_json
 from squeezenet.train.checkpoint import CHECKPOINT, STATE_JSON
 from squeezenet.train.loop import FitEvent
 

@@ -22,22 +22,18 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from squeezenet.compress.prune import (
-    parse_prune_policy,
-    prune_,
-    remove_pruning_,
-    weight_layers,
-)
+from squeezenet.atomic import atomic_write_json
+from squeezenet.compress.prune import prune_, remove_pruning_, weight_layers
 from squeezenet.errors import ConfigError, InputError
 from squeezenet.experiments.attempts import Attempt, begin
-from squeezenet.io.atomic import atomic_write_json
+from squeezenet.formats.policy import parse_prune_policy
 from squeezenet.io.weights import save_weights
-from squeezenet.jobs.build import Built, build_for
-from squeezenet.jobs.load import load_any
 from squeezenet.train.compare import compare
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.evaluate import evaluate
 from squeezenet.train.loop import FitEvent, fit
+from squeezenet.workflows.build import Built, build_for
+from squeezenet.workflows.load import load_any
 
 PHASES = ("dense", "sparse", "redense", "baseline_sparse", "baseline_redense")
 DSD_JSON = "dsd.json"
@@ -49,7 +45,7 @@ class DSDConfig:
     """One DSD experiment. ``policy`` is any prune policy spec (a sparsity, ``paper``, JSON)."""
 
     model: str  # a registry name (trained from scratch) or a weights file (dense already)
-    data: str  # dataset spec (squeezenet.jobs.build): name, CSV manifest or folder
+    data: str  # dataset spec (squeezenet.workflows.build): name, CSV manifest or folder
     policy: str = "0.5"  # how the sparse phase prunes: a sparsity, "paper", std:Q or JSON
     dense_epochs: int = 2  # phase 1 (0: the model file is trained already)
     sparse_epochs: int = 1  # phase 2, with the masks pinning the pruned weights at zero

@@ -42,24 +42,24 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from squeezenet.atomic import atomic_write_bytes
+from squeezenet.compress.config import describe_bits, describe_policy
 from squeezenet.compress.export import from_compressed, to_compressed
 from squeezenet.compress.prune import prune_
 from squeezenet.compress.quantize import quantize_
+from squeezenet.compress.sizes import stage_sizes
 from squeezenet.data.datasets import draw
 from squeezenet.errors import InputError
 from squeezenet.experiments.pipeline_config import STAGES, PipelineConfig
 from squeezenet.experiments.pipeline_report import PipelineReport, build_report
 from squeezenet.formats.sqz import read_sqz, write_sqz
-from squeezenet.io.atomic import atomic_write_bytes
 from squeezenet.io.weights import atomic_save_safetensors, save_weights
-from squeezenet.jobs.build import Built, build
-from squeezenet.jobs.compress_config import describe_bits, describe_policy
-from squeezenet.jobs.load import load_any
-from squeezenet.jobs.sizes import stage_sizes
-from squeezenet.jobs.train_run import RunSpec, build_spec
 from squeezenet.train.checkpoint import CHECKPOINT, STATE_JSON
 from squeezenet.train.evaluate import EvalResult, eval_batches, evaluate
 from squeezenet.train.loop import FitEvent, fit
+from squeezenet.workflows.build import Built, build
+from squeezenet.workflows.load import load_any
+from squeezenet.workflows.train_run import RunSpec, build_spec
 
 logger = logging.getLogger(__name__)
 

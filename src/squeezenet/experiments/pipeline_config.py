@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from squeezenet.compress.prune import PrunePolicy
+from squeezenet.compress.config import BitsRules, check_bits_rules
 from squeezenet.errors import ConfigError
-from squeezenet.jobs.compress_config import BitsRules, check_bits_rules
+from squeezenet.formats.policy import PrunePolicy
 from squeezenet.train.config import TrainConfig, recipe
 
 # Deep Compression's SqueezeNet pattern (PAPER_RULES in squeezenet.compress.prune), heavier so

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from squeezenet.atomic import atomic_write
+from squeezenet.compress.config import describe_bits, describe_policy
+from squeezenet.compress.sizes import ALEXNET_DENSE_BYTES
 from squeezenet.experiments.pipeline_config import STAGES, PipelineConfig
-from squeezenet.io.atomic import atomic_write
-from squeezenet.jobs.compress_config import describe_bits, describe_policy
-from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES
 
 logger = logging.getLogger(__name__)
 

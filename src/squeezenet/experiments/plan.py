@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from squeezenet.data.presets import Preprocess
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.errors import ConfigError, InputError
 from squeezenet.experiments.sensitivity import Kind, SensitivityResult
+from squeezenet.formats.policy import policy_document
 from squeezenet.io.weights import LoadedModel
-from squeezenet.jobs.policy import policy_document
 
 
 @dataclass(frozen=True)
@@ -307,10 +307,10 @@ def plan_measure(
     Raises:
         InputError: no ``preprocess`` given and the model file has none.
     """
-    from squeezenet.compress.prune import parse_prune_policy
-    from squeezenet.jobs.compress_config import CompressConfig
-    from squeezenet.jobs.compress_file import compress_model
+    from squeezenet.compress.config import CompressConfig
+    from squeezenet.formats.policy import parse_prune_policy
     from squeezenet.train.evaluate import evaluate
+    from squeezenet.workflows.compress_file import compress_model
 
     chosen = preprocess or loaded.preprocess
     if chosen is None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from squeezenet.atomic import atomic_write_bytes
 from squeezenet.errors import InputError, MissingFileError
 from squeezenet.experiments.dsd import DSD_JSON
 from squeezenet.experiments.provenance import describe_machine
@@ -31,7 +32,6 @@ from squeezenet.experiments.verdicts import (
     points,
     sweep_verdict,
 )
-from squeezenet.io.atomic import atomic_write_bytes
 
 PAPER_FIGURES = {
     "squeeze_ratio": ("Fig. 3a", "squeeze ratio (SR)"),

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.compress.prune import layer_names, magnitude_mask
 from squeezenet.compress.quantize import Init, kmeans1d
-from squeezenet.data.presets import Preprocess
 from squeezenet.errors import ConfigError, InputError
 from squeezenet.models.squeezenet import SqueezeNet
 from squeezenet.train.evaluate import eval_batches

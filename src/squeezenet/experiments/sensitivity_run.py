@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from squeezenet.atomic import atomic_write_bytes, atomic_write_json
 from squeezenet.data.datasets import ArrayDataset, FileListDataset
 from squeezenet.errors import ConfigError, MissingFileError
 from squeezenet.experiments.plan import Plan, calibrate_plan, plan_from_sensitivity, plan_measure
@@ -31,11 +32,10 @@ from squeezenet.experiments.sensitivity import (
     plot_sensitivity,
     sensitivity,
 )
-from squeezenet.io.atomic import atomic_write_bytes, atomic_write_json
-from squeezenet.jobs.build import BuildSpec, Built, Data, build
-from squeezenet.jobs.load import is_model_file, load_any
-from squeezenet.jobs.policy import write_policy
+from squeezenet.formats.policy import write_policy
 from squeezenet.train.evaluate import teacher_labelled
+from squeezenet.workflows.build import BuildSpec, Built, Data, build
+from squeezenet.workflows.load import is_model_file, load_any
 
 SENSITIVITY_JSON, POLICY_JSON = "sensitivity.json", "policy.json"
 

@@ -24,14 +24,14 @@ from typing import Any
 
 import torch
 
+from squeezenet.atomic import atomic_write_bytes, atomic_write_json
 from squeezenet.errors import ConfigError
 from squeezenet.experiments.attempts import begin, discard
-from squeezenet.io.atomic import atomic_write_bytes, atomic_write_json
-from squeezenet.jobs.build import build_for
 from squeezenet.models import get_spec, resolve_config
 from squeezenet.models.summary import summarize
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.loop import FitEvent, FitResult, fit
+from squeezenet.workflows.build import build_for
 
 RESULTS = "results.jsonl"
 INFLIGHT = "inflight"  # the checkpoints of unfinished trials, one folder per key

@@ -13,10 +13,24 @@ from pathlib import Path
 
 import numpy as np
 
-from squeezenet.compress.types import CompressedLayer, CompressedModel
-from squeezenet.data.presets import CAFFE
 from squeezenet.errors import FileFormatError
+from squeezenet.formats.model import CompressedLayer, CompressedModel
 from squeezenet.formats.spec import standard_class_names
+
+# How the released Caffe SqueezeNet wants its pixels (the file itself does not say): BGR, 0..255
+# minus the per-channel mean, no std, 227 px crops of a 256 px short side. The "caffe" preset of
+# squeezenet.arch.preprocess is this record.
+CAFFE_PREPROCESS: dict[str, object] = {
+    "name": "caffe",
+    "resize": 256,
+    "crop": 227,
+    "mean": (104.0, 117.0, 123.0),
+    "std": (1.0, 1.0, 1.0),
+    "channel_order": "BGR",
+    "value_scale": 255.0,
+    "channels": 3,
+    "interpolation": "bilinear",
+}
 
 CODEBOOK_SIZE = 256  # every layer of the published file is 8-bit
 HEADER_BYTES = 4 * 26
@@ -97,7 +111,7 @@ def read_caffe_dc(source: str | os.PathLike[str] | bytes) -> CompressedModel:
     return CompressedModel(
         model_name="squeezenet1_0",
         config={"final_conv_padding": 1},  # the Caffe model's conv10 padding quirk
-        preprocess=CAFFE.to_dict(),
+        preprocess=dict(CAFFE_PREPROCESS),
         class_names=standard_class_names("imagenet-1k"),
         layers=layers,
     )

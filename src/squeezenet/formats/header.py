@@ -1,7 +1,7 @@
 """The .sqz header record (docs/FORMAT.md section 3): its JSON, written and checked.
 
 The decoder checks every rule of section 3 itself, so that what a file may hold does not
-depend on project code; :class:`Preprocess` only fills in the defaults afterwards.
+depend on project code; :func:`complete_preprocess` only fills in the defaults afterwards.
 """
 
 from __future__ import annotations
@@ -11,15 +11,39 @@ import math
 import zlib
 from typing import Any
 
-from squeezenet.compress.types import CompressedModel
-from squeezenet.data.presets import Preprocess
 from squeezenet.formats import spec
 from squeezenet.formats.bitio import Reader, varint
+from squeezenet.formats.model import CompressedModel
 
 KEYS = ("model", "config", "preprocess", "classes")
 # The members of "preprocess": required ones first, then the defaulted ones (FORMAT.md sec. 3).
 _PREPROCESS_REQUIRED = ("name", "resize", "crop", "mean", "std")
 _PREPROCESS_OPTIONAL = ("channel_order", "value_scale", "channels", "interpolation")
+# The value an absent optional member means (``squeezenet.arch.preprocess.Preprocess`` agrees).
+PREPROCESS_DEFAULTS: dict[str, Any] = {
+    "channel_order": "RGB",
+    "value_scale": 1.0,
+    "channels": 3,
+    "interpolation": "bilinear",
+}
+
+
+def complete_preprocess(value: dict[str, Any]) -> dict[str, Any]:
+    """A valid ``"preprocess"`` object with every member present, in section 3's order, and
+    ``mean``/``std`` as tuples of floats.
+
+    Raises:
+        ValueError: ``value`` breaks section 3 (the message says which members).
+    """
+    plain = _plain(value)
+    problem = preprocess_problem(plain)
+    if problem is not None:
+        raise ValueError(f"preprocess: {problem}")
+    out = {key: plain.get(key, PREPROCESS_DEFAULTS.get(key)) for key in _PREPROCESS_REQUIRED}
+    out.update({key: plain.get(key, PREPROCESS_DEFAULTS[key]) for key in _PREPROCESS_OPTIONAL})
+    for key in ("mean", "std"):  # lists of numbers: preprocess_problem checked them
+        out[key] = tuple(float(v) for v in plain[key])
+    return out
 
 
 def encode_header(model: CompressedModel) -> bytes:
@@ -32,7 +56,8 @@ def encode_header(model: CompressedModel) -> bytes:
         raise ValueError("encode_sqz: model_name must be a non-empty string")
     preprocess = model.preprocess
     if preprocess is not None:
-        preprocess = Preprocess.from_dict(preprocess).to_dict()  # validates; ValueError names it
+        plain = _plain(preprocess)  # the decoder's check below names what is wrong, if anything
+        preprocess = plain if preprocess_problem(plain) is not None else complete_preprocess(plain)
     classes: str | list[str] | None = None
     if model.class_names is not None:
         names = [str(n) for n in model.class_names]
@@ -70,6 +95,13 @@ def encode_header(model: CompressedModel) -> bytes:
     return bytes([kind]) + varint(len(stored)) + stored
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists, as JSON would hold it."""
+    if isinstance(value, dict):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
+    return value
+
+
 def read_header(r: Reader) -> dict[str, Any]:
     """Parse and check the header record at ``r.pos``: the header dict, with the standard
     class list and the preprocessing defaults filled in."""
@@ -92,7 +124,7 @@ def read_header(r: Reader) -> dict[str, Any]:
         field, message = problem
         r.fail(f"{field} at byte {at}{message}", field=field, offset=at)
     if header["preprocess"] is not None:
-        header["preprocess"] = Preprocess.from_dict(header["preprocess"]).to_dict()
+        header["preprocess"] = complete_preprocess(header["preprocess"])
     if isinstance(header["classes"], str):
         header["classes"] = spec.standard_class_names(header["classes"])
     return header

@@ -6,7 +6,6 @@ import functools
 import hashlib
 from importlib import resources
 
-from squeezenet.compress import types
 from squeezenet.errors import FileFormatError
 
 MAGIC = b"\x89SQZ"  # a non-ASCII first byte catches 7-bit transfers, as in PNG
@@ -22,7 +21,6 @@ CODEC_HUFFMAN = 1  # canonical Huffman, table stored as code lengths
 CODEC_RANS = 2  # static rANS, table stored as quantised frequencies (versions 2 and 3)
 CODEC_NAMES = {CODEC_RAW: "raw", CODEC_HUFFMAN: "huffman", CODEC_RANS: "rans"}
 MAX_CODEC = {1: CODEC_HUFFMAN, 2: CODEC_RANS, 3: CODEC_RANS}  # the largest codec id of each version
-CODEC_IDS = {name: codec for codec, name in CODEC_NAMES.items()}
 
 FLAG_FLOAT16 = 1  # codebook stored as float16 instead of float32
 FLAG_BIAS = 2  # a float32 bias follows the codebook
@@ -31,9 +29,9 @@ FLAG_GRID = 8  # version 3: a grid layer record (section 4a)
 FLAG_BIAS16 = 16  # version 3: the bias is float16 (with FLAG_BIAS only)
 LAYER_FLAGS = FLAG_FLOAT16 | FLAG_BIAS | FLAG_COMPLEMENT
 LAYER_FLAGS_V3 = LAYER_FLAGS | FLAG_GRID | FLAG_BIAS16
-QUANTIZER_UNIFORM = types.QUANTIZER_UNIFORM
-QUANTIZER_DEPENDENT = types.QUANTIZER_DEPENDENT
-MAX_GRID_BITS = types.MAX_GRID_BITS
+QUANTIZER_UNIFORM = 0  # grid layer: w = k * step
+QUANTIZER_DEPENDENT = 1  # two interleaved quantizers picked by a 4-state machine (trellis-coded)
+MAX_GRID_BITS = 15  # level symbols < 2**15, so |m| <= 2**15 and a layer has < 2**16 values
 MIN_STATE_PERIOD_LOG2, MAX_STATE_PERIOD_LOG2 = 4, 16  # decoders loop over one period
 MAX_GAMMA_ZEROS = 16  # a gamma-coded frequency f + 1 <= 2**16 has at most 16 leading zeros
 GAMMA_TABLE_BYTES_PER_SYMBOL = 5  # table bytes <= 5 * T
@@ -49,7 +47,7 @@ MAX_NAME_BYTES = 255
 MAX_NDIM = 8
 MAX_NUMEL = (1 << 31) - 1  # per layer weight; each dimension is bounded by it too
 MAX_BIAS = 1 << 24
-MAX_BITS = types.MAX_BITS  # codebook index width: codes are uint16 in CompressedLayer too
+MAX_BITS = 16  # codebook index width: codes are uint16, so a codebook has <= 2**16 entries
 MAX_GAP_BITS = 16  # position symbol width
 MAX_CODE_LENGTH = 20  # Huffman code length
 MAX_LENGTH_WIDTH = 5  # bits per stored Huffman code length

@@ -12,19 +12,14 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from squeezenet.compress.types import (
-    CompressedLayer,
-    CompressedModel,
-    GridCode,
-    dq_quantizers_many,
-    zigzag,
-)
+from squeezenet.atomic import atomic_write_bytes
 from squeezenet.formats import huffman, rans, spec
 from squeezenet.formats.bitio import Codec, varint
+from squeezenet.formats.grid import GridCode, dq_quantizers_many, zigzag
 from squeezenet.formats.header import encode_header
+from squeezenet.formats.model import CompressedLayer, CompressedModel
 from squeezenet.formats.sqz_decode import ParsedLayer, parse_sqz
 from squeezenet.formats.stream_encode import StreamPlan, estimate_size, finish_streams, plan_stream
-from squeezenet.io.atomic import atomic_write_bytes
 
 CodebookDtype = Literal["float32", "float16"]
 _AUTO_GAP_BITS = range(1, 11)  # widths tried per layer when gap_bits is None

@@ -9,17 +9,17 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from squeezenet.compress.types import (
-    CompressedLayer,
+from squeezenet.formats import huffman, rans, spec
+from squeezenet.formats.bitio import Reader, StreamRecord, decode_raw, fail, read_stream
+from squeezenet.formats.grid import (
     GridCode,
     dq_quantizers_many,
     grid_multiples,
     grid_values,
     unzigzag,
 )
-from squeezenet.formats import huffman, rans, spec
-from squeezenet.formats.bitio import Reader, StreamRecord, decode_raw, fail, read_stream
 from squeezenet.formats.header import read_header
+from squeezenet.formats.model import CompressedLayer
 from squeezenet.formats.spec import SqzFormatError
 
 

@@ -18,9 +18,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils import parametrize
 
-from squeezenet.data.presets import Preprocess
+from squeezenet.arch.preprocess import Preprocess
+from squeezenet.atomic import atomic_write
 from squeezenet.errors import FileFormatError, MissingFileError
-from squeezenet.io.atomic import atomic_write
 from squeezenet.models import create_model, get_spec
 
 FORMAT_NAME = "squeezenet-weights"
@@ -106,7 +106,7 @@ def read_metadata(path: Path) -> dict[str, str]:
 
 def load_model(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
     """Rebuild a model from a weights file (``.safetensors``); ``.sqz`` files load through
-    :func:`squeezenet.jobs.load.load_any`.
+    :func:`squeezenet.workflows.load.load_any`.
 
     Raises:
         MissingFileError: no such file.
@@ -117,7 +117,8 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
         raise MissingFileError(f"weights file not found: {path}")
     if path.suffix == ".sqz":
         raise WeightsFileError(
-            f"{path}: a .sqz file, not a weights file; load it with squeezenet.jobs.load.load_any"
+            f"{path}: a .sqz file, not a weights file; load it with "
+            "squeezenet.workflows.load.load_any"
         )
     model_name, config, preprocess, class_names = _read_header(path)
     model = create_model(model_name, **config)

@@ -1,18 +1,22 @@
-"""SqueezeNet model family: Fire, SqueezeNet (v1.0, v1.1, bypass, generator), AlexNet, registry."""
+"""SqueezeNet model family as ``nn.Module``: Fire, SqueezeNet (v1.0, v1.1, bypass, generator),
+AlexNet, ``create_model``. The configs and the registry of names are plain data in
+``squeezenet.arch`` and are re-exported here.
+"""
 
-from squeezenet.models.alexnet import AlexNet, AlexNetConfig
-from squeezenet.models.facts import Accuracy, ModelFacts
-from squeezenet.models.fire import Bypass, Fire
-from squeezenet.models.registry import (
+from squeezenet.arch.config import AlexNetConfig, Bypass, SqueezeNetConfig
+from squeezenet.arch.facts import Accuracy, ModelFacts
+from squeezenet.arch.registry import (
     ModelSpec,
     UnknownModelError,
-    create_model,
     get_spec,
     list_models,
     register_model,
     resolve_config,
 )
-from squeezenet.models.squeezenet import SqueezeNet, SqueezeNetConfig, init_weights_
+from squeezenet.models.alexnet import AlexNet
+from squeezenet.models.fire import Fire
+from squeezenet.models.registry import build, create_model
+from squeezenet.models.squeezenet import SqueezeNet, init_weights_
 
 __all__ = [
     "Accuracy",
@@ -25,6 +29,7 @@ __all__ = [
     "SqueezeNet",
     "SqueezeNetConfig",
     "UnknownModelError",
+    "build",
     "create_model",
     "get_spec",
     "init_weights_",

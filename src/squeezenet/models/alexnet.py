@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from squeezenet.errors import ConfigError
+from squeezenet.arch.config import AlexNetConfig
 from squeezenet.models.squeezenet import init_weights_
-
-
-@dataclass(frozen=True)
-class AlexNetConfig:
-    """AlexNet as in torchvision (single-tower, 64-192-384-256-256 filters).
-
-    Raises:
-        ConfigError: a field outside what it accepts (the message names the field).
-    """
-
-    num_classes: int = 1000  # outputs of the last fully connected layer
-    in_channels: int = 3  # input image channels
-    dropout: float = 0.5  # dropout before fc6 and fc7
-
-    def __post_init__(self) -> None:
-        for name in ("num_classes", "in_channels"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"AlexNetConfig.{name}: expected an integer >= 1, got {value!r}")
-        if not isinstance(self.dropout, numbers.Real) or not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(
-                f"AlexNetConfig.dropout: expected a probability in [0, 1), got {self.dropout!r}"
-            )
 
 
 class AlexNet(nn.Module):

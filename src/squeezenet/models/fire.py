@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 import torch
 from torch import nn
 
-# SqueezeNet Sec. 6's names, the one spelling of the package. Per Fire module: "simple" is an
-# identity shortcut, "complex" a 1x1-convolution shortcut. Per network (`SqueezeNetConfig`):
-# "simple" puts identity shortcuts where channels match, "complex" also adds 1x1 shortcuts
-# everywhere else.
-Bypass = Literal["none", "simple", "complex"]
-BYPASSES: tuple[Bypass, ...] = get_args(Bypass)
+from squeezenet.arch.config import BYPASSES, Bypass
 
 
 class Fire(nn.Module):

@@ -9,10 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from squeezenet.arch.config import SqueezeNetConfig
+from squeezenet.arch.registry import get_spec, resolve_config
 from squeezenet.errors import ConfigError
 from squeezenet.models.fire import Fire
-from squeezenet.models.registry import create_model, get_spec, resolve_config
-from squeezenet.models.squeezenet import SqueezeNet, SqueezeNetConfig
+from squeezenet.models.registry import create_model
+from squeezenet.models.squeezenet import SqueezeNet
 
 BYTES_PER_PARAM = 4  # 32-bit floats, as in the paper's size column
 

@@ -1,1 +1,3 @@
-"""Models the package ships (package data): see ``squeezenet.jobs.load.PRETRAINED``."""
+"""Models the package ships (package data): see ``squeezenet.workflows.load.PRETRAINED``."""
+
+__all__: list[str] = []

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from squeezenet.atomic import atomic_write_bytes
 from squeezenet.errors import InputError
-from squeezenet.io.atomic import atomic_write_bytes
 from squeezenet.io.weights import atomic_save_safetensors, read_metadata
 
 CHECKPOINT = "checkpoint.safetensors"

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from squeezenet.data.presets import Preprocess
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.train.evaluate import eval_batches
 
 

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.data.datasets import ArrayDataset, CorruptImageError, FileListDataset
-from squeezenet.data.presets import Preprocess
 from squeezenet.data.transforms import BatchPipeline, eval_transform
 
 

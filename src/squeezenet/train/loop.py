@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from squeezenet.arch.preprocess import Preprocess
+from squeezenet.atomic import atomic_write_bytes
 from squeezenet.data.datasets import ArrayDataset, FileListDataset
-from squeezenet.data.presets import Preprocess
 from squeezenet.data.transforms import BatchPipeline, train_transform
 from squeezenet.errors import ConfigError
-from squeezenet.io.atomic import atomic_write_bytes
 from squeezenet.train.checkpoint import (
     CHECKPOINT,
     CheckpointError,

@@ -1,4 +1,4 @@
-"""Tests for squeezenet.jobs.build: the one rule for model files, ``--set``, the crop rule,
+"""Tests for squeezenet.workflows.build: the one rule for model files, ``--set``, the crop rule,
 subsets, and classes / channels taken from the data (tiny synthetic data, squeezenet_small)."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from squeezenet.data.presets import CIFAR10, FASHION_MNIST, IMAGENET
+from squeezenet.arch.preprocess import CIFAR10, FASHION_MNIST, IMAGENET
 from squeezenet.data.registry import DataSpec, parse_data_spec
 from squeezenet.errors import ConfigError, UserError
 from squeezenet.io.weights import save_weights
-from squeezenet.jobs.build import BuildSpec, build, preprocess_for
-from squeezenet.jobs.load import is_model_file
 from squeezenet.models import create_model, get_spec
+from squeezenet.workflows.build import BuildSpec, build, preprocess_for
+from squeezenet.workflows.load import is_model_file
 
 
 @pytest.mark.parametrize(

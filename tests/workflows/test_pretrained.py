@@ -11,7 +11,7 @@ import torch
 
 import squeezenet
 from squeezenet.errors import MissingFileError
-from squeezenet.jobs.load import PRETRAINED, is_model_file, load_any, pretrained_path
+from squeezenet.workflows.load import PRETRAINED, is_model_file, load_any, pretrained_path
 
 SRC = Path(squeezenet.__file__).resolve().parent
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from squeezenet.compress.types import CompressedModel
+from squeezenet.formats.model import CompressedModel
 from squeezenet.formats.sqz import gap_symbols
 
 # AlexNet at 32 bits: 61,100,840 parameters x 4 bytes, the paper's Table 2 baseline (240 MB).

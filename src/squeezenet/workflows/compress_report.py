@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from squeezenet.compress.quantize import QuantizeReport
-from squeezenet.compress.types import CompressedModel
-from squeezenet.jobs.sizes import ALEXNET_DENSE_BYTES, StageSize
+from squeezenet.compress.sizes import ALEXNET_DENSE_BYTES, StageSize
+from squeezenet.formats.model import CompressedModel
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from squeezenet.errors import ConfigError
+from squeezenet.formats.caffe_dc import CAFFE_PREPROCESS
 
 ChannelOrder = Literal["RGB", "BGR"]
 
@@ -88,15 +89,7 @@ IMAGENET = Preprocess(
     std=(0.229, 0.224, 0.225),
 )
 # The released Caffe SqueezeNet: BGR, 0..255 minus the per-channel mean, no std, 227 crops.
-CAFFE = Preprocess(
-    name="caffe",
-    resize=256,
-    crop=227,
-    mean=(104.0, 117.0, 123.0),
-    std=(1.0, 1.0, 1.0),
-    channel_order="BGR",
-    value_scale=255.0,
-)
+CAFFE = Preprocess.from_dict(CAFFE_PREPROCESS)
 CIFAR10 = Preprocess(
     name="small",
     resize=0,

@@ -15,13 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from squeezenet.data.presets import Preprocess
+from squeezenet.arch.preprocess import Preprocess
+from squeezenet.atomic import atomic_write_bytes
 from squeezenet.errors import InputError, MissingFileError
-from squeezenet.io.atomic import atomic_write_bytes
 from squeezenet.io.weights import save_weights
-from squeezenet.jobs.build import BuildSpec, build
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.loop import FitEvent, FitResult, fit
+from squeezenet.workflows.build import BuildSpec, build
 
 RUN_JSON = "run.json"
 WEIGHTS = "model.safetensors"
@@ -76,7 +76,7 @@ def read_run_spec(run_dir: str | Path) -> RunSpec:
 
 
 def build_spec(spec: RunSpec) -> BuildSpec:
-    """What :func:`squeezenet.jobs.build.build` makes for a run: model and full splits."""
+    """What :func:`squeezenet.workflows.build.build` makes for a run: model and full splits."""
     return BuildSpec(
         model=spec.model,
         data=spec.data,

@@ -17,7 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from squeezenet.arch.preprocess import Preprocess
+from squeezenet.atomic import atomic_write_bytes
 from squeezenet.compress.bias_correct import correct_bias_
+from squeezenet.compress.config import (
+    CompressConfig,
+    Distiller,
+    calib_weighting,
+    describe_bits,
+    describe_policy,
+)
 from squeezenet.compress.damage import Damage, assess, weights_before
 from squeezenet.compress.export import from_compressed, to_compressed
 from squeezenet.compress.prune import (
@@ -29,25 +38,16 @@ from squeezenet.compress.prune import (
     weight_layers,
 )
 from squeezenet.compress.quantize import QuantizeReport, quantize_
+from squeezenet.compress.rate import RateOutcome, ecsq_to_rate_, proxy_input_stats, proxy_scales
 from squeezenet.compress.rd import InputStats, importance_from
-from squeezenet.compress.types import CompressedModel
-from squeezenet.data.presets import Preprocess
+from squeezenet.compress.sizes import stage_sizes
 from squeezenet.errors import MissingFileError
 from squeezenet.formats.caffe_dc import read_caffe_dc
+from squeezenet.formats.model import CompressedModel
 from squeezenet.formats.sqz import encode_sqz, read_sqz
-from squeezenet.io.atomic import atomic_write_bytes
 from squeezenet.io.weights import LoadedModel, save_weights
-from squeezenet.jobs.compress_config import (
-    CompressConfig,
-    Distiller,
-    calib_weighting,
-    describe_bits,
-    describe_policy,
-)
-from squeezenet.jobs.compress_report import CompressReport, Stopwatch, layer_rows
-from squeezenet.jobs.load import load_any
-from squeezenet.jobs.rate import RateOutcome, ecsq_to_rate_, proxy_input_stats, proxy_scales
-from squeezenet.jobs.sizes import stage_sizes
+from squeezenet.workflows.compress_report import CompressReport, Stopwatch, layer_rows
+from squeezenet.workflows.load import load_any
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def compress_model(
 
     Args:
         loaded: a model with its registry name, preprocessing and class names
-            (:func:`squeezenet.jobs.load.load_any`).
+            (:func:`squeezenet.workflows.load.load_any`).
         config: the pruning policy, bit widths, k-means init and encoder options.
         distill: optional fine-tuning of the shared centroids,
             ``distill(student, teacher, preprocess)``, run after quantization with the

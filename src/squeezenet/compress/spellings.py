@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from squeezenet.compress.prune import PrunePolicy, parse_prune_policy
-from squeezenet.compress.types import MAX_BITS, check_bits
+from squeezenet.compress.config import BIT_PRESETS, BitsRules
 from squeezenet.errors import ConfigError, MissingFileError
-from squeezenet.jobs.compress_config import BIT_PRESETS, BitsRules
-from squeezenet.jobs.policy import read_policy
+from squeezenet.formats.model import MAX_BITS, check_bits
+from squeezenet.formats.policy import PrunePolicy, parse_prune_policy, read_policy
 
 DEFAULT_BITS = 8  # without --bits and without widths in the policy file
 

@@ -10,12 +10,12 @@ from typing import Any, Literal, get_args
 
 from torch import nn
 
-from squeezenet.compress.prune import PrunePolicy
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.compress.quantize import INITS, Init
-from squeezenet.compress.types import check_bits
-from squeezenet.data.presets import Preprocess
 from squeezenet.errors import ConfigError
 from squeezenet.formats.bitio import Codec
+from squeezenet.formats.model import check_bits
+from squeezenet.formats.policy import PrunePolicy
 from squeezenet.formats.spec import MAX_GAP_BITS
 from squeezenet.formats.sqz import CodebookDtype
 

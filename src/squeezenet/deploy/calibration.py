@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from squeezenet.arch.preprocess import PRESETS, Preprocess
 from squeezenet.data.datasets import ArrayDataset, FileListDataset
-from squeezenet.data.presets import PRESETS, Preprocess
 from squeezenet.data.registry import load_dataset
 from squeezenet.errors import InputError
 from squeezenet.models import get_spec

@@ -3,7 +3,7 @@ sensitivity alike.
 
 Rules (each defined once, here):
 
-- A model is a *model file* when :func:`squeezenet.jobs.load.is_model_file` says so; it is
+- A model is a *model file* when :func:`squeezenet.workflows.load.is_model_file` says so; it is
   loaded as it is, and ``overrides`` (``--set``) are an error for it. Anything else is a registry
   name, built for the data: its classes, its channels, and ``overrides``.
 - Crop: a registry model on CSV or folder images gets the model's natural input size, resized
@@ -25,12 +25,12 @@ from typing import Any, Protocol
 
 from torch import nn
 
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.data.datasets import ArrayDataset, FileListDataset, draw
-from squeezenet.data.presets import Preprocess
 from squeezenet.data.registry import DataSpec, load_dataset, parse_data_spec
 from squeezenet.errors import ConfigError
-from squeezenet.jobs.load import is_model_file, load_any
 from squeezenet.models import create_model, get_spec
+from squeezenet.workflows.load import is_model_file, load_any
 
 Data = ArrayDataset | FileListDataset
 

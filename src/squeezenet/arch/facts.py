@@ -46,7 +46,7 @@ class ModelFacts:
     macs: int  # multiply-accumulates of the convolutions and linear layers, one image
     input_size: int  # the natural square input in pixels, at which `macs` is counted
     min_input_size: int  # the smallest square input a forward pass accepts; one less raises
-    preprocess: str  # the preset it expects: a key of `squeezenet.data.presets.PRESETS`
+    preprocess: str  # the preset it expects: a key of `squeezenet.arch.preprocess.PRESETS`
     accuracy: tuple[Accuracy, ...] = ()  # published accuracies; none where none was published
     source: str = COUNTED  # who published `params`, `macs` and `min_input_size` (we count them)
 

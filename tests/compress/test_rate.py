@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.quantize import QuantizeReport
+from squeezenet.compress.rate import TOLERANCE, TargetWrecksError, _Prober, _search
 from squeezenet.errors import ConfigError
 from squeezenet.io.weights import LoadedModel
-from squeezenet.jobs.compress_config import CompressConfig
-from squeezenet.jobs.compress_file import compress_model
-from squeezenet.jobs.rate import TOLERANCE, TargetWrecksError, _Prober, _search
 from squeezenet.models import create_model
+from squeezenet.workflows.compress_file import compress_model
 
 
 def _loaded() -> LoadedModel:

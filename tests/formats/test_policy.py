@@ -1,5 +1,5 @@
-"""Tests for squeezenet.jobs.policy (the policy file, docs/POLICY.md) and for how ``--bits``
-and a policy file's widths combine (squeezenet.jobs.specs.resolve_bits)."""
+"""Tests for squeezenet.formats.policy (the policy file, docs/POLICY.md) and for how ``--bits``
+and a policy file's widths combine (squeezenet.compress.spellings.resolve_bits)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ from typing import Any
 
 import pytest
 
-from squeezenet.compress.prune import PrunePolicy
+from squeezenet.compress.config import MIXED_BITS
+from squeezenet.compress.spellings import DEFAULT_BITS, parse_policy, policy_bits, resolve_bits
 from squeezenet.errors import ConfigError, FileFormatError, MissingFileError, UserError
-from squeezenet.jobs.compress_config import MIXED_BITS
-from squeezenet.jobs.policy import (
+from squeezenet.formats.policy import (
     POLICY_FORMAT,
     POLICY_VERSION,
     PolicyFile,
     PolicyFileError,
+    PrunePolicy,
     policy_document,
     read_policy,
     write_policy,
 )
-from squeezenet.jobs.specs import DEFAULT_BITS, parse_policy, policy_bits, resolve_bits
 
 # The exact bytes write_policy produces for a one-layer plan (docs/POLICY.md, "Example").
 GOLDEN = """{

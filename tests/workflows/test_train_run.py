@@ -1,4 +1,4 @@
-"""Tests for squeezenet.jobs.train_run: the run folder's spec and its user errors."""
+"""Tests for squeezenet.workflows.train_run: the run folder's spec and its user errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from squeezenet.errors import InputError, MissingFileError, UserError
-from squeezenet.jobs.train_run import RUN_JSON, RunSpec, read_run_spec
 from squeezenet.train.config import TrainConfig
+from squeezenet.workflows.train_run import RUN_JSON, RunSpec, read_run_spec
 
 
 def test_run_spec_round_trip(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from squeezenet.arch.preprocess import Preprocess
 from squeezenet.compress.export import from_compressed
-from squeezenet.data.presets import Preprocess
 from squeezenet.errors import MissingFileError
 from squeezenet.formats.sqz import read_sqz
 from squeezenet.io.weights import LoadedModel, load_model
