@@ -33,15 +33,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from squeezenet.compress.calibrate import bias_corrector, proxy_scales
 from squeezenet.compress.config import CompressConfig
-from squeezenet.compress.rate import proxy_scales
 from squeezenet.compress.rd import importance_from
 from squeezenet.compress.spellings import parse_bits
 from squeezenet.data.registry import load_dataset
 from squeezenet.experiments.provenance import command_line, machine
 from squeezenet.train.compare import compare_logits
 from squeezenet.train.evaluate import eval_batches
-from squeezenet.workflows.compress_file import bias_corrector, compress_model, import_caffe_dc
+from squeezenet.workflows.compress_file import compress_model, import_caffe_dc
 from squeezenet.workflows.load import load_any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,8 +258,8 @@ def _calibrated(bench: _Bench, distilled: bool) -> list[dict[str, Any]]:
     """Trellis files with calibration images (``--calib``): activation-weighted quantization and
     bias correction (post-training, no gradient step); with ``distilled``, each layer's step and
     bias refitted and distilled on the proxies instead of the bias correction (``--distill``)."""
+    from squeezenet.compress.calibrate import calibration_images, proxy_input_stats
     from squeezenet.compress.distill import GRID_REFIT, KD_GRID_RECIPE, distiller
-    from squeezenet.compress.rate import calibration_images, proxy_input_stats
 
     args = bench.args
     stats = proxy_input_stats(bench.teacher, args.calib)

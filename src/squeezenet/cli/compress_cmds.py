@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from squeezenet.cli.app import app, emit_json, err, fail, out
+from squeezenet.cli.app import app, emit_json, err, out
 from squeezenet.cli.arguments import resolve_device, user_paths
 from squeezenet.cli.common import progress_bar
 from squeezenet.cli.options import Json, ModelFile, Quiet, Seed, SqzFile, output_option
@@ -59,8 +58,8 @@ TargetBytes = Annotated[
 Quantizer = Annotated[
     str,
     typer.Option(
-        help="With a rate: ecsq (levels per layer) | trellis (dependent quantization on a "
-        "grid, .sqz version 3)."
+        help="ecsq | kmeans | trellis (and any registered: squeezenet.compress.quantizers); "
+        "ecsq without a rate is kmeans, trellis needs one."
     ),
 ]
 BiasDtype = Annotated[
@@ -105,31 +104,6 @@ def import_caffe_dc_cmd(
     )
 
 
-def _distiller(data: str, seed: int, images: int | None, progress: Any, grid: bool) -> Any:
-    """The ``--distill DATA`` hook: the shared centroids (trellis files: each layer's step and
-    bias, first refitted in closed form) fitted to the uncompressed model's outputs on the
-    unlabeled training split of DATA (squeezenet.compress.distill)."""
-    from squeezenet.compress.distill import GRID_REFIT, KD_GRID_RECIPE, KD_RECIPE, distiller
-    from squeezenet.data.datasets import ArrayDataset
-    from squeezenet.data.registry import load_dataset
-
-    proxy = load_dataset(data, "train")  # the training split: never the evaluation images
-    if not isinstance(proxy, ArrayDataset):
-        fail(f"--distill needs an in-memory image set such as a CIFAR-10 .npz, got {data}")
-    device = resolve_device(None)
-    recipe = KD_GRID_RECIPE if grid else KD_RECIPE
-    images = recipe.images if images is None else images
-    config = dataclasses.replace(recipe, images=images, seed=seed, device=device)
-    task = progress.add_task("distill", total=config.steps, info="")
-
-    def report(event: Any) -> None:
-        info = f"loss {event.loss:.4f} lr x{event.lr:.2f}"
-        progress.update(task, completed=event.step, info=info)
-
-    refit = dataclasses.replace(GRID_REFIT, seed=seed, device=device) if grid else None
-    return distiller(proxy, config, reconstruct=refit, callback=report)
-
-
 @app.command("compress")
 def compress_cmd(
     model: ModelFile,
@@ -153,23 +127,22 @@ def compress_cmd(
     as_json: Json = False,
 ) -> None:
     """Deep Compression: prune, share weights (k-means or ECSQ), entropy-code, write a .sqz."""
-    from squeezenet.compress.config import CompressConfig
-    from squeezenet.compress.spellings import parse_policy, resolve_bits
+    from squeezenet.compress.spellings import compress_config
 
     with user_paths(reads=[model, policy, bits, distill], writes=[output]):
-        config = CompressConfig(
-            policy=parse_policy(policy),
-            bits=resolve_bits(bits, policy),
-            init=init,  # type: ignore[arg-type]  # validated by CompressConfig
-            codec=codec,  # type: ignore[arg-type]
-            codebook_dtype=codebook,  # type: ignore[arg-type]
+        config = compress_config(
+            policy=policy,
+            bits=bits,
+            init=init,
+            codec=codec,
+            codebook_dtype=codebook,
             gap_bits=gap_bits,
             seed=seed,
             rate_lambda=rate_lambda,
             target_bytes=target_bytes,
-            quantizer=quantizer,  # type: ignore[arg-type]
-            bias_dtype=bias,  # type: ignore[arg-type]
-            weighting=weighting,  # type: ignore[arg-type]
+            quantizer=quantizer,
+            bias_dtype=bias,
+            weighting=weighting,
         )
         report = _compress(model, output, config, (distill, distill_images, calib), quiet)
     for warning in report.warnings:
@@ -196,10 +169,23 @@ def _compress(
     if distill is None:
         return compress_file(model, output, config, calib=calib).report
     progress = progress_bar(quiet)
-    grid = config.quantizer == "trellis"
-    hook = _distiller(distill, config.seed, distill_images, progress, grid)
+    task = progress.add_task("distill", total=None, info="")
+
+    def report(event: Any) -> None:
+        info = f"loss {event.loss:.4f} lr x{event.lr:.2f}"
+        progress.update(task, completed=event.step, total=event.steps, info=info)
+
     with progress:
-        return compress_file(model, output, config, distill=hook, calib=calib).report
+        return compress_file(
+            model,
+            output,
+            config,
+            calib=calib,
+            distill_data=distill,
+            distill_images=distill_images,
+            device=resolve_device(None),
+            on_distill=report,
+        ).report
 
 
 def _print_compress(report: CompressReport) -> None:
