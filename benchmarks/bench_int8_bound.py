@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_proxies as bp
+import proxy_sets
 
 from squeezenet.data.registry import load_dataset
 from squeezenet.deploy.calibration import calibration_batches
@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     if not Path(args.data).is_file():
         sys.exit(f"skipped: {args.data} not found (the shared ImageNet sample)")
-    loaded = load_any(bp._weights(Path(tempfile.mkdtemp())))
+    loaded = load_any(proxy_sets.imported_weights(Path(tempfile.mkdtemp())))
     model, preprocess = loaded.model.eval(), loaded.preprocess
     assert preprocess is not None
     images, labels = [], []

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_proxies as bp
+import proxy_sets
 from equalize import equalize_
 
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
@@ -59,10 +59,10 @@ def main() -> None:
     parser.add_argument("--decompose", action="store_true", help="split the int8 error")
     args = parser.parse_args()
 
-    teacher = load_any(bp._weights(Path(tempfile.mkdtemp())))
+    teacher = load_any(proxy_sets.imported_weights(Path(tempfile.mkdtemp())))
     assert teacher.preprocess is not None
-    sets = bp._held_out(teacher.preprocess)
-    reference = {name: bp._logits(teacher.model, batches) for name, batches in sets.items()}
+    sets = proxy_sets.held_out(teacher.preprocess)
+    reference = {name: proxy_sets.logits(teacher.model, batches) for name, batches in sets.items()}
     dense = onnx_bytes(teacher.model.eval(), torch.zeros(1, 3, 227, 227))
     graph = onnx.load_from_string(dense).graph
     convs = [n.name for n in graph.node if n.op_type == "Conv"]

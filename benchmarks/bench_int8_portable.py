@@ -72,16 +72,16 @@ def build(folder: Path, images: int) -> None:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import bench_proxies as bp
+    import proxy_sets
 
     from squeezenet.deploy.calibration import calibration_batches
     from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
     from squeezenet.workflows.load import load_any
 
     folder.mkdir(parents=True, exist_ok=True)
-    teacher = load_any(bp._weights(Path(tempfile.mkdtemp())))
+    teacher = load_any(proxy_sets.imported_weights(Path(tempfile.mkdtemp())))
     assert teacher.preprocess is not None
-    for name, batches in bp._held_out(teacher.preprocess).items():
+    for name, batches in proxy_sets.held_out(teacher.preprocess).items():
         x = torch.cat(batches)[:images].contiguous().numpy().astype(np.float32)
         with torch.no_grad():
             reference = teacher.model.eval()(torch.from_numpy(x)).numpy()

@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_proxies as bp
+import proxy_sets
 from bench_int8_calibration import _score
 
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
@@ -134,11 +134,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     clock = time.time()
-    teacher = load_any(bp._weights(Path(tempfile.mkdtemp())))
+    teacher = load_any(proxy_sets.imported_weights(Path(tempfile.mkdtemp())))
     assert teacher.preprocess is not None
     model = teacher.model.eval()
-    sets = bp._held_out(teacher.preprocess)
-    reference = {n: bp._logits(model, b) for n, b in sets.items()}
+    sets = proxy_sets.held_out(teacher.preprocess)
+    reference = {n: proxy_sets.logits(model, b) for n, b in sets.items()}
     calibration = calibration_batches("cifar10", teacher.preprocess, images=256)
     start = int8_model_onnx(model, calibration)
     print(json.dumps({"v": "start (GPTQ)", **_score(start, sets, reference)}), flush=True)
@@ -178,7 +178,7 @@ def main() -> None:
     data = int8_model_onnx(tuned, calibration, Int8Config(rounding="nearest"))
     label = f"tuned {args.steps} steps, lr {args.lr:g}, {args.source}; nearest rounding"
     print(json.dumps({"v": label, **_score(data, sets, reference)}), flush=True)
-    drift = {n: round(_kl(bp._logits(tuned, b), reference[n]), 5) for n, b in sets.items()}
+    drift = {n: round(_kl(proxy_sets.logits(tuned, b), reference[n]), 5) for n, b in sets.items()}
     print(json.dumps({"tuned float32 vs the original, KL": drift}), flush=True)
 
 
