@@ -7,7 +7,7 @@ a VNNI machine can be wrong on an ordinary AVX2 one. Each variant below is one i
 (``squeezenet.deploy.int8.Int8Config.format``) and one weight rounding, built once from the
 imported published SqueezeNet, calibrated on 256 CIFAR-10 *training* images; the files' bytes do
 not depend on the CPU. They are then scored, by top-1 agreement with and mean KL(float32 ||
-int8) to the float32 model, on the held-out proxy families of ``bench_proxies.py`` (CIFAR-10
+int8) to the float32 model, on the held-out proxy families of ``proxy_sets.py`` (CIFAR-10
 *test* images, mosaics of them, crops of the shipped photographs), on each CPU kind. The
 ImageNet evaluation images are never read.
 

@@ -16,8 +16,8 @@ input-channel energy ``E[x^2] ** p`` for p = 0.5, 1, 1.5, and a K-FAC-style Fish
 what runs after quantization (bias correction from input means, the layer-wise step + bias
 refit, and distillation on top). The ImageNet evaluation images are never read.
 
-    python benchmarks/bench_proxies.py --out benchmarks/results/proxies     # about 30 minutes
-    python benchmarks/bench_proxies.py --score A.sqz B.sqz ...   # files on the held-out proxies
+    python decisions/bench_proxies.py --out benchmarks/results/proxies     # about 30 minutes
+    python decisions/bench_proxies.py --score A.sqz B.sqz ...   # files on the held-out proxies
 
 ``--score`` ranks finished files by the same held-out proxy metrics (mean KL over the three
 sets first): how the shipped model is chosen among candidate recipes, without evaluation images.
@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
 import proxy_sets
 
 from squeezenet.compress.bias_correct import correct_bias_

@@ -3,12 +3,13 @@
 Each variant quantizes the imported published SqueezeNet with ONNX Runtime's static QDQ
 quantization (int8 weights per output channel, uint8 activations) and is scored by top-1
 agreement with, and KL to, the float32 model on the held-out proxy sets of
-``bench_proxies.py`` (CIFAR-10 *test* images, mosaics of them, crops of the photographs that
-scikit-image and matplotlib ship). Calibration images come from the CIFAR-10 *training* split.
+``benchmarks/proxy_sets.py`` (CIFAR-10 *test* images, mosaics of them, crops of the photographs
+that scikit-image and matplotlib ship). Calibration images come from the CIFAR-10 *training*
+split.
 The ImageNet evaluation images are never read.
 
-    python benchmarks/bench_int8_calibration.py > benchmarks/results/int8_calibration_proxies.jsonl
-    python benchmarks/bench_int8_calibration.py --only gptq --decompose >> (the same file)
+    python decisions/bench_int8_calibration.py > benchmarks/results/int8_calibration_proxies.jsonl
+    python decisions/bench_int8_calibration.py --only gptq --decompose >> (the same file)
 
 Prints one JSON line per variant (about 10 minutes here). ``--only WORD`` runs the variants
 whose name holds WORD. ``--decompose`` splits the int8 error (nearest and GPTQ weight rounding)
@@ -38,7 +39,8 @@ import onnx
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the records beside this one
 import proxy_sets
 from equalize import equalize_
 
@@ -95,7 +97,7 @@ def main() -> None:
             model = int8_model_onnx(teacher.model, calibration)
         else:
             model = _quantize(dense, calibration, method, **options)
-        print(json.dumps({"variant": name, **_score(model, sets, reference)}), flush=True)
+        print(json.dumps({"variant": name, **proxy_scores(model, sets, reference)}), flush=True)
     if args.decompose:
         for rounding, model in (
             ("nearest", _quantize(dense, plain, M.MinMax)),
@@ -110,7 +112,7 @@ def main() -> None:
         data = onnx_bytes(equalized, torch.zeros(1, 3, 227, 227))
         model = _quantize(data, plain, M.MinMax)
         name = f"minmax after equalisation, strength {strength}"
-        print(json.dumps({"variant": name, **_score(model, sets, reference)}), flush=True)
+        print(json.dumps({"variant": name, **proxy_scores(model, sets, reference)}), flush=True)
 
 
 def _decompose(
@@ -131,7 +133,7 @@ def _decompose(
         dropped = dropped | {tensor}
         steps.append((f"float: {', '.join(sorted(dropped))} ({label} added)", set(dropped)))
     for label, drop in steps:
-        scored = _score(float_activations(model, drop), sets, reference)
+        scored = proxy_scores(float_activations(model, drop), sets, reference)
         print(json.dumps({"decompose": rounding, "variant": label, **scored}), flush=True)
 
 
@@ -191,9 +193,11 @@ def _quantize(
         return Path(target).read_bytes()
 
 
-def _score(
+def proxy_scores(
     model: bytes, sets: dict[str, list[torch.Tensor]], reference: dict[str, torch.Tensor]
 ) -> dict[str, Any]:
+    """The int8 ONNX ``model`` on the held-out ``sets``: per set [top-1 agreement, KL] with the
+    float32 ``reference`` logits, their mean KL, the file's bytes and a short sha256."""
     session = onnx_session(model)
     proxy: dict[str, list[float]] = {}
     for name, batches in sets.items():
