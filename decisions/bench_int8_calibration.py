@@ -48,7 +48,7 @@ from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.data.registry import load_dataset
 from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.export import onnx_bytes
-from squeezenet.deploy.int8 import _Reader, int8_model_onnx
+from squeezenet.deploy.int8 import CalibrationReader, int8_model_onnx
 from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.workflows.load import load_any
 
@@ -185,7 +185,7 @@ def _quantize(
         Path(source).write_bytes(dense)
         quant_pre_process(source, prepared, skip_symbolic_shape=True)
         quantize_static(
-            prepared, target, _Reader("input", calibration), quant_format=QuantFormat.QDQ,
+            prepared, target, CalibrationReader("input", calibration), quant_format=QuantFormat.QDQ,
             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             calibrate_method=method, nodes_to_exclude=list(exclude), op_types_to_quantize=ops,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, **(extra or {})},
