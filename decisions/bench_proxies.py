@@ -1,9 +1,9 @@
 """How the trellis calibration was chosen: every variant scored on held-out proxy images only.
 
-Issue 12's rule: choose on data kept apart from the evaluation. Each variant quantizes the
-imported published SqueezeNet to a byte target with the trellis quantizer and is scored by top-1
-agreement with, and mean KL(uncompressed || variant) to, the uncompressed model on three
-held-out proxy sets that no variant is fitted on:
+The rule of docs/RESULTS.md ("Which images chose, which measured"): choose on data kept apart
+from the evaluation. Each variant quantizes the imported published SqueezeNet to a byte target
+with the trellis quantizer and is scored by top-1 agreement with, and mean KL(uncompressed ||
+variant) to, the uncompressed model on three held-out proxy sets that no variant is fitted on:
 
 * ``c10plain``: 1,000 CIFAR-10 *test* images, upscaled whole (calibration uses the training split);
 * ``c10mosaic``: 1,000 2x2 mosaics of CIFAR-10 test images;
