@@ -1,4 +1,4 @@
-"""Rate against accuracy, side by side with the MPEG neural-network coding standard (issue 11).
+"""Rate against accuracy, side by side with the MPEG neural-network coding standard (NNCodec).
 
 NNCodec (Fraunhofer HHI's reference implementation of MPEG-7 Part 17) and our ``.sqz`` files
 code the same weights, the imported published Deep Compression SqueezeNet, with no retraining on
@@ -46,7 +46,7 @@ from squeezenet.workflows.load import load_any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-AGREEMENT_RANGE = (0.80, 0.98)  # where the issue compares the two curves
+AGREEMENT_RANGE = (0.80, 0.98)  # where RESULTS.md compares the two curves
 TRELLIS_CALIBRATED = "ours trellis, calibrated"
 TRELLIS_DISTILLED = "ours trellis, distilled"
 
@@ -378,7 +378,7 @@ def _verdict(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _interpolated(rows: list[dict[str, Any]], family: str = "ours trellis") -> list[dict[str, Any]]:
-    """The issue's test at every agreement 0.80, 0.81, ..., 0.98: our smallest ``family`` file
+    """The agreement test at every agreement 0.80, 0.81, ..., 0.98: our smallest ``family`` file
     with at least that agreement against NNCodec's bytes interpolated on its default curve."""
     peers = sorted((r for r in rows if r["family"] == "NNCodec"), key=lambda r: r["bytes"])
     ours = [r for r in rows if r["family"] == family]
