@@ -29,9 +29,9 @@ from squeezenet.formats.sqz import CodebookDtype
 BitsRules = tuple[tuple[str, int], ...]  # (fnmatch pattern, bits); the first match wins
 
 # `--bits mixed`: 8 bits where re-clustering the published weights hurts most, 6 elsewhere.
-# First chosen on the evaluation sample (issue 4 probe); re-derived on proxy images only (issue
-# 12: agreement lost at 6 bits per bit saved, CIFAR-10 training images,
-# benchmarks/mixed_from_proxies.py): conv10 and expand 3x3 are the cheapest groups to narrow, by
+# First chosen on the evaluation sample (an early probe); re-derived on proxy images only
+# (agreement lost at 6 bits per bit saved, CIFAR-10 training images,
+# decisions/mixed_from_proxies.py): conv10 and expand 3x3 are the cheapest groups to narrow, by
 # 3x over the next, so the preset stands.
 MIXED_BITS: BitsRules = (
     ("conv1", 8),
@@ -78,7 +78,7 @@ class CompressConfig:
     gap_bits: int | None = None  # relative-position width; None: smallest per layer
     iters: int = 300  # Lloyd iterations per layer (1-D k-means converges in far fewer)
     seed: int = 0  # seeds init="random"
-    # Entropy-constrained quantization instead of k-means (docs/RESULTS.md, issue 11): per
+    # Entropy-constrained quantization instead of k-means (docs/RESULTS.md, NNCodec section): per
     # layer the levels and assignments minimising squared error + lambda x bits, zero being a
     # level of its own (pruning is a rate decision). Give a lambda, or a byte target that a
     # bisection on lambda meets within 1 % (never above it). bits then caps the levels.
