@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from cli_helpers import run
+from squeezenet.compress import quantizers
 from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.prune import weight_layers
 from squeezenet.compress.quantize import LayerQuantization, QuantizeReport
@@ -56,7 +57,10 @@ class Ternary:
         return QuantizeReport(tuple(rows))
 
 
-if "test-ternary" not in quantizer_names():
+@pytest.fixture(autouse=True)
+def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quantizer is registered for this file's tests only."""
+    monkeypatch.setattr(quantizers, "_QUANTIZERS", dict(quantizers._QUANTIZERS))
     register_quantizer(Ternary())
 
 
