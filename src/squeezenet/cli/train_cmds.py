@@ -56,23 +56,6 @@ MaxSteps = Annotated[int | None, typer.Option(help="Stop after N steps (probes, 
 CheckpointEvery = Annotated[int | None, typer.Option(help="Checkpoint every N steps.")]
 
 
-def _init_distributed() -> tuple[int, str]:
-    """Join the torchrun process group when WORLD_SIZE > 1; returns (rank, device)."""
-    import torch
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, "cuda" if torch.cuda.is_available() else "cpu"
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl")
-        return dist.get_rank(), f"cuda:{local_rank}"
-    dist.init_process_group("gloo")
-    return dist.get_rank(), "cpu"
-
-
 Against = Annotated[
     str | None,
     typer.Option(
@@ -144,9 +127,10 @@ def _run(
     spec: RunSpec, run_dir: str | None, *, resumed: bool, device: str | None, quiet: bool
 ) -> tuple[int, RunOutcome]:
     """Run (or resume) ``spec`` on this process's rank; returns (rank, outcome)."""
+    from squeezenet.train.distributed import init_distributed
     from squeezenet.workflows.train_run import run_training
 
-    rank, default_device = _init_distributed()
+    rank, default_device = init_distributed()  # torchrun: join the process group first
     with user_paths(reads=[spec.model, spec.data], writes=[run_dir]):
         outcome = run_training(
             spec,
