@@ -1,7 +1,7 @@
 """Options and arguments that several commands share, declared once (same flag, same help).
 
 Every command that writes a file or folder names it ``-o/--output`` (:func:`output_option`);
-``--out``, the old spelling, is rewritten by :func:`squeezenet.cli.app.main` for one release.
+``--out``, the old spelling, is rewritten by :mod:`squeezenet.cli.renamed` for one release.
 """
 
 from __future__ import annotations
