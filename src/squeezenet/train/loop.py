@@ -30,14 +30,10 @@ from squeezenet.atomic import atomic_write_bytes
 from squeezenet.data.datasets import ArrayDataset, FileListDataset
 from squeezenet.data.transforms import BatchPipeline, train_transform
 from squeezenet.errors import ConfigError
-from squeezenet.train.checkpoint import (
-    CHECKPOINT,
-    CheckpointError,
-    load_checkpoint,
-    save_checkpoint,
-)
+from squeezenet.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.evaluate import evaluate
+from squeezenet.train.run_folder import CHECKPOINT, CONFIG_JSON, METRICS_CSV, METRICS_JSONL
 from squeezenet.train.schedule import learning_rate
 
 log = logging.getLogger(__name__)
@@ -141,14 +137,14 @@ class _BatchSource:
 
 def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_bytes(
-        run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode()
+        run_dir / METRICS_JSONL, "".join(json.dumps(r) + "\n" for r in history).encode()
     )
     buffer = io.StringIO()
     keys = list(dict.fromkeys(k for record in history for k in record))
     writer = csv.DictWriter(buffer, fieldnames=keys)
     writer.writeheader()
     writer.writerows(history)
-    atomic_write_bytes(run_dir / "metrics.csv", buffer.getvalue().encode())
+    atomic_write_bytes(run_dir / METRICS_CSV, buffer.getvalue().encode())
 
 
 class CollapseWatch:
@@ -402,7 +398,7 @@ def _write_run_config(
         "model": model_config,
         "preprocess": preprocess.to_dict(),
     }
-    atomic_write_bytes(run_path / "config.json", json.dumps(document, indent=2).encode())
+    atomic_write_bytes(run_path / CONFIG_JSON, json.dumps(document, indent=2).encode())
 
 
 def _train_epochs(s: _Session) -> bool:

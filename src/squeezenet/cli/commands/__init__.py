@@ -1,0 +1,43 @@
+"""One module per command: each parses its options, calls one library function and prints.
+
+:data:`COMMANDS` lists them in the order of ``squeezenet --help``; :mod:`squeezenet.cli`
+registers them on the app after the commands of :mod:`squeezenet.cli.compress_cmds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from squeezenet.cli.commands.bench import bench_cmd
+from squeezenet.cli.commands.dsd import dsd_cmd
+from squeezenet.cli.commands.eval import eval_cmd
+from squeezenet.cli.commands.export import export_cmd
+from squeezenet.cli.commands.models import models_cmd
+from squeezenet.cli.commands.pipeline import pipeline_cmd
+from squeezenet.cli.commands.predict import predict_cmd
+from squeezenet.cli.commands.report import report_cmd
+from squeezenet.cli.commands.sensitivity import sensitivity_cmd
+from squeezenet.cli.commands.serve_demo import serve_demo_cmd
+from squeezenet.cli.commands.summary import summary_cmd
+from squeezenet.cli.commands.sweep import sweep_cmd
+from squeezenet.cli.commands.train import train_cmd
+
+# (name, function), in the order of --help: deployment, the paper's experiments, the models,
+# the main job, training and evaluation.
+COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("export", export_cmd),
+    ("predict", predict_cmd),
+    ("bench", bench_cmd),
+    ("serve-demo", serve_demo_cmd),
+    ("sensitivity", sensitivity_cmd),
+    ("sweep", sweep_cmd),
+    ("dsd", dsd_cmd),
+    ("report", report_cmd),
+    ("models", models_cmd),
+    ("summary", summary_cmd),
+    ("pipeline", pipeline_cmd),
+    ("train", train_cmd),
+    ("eval", eval_cmd),
+)
+
+__all__ = ["COMMANDS"]
