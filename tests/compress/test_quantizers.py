@@ -108,3 +108,9 @@ def test_the_registry_holds_the_built_in_quantizers() -> None:
         CompressConfig(quantizer="kmeans", target_bytes=1000)
     with pytest.raises(ConfigError, match="--weighting activation needs --quantizer trellis"):
         CompressConfig(rate_lambda=1e-6, weighting="activation")
+
+
+def test_the_cli_help_names_the_built_in_quantizers() -> None:
+    from squeezenet.cli.options import QUANTIZER_NAMES
+
+    assert QUANTIZER_NAMES.split(" | ") == list(quantizer_names()[:3])

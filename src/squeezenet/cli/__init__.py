@@ -4,7 +4,6 @@ Results go to stdout (with ``--json``: exactly one JSON document); errors, logs 
 stderr. A user error prints one line ``error: ...`` and exits with status 2.
 """
 
-from squeezenet.cli import compress_cmds  # noqa: F401  (importing registers its commands, first)
 from squeezenet.cli.app import app, main
 from squeezenet.cli.commands import COMMANDS
 

@@ -11,9 +11,8 @@ from squeezenet.cli.app import fail
 from squeezenet.cli.arguments import given
 
 # compress_cmds imports the progress bar from here; it moves with that module's split.
-from squeezenet.cli.progress import progress_bar
 
-__all__ = ["parse_seeds", "parse_sets", "progress_bar", "result_meta", "train_config"]
+__all__ = ["parse_seeds", "parse_sets", "result_meta", "train_config"]
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:

@@ -33,6 +33,9 @@ ENGINE_NAMES = (
     "eager_nchw | eager_channels_last | compile"
 )
 Engine = Annotated[str, typer.Option(help=f"{ENGINE_NAMES} (the int8 engines need --calib).")]
+# The built-in quantizers by name (squeezenet.compress.quantizers, which imports torch; a test
+# keeps the two equal). A registered quantizer is chosen by its name as well.
+QUANTIZER_NAMES = "kmeans | ecsq | trellis"
 Bf16 = Annotated[
     bool | None,
     typer.Option(

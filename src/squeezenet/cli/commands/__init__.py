@@ -1,7 +1,7 @@
 """One module per command: each parses its options, calls one library function and prints.
 
 :data:`COMMANDS` lists them in the order of ``squeezenet --help``; :mod:`squeezenet.cli`
-registers them on the app after the commands of :mod:`squeezenet.cli.compress_cmds`.
+registers them on the app.
 """
 
 from __future__ import annotations
@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from squeezenet.cli.commands.bench import bench_cmd
+from squeezenet.cli.commands.compress import compress_cmd
+from squeezenet.cli.commands.decompress import decompress_cmd
 from squeezenet.cli.commands.dsd import dsd_cmd
 from squeezenet.cli.commands.eval import eval_cmd
 from squeezenet.cli.commands.export import export_cmd
+from squeezenet.cli.commands.import_caffe_dc import import_caffe_dc_cmd
+from squeezenet.cli.commands.inspect import inspect_cmd
 from squeezenet.cli.commands.models import models_cmd
 from squeezenet.cli.commands.pipeline import pipeline_cmd
 from squeezenet.cli.commands.predict import predict_cmd
@@ -22,9 +26,13 @@ from squeezenet.cli.commands.summary import summary_cmd
 from squeezenet.cli.commands.sweep import sweep_cmd
 from squeezenet.cli.commands.train import train_cmd
 
-# (name, function), in the order of --help: deployment, the paper's experiments, the models,
-# the main job, training and evaluation.
+# (name, function), in the order of --help: compression, deployment, the paper's experiments,
+# the models, the main job, training and evaluation.
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("import-caffe-dc", import_caffe_dc_cmd),
+    ("compress", compress_cmd),
+    ("inspect", inspect_cmd),
+    ("decompress", decompress_cmd),
     ("export", export_cmd),
     ("predict", predict_cmd),
     ("bench", bench_cmd),

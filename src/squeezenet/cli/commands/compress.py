@@ -1,4 +1,4 @@
-"""`squeezenet import-caffe-dc`, `compress`, `inspect` and `decompress`."""
+"""`squeezenet compress`: Deep Compression of a model file into a .sqz, with its report."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from squeezenet.cli.app import app, emit_json, err, out
+from squeezenet.cli.app import emit_json, err, out
 from squeezenet.cli.arguments import resolve_device, user_paths
-from squeezenet.cli.common import progress_bar
-from squeezenet.cli.options import Json, ModelFile, Quiet, Seed, SqzFile, output_option
+from squeezenet.cli.options import QUANTIZER_NAMES, Json, ModelFile, Quiet, Seed, output_option
+from squeezenet.cli.progress import progress_bar
 
 if TYPE_CHECKING:
     from squeezenet.compress.config import CompressConfig
     from squeezenet.workflows.compress_report import CompressReport
 
-WeightsOut = Annotated[str, output_option("Weights file to write.")]
 SqzOut = Annotated[str, output_option(".sqz file to write.")]
 Policy = Annotated[
     str, typer.Option(help="Pruning: none (keep zeros) | paper | SPARSITY | std:Q | FILE.")
@@ -58,8 +57,9 @@ TargetBytes = Annotated[
 Quantizer = Annotated[
     str,
     typer.Option(
-        help="ecsq | kmeans | trellis (and any registered: squeezenet.compress.quantizers); "
-        "ecsq without a rate is kmeans, trellis needs one."
+        help=f"{QUANTIZER_NAMES}, or any registered one: with a rate, ecsq (levels per layer) "
+        "| trellis (dependent quantization on a grid, .sqz version 3); ecsq without a rate is "
+        "kmeans."
     ),
 ]
 BiasDtype = Annotated[
@@ -82,29 +82,6 @@ Weighting = Annotated[
 ]
 
 
-@app.command("import-caffe-dc")
-def import_caffe_dc_cmd(
-    file: Annotated[str, typer.Argument(help="The published compressed_SqueezeNet.net.")],
-    output: WeightsOut,
-    as_json: Json = False,
-) -> None:
-    """Convert the published Caffe Deep Compression SqueezeNet into a weights file."""
-    from squeezenet.workflows.compress_file import import_caffe_dc
-
-    with user_paths(reads=[file], writes=[output]):
-        report = import_caffe_dc(file, output)
-    if as_json:
-        emit_json(report.to_dict())
-        return
-    out.print(
-        f"wrote {report.output}: {report.model_name} {report.config}, {report.layers} layers, "
-        f"{report.stored:,} of {report.weights:,} weights non-zero, {report.params:,} parameters, "
-        f"{report.output_bytes:,} bytes",
-        highlight=False,
-    )
-
-
-@app.command("compress")
 def compress_cmd(
     model: ModelFile,
     output: SqzOut,
@@ -219,88 +196,5 @@ def _print_compress(report: CompressReport) -> None:
         f"wrote {report.output}: {report.file_bytes:,} bytes ({report.file_bytes / 2**20:.3f} "
         f"MiB), {document['ratio_dense']:.1f}x smaller than dense 32-bit, "
         f"{document['ratio_alexnet']:.0f}x smaller than AlexNet",
-        highlight=False,
-    )
-
-
-@app.command("inspect")
-def inspect_cmd(file: SqzFile, as_json: Json = False) -> None:
-    """Where the bytes of a .sqz file go: per layer and in total, beside the entropy bounds."""
-    from pathlib import Path
-
-    from squeezenet.errors import MissingFileError
-    from squeezenet.formats.sqz import inspect_sqz
-
-    path = Path(file)
-    if not path.exists():
-        raise MissingFileError(f".sqz file not found: {path}")
-    with user_paths(reads=[path]):
-        info = inspect_sqz(path.read_bytes())
-    if as_json:
-        emit_json(info)
-        return
-    out.print(_inspect_table(path.name, info))
-    t = info["totals"]
-    out.print(
-        f"header {info['header_bytes']:,} + layers {t['record_bytes']:,} + dense tensors "
-        f"{info['dense_bytes']:,} + CRC {info['crc_bytes']} = {info['total_bytes']:,} bytes "
-        "(entropy columns: the empirical entropy bound of each stream, in bytes)",
-        highlight=False,
-    )
-
-
-def _inspect_table(name: str, info: dict[str, Any]) -> Table:
-    table = Table(title=f"{name}: {info['total_bytes']:,} bytes")
-    columns = ("layer", "shape", "density", "bits", "codebook", "codes", "entropy", "positions")
-    for column in (*columns, "entropy ", "bias"):
-        table.add_column(column, justify="left" if column == "layer" else "right")
-    for layer in info["layers"]:
-        table.add_row(
-            layer["name"],
-            "x".join(map(str, layer["shape"])),
-            f"{layer['density']:.3f}",
-            str(layer["bits"]),
-            f"{layer['codebook_bytes']:,}",
-            f"{layer['codes_bytes']:,} {layer['codes_codec']}",
-            f"{layer['codes_entropy_bytes']:,.0f}",
-            f"{layer['positions_bytes']:,} {layer['positions_codec']}",
-            f"{layer['positions_entropy_bytes']:,.0f}",
-            f"{layer['bias_bytes']:,}",
-        )
-    t = info["totals"]
-    table.add_section()
-    table.add_row(
-        "total",
-        f"{t['weights']:,}",
-        f"{t['stored_weights'] / max(t['weights'], 1):.3f}",
-        "",
-        f"{t['codebook_bytes']:,}",
-        f"{t['codes_bytes']:,}",
-        f"{t['codes_entropy_bytes']:,.0f}",
-        f"{t['positions_bytes']:,}",
-        f"{t['positions_entropy_bytes']:,.0f}",
-        f"{t['bias_bytes']:,}",
-    )
-    return table
-
-
-@app.command("decompress")
-def decompress_cmd(
-    file: SqzFile,
-    output: WeightsOut,
-    as_json: Json = False,
-) -> None:
-    """Decode a .sqz file into a dense weights file (the decoded weights, bit for bit)."""
-    from squeezenet.workflows.compress_file import decompress_sqz
-
-    with user_paths(reads=[file], writes=[output]):
-        report = decompress_sqz(file, output)
-    if as_json:
-        emit_json(report.to_dict())
-        return
-    out.print(
-        f"wrote {report.output}: {report.model_name}, {report.params:,} parameters "
-        f"({report.stored:,} of {report.weights:,} weights non-zero), "
-        f"{report.output_bytes:,} bytes",
         highlight=False,
     )
