@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 
@@ -41,6 +41,20 @@ Rounding = Literal["gptq", "nearest"]
 Int8Format = Literal["u8s7", "u8s8", "u8u8", "s8s8"]
 CALIBRATIONS: tuple[str, ...] = ("minmax", "entropy", "percentile")
 FORMATS: tuple[str, ...] = ("u8s7", "u8s8", "u8u8", "s8s8")
+
+
+def int8_format(name: str) -> Int8Format:
+    """``name`` as an :data:`Int8Format` (the spelling of ``--int8-format``).
+
+    Raises:
+        ConfigError: not one of :data:`FORMATS`.
+    """
+    for known in get_args(Int8Format):
+        if name == known:
+            return cast(Int8Format, known)
+    raise ConfigError(f"int8 format: expected one of {', '.join(FORMATS)}, got {name!r}")
+
+
 # The int8 export's parity bar: top-1 agreement with float32 on the calibration images. It
 # catches a broken quantization (a mis-wired or mis-calibrated graph agrees near chance). It is
 # not an accuracy bar: proxy images sit near the decision boundaries of an ImageNet model, so a

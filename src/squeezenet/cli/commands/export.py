@@ -102,15 +102,15 @@ def _export_compact(model: str, output: str, as_json: bool) -> None:
 
 
 def _export_int8(
-    model: str, output: str, calib: str | None, int8_format: str, as_json: bool
+    model: str, output: str, calib: str | None, format_name: str, as_json: bool
 ) -> None:
     from squeezenet.deploy.calibration import calibration_batches, model_preprocess
-    from squeezenet.deploy.int8 import Int8Config, export_int8
+    from squeezenet.deploy.int8 import Int8Config, export_int8, int8_format
 
     if calib is None:
         fail("--int8 needs --calib DATA: proxy images for the activation ranges (not eval images)")
-    config = Int8Config(format=int8_format)  # type: ignore[arg-type]
     with user_paths(reads=[model, calib], writes=[output]):
+        config = Int8Config(format=int8_format(format_name))
         network, _, name, preprocess, info = load_model_arg_info(model)
         batches = calibration_batches(calib, model_preprocess(name, preprocess))
         report = export_int8(network, output, batches, info=info, config=config)
@@ -118,7 +118,7 @@ def _export_int8(
         emit_json({**report, "model": name, "calib": calib})
         return
     out.print(
-        f"wrote {report['path']} ({report['bytes']:,} bytes, int8 QDQ, {int8_format}); top-1 "
+        f"wrote {report['path']} ({report['bytes']:,} bytes, int8 QDQ, {format_name}); top-1 "
         f"agreement with float32 on {report['images']} calibration images: "
         f"{report['agreement']:.3f} (>= {report['threshold']}); self-check on this CPU: KL "
         f"{report['check']['kl_exact']:.1e} from the file's arithmetic "
