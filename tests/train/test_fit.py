@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from squeezenet.data import CIFAR10, FASHION_MNIST, load_dataset
-from squeezenet.data.datasets import FASHION_MNIST_DIR
+from squeezenet.data.fashion import FASHION_MNIST_DIR
 from squeezenet.errors import ConfigError, UserError
 from squeezenet.io.weights import load_model, save_weights
 from squeezenet.models import create_model
