@@ -7,7 +7,7 @@ a VNNI machine can be wrong on an ordinary AVX2 one. Each variant below is one i
 (``squeezenet.deploy.int8.Int8Config.format``) and one weight rounding, built once from the
 imported published SqueezeNet, calibrated on 256 CIFAR-10 *training* images; the files' bytes do
 not depend on the CPU. They are then scored, by top-1 agreement with and mean KL(float32 ||
-int8) to the float32 model, on the held-out proxy families of ``bench_proxies.py`` (CIFAR-10
+int8) to the float32 model, on the held-out proxy families of ``proxy_sets.py`` (CIFAR-10
 *test* images, mosaics of them, crops of the shipped photographs), on each CPU kind. The
 ImageNet evaluation images are never read.
 
@@ -72,16 +72,16 @@ def build(folder: Path, images: int) -> None:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import bench_proxies as bp
+    import proxy_sets
 
     from squeezenet.deploy.calibration import calibration_batches
     from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
     from squeezenet.workflows.load import load_any
 
     folder.mkdir(parents=True, exist_ok=True)
-    teacher = load_any(bp._weights(Path(tempfile.mkdtemp())))
+    teacher = load_any(proxy_sets.imported_weights(Path(tempfile.mkdtemp())))
     assert teacher.preprocess is not None
-    for name, batches in bp._held_out(teacher.preprocess).items():
+    for name, batches in proxy_sets.held_out(teacher.preprocess).items():
         x = torch.cat(batches)[:images].contiguous().numpy().astype(np.float32)
         with torch.no_grad():
             reference = teacher.model.eval()(torch.from_numpy(x)).numpy()

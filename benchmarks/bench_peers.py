@@ -1,4 +1,4 @@
-"""Rate against accuracy, side by side with the MPEG neural-network coding standard (issue 11).
+"""Rate against accuracy, side by side with the MPEG neural-network coding standard (NNCodec).
 
 NNCodec (Fraunhofer HHI's reference implementation of MPEG-7 Part 17) and our ``.sqz`` files
 code the same weights, the imported published Deep Compression SqueezeNet, with no retraining on
@@ -33,20 +33,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from squeezenet.compress.calibrate import bias_corrector, proxy_scales
 from squeezenet.compress.config import CompressConfig
-from squeezenet.compress.rate import proxy_scales
 from squeezenet.compress.rd import importance_from
 from squeezenet.compress.spellings import parse_bits
 from squeezenet.data.registry import load_dataset
 from squeezenet.experiments.provenance import command_line, machine
 from squeezenet.train.compare import compare_logits
 from squeezenet.train.evaluate import eval_batches
-from squeezenet.workflows.compress_file import bias_corrector, compress_model, import_caffe_dc
+from squeezenet.workflows.compress_file import compress_model, import_caffe_dc
 from squeezenet.workflows.load import load_any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-AGREEMENT_RANGE = (0.80, 0.98)  # where the issue compares the two curves
+AGREEMENT_RANGE = (0.80, 0.98)  # where RESULTS.md compares the two curves
 TRELLIS_CALIBRATED = "ours trellis, calibrated"
 TRELLIS_DISTILLED = "ours trellis, distilled"
 
@@ -258,8 +258,8 @@ def _calibrated(bench: _Bench, distilled: bool) -> list[dict[str, Any]]:
     """Trellis files with calibration images (``--calib``): activation-weighted quantization and
     bias correction (post-training, no gradient step); with ``distilled``, each layer's step and
     bias refitted and distilled on the proxies instead of the bias correction (``--distill``)."""
+    from squeezenet.compress.calibrate import calibration_images, proxy_input_stats
     from squeezenet.compress.distill import GRID_REFIT, KD_GRID_RECIPE, distiller
-    from squeezenet.compress.rate import calibration_images, proxy_input_stats
 
     args = bench.args
     stats = proxy_input_stats(bench.teacher, args.calib)
@@ -378,7 +378,7 @@ def _verdict(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _interpolated(rows: list[dict[str, Any]], family: str = "ours trellis") -> list[dict[str, Any]]:
-    """The issue's test at every agreement 0.80, 0.81, ..., 0.98: our smallest ``family`` file
+    """The agreement test at every agreement 0.80, 0.81, ..., 0.98: our smallest ``family`` file
     with at least that agreement against NNCodec's bytes interpolated on its default curve."""
     peers = sorted((r for r in rows if r["family"] == "NNCodec"), key=lambda r: r["bytes"])
     ours = [r for r in rows if r["family"] == family]

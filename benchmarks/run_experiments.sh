@@ -1,5 +1,5 @@
 #!/bin/bash
-# The paper's experiments at a budget where the plain small model converges (issue 13):
+# The paper's experiments at a budget where the plain small model converges:
 # 15 epochs of the `small` recipe (bf16 autocast) on all of CIFAR-10, evaluated on all 10,000
 # test images; Table 3 and DSD with 3 seeds, Fig. 3a/3b with 2 (3 at Fig. 3b's 0.5 and 0.99).
 # Every command is resumable: a rerun skips the trials (sweeps) and phases (DSD) already in

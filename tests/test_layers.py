@@ -85,6 +85,64 @@ def test_decoding_a_sqz_imports_neither_torch_nor_the_models(
     assert done.stdout.split() == ["0", "0"]
 
 
+TORCH_LAYERS = (
+    "models",
+    "data",
+    "io",
+    "train",
+    "compress",
+    "deploy",
+    "workflows",
+    "experiments",
+    "cli",
+)
+
+
+def test_the_torch_free_layers_load_no_torch_layer() -> None:
+    """In a fresh process the format and the model description (with the registry, presets and
+    layer lists) import without torch, torchvision or any layer above the torch line."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import squeezenet.formats, squeezenet.arch, squeezenet.arch.layers
+        from squeezenet import SqueezeNetConfig, list_models
+        from squeezenet.arch import get_spec, PRESETS
+        assert "squeezenet1_0" in list_models() and get_spec("squeezenet1_0").facts
+        loaded = sorted(
+            m for m in sys.modules
+            if m.split(".")[0] in ("torch", "torchvision")
+            or m.split(".")[:2][-1] in {TORCH_LAYERS!r} and m.startswith("squeezenet.")
+        )
+        print(loaded)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]"
+
+
+def test_no_lazy_package_faces() -> None:
+    """Every package presents its API with explicit imports and __all__; only the top-level
+    package keeps one module-level __getattr__, for the torch names it re-exports."""
+    src = ROOT / "src" / "squeezenet"
+    assert not (src / "_lazy.py").exists()
+    lazy = sorted(
+        str(path.relative_to(src))
+        for path in src.rglob("*.py")
+        if "def __getattr__(" in path.read_text() or "lazy_exports" in path.read_text()
+    )
+    assert lazy == ["__init__.py"], lazy
+    faces = sorted(path.parent.name for path in src.rglob("__init__.py"))
+    missing = [
+        str(path.relative_to(src))
+        for path in src.rglob("__init__.py")
+        if "__all__" not in path.read_text()
+    ]
+    assert faces and not missing, missing
+
+
 MAX_FUNCTION_LINES = 60  # from the def line to the last line, signature and docstring included
 
 

@@ -14,6 +14,7 @@ from squeezenet.arch.preprocess import CIFAR10
 from squeezenet.compress import PrunePolicy, prune_
 from squeezenet.compress.export import from_compressed, to_compressed
 from squeezenet.compress.quantize import quantize_
+from squeezenet.data import proxy_images as calibration_module
 from squeezenet.deploy.bench import benchmark, sgemm_peak
 from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.compact import export_compact
@@ -23,7 +24,6 @@ from squeezenet.deploy.int8 import INT8_AGREEMENT, export_int8
 from squeezenet.errors import ConfigError
 from squeezenet.formats import read_sqz, write_sqz
 from squeezenet.models import create_model
-from squeezenet.deploy import calibration as calibration_module
 
 SHAPE = (3, 32, 32)
 

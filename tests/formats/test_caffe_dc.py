@@ -214,7 +214,7 @@ def encoded_6bit(encoded: bytes, tmp_path_factory: pytest.TempPathFactory) -> by
 def test_entropy_coded_streams_within_1_percent(
     encoded: bytes, encoded_6bit: bytes, which: str
 ) -> None:
-    """Issue 4: every entropy-coded stream <= 1.01 x its empirical (order-0, per-symbol)
+    """Every entropy-coded stream <= 1.01 x its empirical (order-0, per-symbol)
     entropy plus its table. ``auto`` picks rANS where Huffman's integer lengths cost more.
     Measured worst (8-bit / 6-bit): rANS 1.0083 / 1.0083, Huffman codes 1.0045 / 1.0101
     (a 1.7 KB stream, its last byte half padding). Streams under 256 B of entropy (a few
@@ -248,7 +248,7 @@ def _optimal_prefix_bits(symbols: np.ndarray) -> int:
 def test_every_huffman_stream_is_within_1_percent_or_optimal(
     model: CompressedModel, bits: int | None
 ) -> None:
-    """Issue 4's bound on the files the CLI writes (lossless 8-bit, uniform 6-bit): code bits
+    """The entropy bound on the files the CLI writes (lossless 8-bit, uniform 6-bit): code bits
     <= 1.01 x the empirical entropy, except where the optimal prefix code itself is above it
     (tiny skewed gap streams), and there our code is that optimal code."""
     if bits is not None:

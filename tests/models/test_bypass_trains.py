@@ -1,4 +1,4 @@
-"""The bypass variants of the batch-norm small model train (issue 13; docs/MODELS.md).
+"""The bypass variants of the batch-norm small model train (docs/MODELS.md).
 
 Before the complex shortcut had its batch norm, activations grew about 3x from fire2 to fire9
 at initialisation, and the complex variant collapsed at Table 3's budget (all logits zero, loss

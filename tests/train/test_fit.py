@@ -101,7 +101,7 @@ def _tiny_run(tmp_path: Path, batch_norm: bool, lr: float, **changes: object) ->
 
 
 def test_a_healthy_warm_up_is_no_collapse_and_a_true_collapse_is(tmp_path: Path) -> None:
-    """The issue's false alarm: a batch-norm model inside its warm-up (loss still near ln 10)
+    """A false alarm once seen: a batch-norm model inside its warm-up (loss still near ln 10)
     is not collapsed; the batch-norm-free model at a high rate collapses and is flagged."""
     healthy = _tiny_run(tmp_path / "bn", True, 0.05, max_steps=9)
     assert not healthy.collapsed  # type: ignore[attr-defined]

@@ -4,14 +4,10 @@ Results go to stdout (with ``--json``: exactly one JSON document); errors, logs 
 stderr. A user error prints one line ``error: ...`` and exits with status 2.
 """
 
-from squeezenet.cli import (  # noqa: F401  (importing registers the commands)
-    compress_cmds,
-    deploy_cmds,
-    experiments_cmds,
-    models_cmds,
-    pipeline_cmds,
-    train_cmds,
-)
 from squeezenet.cli.app import app, main
+from squeezenet.cli.commands import COMMANDS
+
+for _name, _command in COMMANDS:
+    app.command(_name)(_command)
 
 __all__ = ["app", "main"]

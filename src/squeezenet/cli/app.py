@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from squeezenet.cli.renamed import rewrite, value_options
 from squeezenet.errors import UserError
 
 try:  # recent typer vendors click; older releases depend on it
@@ -34,9 +35,6 @@ if not out.is_terminal:  # piped output: wide enough that tables are never trunc
     out = Console(width=160)
 err = Console(stderr=True, soft_wrap=True)  # errors stay on one line
 
-# Old option spellings still accepted for one release, hidden from --help: old -> new.
-RENAMED_OPTIONS = {"--out": "--output", "--results": "--output"}  # --results: `report`
-
 
 def fail(message: str) -> NoReturn:
     """Print ``error: message`` on one line to stderr and exit with status 2 (a user error)."""
@@ -55,7 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     Only :class:`squeezenet.errors.UserError` is a user error; any other exception is a bug and
     keeps its traceback (exit 1). ``SQUEEZENET_DEBUG=1`` shows the traceback of user errors too.
     """
-    args = _renamed(list(sys.argv[1:] if argv is None else argv))
+    args, warnings = rewrite(list(sys.argv[1:] if argv is None else argv), _value_options)
+    for warning in warnings:  # old option spellings (squeezenet.cli.renamed)
+        err.print(warning)
     try:
         result = app(args=args, prog_name="squeezenet", standalone_mode=False)
     except click.UsageError as exc:
@@ -81,14 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(result if isinstance(result, int) else 0)
 
 
-def _renamed(args: list[str]) -> list[str]:
-    """``args`` with old option spellings replaced by their new ones (a warning on stderr)."""
-    result = []
-    for arg in args:
-        name, sep, value = arg.partition("=")
-        if name in RENAMED_OPTIONS:
-            new = RENAMED_OPTIONS[name]
-            err.print(f"warning: {name} is now {new}; the old spelling goes in the next release")
-            arg = f"{new}{sep}{value}"
-        result.append(arg)
-    return result
+def _value_options(command: str) -> dict[str, int]:
+    """The options of ``command`` that take values (none for an unknown command)."""
+    group = typer.main.get_command(app)
+    commands = getattr(group, "commands", {})
+    return value_options(commands[command]) if command in commands else {}

@@ -1,12 +1,18 @@
-"""Helpers shared by command modules: the training progress bar and ``--set`` parsing."""
+"""What several commands build from their options: ``--set`` and ``--seeds`` values, a training
+recipe from the options given, and where a result comes from."""
 
 from __future__ import annotations
 
 import json
-import time
+import sys
 from typing import Any
 
-from squeezenet.cli.app import err, fail
+from squeezenet.cli.app import fail
+from squeezenet.cli.arguments import given
+
+# compress_cmds imports the progress bar from here; it moves with that module's split.
+
+__all__ = ["parse_seeds", "parse_sets", "result_meta", "train_config"]
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -34,83 +40,16 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def progress_bar(quiet: bool = False) -> Any:
-    """The rich progress bar every command uses (stderr; ``info`` field for live numbers)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+def train_config(recipe_name: str, device: str, bf16: bool | None, **options: Any) -> Any:
+    """The recipe with the options the user gave (not None) replacing its fields; bf16 as
+    ``--bf16/--no-bf16`` says, else the recipe's where ``device`` has bfloat16 units."""
+    from squeezenet.train.config import recipe, resolve_bf16
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=quiet,
-    )
+    return resolve_bf16(recipe(recipe_name, **given(**options)), device, bf16)
 
 
-class FitProgress:
-    """A rich progress bar on stderr fed by fit's callback (rank 0 only).
+def result_meta() -> dict[str, Any]:
+    """Where a result comes from: this command line and this machine."""
+    from squeezenet.experiments.provenance import command_line, machine
 
-    Args:
-        quiet: show nothing.
-        description: the bar's label.
-        epoch_lines: print a line with the loss and accuracy after every epoch.
-        progress: draw into this (started) :func:`progress_bar` instead of an own one.
-    """
-
-    def __init__(
-        self,
-        quiet: bool = False,
-        *,
-        description: str = "train",
-        epoch_lines: bool = True,
-        progress: Any = None,
-    ) -> None:
-        self.owned = progress is None  # a shared Progress (e.g. a sweep's) is started by its owner
-        self.progress = progress if progress is not None else progress_bar(quiet)
-        self.description = description
-        self.epoch_lines = epoch_lines
-        self.task: Any = None
-        self.images = 0.0
-        self.started = 0.0
-
-    def __call__(self, event: Any) -> None:
-        if event.kind == "start":
-            if self.owned:
-                self.progress.start()
-            self.started = time.perf_counter()
-            self.task = self.progress.add_task(
-                self.description, total=event.total_steps, completed=event.step, info=""
-            )
-        elif event.kind == "step":
-            self.images += event.batch_size
-            rate = self.images / max(time.perf_counter() - self.started, 1e-9)
-            info = (
-                f"epoch {event.epoch + 1} loss {event.loss:.4f} lr {event.lr:.4g} {rate:,.0f} img/s"
-            )
-            self.progress.update(self.task, completed=event.step, info=info)
-        elif event.kind == "epoch" and self.epoch_lines:
-            m = event.metrics
-            acc = f" top1 {m['top1']:.4f} top5 {m['top5']:.4f}" if "top1" in m else ""
-            self.progress.console.print(
-                f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}{acc} "
-                f"({m['images_per_s']:,.0f} img/s)",
-                highlight=False,
-            )
-        elif event.kind == "warning":
-            self.progress.console.print(f"[yellow]warning:[/] {event.message}")
-        elif event.kind == "end":
-            if self.owned:
-                self.progress.stop()
-            else:
-                self.progress.remove_task(self.task)
+    return {"command": command_line(sys.argv), "machine": machine()}

@@ -1,7 +1,7 @@
 """Options and arguments that several commands share, declared once (same flag, same help).
 
 Every command that writes a file or folder names it ``-o/--output`` (:func:`output_option`);
-``--out``, the old spelling, is rewritten by :func:`squeezenet.cli.app.main` for one release.
+``--out``, the old spelling, is rewritten by :mod:`squeezenet.cli.renamed` for one release.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ ENGINE_NAMES = (
     "eager_nchw | eager_channels_last | compile"
 )
 Engine = Annotated[str, typer.Option(help=f"{ENGINE_NAMES} (the int8 engines need --calib).")]
+# The built-in quantizers by name (squeezenet.compress.quantizers, which imports torch; a test
+# keeps the two equal). A registered quantizer is chosen by its name as well.
+QUANTIZER_NAMES = "kmeans | ecsq | trellis"
 Bf16 = Annotated[
     bool | None,
     typer.Option(
@@ -42,6 +45,20 @@ Bf16 = Annotated[
     ),
 ]
 BatchSize = Annotated[int | None, typer.Option(help="Images per SGD step (the global batch).")]
+Calib = Annotated[
+    str | None,
+    typer.Option(
+        help="Proxy images (training split) that calibrate the int8 engines' activation ranges; "
+        "never the evaluation images."
+    ),
+]  # export --int8, predict and bench
+# Options of the training experiments (sweep, dsd).
+TrainImages = Annotated[int, typer.Option(help="Seeded training subset (0: all).")]
+TestImages = Annotated[int, typer.Option(help="Seeded test subset (0: all).")]
+Recipe = Annotated[str, typer.Option("--recipe", help="small | caffe | finetune.")]
+WarmupEpochs = Annotated[
+    float | None, typer.Option(help="Linear warm-up epochs (default: the recipe's).")
+]
 ModelFile = Annotated[str, typer.Argument(help="Weights file (.safetensors) or .sqz.")]
 ModelOrName = Annotated[str, typer.Argument(help="Weights file, .sqz, or a registry name.")]
 SqzFile = Annotated[str, typer.Argument(help="A .sqz file.")]

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from torch import nn
 
 from squeezenet.arch.preprocess import Preprocess
 from squeezenet.compress.quantize import INITS, Init
+from squeezenet.compress.quantizers import (
+    WEIGHTINGS,
+    Quantizer,
+    Weighting,
+    get_quantizer,
+)
+from squeezenet.compress.quantizers import quantizer_names as _quantizer_names
 from squeezenet.errors import ConfigError
 from squeezenet.formats.bitio import Codec
 from squeezenet.formats.model import check_bits
@@ -22,9 +29,9 @@ from squeezenet.formats.sqz import CodebookDtype
 BitsRules = tuple[tuple[str, int], ...]  # (fnmatch pattern, bits); the first match wins
 
 # `--bits mixed`: 8 bits where re-clustering the published weights hurts most, 6 elsewhere.
-# First chosen on the evaluation sample (issue 4 probe); re-derived on proxy images only (issue
-# 12: agreement lost at 6 bits per bit saved, CIFAR-10 training images,
-# benchmarks/mixed_from_proxies.py): conv10 and expand 3x3 are the cheapest groups to narrow, by
+# First chosen on the evaluation sample (an early probe); re-derived on proxy images only
+# (agreement lost at 6 bits per bit saved, CIFAR-10 training images,
+# decisions/mixed_from_proxies.py): conv10 and expand 3x3 are the cheapest groups to narrow, by
 # 3x over the next, so the preset stands.
 MIXED_BITS: BitsRules = (
     ("conv1", 8),
@@ -55,12 +62,6 @@ def check_bits_rules(bits: object, what: str) -> None:
         check_bits(rule[1], f"{what} for {rule[0]!r}")
 
 
-RateQuantizer = Literal["ecsq", "trellis"]
-RATE_QUANTIZERS = get_args(RateQuantizer)
-Weighting = Literal["activation", "layer"]
-WEIGHTINGS = get_args(Weighting)
-
-
 @dataclasses.dataclass(frozen=True)
 class CompressConfig:
     """What `compress` does to a model; every field has a CLI option of the same meaning."""
@@ -77,15 +78,17 @@ class CompressConfig:
     gap_bits: int | None = None  # relative-position width; None: smallest per layer
     iters: int = 300  # Lloyd iterations per layer (1-D k-means converges in far fewer)
     seed: int = 0  # seeds init="random"
-    # Entropy-constrained quantization instead of k-means (docs/RESULTS.md, issue 11): per
+    # Entropy-constrained quantization instead of k-means (docs/RESULTS.md, NNCodec section): per
     # layer the levels and assignments minimising squared error + lambda x bits, zero being a
     # level of its own (pruning is a rate decision). Give a lambda, or a byte target that a
     # bisection on lambda meets within 1 % (never above it). bits then caps the levels.
     rate_lambda: float | None = None
     target_bytes: int | None = None
-    # With a rate: "ecsq" (levels per layer, any values) or "trellis" (dependent quantization
-    # on a uniform grid, written as .sqz version-3 grid layers; bits is then unused).
-    quantizer: RateQuantizer = "ecsq"
+    # A registered quantizer (squeezenet.compress.quantizers): "kmeans", or with a rate "ecsq"
+    # (levels per layer, any values) or "trellis" (dependent quantization on a uniform grid,
+    # written as .sqz version-3 grid layers; bits is then unused). "ecsq" without a rate is
+    # k-means, the Deep Compression default.
+    quantizer: str = "ecsq"
     bias_dtype: CodebookDtype = "float32"  # float16 halves biases, rounding them (version 3)
     # How calibration images (--calib) weigh squared weight error: "activation" (trellis only:
     # within each layer by the RMS input of each weight's channel) or "layer" (one proxy-KL
@@ -103,7 +106,6 @@ class CompressConfig:
             ("codec", self.codec, CODECS),
             ("codebook_dtype", self.codebook_dtype, CODEBOOK_DTYPES),
             ("bias_dtype", self.bias_dtype, CODEBOOK_DTYPES),
-            ("quantizer", self.quantizer, RATE_QUANTIZERS),
             ("weighting", self.weighting or "layer", WEIGHTINGS),
         ):
             if value not in allowed:
@@ -114,16 +116,38 @@ class CompressConfig:
             raise ConfigError(
                 f"CompressConfig.gap_bits: expected 1..{MAX_GAP_BITS} or None, got {self.gap_bits}"
             )
+        get_quantizer(self.quantizer)  # ConfigError names the known ones
         self._check_rate()
         if self.iters < 0:
             raise ConfigError(f"CompressConfig.iters: expected >= 0, got {self.iters}")
 
+    @property
+    def has_rate(self) -> bool:
+        """A rate lambda or a byte target is given."""
+        return self.rate_lambda is not None or self.target_bytes is not None
+
+    def quantizer_in_use(self) -> Quantizer:
+        """The quantizer that runs: ``quantizer``, or its stand-in when no rate is given."""
+        chosen = get_quantizer(self.quantizer)
+        if chosen.rate and not self.has_rate and chosen.without_rate is not None:
+            return get_quantizer(chosen.without_rate)
+        return chosen
+
     def _check_rate(self) -> None:
-        """The rate fields: one of lambda / target, the trellis needs one, weighting fits."""
-        if self.quantizer == "trellis" and self.rate_lambda is None and self.target_bytes is None:
-            raise ConfigError("--quantizer trellis needs --rate-lambda or --target-bytes")
-        if self.weighting == "activation" and self.quantizer != "trellis":
-            raise ConfigError("--weighting activation needs --quantizer trellis")
+        """The rate fields: one of lambda / target, the quantizer takes (or needs) one, the
+        weighting is one it supports."""
+        chosen = get_quantizer(self.quantizer)
+        if chosen.rate and chosen.without_rate is None and not self.has_rate:
+            raise ConfigError(f"--quantizer {chosen.name} needs --rate-lambda or --target-bytes")
+        if not chosen.rate and self.has_rate:
+            raise ConfigError(
+                f"--quantizer {chosen.name} takes no rate; drop --rate-lambda / --target-bytes "
+                "or pick a rate quantizer"
+            )
+        if self.weighting is not None and self.weighting not in chosen.weightings:
+            takers = [get_quantizer(n) for n in _quantizer_names()]
+            names = " or ".join(q.name for q in takers if self.weighting in q.weightings)
+            raise ConfigError(f"--weighting {self.weighting} needs --quantizer {names}")
         if self.rate_lambda is not None and self.target_bytes is not None:
             raise ConfigError("CompressConfig: give rate_lambda or target_bytes, not both")
         if self.rate_lambda is not None and not (0 <= self.rate_lambda < float("inf")):
@@ -140,7 +164,7 @@ def calib_weighting(config: CompressConfig) -> Weighting:
     """How ``--calib`` weighs errors under ``config`` (its default depends on the quantizer)."""
     if config.weighting is not None:
         return config.weighting
-    return "activation" if config.quantizer == "trellis" else "layer"
+    return (config.quantizer_in_use().weightings or ("layer",))[0]
 
 
 def describe_policy(policy: PrunePolicy | None) -> str:

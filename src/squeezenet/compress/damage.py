@@ -28,7 +28,7 @@ Why these lines:
   of the layers' NSRs is a first-order estimate of the output's (amplification only makes it
   worse): one number for the whole network, in which 26 moderately coarse layers can wreck a
   model that no single layer does. Where to draw the line was measured on proxy images, never
-  on evaluation images (``benchmarks/wreck_from_proxies.py``: 256 CIFAR-10 training images at
+  on evaluation images (``decisions/wreck_from_proxies.py``: 256 CIFAR-10 training images at
   the model's input size; docs/RESULTS.md). Of 18 quantizations of the published SqueezeNet
   (k-means at 4-8 bits, ECSQ and the trellis at 6 and 7 lambdas), each one at 7.1 dB or below
   agreed with the uncompressed model's top-1 answer on at most 9.4 % of the images (mean KL

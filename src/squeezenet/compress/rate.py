@@ -1,5 +1,5 @@
-"""Entropy-constrained quantization to a rate: one ``lambda``, or the ``lambda`` that meets a byte
-target, found by bisection on the real encoded size (issue 11).
+"""Quantization to a rate: one ``lambda``, or the ``lambda`` that meets a byte target, found by
+bisection on the real encoded size, for any rate quantizer (:mod:`squeezenet.compress.quantizers`).
 
 The size of a ``.sqz`` file falls as ``lambda`` rises (ECSQ trades squared error for bits), so a
 bisection in log ``lambda`` finds the file of at most ``target_bytes`` that is closest to it:
@@ -11,30 +11,18 @@ The damage rises with ``lambda`` too: a target met only by a ``lambda`` that wre
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 from torch import nn
 
 from squeezenet.compress.damage import assess, weights_before
-from squeezenet.compress.ecsq import LEVEL_BITS, ecsq_quantize_
-from squeezenet.compress.proxy import ProxyConfig, ProxySampler
-from squeezenet.compress.quantize import BitsSpec, QuantizeReport
-from squeezenet.compress.rd import (
-    ImportanceConfig,
-    InputStats,
-    ScalesConfig,
-    input_statistics,
-    layer_scales,
-)
-from squeezenet.compress.trellis import trellis_quantize_
-from squeezenet.data.datasets import ArrayDataset
-from squeezenet.data.registry import load_dataset
-from squeezenet.errors import ConfigError, InputError
-from squeezenet.io.weights import LoadedModel
+from squeezenet.compress.quantize import QuantizeReport
+from squeezenet.compress.quantizers import QuantizeJob, Quantizer
+from squeezenet.errors import ConfigError
 
 TOLERANCE = 0.01  # a target is met by a file of (1 - TOLERANCE) * target .. target bytes
 MAX_PROBES = 48  # encodes a search may take
@@ -65,34 +53,27 @@ class RateOutcome:
         }
 
 
-def ecsq_to_rate_(
+def quantize_to_rate_(
     model: nn.Module,
     size_of: Callable[[nn.Module], int],
+    quantizer: Quantizer,
+    job: QuantizeJob,
     *,
-    bits: BitsSpec,
     rate_lambda: float | None = None,
     target_bytes: int | None = None,
-    scales: Mapping[str, float] | None = None,
-    level_bits: float = LEVEL_BITS,
-    quantizer: str = "ecsq",
-    importance: Mapping[str, np.ndarray] | None = None,
     advice: str = "",
 ) -> tuple[QuantizeReport, RateOutcome]:
-    """Quantize ``model`` in place with ECSQ (or the trellis quantizer) at ``rate_lambda``, or
-    at the lambda whose file is the largest of at most ``target_bytes``.
+    """Quantize ``model`` in place with a rate quantizer (ECSQ, the trellis...) at
+    ``rate_lambda``, or at the lambda whose file is the largest of at most ``target_bytes``.
 
     Args:
         model: the (possibly pruned) model; changed in place.
         size_of: the encoded bytes of a quantized model (what the file will be).
-        bits: the largest index width per layer.
+        quantizer: a rate quantizer (:mod:`squeezenet.compress.quantizers`).
+        job: what it is given besides lambda: bit caps, per-layer scales, per-weight
+            importance, the cost of a codebook entry (each quantizer uses what it needs).
         rate_lambda: a fixed trade-off (squared-error units per bit).
         target_bytes: a byte target instead (exactly one of the two is given).
-        scales: per-layer cost of a unit of squared error (see squeezenet.compress.rd).
-        level_bits: what one codebook entry costs in the file (float16 codebooks: 16 + 5).
-        quantizer: ``"ecsq"`` or ``"trellis"`` (:mod:`squeezenet.compress.trellis`; ``bits``
-            and ``level_bits`` do not apply to it).
-        importance: trellis only: per-weight error weights within each layer
-            (:func:`squeezenet.compress.rd.weight_importance`).
         advice: appended to the fix a :class:`TargetWrecksError` suggests (e.g. another codec).
 
     Raises:
@@ -103,13 +84,12 @@ def ecsq_to_rate_(
     if (rate_lambda is None) == (target_bytes is None):
         raise ConfigError("give exactly one of --rate-lambda and --target-bytes")
     probes: list[tuple[float, int]] = []
-    quantize: Callable[[nn.Module, float], QuantizeReport]
-    if quantizer == "trellis":
-        quantize = partial(trellis_quantize_, scales=scales, importance=importance)
-    else:
-        quantize = partial(ecsq_quantize_, bits=bits, scales=scales, level_bits=level_bits)
+
+    def quantize(trial: nn.Module, lam: float) -> QuantizeReport:
+        return quantizer.quantize_(trial, dataclasses.replace(job, rate_lambda=lam))
+
     if target_bytes is not None:
-        prober = _Prober(model, size_of, quantize, probes, importance)
+        prober = _Prober(model, size_of, quantize, probes, job.importance)
         rate_lambda = _search(prober, target_bytes, advice)
     assert rate_lambda is not None
     report = quantize(model, rate_lambda)
@@ -258,38 +238,3 @@ def _wrecked_at(prober: _Prober, target: int) -> float:
     wrecked = [lam for lam, why in prober.wrecks.items() if why is not None]
     met = [lam for lam in wrecked if prober.sizes[lam] <= target]
     return max(met, key=prober.sizes.__getitem__) if met else max(wrecked)
-
-
-def calibration_images(loaded: LoadedModel, data: str) -> ArrayDataset:
-    """The unlabeled training split of dataset ``data`` (``--calib``): never evaluation images.
-
-    Raises:
-        InputError: the model has no preprocessing record, or ``data`` is not an in-memory set.
-    """
-    if loaded.preprocess is None:
-        raise InputError(f"{loaded.path}: no preprocessing record, so proxy images cannot be made")
-    proxy = load_dataset(data, "train")
-    if not isinstance(proxy, ArrayDataset):
-        raise InputError(f"--calib needs an in-memory image set such as CIFAR-10, got {data}")
-    return proxy
-
-
-def proxy_scales(
-    loaded: LoadedModel, data: str, *, images: int = 128, seed: int = 0
-) -> dict[str, float]:
-    """Per-layer KL per unit of squared weight error (:func:`squeezenet.compress.rd.layer_scales`)
-    on the unlabeled training split of dataset ``data`` (:func:`calibration_images`)."""
-    proxy = calibration_images(loaded, data)
-    assert loaded.preprocess is not None
-    sampler = ProxySampler(proxy, loaded.preprocess, ProxyConfig(), channels_last=True)
-    return layer_scales(loaded.model, sampler, ScalesConfig(images=images, seed=seed))
-
-
-def proxy_input_stats(loaded: LoadedModel, data: str, *, seed: int = 0) -> InputStats:
-    """Every layer's input-channel moments (:func:`squeezenet.compress.rd.input_statistics`) on
-    2x2 mosaics of dataset ``data``'s training split: what the activation weighting and the
-    bias correction of ``--calib`` need, in one pass."""
-    proxy = calibration_images(loaded, data)
-    assert loaded.preprocess is not None
-    sampler = ProxySampler(proxy, loaded.preprocess, ProxyConfig(mix="mosaic"), channels_last=True)
-    return input_statistics(loaded.model, sampler, ImportanceConfig(seed=seed))

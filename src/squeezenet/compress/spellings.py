@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from squeezenet.compress.config import BIT_PRESETS, BitsRules
+from squeezenet.compress.config import BIT_PRESETS, BitsRules, CompressConfig
 from squeezenet.errors import ConfigError, MissingFileError
 from squeezenet.formats.model import MAX_BITS, check_bits
 from squeezenet.formats.policy import PrunePolicy, parse_prune_policy, read_policy
@@ -125,3 +126,15 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def compress_config(*, policy: str, bits: str | None, **options: Any) -> CompressConfig:
+    """The config ``compress`` runs: ``--policy`` and ``--bits`` parsed from their spellings
+    (:func:`parse_policy`, :func:`resolve_bits`), every other option as given, checked by
+    :class:`CompressConfig` (its messages name the field).
+
+    Raises:
+        ConfigError: a spelling or an option value the config rejects.
+        MissingFileError: a policy or bits file that does not exist.
+    """
+    return CompressConfig(policy=parse_policy(policy), bits=resolve_bits(bits, policy), **options)

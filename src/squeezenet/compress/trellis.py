@@ -1,4 +1,7 @@
-"""Trellis-coded ("dependent") quantization of weights on a grid, pruning included (issue 11).
+"""Trellis-coded ("dependent") quantization of weights on a grid, pruning included.
+
+Measured against MPEG-7 Part 17's NNCodec in docs/RESULTS.md, "Against the MPEG neural-network
+coding standard".
 
 Two scalar quantizers share one step ``delta``: Q0 holds the even multiples of it, Q1 zero and
 the odd ones. A four-state machine driven by the parity of each level picks the quantizer of

@@ -6,9 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from squeezenet.arch.preprocess import PRESETS, Preprocess
-from squeezenet.data.datasets import ArrayDataset, FileListDataset
-from squeezenet.data.registry import load_dataset
-from squeezenet.errors import InputError
+from squeezenet.data.proxy_images import proxy_subset
 from squeezenet.models import get_spec
 from squeezenet.train.evaluate import eval_batches
 
@@ -30,25 +28,11 @@ def calibration_batches(
     batch_size: int = 32,
     seed: int = 0,
 ) -> list[np.ndarray]:
-    """``images`` images drawn (seeded) from the training split of ``data``, preprocessed as
-    float32 ``(N, C, H, W)`` batches.
+    """``images`` proxy images drawn (seeded) from the training split of ``data``,
+    preprocessed as float32 ``(N, C, H, W)`` batches.
 
     Raises:
-        InputError: ``data`` has no images.
+        InputError: ``data`` has no images (:mod:`squeezenet.data.proxy_images`).
     """
-    split = load_dataset(data, "train")
-    n = len(split)
-    if n == 0:
-        raise InputError(f"--calib {data}: no images")
-    chosen = np.sort(np.random.default_rng(seed).permutation(n)[: min(images, n)])
-    subset = _subset(split, chosen)
+    subset = proxy_subset(data, images, seed=seed)
     return [x.numpy().astype(np.float32) for x, _ in eval_batches(subset, preprocess, batch_size)]
-
-
-def _subset(data: object, indices: np.ndarray) -> ArrayDataset | FileListDataset:
-    if isinstance(data, ArrayDataset):
-        return ArrayDataset(data.images[indices], data.labels[indices], data.classes)
-    if isinstance(data, FileListDataset):
-        samples = [data.samples[int(i)] for i in indices]
-        return FileListDataset(samples, data.classes, data.transform, data.mode)
-    raise InputError("--calib: expected an image set (a named dataset, a CSV or a folder)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,10 +18,35 @@ from squeezenet.deploy.runtimes import Runner, onnxruntime_runner, openvino_runn
 from squeezenet.errors import ConfigError
 
 Engine = Callable[[torch.Tensor], np.ndarray]
-ENGINES = (
-    "eager_nchw", "eager_channels_last", "onnxruntime", "compile", "onnxruntime-int8", "openvino",
-    "openvino-int8", "openvino-bf16",
-)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EngineInputs:
+    """What an engine factory is given: the model and what some engines need besides it."""
+
+    model: nn.Module
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    # The int8 engines: preprocessed proxy batches that set the activation ranges (never
+    # evaluation images); None: uniform noise, fit for timing only.
+    calibration: Sequence[np.ndarray] | None = None
+    # The model's preprocessing record, which puts the int8 self-check images in its input range.
+    preprocess: Mapping[str, Any] | None = None
+
+
+EngineFactory = Callable[[EngineInputs], Engine]
+# name -> factory, in the order bench and --help list them; register_engine adds one.
+_FACTORIES: dict[str, EngineFactory] = {}
+ENGINES: tuple[str, ...] = ()
+
+
+def register_engine(name: str, factory: EngineFactory) -> None:
+    """Make an engine selectable by ``name`` (``--engine``, ``bench --engines``); a name taken
+    twice is a bug, not input."""
+    global ENGINES
+    if name in _FACTORIES or name == "torch":
+        raise ValueError(f"engine {name!r} is already registered; pick another name")
+    _FACTORIES[name] = factory
+    ENGINES = tuple(_FACTORIES)
 
 
 class _FlushDenormals:
@@ -158,21 +184,39 @@ def make_engine(
         ModelCheckError: an int8 engine whose kernels do not compute its model on this machine.
     """
     check_engines([name], "engine")
-    if name in ("torch", "eager_channels_last"):
-        return torch_engine(model, channels_last=True)
-    if name == "eager_nchw":
-        return torch_engine(model, channels_last=False)
-    if name == "compile":
-        return compiled_engine(model)
-    if name == "onnxruntime":
-        return onnxruntime_engine(model, input_shape)
-    if name.endswith("-int8"):
+    factory = _FACTORIES["eager_channels_last" if name == "torch" else name]
+    return factory(EngineInputs(model, input_shape, calibration, preprocess))
+
+
+def _int8(runtime: str) -> EngineFactory:
+    def factory(given: EngineInputs) -> Engine:
+        calibration = given.calibration
         if calibration is None:
-            calibration = [noise_calibration(input_shape)]
-        runtime = name.removesuffix("-int8")
-        return int8_engine(runtime, model, input_shape, calibration, preprocess)
-    data = onnx_bytes(model.eval(), torch.zeros(1, *input_shape))
-    return openvino_engine(data, precision="bf16" if name == "openvino-bf16" else "f32")
+            calibration = [noise_calibration(given.input_shape)]
+        return int8_engine(runtime, given.model, given.input_shape, calibration, given.preprocess)
+
+    return factory
+
+
+def _openvino(precision: str) -> EngineFactory:
+    def factory(given: EngineInputs) -> Engine:
+        data = onnx_bytes(given.model.eval(), torch.zeros(1, *given.input_shape))
+        return openvino_engine(data, precision=precision)
+
+    return factory
+
+
+for _name, _factory in (
+    ("eager_nchw", lambda given: torch_engine(given.model, channels_last=False)),
+    ("eager_channels_last", lambda given: torch_engine(given.model, channels_last=True)),
+    ("onnxruntime", lambda given: onnxruntime_engine(given.model, given.input_shape)),
+    ("compile", lambda given: compiled_engine(given.model)),
+    ("onnxruntime-int8", _int8("onnxruntime")),
+    ("openvino", _openvino("f32")),
+    ("openvino-int8", _int8("openvino")),
+    ("openvino-bf16", _openvino("bf16")),
+):
+    register_engine(_name, _factory)
 
 
 def noise_calibration(input_shape: tuple[int, int, int]) -> np.ndarray:

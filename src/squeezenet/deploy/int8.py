@@ -78,14 +78,21 @@ class Int8Config:
         return 64 if self.format == "u8s7" else 127
 
 
-class _Reader:
-    """ONNX Runtime's CalibrationDataReader over preprocessed batches."""
+class CalibrationReader:
+    """ONNX Runtime's ``CalibrationDataReader`` protocol over preprocessed batches, for
+    ``onnxruntime.quantization.quantize_static``: each :meth:`get_next` feeds the next batch.
+
+    Args:
+        name: the ONNX graph's input name (``"input"`` in this package's exports).
+        batches: float32 ``(N, C, H, W)`` batches, preprocessed for the model; read once.
+    """
 
     def __init__(self, name: str, batches: Sequence[np.ndarray]) -> None:
         self.name = name
         self.items: Iterator[np.ndarray] = iter(batches)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
+        """The next ``{name: batch}`` feed, or None when the batches are spent."""
         batch = next(self.items, None)
         return None if batch is None else {self.name: batch}
 
@@ -165,7 +172,7 @@ def int8_onnx(
         quantize_static(
             prepared,
             target,
-            _Reader("input", calibration),
+            CalibrationReader("input", calibration),
             quant_format=QuantFormat.QDQ,
             per_channel=config.per_channel,
             reduce_range=config.format == "u8s7",

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from squeezenet.atomic import atomic_write_json
-from squeezenet.train.checkpoint import CHECKPOINT, STATE_JSON
 from squeezenet.train.loop import FitEvent
+from squeezenet.train.run_folder import CHECKPOINT, STATE_JSON
 
 ELAPSED = "elapsed.json"  # seconds of the attempts so far, up to their last checkpoint
 

@@ -32,12 +32,12 @@ from squeezenet.train.compare import compare
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.evaluate import evaluate
 from squeezenet.train.loop import FitEvent, fit
+from squeezenet.train.run_folder import WEIGHTS  # each phase trains in a run folder of its own
 from squeezenet.workflows.build import Built, build_for
 from squeezenet.workflows.load import load_any
 
 PHASES = ("dense", "sparse", "redense", "baseline_sparse", "baseline_redense")
 DSD_JSON = "dsd.json"
-WEIGHTS = "model.safetensors"  # each phase's model, in its folder
 
 
 @dataclass(frozen=True)

@@ -54,9 +54,9 @@ from squeezenet.experiments.pipeline_config import STAGES, PipelineConfig
 from squeezenet.experiments.pipeline_report import PipelineReport, build_report
 from squeezenet.formats.sqz import read_sqz, write_sqz
 from squeezenet.io.weights import atomic_save_safetensors, save_weights
-from squeezenet.train.checkpoint import CHECKPOINT, STATE_JSON
 from squeezenet.train.evaluate import EvalResult, eval_batches, evaluate
 from squeezenet.train.loop import FitEvent, fit
+from squeezenet.train.run_folder import CHECKPOINT, STATE_JSON
 from squeezenet.workflows.build import Built, build
 from squeezenet.workflows.load import load_any
 from squeezenet.workflows.train_run import RunSpec, build_spec

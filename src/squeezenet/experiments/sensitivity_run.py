@@ -55,8 +55,9 @@ class SensitivityJob:
     max_drop: float = 1.0  # the plan's top-1 budget, in points
     verify: bool = True  # compress + evaluate candidate plans until the measured loss fits
     # Planning images: with a calibration set the sweep, the plan and its calibration all run on
-    # it, and `data` is read only at the end, to report the chosen plan (issue 12: never choose
-    # on the images you report). None: sweep and plan on `data`, as before.
+    # it, and `data` is read only at the end, to report the chosen plan (never choose on the
+    # images you report: docs/RESULTS.md, "Which images chose, which measured"). None: sweep and
+    # plan on `data`, as before.
     calib: str | None = None
     calib_images: int = 0  # > 0: a seeded subset of that many calibration images
 

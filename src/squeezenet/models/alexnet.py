@@ -13,7 +13,7 @@ class AlexNet(nn.Module):
     """AlexNet with torchvision's state-dict keys (``features``, ``avgpool``, ``classifier``).
 
     Shapes: input ``(N, in_channels, 224, 224)`` (any size >= 63, as in
-    ``models/facts.py``) -> logits ``(N, num_classes)``.
+    ``arch/facts.py``) -> logits ``(N, num_classes)``.
     """
 
     def __init__(self, config: AlexNetConfig | None = None, *, seed: int | None = None) -> None:

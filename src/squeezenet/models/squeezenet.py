@@ -7,7 +7,8 @@ import math
 import torch
 from torch import nn
 
-from squeezenet.arch.config import SIMPLE_BYPASS_FIRES, STEM_LAYOUT, Bypass, SqueezeNetConfig
+from squeezenet.arch.config import STEM_LAYOUT, SqueezeNetConfig
+from squeezenet.arch.layers import fire_bypass
 from squeezenet.models.fire import Fire
 
 
@@ -45,7 +46,7 @@ class SqueezeNet(nn.Module):
         channels = filters
         for i, (s, e1, e3) in enumerate(config.fire_channels()):
             number = i + 2
-            bypass = _fire_bypass(config, number, channels, e1 + e3)
+            bypass = fire_bypass(config, number, channels, e1 + e3)
             layers.append(Fire(channels, s, e1, e3, bypass=bypass, batch_norm=config.batch_norm))
             channels = e1 + e3
             if number in pool_after:
@@ -96,15 +97,6 @@ class SqueezeNet(nn.Module):
         rows.append(("conv10", nn.Sequential(dropout, conv, relu)))
         rows.append(("avgpool10", nn.Sequential(avgpool, nn.Flatten(1))))
         return rows
-
-
-def _fire_bypass(config: SqueezeNetConfig, number: int, inplanes: int, outplanes: int) -> Bypass:
-    """The bypass of fire``number``: simple where channels match (fire3/5/7/9), else complex."""
-    if config.bypass == "none":
-        return "none"
-    if number in SIMPLE_BYPASS_FIRES and inplanes == outplanes:
-        return "simple"
-    return "complex" if config.bypass == "complex" else "none"
 
 
 def init_weights_(model: nn.Module, *, seed: int | None = None) -> None:

@@ -15,9 +15,7 @@ from torch import nn
 from squeezenet.atomic import atomic_write_bytes
 from squeezenet.errors import InputError
 from squeezenet.io.weights import atomic_save_safetensors, read_metadata
-
-CHECKPOINT = "checkpoint.safetensors"
-STATE_JSON = "state.json"  # a human-readable copy of the state; resume reads the checkpoint
+from squeezenet.train.run_folder import CHECKPOINT, STATE_JSON
 
 
 class CheckpointError(InputError):

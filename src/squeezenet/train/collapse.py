@@ -16,7 +16,7 @@ class CollapseWatch:
 
     Only the dead-logits test runs during the learning-rate warm-up: there, at 2-12 % of the
     peak rate, a healthy model's loss is still near ln(classes), and counting it cried wolf on
-    batch-norm models (issue 13). The state goes into every checkpoint (:meth:`state`), so a
+    batch-norm models. The state goes into every checkpoint (:meth:`state`), so a
     resumed run warns exactly when the uninterrupted one would.
     """
 

@@ -154,7 +154,8 @@ def teacher_labelled(
 
     Scored against these labels, a compressed copy's top-1 is its top-1 agreement with
     ``model`` and its loss a cross-entropy to it: what proxy images without the model's label
-    space (CIFAR-10 for an ImageNet model) can measure (issue 12).
+    space (CIFAR-10 for an ImageNet model) can measure (docs/RESULTS.md, "Which images chose,
+    which measured").
     """
     model.eval()
     predicted = torch.cat(

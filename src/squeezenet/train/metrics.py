@@ -13,6 +13,7 @@ from typing import Any
 from squeezenet.arch.preprocess import Preprocess
 from squeezenet.atomic import atomic_write_bytes
 from squeezenet.train.config import TrainConfig
+from squeezenet.train.run_folder import CONFIG_JSON, METRICS_CSV, METRICS_JSONL
 
 EMPTY_ACCUM = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}  # an epoch's sums
 
@@ -36,14 +37,14 @@ def epoch_record(
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite ``metrics.jsonl`` and ``metrics.csv`` with every epoch record so far."""
     atomic_write_bytes(
-        run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode()
+        run_dir / METRICS_JSONL, "".join(json.dumps(r) + "\n" for r in history).encode()
     )
     buffer = io.StringIO()
     keys = list(dict.fromkeys(k for record in history for k in record))
     writer = csv.DictWriter(buffer, fieldnames=keys)
     writer.writeheader()
     writer.writerows(history)
-    atomic_write_bytes(run_dir / "metrics.csv", buffer.getvalue().encode())
+    atomic_write_bytes(run_dir / METRICS_CSV, buffer.getvalue().encode())
 
 
 def write_run_config(
@@ -56,4 +57,4 @@ def write_run_config(
         "model": model_config,
         "preprocess": preprocess.to_dict(),
     }
-    atomic_write_bytes(run_path / "config.json", json.dumps(document, indent=2).encode())
+    atomic_write_bytes(run_path / CONFIG_JSON, json.dumps(document, indent=2).encode())

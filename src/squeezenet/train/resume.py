@@ -11,9 +11,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from squeezenet.train.checkpoint import CHECKPOINT, CheckpointError, load_checkpoint
+from squeezenet.train.checkpoint import CheckpointError, load_checkpoint
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.metrics import EMPTY_ACCUM
+from squeezenet.train.run_folder import CHECKPOINT
 
 # TrainConfig fields a resume may change: they do not alter the numbers of the run
 RESUME_IGNORED = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,15 +19,10 @@ from torch import nn
 
 from squeezenet.arch.preprocess import Preprocess
 from squeezenet.atomic import atomic_write_bytes
-from squeezenet.compress.bias_correct import correct_bias_
-from squeezenet.compress.config import (
-    CompressConfig,
-    Distiller,
-    calib_weighting,
-    describe_bits,
-    describe_policy,
-)
+from squeezenet.compress.calibrate import Calibration, calibrate, proxy_distiller
+from squeezenet.compress.config import CompressConfig, Distiller, describe_bits, describe_policy
 from squeezenet.compress.damage import Damage, assess, weights_before
+from squeezenet.compress.distill import DistillProgress
 from squeezenet.compress.export import from_compressed, to_compressed
 from squeezenet.compress.prune import (
     PruneReport,
@@ -37,9 +32,9 @@ from squeezenet.compress.prune import (
     register_mask_,
     weight_layers,
 )
-from squeezenet.compress.quantize import QuantizeReport, quantize_
-from squeezenet.compress.rate import RateOutcome, ecsq_to_rate_, proxy_input_stats, proxy_scales
-from squeezenet.compress.rd import InputStats, importance_from
+from squeezenet.compress.quantize import QuantizeReport
+from squeezenet.compress.quantizers import QuantizeJob
+from squeezenet.compress.rate import RateOutcome, quantize_to_rate_
 from squeezenet.compress.sizes import stage_sizes
 from squeezenet.errors import MissingFileError
 from squeezenet.formats.caffe_dc import read_caffe_dc
@@ -130,26 +125,31 @@ def _quantize_stage_(
     scales: Mapping[str, float] | None,
     importance: Mapping[str, np.ndarray] | None,
 ) -> tuple[QuantizeReport, RateOutcome | None, Damage]:
-    """k-means weight sharing, or ECSQ at a lambda / byte target (config.rate_lambda, ...), and
-    what it did to the weights it was given (pruning is the policy's doing, not counted)."""
+    """The configured quantizer (:mod:`squeezenet.compress.quantizers`), at a lambda or a byte
+    target when it is a rate quantizer, and what it did to the weights it was given (pruning is
+    the policy's doing, not counted)."""
     before = weights_before(loaded.model)
-    bits = config.bits if isinstance(config.bits, int) else dict(config.bits)
+    quantizer = config.quantizer_in_use()
+    job = QuantizeJob(
+        bits=config.bits if isinstance(config.bits, int) else dict(config.bits),
+        scales=scales,
+        importance=importance,
+        level_bits=(16 if config.codebook_dtype == "float16" else 32) + 5,  # entry + length
+        init=config.init,
+        iters=config.iters,
+        seed=config.seed,
+    )
     rate = None
-    if config.rate_lambda is None and config.target_bytes is None:
-        quant = quantize_(
-            loaded.model, bits, init=config.init, iters=config.iters, seed=config.seed
-        )
+    if not quantizer.rate:
+        quant = quantizer.quantize_(loaded.model, job)
     else:
-        quant, rate = ecsq_to_rate_(
+        quant, rate = quantize_to_rate_(
             loaded.model,
             lambda model: len(_encode(_export(loaded, model), config)),
-            bits=bits,
+            quantizer,
+            job,
             rate_lambda=config.rate_lambda,
             target_bytes=config.target_bytes,
-            scales=scales,
-            level_bits=(16 if config.codebook_dtype == "float16" else 32) + 5,  # entry + length
-            quantizer=config.quantizer,
-            importance=importance,
             advice="" if config.codec == "auto" else " or use --codec auto",
         )
     return quant, rate, assess(before, loaded.model, importance)
@@ -212,14 +212,22 @@ def compress_file(
     *,
     distill: Distiller | None = None,
     calib: str | None = None,
+    distill_data: str | None = None,
+    distill_images: int | None = None,
+    device: str = "cpu",
+    on_distill: Callable[[DistillProgress], None] | None = None,
 ) -> CompressResult:
     """:func:`compress_model` on a weights file (or .sqz), written atomically to ``output``.
 
     ``calib``: with a rate, the dataset whose unlabeled training images weigh the weight errors
-    (``config.weighting``: per-weight activation importance or per-layer scales); with the
-    trellis quantizer their input means also correct each layer's bias after quantization
-    (:mod:`squeezenet.compress.bias_correct`) when no ``distill`` hook is given. None weighs
-    every error alike and corrects nothing.
+    (``config.weighting``: per-weight activation importance or per-layer scales); with a grid
+    quantizer (the trellis) their input means also correct each layer's bias after quantization
+    (:mod:`squeezenet.compress.bias_correct`) when no distillation is asked for. None weighs
+    every error alike and corrects nothing. ``distill_data``: the dataset whose unlabeled
+    training images distil the shared weights (``distill_images`` of them, on ``device``;
+    ``on_distill`` sees the progress), built by
+    :func:`squeezenet.compress.calibrate.proxy_distiller`; ``distill``: a hook of your own
+    instead. Both image sets come from :mod:`squeezenet.data.proxy_images`.
 
     Raises:
         MissingFileError: ``source`` or the folder of ``output`` does not exist.
@@ -231,44 +239,27 @@ def compress_file(
     watch = Stopwatch()
     loaded = load_any(source)
     load_s = watch.lap("load")
-    scales, importance = None, None
-    if calib is not None and (config.rate_lambda is not None or config.target_bytes is not None):
-        scales, importance, correct = _calibration(loaded, config, calib)
-        distill = distill or correct
-    result = compress_model(loaded, config, distill=distill, scales=scales, importance=importance)
+    if distill_data is not None:
+        hook = proxy_distiller(
+            distill_data, config, images=distill_images, device=device, callback=on_distill
+        )
+        distill = distill or hook
+    calibration = Calibration()
+    if calib is not None and config.has_rate:
+        calibration = calibrate(loaded, config, calib)
+        distill = distill or calibration.correct
+    result = compress_model(
+        loaded,
+        config,
+        distill=distill,
+        scales=calibration.scales,
+        importance=calibration.importance,
+    )
     watch.restart()
     atomic_write_bytes(output, result.data)
     seconds = {"load": load_s, **result.report.seconds, "write": watch.lap("write")}
     result.report = dataclasses.replace(result.report, seconds=seconds, output=str(output))
     return result
-
-
-def _calibration(
-    loaded: LoadedModel, config: CompressConfig, calib: str
-) -> tuple[dict[str, float] | None, dict[str, np.ndarray] | None, Distiller | None]:
-    """What ``--calib`` gives a rate-quantized model: per-layer scales or per-weight importance
-    (``config.weighting``) and, for trellis files, a bias-correction hook (run after
-    quantization, in place of distillation)."""
-    if calib_weighting(config) == "layer":
-        scales = proxy_scales(loaded, calib, seed=config.seed)
-        if config.quantizer != "trellis":
-            return scales, None, None
-        stats = proxy_input_stats(loaded, calib, seed=config.seed)
-        return scales, None, bias_corrector(stats)
-    stats = proxy_input_stats(loaded, calib, seed=config.seed)
-    return None, importance_from(loaded.model, stats), bias_corrector(stats)
-
-
-def bias_corrector(stats: InputStats) -> Distiller:
-    """A distill hook (:data:`Distiller`) that folds each quantized layer's mean output error
-    into its bias (:func:`squeezenet.compress.bias_correct.correct_bias_`), from the
-    uncompressed model's input means ``stats``."""
-
-    def run(student: nn.Module, teacher: nn.Module, _: Preprocess | None) -> dict[str, Any]:
-        rows = correct_bias_(student, teacher, stats.mean)
-        return {"bias_correction": {"images": stats.images, "layers": len(rows)}}
-
-    return run
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,10 +21,8 @@ from squeezenet.errors import InputError, MissingFileError
 from squeezenet.io.weights import save_weights
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.loop import FitEvent, FitResult, fit
+from squeezenet.train.run_folder import RUN_JSON, WEIGHTS
 from squeezenet.workflows.build import BuildSpec, build
-
-RUN_JSON = "run.json"
-WEIGHTS = "model.safetensors"
 
 
 @dataclass(frozen=True)

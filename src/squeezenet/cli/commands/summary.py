@@ -1,4 +1,4 @@
-"""`squeezenet models` and `squeezenet summary`: the registry and the paper's Table 1."""
+"""`squeezenet summary`: the paper's Table 1 for any model or design point, and Fig. 3's sizes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from squeezenet.cli.app import app, emit_json, fail, out
+from squeezenet.cli.app import emit_json, fail, out
 from squeezenet.cli.arguments import given
 from squeezenet.cli.options import Json
 
@@ -30,35 +30,6 @@ Padding = Annotated[int | None, typer.Option(help="conv10 padding (1 = Caffe).")
 Sweep = Annotated[bool, typer.Option("--sweep", help="Sizes of the Fig. 3 design space.")]
 
 
-@app.command("models")
-def models_cmd(as_json: Json = False) -> None:
-    """List the registered models with their parameter counts."""
-    from squeezenet.models import get_spec, list_models
-    from squeezenet.models.summary import registered_params
-
-    rows: list[dict[str, str | int]] = [
-        {
-            "name": name,
-            "params": registered_params(name),
-            "input_size": get_spec(name).input_size,
-            "description": get_spec(name).description,
-        }
-        for name in list_models()
-    ]
-    if as_json:
-        emit_json(rows)
-        return
-    table = Table(title="Registered models")
-    for column in ("name", "params", "input", "description"):
-        table.add_column(column, justify="right" if column in ("params", "input") else "left")
-    for row in rows:
-        table.add_row(
-            str(row["name"]), f"{row['params']:,}", str(row["input_size"]), str(row["description"])
-        )
-    out.print(table)
-
-
-@app.command("summary")
 def summary_cmd(
     name: Name = "squeezenet1_0",
     input_size: InputSize = None,

@@ -9,7 +9,7 @@ top-1 agreement and mean KL(uncompressed || quantized) on 256 proxy images.
 
     squeezenet import-caffe-dc ../shared/data/squeezenet-dc/compressed_SqueezeNet.net \
         -o imported.safetensors
-    python benchmarks/wreck_from_proxies.py imported.safetensors > wreck.jsonl   # ~10 min, 1 core
+    python decisions/wreck_from_proxies.py imported.safetensors > wreck.jsonl   # ~10 min, 1 core
 
 Prints one JSON object per line.
 """

@@ -7,11 +7,11 @@ reconstruction and/or distillation on proxy images (CIFAR-10 train, never the ev
 images), writes each student as a .sqz and prints one JSON document (progress goes to stderr).
 
     # GPU (H100, ~3 min): reconstruction then KD, and KD alone, for 6-bit, mixed and 5-bit
-    PYTHONPATH=src python benchmarks/bench_distill.py --device cuda --bits 6,mixed,5 \
+    PYTHONPATH=src python decisions/bench_distill.py --device cuda --bits 6,mixed,5 \
         --method both,kd --lr 3e-4 --images 40000 --batch-size 128 --recon-images 2048 \
         --mix mosaic --max-seconds 45 --budget-s 210 --json distill.json
     # CPU dry run (~2 min)
-    python benchmarks/bench_distill.py --device cpu --bits 6 --method both --images 32 \
+    python decisions/bench_distill.py --device cpu --bits 6 --method both --images 32 \
         --batch-size 16 --recon-images 8 --recon-batch-size 8 --eval-limit 30 --monitor-images 8
 
 Comma-separated options (--bits, --method, --lr, --temperature, --train, --mix, --ridge) form

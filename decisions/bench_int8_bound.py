@@ -9,7 +9,7 @@ Nothing here is shipped or chosen; the engine stays as chosen on proxies
 (``bench_int8_calibration.py``). The first line is that engine (calibrated on CIFAR-10
 training images) on the same images, for reference.
 
-    python benchmarks/bench_int8_bound.py > benchmarks/results/int8_bound.jsonl
+    python decisions/bench_int8_bound.py > benchmarks/results/int8_bound.jsonl
 
 Prints one JSON line per variant: the paired comparison with float32 (top-1 difference ± paired
 SE, agreement, KL). About 3 minutes here. (ONNX Runtime's percentile calibrator keeps every
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_proxies as bp
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
+import proxy_sets
 
 from squeezenet.data.registry import load_dataset
 from squeezenet.deploy.calibration import calibration_batches
@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     if not Path(args.data).is_file():
         sys.exit(f"skipped: {args.data} not found (the shared ImageNet sample)")
-    loaded = load_any(bp._weights(Path(tempfile.mkdtemp())))
+    loaded = load_any(proxy_sets.imported_weights(Path(tempfile.mkdtemp())))
     model, preprocess = loaded.model.eval(), loaded.preprocess
     assert preprocess is not None
     images, labels = [], []

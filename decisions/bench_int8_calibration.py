@@ -3,12 +3,13 @@
 Each variant quantizes the imported published SqueezeNet with ONNX Runtime's static QDQ
 quantization (int8 weights per output channel, uint8 activations) and is scored by top-1
 agreement with, and KL to, the float32 model on the held-out proxy sets of
-``bench_proxies.py`` (CIFAR-10 *test* images, mosaics of them, crops of the photographs that
-scikit-image and matplotlib ship). Calibration images come from the CIFAR-10 *training* split.
+``benchmarks/proxy_sets.py`` (CIFAR-10 *test* images, mosaics of them, crops of the photographs
+that scikit-image and matplotlib ship). Calibration images come from the CIFAR-10 *training*
+split.
 The ImageNet evaluation images are never read.
 
-    python benchmarks/bench_int8_calibration.py > benchmarks/results/int8_calibration_proxies.jsonl
-    python benchmarks/bench_int8_calibration.py --only gptq --decompose >> (the same file)
+    python decisions/bench_int8_calibration.py > benchmarks/results/int8_calibration_proxies.jsonl
+    python decisions/bench_int8_calibration.py --only gptq --decompose >> (the same file)
 
 Prints one JSON line per variant (about 10 minutes here). ``--only WORD`` runs the variants
 whose name holds WORD. ``--decompose`` splits the int8 error (nearest and GPTQ weight rounding)
@@ -38,15 +39,16 @@ import onnx
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_proxies as bp
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the records beside this one
+import proxy_sets
 from equalize import equalize_
 
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.data.registry import load_dataset
 from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.export import onnx_bytes
-from squeezenet.deploy.int8 import _Reader, int8_model_onnx
+from squeezenet.deploy.int8 import CalibrationReader, int8_model_onnx
 from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.workflows.load import load_any
 
@@ -59,10 +61,10 @@ def main() -> None:
     parser.add_argument("--decompose", action="store_true", help="split the int8 error")
     args = parser.parse_args()
 
-    teacher = load_any(bp._weights(Path(tempfile.mkdtemp())))
+    teacher = load_any(proxy_sets.imported_weights(Path(tempfile.mkdtemp())))
     assert teacher.preprocess is not None
-    sets = bp._held_out(teacher.preprocess)
-    reference = {name: bp._logits(teacher.model, batches) for name, batches in sets.items()}
+    sets = proxy_sets.held_out(teacher.preprocess)
+    reference = {name: proxy_sets.logits(teacher.model, batches) for name, batches in sets.items()}
     dense = onnx_bytes(teacher.model.eval(), torch.zeros(1, 3, 227, 227))
     graph = onnx.load_from_string(dense).graph
     convs = [n.name for n in graph.node if n.op_type == "Conv"]
@@ -95,7 +97,7 @@ def main() -> None:
             model = int8_model_onnx(teacher.model, calibration)
         else:
             model = _quantize(dense, calibration, method, **options)
-        print(json.dumps({"variant": name, **_score(model, sets, reference)}), flush=True)
+        print(json.dumps({"variant": name, **proxy_scores(model, sets, reference)}), flush=True)
     if args.decompose:
         for rounding, model in (
             ("nearest", _quantize(dense, plain, M.MinMax)),
@@ -110,7 +112,7 @@ def main() -> None:
         data = onnx_bytes(equalized, torch.zeros(1, 3, 227, 227))
         model = _quantize(data, plain, M.MinMax)
         name = f"minmax after equalisation, strength {strength}"
-        print(json.dumps({"variant": name, **_score(model, sets, reference)}), flush=True)
+        print(json.dumps({"variant": name, **proxy_scores(model, sets, reference)}), flush=True)
 
 
 def _decompose(
@@ -131,7 +133,7 @@ def _decompose(
         dropped = dropped | {tensor}
         steps.append((f"float: {', '.join(sorted(dropped))} ({label} added)", set(dropped)))
     for label, drop in steps:
-        scored = _score(float_activations(model, drop), sets, reference)
+        scored = proxy_scores(float_activations(model, drop), sets, reference)
         print(json.dumps({"decompose": rounding, "variant": label, **scored}), flush=True)
 
 
@@ -183,7 +185,7 @@ def _quantize(
         Path(source).write_bytes(dense)
         quant_pre_process(source, prepared, skip_symbolic_shape=True)
         quantize_static(
-            prepared, target, _Reader("input", calibration), quant_format=QuantFormat.QDQ,
+            prepared, target, CalibrationReader("input", calibration), quant_format=QuantFormat.QDQ,
             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             calibrate_method=method, nodes_to_exclude=list(exclude), op_types_to_quantize=ops,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, **(extra or {})},
@@ -191,9 +193,11 @@ def _quantize(
         return Path(target).read_bytes()
 
 
-def _score(
+def proxy_scores(
     model: bytes, sets: dict[str, list[torch.Tensor]], reference: dict[str, torch.Tensor]
 ) -> dict[str, Any]:
+    """The int8 ONNX ``model`` on the held-out ``sets``: per set [top-1 agreement, KL] with the
+    float32 ``reference`` logits, their mean KL, the file's bytes and a short sha256."""
     session = onnx_session(model)
     proxy: dict[str, list[float]] = {}
     for name, batches in sets.items():

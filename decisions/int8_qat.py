@@ -12,8 +12,8 @@ photographs at 227 px). The tuned model is then exported through the package's i
 on the held-out proxies (CIFAR-10 test, test mosaics, crops of the photographs). The ImageNet
 evaluation images are never read.
 
-    python benchmarks/int8_qat.py --steps 300 --lr 1e-3 --source mosaic    # ~10 minutes here
-    python benchmarks/int8_qat.py --steps 300 --lr 3e-4 --source tiles
+    python decisions/int8_qat.py --steps 300 --lr 1e-3 --source mosaic    # ~10 minutes here
+    python decisions/int8_qat.py --steps 300 --lr 3e-4 --source tiles
 
 Prints JSON lines: the starting int8 model, how close the simulation is to ONNX Runtime, the
 loss every 50 steps, the tuned int8 model's proxy scores, and the tuned float model's KL to the
@@ -39,9 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_proxies as bp
-from bench_int8_calibration import _score
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the records beside this one
+import proxy_sets
+from bench_int8_calibration import proxy_scores
 
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.compress.student import kd_loss
@@ -134,14 +135,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     clock = time.time()
-    teacher = load_any(bp._weights(Path(tempfile.mkdtemp())))
+    teacher = load_any(proxy_sets.imported_weights(Path(tempfile.mkdtemp())))
     assert teacher.preprocess is not None
     model = teacher.model.eval()
-    sets = bp._held_out(teacher.preprocess)
-    reference = {n: bp._logits(model, b) for n, b in sets.items()}
+    sets = proxy_sets.held_out(teacher.preprocess)
+    reference = {n: proxy_sets.logits(model, b) for n, b in sets.items()}
     calibration = calibration_batches("cifar10", teacher.preprocess, images=256)
     start = int8_model_onnx(model, calibration)
-    print(json.dumps({"v": "start (GPTQ)", **_score(start, sets, reference)}), flush=True)
+    print(json.dumps({"v": "start (GPTQ)", **proxy_scores(start, sets, reference)}), flush=True)
     sim = simulate(model, start, torch.from_numpy(calibration[0][:1]))
     x = sets["photos"][0]
     with torch.no_grad():
@@ -177,8 +178,8 @@ def main() -> None:
                 m.bias.copy_(modules[name].bias)
     data = int8_model_onnx(tuned, calibration, Int8Config(rounding="nearest"))
     label = f"tuned {args.steps} steps, lr {args.lr:g}, {args.source}; nearest rounding"
-    print(json.dumps({"v": label, **_score(data, sets, reference)}), flush=True)
-    drift = {n: round(_kl(bp._logits(tuned, b), reference[n]), 5) for n, b in sets.items()}
+    print(json.dumps({"v": label, **proxy_scores(data, sets, reference)}), flush=True)
+    drift = {n: round(_kl(proxy_sets.logits(tuned, b), reference[n]), 5) for n, b in sets.items()}
     print(json.dumps({"tuned float32 vs the original, KL": drift}), flush=True)
 
 

@@ -1,9 +1,9 @@
 """How the trellis calibration was chosen: every variant scored on held-out proxy images only.
 
-Issue 12's rule: choose on data kept apart from the evaluation. Each variant quantizes the
-imported published SqueezeNet to a byte target with the trellis quantizer and is scored by top-1
-agreement with, and mean KL(uncompressed || variant) to, the uncompressed model on three
-held-out proxy sets that no variant is fitted on:
+The rule of docs/RESULTS.md ("Which images chose, which measured"): choose on data kept apart
+from the evaluation. Each variant quantizes the imported published SqueezeNet to a byte target
+with the trellis quantizer and is scored by top-1 agreement with, and mean KL(uncompressed ||
+variant) to, the uncompressed model on three held-out proxy sets that no variant is fitted on:
 
 * ``c10plain``: 1,000 CIFAR-10 *test* images, upscaled whole (calibration uses the training split);
 * ``c10mosaic``: 1,000 2x2 mosaics of CIFAR-10 test images;
@@ -16,8 +16,8 @@ input-channel energy ``E[x^2] ** p`` for p = 0.5, 1, 1.5, and a K-FAC-style Fish
 what runs after quantization (bias correction from input means, the layer-wise step + bias
 refit, and distillation on top). The ImageNet evaluation images are never read.
 
-    python benchmarks/bench_proxies.py --out benchmarks/results/proxies     # about 30 minutes
-    python benchmarks/bench_proxies.py --score A.sqz B.sqz ...   # files on the held-out proxies
+    python decisions/bench_proxies.py --out benchmarks/results/proxies     # about 30 minutes
+    python decisions/bench_proxies.py --score A.sqz B.sqz ...   # files on the held-out proxies
 
 ``--score`` ranks finished files by the same held-out proxy metrics (mean KL over the three
 sets first): how the shipped model is chosen among candidate recipes, without evaluation images.
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
+import proxy_sets
+
 from squeezenet.compress.bias_correct import correct_bias_
 from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.distill import GRID_REFIT, KD_GRID_RECIPE, distill_
@@ -49,26 +51,18 @@ from squeezenet.compress.rd import ImportanceConfig, importance_from, input_stat
 from squeezenet.compress.reconstruct import reconstruct_
 from squeezenet.data.registry import load_dataset
 from squeezenet.experiments.provenance import command_line, machine
-from squeezenet.workflows.compress_file import compress_model, import_caffe_dc
+from squeezenet.workflows.compress_file import compress_model
 from squeezenet.workflows.load import load_any
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-PHOTOS = (
-    "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg",
-    "hubble_deep_field.jpg", "retina.jpg", "ihc.png", "brick.png", "camera.png", "grass.png",
-    "gravel.png", "moon.png", "coins.png", "clock_motion.png", "color.png",
-)  # fmt: skip
 
 
 def main() -> None:
     args = _parse()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    teacher = load_any(_weights(out))
+    teacher = load_any(proxy_sets.imported_weights(out))
     assert teacher.preprocess is not None
-    sets = _held_out(teacher.preprocess)
-    reference = {name: _logits(teacher.model, batches) for name, batches in sets.items()}
+    sets = proxy_sets.held_out(teacher.preprocess)
+    reference = {name: proxy_sets.logits(teacher.model, batches) for name, batches in sets.items()}
     if args.score:
         _score_files(args.score, sets, reference)
         return
@@ -118,62 +112,6 @@ def _score_files(
     print(json.dumps(document, indent=2))
 
 
-def _weights(out: Path) -> Path:
-    source = SHARED / "squeezenet-dc" / "compressed_SqueezeNet.net"
-    if not source.is_file():
-        sys.exit(f"bench_proxies: {source} not found")
-    path = out / "imported.safetensors"
-    import_caffe_dc(source, path)
-    return path
-
-
-def _held_out(preprocess: Any) -> dict[str, list[torch.Tensor]]:
-    test = load_dataset("cifar10", "test")
-    sets = {}
-    for name, config in (
-        ("c10plain", ProxyConfig(augment=False)),
-        ("c10mosaic", ProxyConfig(mix="mosaic", mix_prob=1.0)),
-    ):
-        sampler = ProxySampler(test, preprocess, config, channels_last=True)
-        sets[name] = list(sampler.batches(1000, 100, seed=12345))
-    photos = _photo_pixels()
-    if photos is not None:
-        sampler = ProxySampler(photos, preprocess, ProxyConfig(min_scale=0.15), channels_last=True)
-        sets["photos"] = list(sampler.batches(1000, 100, seed=999))
-    return sets
-
-
-def _photo_pixels(side: int = 384) -> torch.Tensor | None:
-    """The sample photographs as uint8 (N, 3, side, side): centre squares, bicubic."""
-    try:
-        import skimage
-    except ImportError:
-        print("bench_proxies: scikit-image missing; the photos set is skipped", file=sys.stderr)
-        return None
-    import matplotlib
-    from PIL import Image
-
-    folder = Path(os.path.dirname(skimage.__file__)) / "data"
-    files = [folder / name for name in PHOTOS]
-    files.append(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
-    out = []
-    for path in files:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-        w, h = rgb.size
-        s = min(w, h)
-        box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-        square = rgb.crop(box).resize((side, side), Image.Resampling.BICUBIC)
-        out.append(torch.from_numpy(np.array(square)).permute(2, 0, 1))
-    return torch.stack(out)
-
-
-@torch.no_grad()
-def _logits(model: nn.Module, batches: list[torch.Tensor]) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model(x) for x in batches])
-
-
 class _Bench:
     def __init__(
         self, teacher: Any, sets: dict[str, list[torch.Tensor]], reference: dict[str, Any],
@@ -185,7 +123,7 @@ class _Bench:
     def score(self, model: nn.Module) -> dict[str, dict[str, float]]:
         scores = {}
         for name, batches in self.sets.items():
-            logits, ref = _logits(model, batches), self.reference[name]
+            logits, ref = proxy_sets.logits(model, batches), self.reference[name]
             agree = float((logits.argmax(1) == ref.argmax(1)).float().mean())
             kl = F.kl_div(
                 F.log_softmax(logits, 1), F.log_softmax(ref, 1), reduction="batchmean",

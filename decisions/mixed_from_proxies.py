@@ -11,7 +11,7 @@ preset's two 6-bit groups are the first two in that order.
         -o imported.safetensors
     squeezenet sensitivity imported.safetensors --data ../shared/data/imagenet-sample/manifest.csv \
         --calib cifar10 --split train --calib-images 500 --sparsities none --bits 8,6,5 -o sens
-    python benchmarks/mixed_from_proxies.py imported.safetensors sens > mixed.json
+    python decisions/mixed_from_proxies.py imported.safetensors sens > mixed.json
 
 Prints one JSON document.
 """

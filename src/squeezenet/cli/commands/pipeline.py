@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from squeezenet.cli.app import app, emit_json, err, fail, out
+from squeezenet.cli.app import emit_json, err, fail, out
 from squeezenet.cli.arguments import given, resolve_device, user_paths
-from squeezenet.cli.common import FitProgress, parse_sets
+from squeezenet.cli.common import parse_sets
 from squeezenet.cli.options import (
     BatchSize,
     DataDir,
@@ -21,11 +21,11 @@ from squeezenet.cli.options import (
     Sets,
     output_option,
 )
+from squeezenet.cli.progress import FitProgress
 
 if TYPE_CHECKING:
     from squeezenet.experiments import PipelineEvent, PipelineReport
     from squeezenet.formats.policy import PrunePolicy
-
 
 ModelName = Annotated[str, typer.Option(help="Registry name.")]
 Folder = Annotated[
@@ -159,7 +159,6 @@ def _table(report: PipelineReport) -> Table:
     return table
 
 
-@app.command("pipeline")
 def pipeline_cmd(
     data: DataSpec = "fashion-mnist",
     data_dir: DataDir = None,

@@ -1,20 +1,21 @@
-"""Why the bypass variants of the batch-norm small model trained badly (issue 13).
+"""Why the bypass variants of the batch-norm small model trained badly (docs/MODELS.md).
 
 For each variant: the RMS of every Fire module's output at initialisation (one batch of 128
 CIFAR-10 training images, train-mode batch norm), then a training at Table 3's old budget
 (2 epochs x 12,000 images, batch 128, cosine LR after a 0.5-epoch warm-up, seed 0) and its top-1
 on 2,000 test images, and the share of test images whose logits are all zero after it.
-Variants: the three bypasses as the model was before this issue (complex shortcut without batch
+Variants: the three bypasses as the model was before the fix (complex shortcut without batch
 norm), lower LR, the sum before the ReLU (ResNet's order), and the complex shortcut with batch
 norm (the fix now in ``Fire``).
 
-    python benchmarks/probe_bypass.py > benchmarks/results/bypass/probe.jsonl   # ~6 min here
+    python decisions/probe_bypass.py > benchmarks/results/bypass/probe.jsonl   # ~6 min here
 
 Prints one JSON line per variant (a probe, not a converged comparison: one seed, 2 epochs).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from typing import Any
@@ -43,6 +44,8 @@ VARIANTS = (
 
 
 def main() -> None:
+    # no options, but --help must describe the probe rather than start its 6-minute run
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     for bypass, shortcut_bn, sum_first, lr in VARIANTS:
         train = recipe("small", epochs=2, warmup_epochs=0.5, lr=lr, seed=0, checkpoint_every=0)
         trial = trials_for(
@@ -76,7 +79,7 @@ def _variant(model: nn.Module, shortcut_bn: bool, sum_first: bool) -> nn.Module:
         if not isinstance(fire, Fire) or fire.bypass == "none":
             continue
         if not shortcut_bn:
-            fire.shortcut_bn = None  # the model as it was before issue 13
+            fire.shortcut_bn = None  # the model as it was before the fix
         if sum_first:
             fire.forward = _sum_first(fire)  # type: ignore[method-assign]
     return model

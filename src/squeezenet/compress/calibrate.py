@@ -1,0 +1,139 @@
+"""What proxy images do for a compression: ``--calib`` weighs the weight errors of a rate
+quantizer (per-layer scales or per-weight activation importance) and corrects grid layers'
+biases; ``--distill`` fine-tunes the shared weights to the uncompressed model's outputs.
+
+Both take their images from :mod:`squeezenet.data.proxy_images` (the training split of an
+in-memory image set, never evaluation images) and return what
+:func:`squeezenet.workflows.compress_file.compress_model` takes: scales, importance, a hook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from squeezenet.arch.preprocess import Preprocess
+from squeezenet.compress.bias_correct import correct_bias_
+from squeezenet.compress.config import CompressConfig, Distiller, calib_weighting
+from squeezenet.compress.distill import (
+    GRID_REFIT,
+    KD_GRID_RECIPE,
+    KD_RECIPE,
+    DistillProgress,
+    distiller,
+)
+from squeezenet.compress.proxy import ProxyConfig, ProxySampler
+from squeezenet.compress.rd import (
+    ImportanceConfig,
+    InputStats,
+    ScalesConfig,
+    importance_from,
+    input_statistics,
+    layer_scales,
+)
+from squeezenet.data.datasets import ArrayDataset
+from squeezenet.data.proxy_images import proxy_arrays
+from squeezenet.errors import InputError
+from squeezenet.io.weights import LoadedModel
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """What ``--calib`` gives a rate-quantized model."""
+
+    scales: dict[str, float] | None = None  # per-layer cost of a unit of squared error
+    importance: dict[str, np.ndarray] | None = None  # per-weight error weights per layer
+    correct: Distiller | None = None  # grid layers: the bias correction after quantization
+
+
+def calibration_images(loaded: LoadedModel, data: str) -> ArrayDataset:
+    """The unlabeled training split of dataset ``data`` (``--calib``): never evaluation images.
+
+    Raises:
+        InputError: the model has no preprocessing record, or ``data`` is not an in-memory set.
+    """
+    if loaded.preprocess is None:
+        raise InputError(f"{loaded.path}: no preprocessing record, so proxy images cannot be made")
+    return proxy_arrays(data, "--calib")
+
+
+def proxy_scales(
+    loaded: LoadedModel, data: str, *, images: int = 128, seed: int = 0
+) -> dict[str, float]:
+    """Per-layer KL per unit of squared weight error (:func:`squeezenet.compress.rd.layer_scales`)
+    on the unlabeled training split of dataset ``data`` (:func:`calibration_images`)."""
+    proxy = calibration_images(loaded, data)
+    assert loaded.preprocess is not None
+    sampler = ProxySampler(proxy, loaded.preprocess, ProxyConfig(), channels_last=True)
+    return layer_scales(loaded.model, sampler, ScalesConfig(images=images, seed=seed))
+
+
+def proxy_input_stats(loaded: LoadedModel, data: str, *, seed: int = 0) -> InputStats:
+    """Every layer's input-channel moments (:func:`squeezenet.compress.rd.input_statistics`) on
+    2x2 mosaics of dataset ``data``'s training split: what the activation weighting and the
+    bias correction of ``--calib`` need, in one pass."""
+    proxy = calibration_images(loaded, data)
+    assert loaded.preprocess is not None
+    sampler = ProxySampler(proxy, loaded.preprocess, ProxyConfig(mix="mosaic"), channels_last=True)
+    return input_statistics(loaded.model, sampler, ImportanceConfig(seed=seed))
+
+
+def calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibration:
+    """``--calib data`` for a rate-quantized ``config``: per-layer scales or per-weight
+    importance (``config.weighting``) and, for grid quantizers, a bias-correction hook (run after
+    quantization, in place of distillation)."""
+    grid = config.quantizer_in_use().grid
+    if calib_weighting(config) == "layer":
+        scales = proxy_scales(loaded, data, seed=config.seed)
+        if not grid:
+            return Calibration(scales=scales)
+        stats = proxy_input_stats(loaded, data, seed=config.seed)
+        return Calibration(scales=scales, correct=bias_corrector(stats))
+    stats = proxy_input_stats(loaded, data, seed=config.seed)
+    return Calibration(
+        importance=importance_from(loaded.model, stats), correct=bias_corrector(stats)
+    )
+
+
+def bias_corrector(stats: InputStats) -> Distiller:
+    """A distill hook (:data:`Distiller`) that folds each quantized layer's mean output error
+    into its bias (:func:`squeezenet.compress.bias_correct.correct_bias_`), from the
+    uncompressed model's input means ``stats``."""
+
+    def run(student: nn.Module, teacher: nn.Module, _: Preprocess | None) -> dict[str, Any]:
+        rows = correct_bias_(student, teacher, stats.mean)
+        return {"bias_correction": {"images": stats.images, "layers": len(rows)}}
+
+    return run
+
+
+def proxy_distiller(
+    data: str,
+    config: CompressConfig,
+    *,
+    images: int | None = None,
+    device: str = "cpu",
+    callback: Callable[[DistillProgress], None] | None = None,
+) -> Distiller:
+    """The ``--distill data`` hook: the shared centroids (grid quantizers: each layer's step and
+    bias, first refitted in closed form) fitted to the uncompressed model's outputs on the
+    unlabeled training split of ``data`` (:mod:`squeezenet.compress.distill`).
+
+    Args:
+        images: proxy images seen (the budget); None: the recipe's (40,000; grid files 4,096).
+        callback: receives the distillation's progress.
+
+    Raises:
+        InputError: ``data`` is not an in-memory image set.
+    """
+    proxy = proxy_arrays(data, "--distill")
+    grid = config.quantizer_in_use().grid
+    recipe = KD_GRID_RECIPE if grid else KD_RECIPE
+    budget = recipe.images if images is None else images
+    kd = dataclasses.replace(recipe, images=budget, seed=config.seed, device=device)
+    refit = dataclasses.replace(GRID_REFIT, seed=config.seed, device=device) if grid else None
+    return distiller(proxy, kd, reconstruct=refit, callback=callback)
