@@ -19,8 +19,9 @@ from squeezenet.experiments.report import (
     update_markdown,
     write_report,
 )
-from squeezenet.experiments.sensitivity import SensitivityConfig, sensitivity
+from squeezenet.experiments.sensitivity import sensitivity
 from squeezenet.experiments.sensitivity_report import sensitivity_findings
+from squeezenet.experiments.sensitivity_result import SensitivityConfig
 from squeezenet.experiments.sweep import Trial, parse_grid, run_sweep, trials_for
 from squeezenet.models import create_model
 from squeezenet.train.config import recipe

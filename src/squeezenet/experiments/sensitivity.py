@@ -38,9 +38,6 @@ from squeezenet.experiments.sensitivity_result import (
 from squeezenet.models.squeezenet import SqueezeNet
 from squeezenet.train.evaluate import eval_batches
 
-# the probe's own API and the config and result it takes and returns
-__all__ = ["SensitivityConfig", "SensitivityProgress", "SensitivityResult", "sensitivity"]
-
 
 def _selected(model: nn.Module, patterns: str) -> list[tuple[str, str, nn.Module]]:
     wanted = [p.strip() for p in patterns.split(",") if p.strip()] or ["*"]

@@ -20,7 +20,6 @@ from squeezenet.formats.grid import GridCode, dq_quantizers_many, zigzag
 from squeezenet.formats.header import encode_header
 from squeezenet.formats.model import CompressedLayer, CompressedModel
 from squeezenet.formats.sqz_decode import parse_sqz
-from squeezenet.formats.sqz_inspect import inspect_sqz  # the CLI imports it from here
 from squeezenet.formats.stream_encode import StreamPlan, estimate_size, finish_streams, plan_stream
 
 CodebookDtype = Literal["float32", "float16"]
@@ -372,7 +371,6 @@ __all__ = [
     "decode_sqz",
     "encode_sqz",
     "gap_symbols",
-    "inspect_sqz",
     "read_sqz",
     "write_sqz",
 ]
