@@ -24,7 +24,7 @@ from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.sizes import ALEXNET_DENSE_BYTES
 from squeezenet.compress.spellings import parse_bits, parse_policy
 from squeezenet.experiments.provenance import command_line, machine
-from squeezenet.experiments.report import sizes_markdown
+from squeezenet.experiments.sizes_report import sizes_markdown
 from squeezenet.workflows.compress_file import compress_file, import_caffe_dc
 from squeezenet.workflows.load import load_any
 

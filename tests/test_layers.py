@@ -157,3 +157,15 @@ def test_no_function_in_src_is_over_60_lines() -> None:
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines})")
     assert not long, long
+
+
+MAX_MODULE_LINES = 400  # a module past this is asking to be split (STYLE.md, habit 1)
+
+
+def test_no_module_in_src_is_over_400_lines() -> None:
+    long = []
+    for path in sorted((ROOT / "src" / "squeezenet").rglob("*.py")):
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_MODULE_LINES:
+            long.append(f"{path.relative_to(ROOT)} ({lines})")
+    assert not long, long

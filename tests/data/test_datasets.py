@@ -21,7 +21,8 @@ from squeezenet.data import (
     load_dataset,
     synthetic,
 )
-from squeezenet.data.datasets import FASHION_MNIST_DIR, CorruptImageError, DatasetFileError
+from squeezenet.data.datasets import CorruptImageError, DatasetFileError
+from squeezenet.data.fashion import FASHION_MNIST_DIR
 from squeezenet.data.transforms import BatchPipeline, normalize_batch, random_crop_flip
 from squeezenet.errors import ConfigError, FileFormatError, InputError, MissingFileError, UserError
 

@@ -15,11 +15,13 @@ from squeezenet.errors import MissingFileError
 from squeezenet.experiments.provenance import command_line
 from squeezenet.experiments.report import (
     load_results,
-    sensitivity_findings,
+    report_sections,
     update_markdown,
     write_report,
 )
-from squeezenet.experiments.sensitivity import SensitivityConfig, sensitivity
+from squeezenet.experiments.sensitivity import sensitivity
+from squeezenet.experiments.sensitivity_report import sensitivity_findings
+from squeezenet.experiments.sensitivity_result import SensitivityConfig
 from squeezenet.experiments.sweep import Trial, parse_grid, run_sweep, trials_for
 from squeezenet.models import create_model
 from squeezenet.train.config import recipe
@@ -130,8 +132,17 @@ def test_update_markdown_replaces_only_its_block() -> None:
     assert appended.endswith("<!-- report:y -->\nbody\n<!-- /report:y -->\n")
 
 
+def test_each_experiment_module_brings_its_own_section() -> None:
+    """A report section is one ``experiments/*_report.py`` module defining ``SECTION``."""
+    sections = report_sections()
+    assert [s.name for s in sections] == ["sweep", "sensitivity", "dsd", "sizes"]
+    assert [s.file for s in sections] == [
+        "results.jsonl", "sensitivity.json", "dsd.json", "sizes.json"
+    ]  # fmt: skip
+
+
 def test_findings_compare_one_by_one_and_three_by_three(folders: list[Path]) -> None:
-    result = load_results([folders[1]]).sensitivity[0][1]
+    result = load_results([folders[1]])["sensitivity"][0][1]
     findings = sensitivity_findings(result)
     assert [row["sparsity"] for row in findings["by_sparsity"]] == [0.5, 0.9]
     assert findings["by_sparsity"][0]["layers_3x3"] == 1  # fire2.expand3x3

@@ -14,12 +14,8 @@ from squeezenet.compress.spellings import parse_policy, policy_bits
 from squeezenet.data.registry import load_dataset
 from squeezenet.errors import ConfigError, MissingFileError
 from squeezenet.experiments.plan import Plan, calibrate_plan, loss_scale, plan_from_sensitivity
-from squeezenet.experiments.sensitivity import (
-    Probe,
-    SensitivityConfig,
-    SensitivityResult,
-    sensitivity,
-)
+from squeezenet.experiments.sensitivity import sensitivity
+from squeezenet.experiments.sensitivity_result import Probe, SensitivityConfig, SensitivityResult
 from squeezenet.experiments.sensitivity_run import SensitivityJob, run_sensitivity
 from squeezenet.io.weights import save_weights
 from squeezenet.models import create_model
@@ -254,7 +250,7 @@ def test_plan_with_calib_never_reads_the_evaluation_data_until_the_report(
     tmp_path: Path,
 ) -> None:
     from squeezenet.errors import UserError
-    from squeezenet.experiments.sensitivity import SensitivityConfig
+    from squeezenet.experiments.sensitivity_result import SensitivityConfig
     from squeezenet.experiments.sensitivity_run import SensitivityJob, run_sensitivity
 
     poison = tmp_path / "poison.csv"
@@ -275,7 +271,7 @@ def test_plan_with_calib_never_reads_the_evaluation_data_until_the_report(
 
 
 def test_plan_with_calib_reports_on_the_evaluation_data(tmp_path: Path) -> None:
-    from squeezenet.experiments.sensitivity import SensitivityConfig
+    from squeezenet.experiments.sensitivity_result import SensitivityConfig
     from squeezenet.experiments.sensitivity_run import SensitivityJob, run_sensitivity
 
     config = SensitivityConfig(sparsities=(0.5,), bits=(4,), layers="conv1,*.expand3x3")
@@ -294,7 +290,7 @@ def test_plan_with_calib_reports_on_the_evaluation_data(tmp_path: Path) -> None:
 def test_a_calibration_set_scores_agreement_with_the_uncompressed_model(tmp_path: Path) -> None:
     """With --calib the images are labelled by the model itself: its baseline top-1 is 1.0
     (agreement), whatever labels the set came with."""
-    from squeezenet.experiments.sensitivity import SensitivityConfig
+    from squeezenet.experiments.sensitivity_result import SensitivityConfig
     from squeezenet.experiments.sensitivity_run import SensitivityJob, run_sensitivity
 
     config = SensitivityConfig(sparsities=(0.9,), bits=(2,), layers="conv1")

@@ -17,12 +17,12 @@ import torch
 from safetensors.torch import load_file
 
 from squeezenet.data import CIFAR10, FASHION_MNIST, load_dataset
-from squeezenet.data.datasets import FASHION_MNIST_DIR
+from squeezenet.data.fashion import FASHION_MNIST_DIR
 from squeezenet.errors import ConfigError, UserError
 from squeezenet.io.weights import load_model, save_weights
 from squeezenet.models import create_model
 from squeezenet.train import CheckpointError, fit, recipe
-from squeezenet.train.loop import CollapseWatch
+from squeezenet.train.collapse import CollapseWatch
 
 TINY = {"base_e": 16, "incr_e": 16}  # a squeezenet_small of ~20k parameters
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}

@@ -15,20 +15,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from squeezenet.arch.preprocess import Preprocess
 from squeezenet.compress.grid_fit import GridMoments, accumulate_grid, grid_of, solve_grid_
 from squeezenet.compress.proxy import ProxyConfig, ProxyData, ProxySampler, field_error
-from squeezenet.compress.quantize import centroids_of, weight_share_of
+from squeezenet.compress.shared_fit import SharedMoments, accumulate_shared, solve_shared_
 from squeezenet.compress.student import TRAINS, Frozen, Train, proxy_kl, shared_layers
 
 logger = logging.getLogger(__name__)
@@ -96,16 +94,6 @@ class ReconstructReport:
 
 class _StopForwardError(Exception):
     """Raised by a hook to end a forward pass once the wanted activations are captured."""
-
-
-@dataclass
-class _Moments:
-    """Sums over all output positions r: phi phi^T, phi y^T and y^2, phi = [input patch, 1]."""
-
-    phi: torch.Tensor  # (D + 1, D + 1) float64
-    cross: torch.Tensor  # (D + 1, O) float64
-    yy: torch.Tensor  # (O,) float64
-    rows: int = 0
 
 
 def reconstruct_(
@@ -252,7 +240,7 @@ def _collect(
     outputs: dict[str, torch.Tensor] = {}
     captured: dict[str, torch.Tensor] = {}
     moments: dict[str, Any] = {}
-    accumulate = accumulate_grid if config.train == "step+bias" else _accumulate
+    accumulate = accumulate_grid if config.train == "step+bias" else accumulate_shared
     handles = _capture_hooks(student, teacher, names, captured, outputs)
     try:
         for x in sampler.batches(config.images, config.batch_size, config.seed):
@@ -299,75 +287,13 @@ def _capture_hooks(
     return handles + [student_modules[n].register_forward_pre_hook(keep_input(n)) for n in names]
 
 
-def _accumulate(
-    moments: dict[str, _Moments], name: str, module: nn.Module, x: torch.Tensor, y: torch.Tensor
-) -> None:
-    """Add one batch: ``x`` the layer's input, ``y`` the teacher's output for it."""
-    if isinstance(module, nn.Conv2d):
-        d = x.shape[1] * module.weight.shape[2] * module.weight.shape[3]
-        positions = y.shape[2] * y.shape[3]
-    else:
-        d, positions = x.shape[-1], 1
-    chunk = max(1, (1 << 23) // ((d + 1) * positions))  # images per float64 block (~64 MB)
-    for start in range(0, len(x), chunk):
-        xs, ys = x[start : start + chunk], y[start : start + chunk]
-        if isinstance(module, nn.Conv2d):
-            padding = cast(tuple[int, int], module.padding)  # not "same": _check_layer
-            cols = F.unfold(xs, module.kernel_size, module.dilation, padding, module.stride)
-            patches = cols.transpose(1, 2).reshape(-1, d)  # (n * P, D), P output positions
-            targets = ys.permute(0, 2, 3, 1).reshape(-1, ys.shape[1])  # (n * P, O)
-        else:
-            patches, targets = xs.reshape(-1, d), ys.reshape(-1, ys.shape[-1])
-        phi = torch.cat([patches, patches.new_ones(len(patches), 1)], 1).double()
-        targets = targets.double()
-        if name not in moments:
-            moments[name] = _Moments(
-                phi.new_zeros(d + 1, d + 1), phi.new_zeros(d + 1, targets.shape[1]),
-                phi.new_zeros(targets.shape[1]),
-            )  # fmt: skip
-        m = moments[name]
-        m.phi += phi.T @ phi
-        m.cross += phi.T @ targets
-        m.yy += targets.square().sum(0)
-        m.rows += len(phi)
-
-
 def _solve_layer_(
-    name: str, module: nn.Module, m: _Moments, config: ReconstructConfig
+    name: str, module: nn.Module, m: SharedMoments, config: ReconstructConfig
 ) -> LayerReconstruction:
-    """Solve the damped normal equations of one layer and write its centroids and bias."""
-    share = weight_share_of(module)
-    assert share is not None
-    centroids = centroids_of(module)
-    bias = getattr(module, "bias", None)
-    k = share.num_centroids
-    assignment = cast(torch.Tensor, share.assignment)
-    a = assignment.reshape(assignment.shape[0], -1)  # (O, D), values in [0, k]
-    z0 = centroids.detach().double()
-    if isinstance(bias, torch.Tensor):
-        z0 = torch.cat([z0, bias.detach().double()])
-    big_a, r = _normal_equations(a, k, m, with_bias=isinstance(bias, torch.Tensor))
-    free = z0.numel() if config.train == "centroids+bias" else k
-    # Unknowns z[:free]; the rest (the bias, when not trained) stay at z0.
-    rhs = r[:free] - big_a[:free, free:] @ z0[free:]
-    sub = big_a[:free, :free]
-    damp = config.ridge * sub.diagonal() + 1e-12 * float(sub.diagonal().max().clamp_min(1e-290))
-    z = z0.clone()
-    z[:free] = torch.linalg.solve(sub + torch.diag(damp), rhs + damp * z0[:free])
-
-    def loss(v: torch.Tensor) -> float:
-        return float(v @ big_a @ v - 2 * v @ r + m.yy.sum())
-
-    before, after = loss(z0), loss(z)
-    if not (math.isfinite(after) and after <= before):  # only rounding can get here
-        scale = max(float(m.yy.sum()), 1e-300)
-        logger.debug("reconstruct_: %s kept (%.3g -> %.3g)", name, before / scale, after / scale)
-        z, after = z0, before
-    with torch.no_grad():
-        centroids.copy_(z[:k].to(centroids.dtype))
-        if isinstance(bias, torch.Tensor):
-            bias.copy_(z[k:].to(bias.dtype))
-    n, total = max(m.rows * a.shape[0], 1), max(float(m.yy.sum()), 1e-300)
+    """A codebook layer's centroids and bias (:func:`.shared_fit.solve_shared_`)."""
+    train_bias = config.train == "centroids+bias"
+    before, after, total = solve_shared_(name, module, m, config.ridge, train_bias=train_bias)
+    n, total = max(m.rows * len(m.yy), 1), max(total, 1e-300)
     return LayerReconstruction(name, before / n, after / n, before / total, after / total)
 
 
@@ -378,33 +304,3 @@ def _solve_grid_layer_(
     before, after, total = solve_grid_(module, m, config.ridge)
     n, total = max(m.rows * len(m.y if m.y is not None else ()), 1), max(total, 1e-300)
     return LayerReconstruction(name, before / n, after / n, before / total, after / total)
-
-
-def _normal_equations(
-    a: torch.Tensor, k: int, m: _Moments, *, with_bias: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(A, r)`` with squared error = z^T A z - 2 z^T r + sum y^2, z = [centroids; bias].
-
-    Row o of the weight reads ``c[a[o, d]]`` (``a == k``: pruned, reads 0), so
-    ``A_cc[i, j] = sum_o sum_{d: a=i} sum_{e: a=j} S[d, e]`` with S the input second moments;
-    it is accumulated by scatter-adding S once per output row (O * D^2 additions).
-    """
-    o, d = a.shape
-    s, s1, count = m.phi[:d, :d], m.phi[:d, d], m.phi[d, d]
-    width = k + 1  # bin k collects the pruned positions and is dropped
-    acc = s.new_zeros(width * width)
-    step = max(1, (1 << 23) // (d * d))
-    for start in range(0, o, step):
-        rows = a[start : start + step]  # (o', D)
-        index = rows[:, :, None] * width + rows[:, None, :]  # (o', D, D)
-        acc.index_add_(0, index.flatten(), s.expand(len(rows), d, d).flatten())
-    a_cc = acc.view(width, width)[:k, :k]
-    r_c = s.new_zeros(width).index_add_(0, a.flatten(), m.cross[:d].T.flatten())[:k]
-    if not with_bias:
-        return a_cc, r_c
-    outputs = torch.arange(o, device=a.device)[:, None]
-    a_cb = s.new_zeros(width * o).index_add_(0, (a * o + outputs).flatten(), s1.repeat(o))
-    a_cb = a_cb.view(width, o)[:k]
-    a_bb = torch.diag(count.expand(o))
-    big_a = torch.cat([torch.cat([a_cc, a_cb], 1), torch.cat([a_cb.T, a_bb], 1)], 0)
-    return big_a, torch.cat([r_c, m.cross[d]])

@@ -11,18 +11,18 @@ from squeezenet.arch.preprocess import (
     PRESETS,
     Preprocess,
 )
+from squeezenet.data.cifar import cifar10
 from squeezenet.data.datasets import (
     ArrayDataset,
     CorruptImageError,
     DatasetFileError,
     DatasetNotFoundError,
     FileListDataset,
-    cifar10,
     csv_manifest,
-    fashion_mnist,
     image_folder,
     synthetic,
 )
+from squeezenet.data.fashion import fashion_mnist
 from squeezenet.data.registry import DataSpec, load_dataset
 from squeezenet.data.transforms import (
     BatchPipeline,

@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from squeezenet.arch.preprocess import CIFAR10, FASHION_MNIST, IMAGENET, Preprocess
+from squeezenet.data.cifar import cifar10
 from squeezenet.data.datasets import (
     ArrayDataset,
     DatasetNotFoundError,
     FileListDataset,
-    cifar10,
     csv_manifest,
-    fashion_mnist,
     image_folder,
     synthetic,
 )
+from squeezenet.data.fashion import fashion_mnist
 from squeezenet.errors import ConfigError
 
 NAMED = ("fashion-mnist", "cifar10", "synthetic")

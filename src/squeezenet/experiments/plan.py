@@ -28,7 +28,7 @@ from typing import Any
 
 from squeezenet.arch.preprocess import Preprocess
 from squeezenet.errors import ConfigError, InputError
-from squeezenet.experiments.sensitivity import Kind, SensitivityResult
+from squeezenet.experiments.sensitivity_result import Kind, SensitivityResult
 from squeezenet.formats.policy import policy_document
 from squeezenet.io.weights import LoadedModel
 

@@ -12,13 +12,11 @@ baseline result instead of evaluating again.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,129 +28,15 @@ from squeezenet.arch.preprocess import Preprocess
 from squeezenet.compress.prune import layer_names, magnitude_mask
 from squeezenet.compress.quantize import Init, kmeans1d
 from squeezenet.errors import ConfigError, InputError
+from squeezenet.experiments.sensitivity_result import (
+    Kind,
+    Probe,
+    SensitivityConfig,
+    SensitivityProgress,
+    SensitivityResult,
+)
 from squeezenet.models.squeezenet import SqueezeNet
 from squeezenet.train.evaluate import eval_batches
-
-Kind = Literal["prune", "bits"]
-DEFAULT_SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-DEFAULT_BITS = (8, 6, 5, 4, 3)
-
-
-@dataclass(frozen=True)
-class SensitivityConfig:
-    """What to probe. ``layers`` are comma-separated fnmatch patterns over state-dict prefixes
-    and Table 1 names (``conv1``, ``fire2.squeeze``, ``*.expand3x3``)."""
-
-    sparsities: tuple[float, ...] = DEFAULT_SPARSITIES
-    bits: tuple[int, ...] = DEFAULT_BITS
-    layers: str = "*"
-    batch_size: int = 50
-    init: Init = "linear"  # k-means initialisation of the bit-width probes
-    channels_last: bool = True
-
-    def __post_init__(self) -> None:
-        if any(not 0.0 <= s < 1.0 for s in self.sparsities):
-            raise ConfigError(
-                f"SensitivityConfig.sparsities: expected fractions in [0, 1), got "
-                f"{list(self.sparsities)}"
-            )
-        if any(
-            isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 16 for b in self.bits
-        ):
-            raise ConfigError(
-                f"SensitivityConfig.bits: expected widths 1..16, got {list(self.bits)}"
-            )
-        if not self.sparsities and not self.bits:
-            raise ConfigError("SensitivityConfig: give at least one sparsity or bit width")
-        if self.batch_size < 1:
-            raise ConfigError(f"SensitivityConfig.batch_size: expected >= 1, got {self.batch_size}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One evaluation: ``layer`` pruned to sparsity ``value`` or quantized to ``value`` bits."""
-
-    layer: str  # Table 1 name where there is one, else the state-dict prefix
-    prefix: str  # state-dict prefix
-    kind: Kind
-    value: float
-    top1: float
-    top5: float
-    loss: float
-    sparsity: float  # the layer's sparsity during the probe
-    changed: bool  # False: the probe left the weights as they were (baseline reused)
-    seconds: float
-
-
-@dataclass(frozen=True)
-class SensitivityResult:
-    """Baseline accuracy and every probe; see :func:`sensitivity`."""
-
-    images: int
-    baseline: dict[str, float]  # top1, top5, loss of the unchanged model
-    probes: tuple[Probe, ...]
-    layers: tuple[dict[str, Any], ...]  # name, prefix, numel, sparsity, distinct values
-    config: SensitivityConfig
-    seconds: float
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "images": self.images,
-            "baseline": self.baseline,
-            "layers": list(self.layers),
-            "probes": [asdict(p) for p in self.probes],
-            "config": self.config.to_dict(),
-            "seconds": self.seconds,
-            "meta": self.meta,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SensitivityResult:
-        config = data["config"]
-        return cls(
-            images=int(data["images"]),
-            baseline=dict(data["baseline"]),
-            probes=tuple(Probe(**p) for p in data["probes"]),
-            layers=tuple(data["layers"]),
-            config=SensitivityConfig(
-                **{
-                    **config,
-                    "sparsities": tuple(config["sparsities"]),
-                    "bits": tuple(config["bits"]),
-                }
-            ),
-            seconds=float(data["seconds"]),
-            meta=dict(data.get("meta", {})),
-        )
-
-    def to_csv(self) -> str:
-        buffer = io.StringIO()
-        names = [f.name for f in Probe.__dataclass_fields__.values()]
-        writer = csv.DictWriter(buffer, fieldnames=[*names, "drop_points"], lineterminator="\n")
-        writer.writeheader()
-        for probe in self.probes:
-            writer.writerow({**asdict(probe), "drop_points": round(self.drop(probe), 3)})
-        return buffer.getvalue()
-
-    def drop(self, probe: Probe) -> float:
-        """Top-1 lost by ``probe``, in percentage points (negative: it gained)."""
-        return 100.0 * (self.baseline["top1"] - probe.top1)
-
-    def curve(self, layer: str, kind: Kind) -> list[Probe]:
-        return [p for p in self.probes if p.layer == layer and p.kind == kind]
-
-
-@dataclass(frozen=True)
-class SensitivityProgress:
-    """What :func:`sensitivity` passes to its callback after each probe."""
-
-    done: int
-    total: int
-    probe: Probe
 
 
 def _selected(model: nn.Module, patterns: str) -> list[tuple[str, str, nn.Module]]:
@@ -387,50 +271,3 @@ def _layer_row(name: str, prefix: str, module: nn.Module) -> dict[str, Any]:
         "sparsity": float((weight == 0).float().mean()),
         "distinct": int(torch.unique(weight).numel()),
     }
-
-
-def plot_sensitivity(result: SensitivityResult, path: Any, *, title: str = "") -> Any:
-    """Top-1 against sparsity (left) and against bit width (right), one line per layer, as in
-    the paper's Fig. 6a. Returns the path written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kinds = [
-        k
-        for k, values in (("prune", result.config.sparsities), ("bits", result.config.bits))
-        if values
-    ]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(6.5 * len(kinds), 5.2), squeeze=False)
-    names = [layer["name"] for layer in result.layers]
-    cmap = plt.get_cmap("nipy_spectral")
-    for ax, kind in zip(axes[0], kinds, strict=True):
-        for i, name in enumerate(names):
-            curve = result.curve(name, cast(Kind, kind))
-            xs = [100 * p.value if kind == "prune" else p.value for p in curve]
-            style = "-" if ("1x1" in name or "squeeze" in name) else "--"
-            ax.plot(
-                xs,
-                [100 * p.top1 for p in curve],
-                style,
-                color=cmap(i / max(len(names), 1)),
-                label=name,
-                linewidth=1.2,
-                marker=".",
-                markersize=4,
-            )
-        ax.axhline(100 * result.baseline["top1"], color="grey", linewidth=0.8, linestyle=":")
-        if kind == "prune":
-            ax.set_xlabel("sparsity of the one pruned layer (%)")
-        else:
-            ax.set_xlabel("bits of the one quantized layer")
-            ax.invert_xaxis()
-        ax.set_ylabel("top-1 (%)")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6, ncol=2, loc="lower left")
-    fig.suptitle(title or f"Per-layer sensitivity ({result.images} images; solid: 1x1 layers)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -25,19 +25,20 @@ from squeezenet.atomic import atomic_write_bytes, atomic_write_json
 from squeezenet.data.datasets import ArrayDataset, FileListDataset
 from squeezenet.errors import ConfigError, MissingFileError
 from squeezenet.experiments.plan import Plan, calibrate_plan, plan_from_sensitivity, plan_measure
-from squeezenet.experiments.sensitivity import (
+from squeezenet.experiments.sensitivity import sensitivity
+from squeezenet.experiments.sensitivity_report import plot_sensitivity
+from squeezenet.experiments.sensitivity_result import (
+    SENSITIVITY_JSON,
     SensitivityConfig,
     SensitivityProgress,
     SensitivityResult,
-    plot_sensitivity,
-    sensitivity,
 )
 from squeezenet.formats.policy import write_policy
 from squeezenet.train.evaluate import teacher_labelled
 from squeezenet.workflows.build import BuildSpec, Built, Data, build
 from squeezenet.workflows.load import is_model_file, load_any
 
-SENSITIVITY_JSON, POLICY_JSON = "sensitivity.json", "policy.json"
+POLICY_JSON = "policy.json"
 
 
 @dataclass(frozen=True)

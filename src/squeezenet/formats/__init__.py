@@ -14,14 +14,8 @@ from squeezenet.formats.policy import (
     write_policy,
 )
 from squeezenet.formats.spec import SqzFormatError
-from squeezenet.formats.sqz import (
-    decode_sqz,
-    encode_sqz,
-    inspect_sqz,
-    read_sqz,
-    tensor_digest,
-    write_sqz,
-)
+from squeezenet.formats.sqz import decode_sqz, encode_sqz, read_sqz, tensor_digest, write_sqz
+from squeezenet.formats.sqz_inspect import inspect_sqz
 
 __all__ = [
     "CaffeDCFormatError",

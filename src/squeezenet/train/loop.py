@@ -8,13 +8,11 @@ resumed run bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -23,23 +21,20 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from squeezenet.arch.preprocess import Preprocess
-from squeezenet.atomic import atomic_write_bytes
-from squeezenet.data.datasets import ArrayDataset, FileListDataset
-from squeezenet.data.transforms import BatchPipeline, train_transform
 from squeezenet.errors import ConfigError
-from squeezenet.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from squeezenet.train.batches import BatchSource, derive_seed
+from squeezenet.train.checkpoint import save_checkpoint
+from squeezenet.train.collapse import CollapseWatch, collapse_watch_for
 from squeezenet.train.config import TrainConfig
 from squeezenet.train.evaluate import evaluate
-from squeezenet.train.run_folder import CHECKPOINT, CONFIG_JSON, METRICS_CSV, METRICS_JSONL
+from squeezenet.train.metrics import EMPTY_ACCUM, epoch_record, write_metrics, write_run_config
+from squeezenet.train.resume import Counters, resume_counters
 from squeezenet.train.schedule import learning_rate
 
 log = logging.getLogger(__name__)
-RESUME_IGNORED = {
-    "max_steps", "workers", "eval_batch_size", "checkpoint_every", "compile", "fused_optimizer",
-}  # fmt: skip
 
 
 @dataclass
@@ -74,144 +69,6 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _derive(seed: int, *parts: int) -> int:
-    value = seed
-    for part in parts:
-        value = (value * 1_000_003 + part) % (2**63 - 1)
-    return value
-
-
-class _BatchSource:
-    """Yields the local micro-batches of one global step, identically on resume and any rank."""
-
-    def __init__(
-        self, data: Dataset[Any], preprocess: Preprocess, config: TrainConfig, device: torch.device
-    ) -> None:
-        self.data, self.config, self.device = data, config, device
-        self.n = len(data)  # type: ignore[arg-type]
-        self.in_memory = isinstance(data, ArrayDataset)
-        if self.in_memory:
-            assert isinstance(data, ArrayDataset)
-            self.images, self.labels = data.tensors()
-            self.pipeline = BatchPipeline(preprocess, train=True, augment=config.augment)
-        elif isinstance(data, FileListDataset) and data.transform is None:
-            self.data = FileListDataset(
-                data.samples, data.classes, train_transform(preprocess), data.mode
-            )
-
-    def steps_per_epoch(self) -> int:
-        return self.n // self.config.batch_size
-
-    def epoch_order(self, epoch: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(_derive(self.config.seed, 1, epoch))
-        return torch.randperm(self.n, generator=generator)
-
-    def global_indices(self, order: torch.Tensor, step_in_epoch: int) -> torch.Tensor:
-        b = self.config.batch_size
-        return order[step_in_epoch * b : (step_in_epoch + 1) * b]
-
-    def micro_batches(
-        self, indices: torch.Tensor, global_step: int, rank: int, world: int
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        local = indices.chunk(world)[rank]
-        if self.in_memory:
-            generator = torch.Generator().manual_seed(_derive(self.config.seed, 2, global_step))
-            x = self.pipeline(self.images[indices], generator).chunk(world)[rank]  # (B/W, C, H, W)
-            y = self.labels[local]
-        else:
-            loader = DataLoader(
-                self.data,
-                batch_size=len(local),
-                sampler=local.tolist(),
-                num_workers=self.config.workers,
-            )
-            x, y = next(iter(loader))
-        for xm, ym in zip(
-            x.chunk(self.config.accumulate), y.chunk(self.config.accumulate), strict=True
-        ):
-            xm = xm.to(self.device)
-            if self.config.channels_last:
-                xm = xm.contiguous(memory_format=torch.channels_last)
-            yield xm, ym.to(self.device)
-
-
-def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    atomic_write_bytes(
-        run_dir / METRICS_JSONL, "".join(json.dumps(r) + "\n" for r in history).encode()
-    )
-    buffer = io.StringIO()
-    keys = list(dict.fromkeys(k for record in history for k in record))
-    writer = csv.DictWriter(buffer, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_bytes(run_dir / METRICS_CSV, buffer.getvalue().encode())
-
-
-class CollapseWatch:
-    """Warns when the loss sits at ln(classes) or the logits are all zero (dead conv10).
-
-    Only the dead-logits test runs during the learning-rate warm-up: there, at 2-12 % of the
-    peak rate, a healthy model's loss is still near ln(classes), and counting it cried wolf on
-    batch-norm models. The state goes into every checkpoint (:meth:`state`), so a
-    resumed run warns exactly when the uninterrupted one would.
-    """
-
-    def __init__(
-        self, num_classes: int, patience: int, *, warmup_steps: int = 0, batch_norm: bool = False
-    ) -> None:
-        self.chance = math.log(num_classes)
-        self.patience = patience
-        self.warmup_steps = warmup_steps  # steps before the loss test starts counting
-        self.batch_norm = batch_norm  # the model has batch norm: advise something else
-        self.stuck = 0
-        self.dead = 0
-        self.ema: float | None = None
-        self.fired = False
-
-    def state(self) -> dict[str, Any]:
-        return {"stuck": self.stuck, "dead": self.dead, "ema": self.ema, "fired": self.fired}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.stuck, self.dead = int(state["stuck"]), int(state["dead"])
-        self.ema, self.fired = state["ema"], bool(state["fired"])
-
-    def update(self, loss: float, logits: torch.Tensor, step: int = 1 << 62) -> str | None:
-        """Count one step (``step``: the global step it was, 0-based); a warning once."""
-        self.ema = loss if self.ema is None else 0.9 * self.ema + 0.1 * loss
-        at_chance = abs(self.ema - self.chance) < 0.01 * self.chance
-        self.stuck = self.stuck + 1 if at_chance and step >= self.warmup_steps else 0
-        self.dead = self.dead + 1 if float(logits.detach().abs().max()) == 0.0 else 0
-        if self.fired or max(self.stuck, self.dead) < self.patience:
-            return None
-        self.fired = True
-        if self.dead >= self.patience:
-            why = f"all logits have been 0 for {self.dead} steps (the last ReLU is dead)"
-        else:
-            why = (
-                f"the loss has stayed at ln(classes) = {self.chance:.4f} for {self.stuck} steps "
-                "after the warm-up"
-            )
-        advice = "lower the learning rate or lengthen the warm-up (warmup_epochs)"
-        if not self.batch_norm:
-            advice += ", or use batch_norm=True"
-        return f"training looks collapsed: {why}; {advice}"
-
-
-_EMPTY_ACCUM = {"loss_sum": 0.0, "correct": 0, "seen": 0, "time": 0.0}  # an epoch's sums
-
-
-@dataclass
-class _Counters:
-    """Where the run stands: what a checkpoint stores, so that a resume continues from here."""
-
-    epoch: int = 0
-    step_in_epoch: int = 0
-    global_step: int = 0  # optimiser steps done
-    history: list[dict[str, Any]] = field(default_factory=list)  # one record per finished epoch
-    accum: dict[str, Any] = field(default_factory=lambda: dict(_EMPTY_ACCUM))  # this epoch's sums
-    extra: dict[str, Any] = field(default_factory=dict)  # restored checkpoint state: "collapse"
-
-
 @dataclass
 class _Session:
     """One call of :func:`fit`: what stays fixed during it, and the counters that move."""
@@ -219,7 +76,7 @@ class _Session:
     model: nn.Module
     net: nn.Module  # the model, wrapped in DistributedDataParallel when there are ranks
     optimizer: torch.optim.Optimizer
-    source: _BatchSource
+    source: BatchSource
     config: TrainConfig
     preprocess: Preprocess
     eval_data: Dataset[Any] | None
@@ -230,7 +87,7 @@ class _Session:
     model_config: dict[str, Any]  # the model's config fields, recorded and checked on resume
     callback: Callable[[FitEvent], None] | None
     watch: CollapseWatch | None
-    counters: _Counters
+    counters: Counters
 
     @property
     def collapsed(self) -> bool:
@@ -319,7 +176,7 @@ def _start(
             f"batch_size {config.batch_size} must be divisible by world size {world} x "
             f"accumulate {config.accumulate}"
         )
-    source = _BatchSource(train_data, preprocess, config, device)
+    source = BatchSource(train_data, preprocess, config, device)
     if source.steps_per_epoch() == 0:
         raise ConfigError(
             f"batch_size {config.batch_size} is larger than the training set ({source.n} images)"
@@ -335,11 +192,11 @@ def _start(
     model_config = getattr(model, "config", None)
     model_config_dict = model_config.__dict__ if model_config is not None else {}
     if resume:  # before DDP wraps the model: its construction broadcasts rank 0's weights
-        counters = _resume(run_path, model, optimizer, config, model_config_dict, world)
+        counters = resume_counters(run_path, model, optimizer, config, model_config_dict, world)
     else:
-        counters = _Counters()
+        counters = Counters()
         if run_path is not None and rank == 0:
-            _write_run_config(run_path, config, model_config_dict, preprocess)
+            write_run_config(run_path, config, model_config_dict, preprocess)
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
@@ -347,58 +204,13 @@ def _start(
         )
     if config.compile:
         net = cast(nn.Module, torch.compile(net))
-    watch = _collapse_watch(model_config, config, source.steps_per_epoch())
+    watch = collapse_watch_for(model_config, config, source.steps_per_epoch())
     if watch is not None and resume and "collapse" in counters.extra:
         watch.load_state(counters.extra["collapse"])
     return _Session(
         model, net, optimizer, source, config, preprocess, eval_data, run_path, device, rank,
         world, model_config_dict, callback, watch, counters,
     )  # fmt: skip
-
-
-def _collapse_watch(
-    model_config: Any, config: TrainConfig, steps_per_epoch: int
-) -> CollapseWatch | None:
-    """The run's collapse detector (None for a model without a class count)."""
-    num_classes = int(getattr(model_config, "num_classes", 0) or 0)
-    if num_classes < 2:
-        return None
-    warmup = math.ceil(config.warmup_epochs * steps_per_epoch)
-    batch_norm = bool(getattr(model_config, "batch_norm", False))
-    return CollapseWatch(
-        num_classes, config.collapse_patience, warmup_steps=warmup, batch_norm=batch_norm
-    )
-
-
-def _resume(
-    run_path: Path | None,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    config: TrainConfig,
-    model_config: dict[str, Any],
-    world: int,
-) -> _Counters:
-    """Restore model, optimiser and RNG from the run folder's checkpoint; return its counters."""
-    if run_path is None or not (run_path / CHECKPOINT).is_file():
-        raise CheckpointError(f"nothing to resume: no {CHECKPOINT} in {run_path}")
-    state = load_checkpoint(run_path, model, optimizer)
-    _check_resume(state, config, model_config, world)
-    return _Counters(
-        state["epoch"], state["step_in_epoch"], state["global_step"], state["history"],
-        state["accum"], {"collapse": state["collapse"]} if "collapse" in state else {},
-    )  # fmt: skip
-
-
-def _write_run_config(
-    run_path: Path, config: TrainConfig, model_config: dict[str, Any], preprocess: Preprocess
-) -> None:
-    run_path.mkdir(parents=True, exist_ok=True)
-    document = {
-        "train": config.to_dict(),
-        "model": model_config,
-        "preprocess": preprocess.to_dict(),
-    }
-    atomic_write_bytes(run_path / CONFIG_JSON, json.dumps(document, indent=2).encode())
 
 
 def _train_epochs(s: _Session) -> bool:
@@ -422,7 +234,7 @@ def _train_step(s: _Session, order: torch.Tensor) -> None:
     lr = learning_rate(config, c.global_step, s.total_steps, s.steps_per_epoch)
     for group in s.optimizer.param_groups:
         group["lr"] = lr
-    torch.manual_seed(_derive(config.seed, 3, c.global_step))  # dropout masks
+    torch.manual_seed(derive_seed(config.seed, 3, c.global_step))  # dropout masks
     indices = s.source.global_indices(order, c.step_in_epoch)
     s.optimizer.zero_grad(set_to_none=True)
     step_loss, step_correct, logits = _forward_backward(s, indices)
@@ -449,7 +261,7 @@ def _forward_backward(s: _Session, indices: torch.Tensor) -> tuple[float, int, t
     micro = list(s.source.micro_batches(indices, s.counters.global_step, s.rank, s.world))
     for i, (x, y) in enumerate(micro):
         sync = i == len(micro) - 1 or s.world == 1
-        ctx = s.net.no_sync() if (s.world > 1 and not sync) else _NullContext()  # type: ignore[operator]
+        ctx = s.net.no_sync() if (s.world > 1 and not sync) else contextlib.nullcontext()  # type: ignore[operator]
         with ctx, torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=s.config.bf16):
             logits = s.net(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=s.config.label_smoothing)
@@ -474,7 +286,7 @@ def _end_epoch(s: _Session) -> None:
     # the LR of the epoch's last step (a pure function of the step, so also right on a resume
     # from a checkpoint written after that step)
     lr = learning_rate(config, c.global_step - 1, s.total_steps, s.steps_per_epoch)
-    record = _epoch_record(c.epoch, c.global_step, c.accum, lr, s.world)
+    record = epoch_record(c.epoch, c.global_step, c.accum, lr, s.world)
     due = (c.epoch + 1) % config.eval_every == 0 or c.epoch + 1 == config.epochs
     if s.eval_data is not None and s.rank == 0 and due:
         result = evaluate(
@@ -487,10 +299,10 @@ def _end_epoch(s: _Session) -> None:
     c.history.append(record)
     c.epoch += 1
     c.step_in_epoch = 0
-    c.accum = dict(_EMPTY_ACCUM)
+    c.accum = dict(EMPTY_ACCUM)
     _save_checkpoint(s)
     if s.run_path is not None and s.rank == 0:
-        _write_metrics(s.run_path, c.history)
+        write_metrics(s.run_path, c.history)
     s.emit("epoch", metrics=record)
 
 
@@ -511,49 +323,3 @@ def _save_checkpoint(s: _Session) -> None:
     if s.watch is not None:
         state["collapse"] = s.watch.state()
     save_checkpoint(s.run_path, s.model, s.optimizer, state)
-
-
-def _epoch_record(
-    epoch: int, step: int, accum: dict[str, Any], lr: float, world: int
-) -> dict[str, Any]:
-    seen = max(accum["seen"], 1)
-    return {
-        "epoch": epoch + 1,
-        "step": step,
-        "lr": lr,
-        "train_loss": accum["loss_sum"] / seen,
-        "train_top1": accum["correct"] / seen,
-        "images_per_s": accum["seen"] * world / max(accum["time"], 1e-9),
-        "train_seconds": accum["time"],
-    }
-
-
-def _check_resume(
-    state: dict[str, Any], config: TrainConfig, model_config: dict[str, Any], world: int
-) -> None:
-    saved = state["train_config"]
-    for key, value in config.to_dict().items():
-        if key not in RESUME_IGNORED and saved.get(key) != value:
-            raise CheckpointError(
-                f"cannot resume: training config field {key!r} was {saved.get(key)!r} in the "
-                f"checkpoint but is {value!r} now; use the same settings or start a new run"
-            )
-    for key, value in model_config.items():
-        if state["model_config"].get(key) != value:
-            raise CheckpointError(
-                f"cannot resume: model config field {key!r} was {state['model_config'].get(key)!r}"
-                f" in the checkpoint but is {value!r} now"
-            )
-    if state["world_size"] != world:
-        raise CheckpointError(
-            f"cannot resume: the checkpoint was written by {state['world_size']} processes, "
-            f"this run has {world}; resume with the same --nproc-per-node"
-        )
-
-
-class _NullContext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None

@@ -16,7 +16,7 @@ def inspect_cmd(file: SqzFile, as_json: Json = False) -> None:
     from pathlib import Path
 
     from squeezenet.errors import MissingFileError
-    from squeezenet.formats.sqz import inspect_sqz
+    from squeezenet.formats.sqz_inspect import inspect_sqz
 
     path = Path(file)
     if not path.exists():

@@ -70,7 +70,7 @@ def sensitivity_cmd(
 
     A rerun with the same model, data and settings reuses the stored sweep (e.g. to plan with
     another --max-drop)."""
-    from squeezenet.experiments.sensitivity import SensitivityConfig
+    from squeezenet.experiments.sensitivity_result import SensitivityConfig
     from squeezenet.experiments.sensitivity_run import SensitivityJob, run_sensitivity
 
     config = SensitivityConfig(
