@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from squeezenet.compress.export import from_compressed
+from squeezenet.compress.plain_data import from_compressed
 from squeezenet.deploy.compact import export_compact
 from squeezenet.deploy.engines import onnx_data_engine, openvino_engine
 from squeezenet.deploy.export import onnx_bytes

@@ -35,9 +35,9 @@ import torch
 
 from squeezenet.compress.calibrate import bias_corrector, proxy_scales
 from squeezenet.compress.config import CompressConfig
-from squeezenet.compress.rd import importance_from
 from squeezenet.compress.spellings import parse_bits
-from squeezenet.data.registry import load_dataset
+from squeezenet.compress.weighting import importance_from
+from squeezenet.data.sources import load_dataset
 from squeezenet.experiments.provenance import command_line, machine
 from squeezenet.train.compare import compare_logits
 from squeezenet.train.evaluate import eval_batches

@@ -53,7 +53,7 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def _evaluate(path: Path, data: Path) -> dict[str, Any]:
-    from squeezenet.data.registry import load_dataset
+    from squeezenet.data.sources import load_dataset
     from squeezenet.train.evaluate import evaluate
 
     loaded = load_any(path)

@@ -34,7 +34,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from squeezenet.data.registry import load_dataset, parse_data_spec
+from squeezenet.data.sources import load_dataset, parse_data_spec
 from squeezenet.models import create_model
 from squeezenet.train.config import cpu_flags, recipe
 from squeezenet.train.loop import fit

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
-from squeezenet.data.registry import load_dataset
+from squeezenet.data.sources import load_dataset
 from squeezenet.workflows.compress_file import import_caffe_dc
 
 ROOT = Path(__file__).resolve().parents[1]

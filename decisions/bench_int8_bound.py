@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
 import proxy_sets
 
-from squeezenet.data.registry import load_dataset
+from squeezenet.data.sources import load_dataset
 from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
 from squeezenet.deploy.runtimes import onnx_session

@@ -45,7 +45,7 @@ import proxy_sets
 from equalize import equalize_
 
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
-from squeezenet.data.registry import load_dataset
+from squeezenet.data.sources import load_dataset
 from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.export import onnx_bytes
 from squeezenet.deploy.int8 import CalibrationReader, int8_model_onnx

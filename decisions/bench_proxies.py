@@ -47,9 +47,9 @@ from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.distill import GRID_REFIT, KD_GRID_RECIPE, distill_
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
 from squeezenet.compress.prune import layer_names
-from squeezenet.compress.rd import ImportanceConfig, importance_from, input_statistics
 from squeezenet.compress.reconstruct import reconstruct_
-from squeezenet.data.registry import load_dataset
+from squeezenet.compress.weighting import ImportanceConfig, importance_from, input_statistics
+from squeezenet.data.sources import load_dataset
 from squeezenet.experiments.provenance import command_line, machine
 from squeezenet.workflows.compress_file import compress_model
 from squeezenet.workflows.load import load_any

@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the records beside t
 import proxy_sets
 from bench_int8_calibration import proxy_scores
 
+from squeezenet.compress.finetune_common import kd_loss
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
-from squeezenet.compress.student import kd_loss
-from squeezenet.data.registry import load_dataset
+from squeezenet.data.sources import load_dataset
 from squeezenet.data.transforms import normalize_batch
 from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.int8 import Int8Config, int8_model_onnx

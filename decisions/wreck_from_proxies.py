@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from squeezenet.compress.config import MIXED_BITS, CompressConfig
 from squeezenet.compress.damage import assess, weights_before
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
-from squeezenet.data.registry import load_dataset
+from squeezenet.data.sources import load_dataset
 from squeezenet.experiments.provenance import command_line
 from squeezenet.workflows.compress_file import compress_model
 from squeezenet.workflows.load import load_any

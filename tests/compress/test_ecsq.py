@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from squeezenet.compress.ecsq import _envelope, ecsq1d, ecsq_quantize_
-from squeezenet.compress.export import to_compressed
+from squeezenet.compress.plain_data import to_compressed
 from squeezenet.compress.quantize import kmeans1d
 from squeezenet.formats.sqz import encode_sqz
 from squeezenet.models import create_model

@@ -1,4 +1,4 @@
-"""Tests for squeezenet.compress.export: module <-> CompressedModel, exactly."""
+"""Tests for squeezenet.compress.plain_data: module <-> CompressedModel, exactly."""
 
 from __future__ import annotations
 

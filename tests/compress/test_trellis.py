@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from squeezenet.compress.config import CompressConfig
-from squeezenet.compress.export import to_compressed
+from squeezenet.compress.plain_data import to_compressed
 from squeezenet.compress.quantize import centroid_parameters
 from squeezenet.compress.rate import TOLERANCE
 from squeezenet.compress.trellis import (

@@ -12,7 +12,7 @@ import torch
 
 from squeezenet.arch.preprocess import CIFAR10
 from squeezenet.compress import PrunePolicy, prune_
-from squeezenet.compress.export import from_compressed, to_compressed
+from squeezenet.compress.plain_data import from_compressed, to_compressed
 from squeezenet.compress.quantize import quantize_
 from squeezenet.data import proxy_images as calibration_module
 from squeezenet.deploy.bench import benchmark, sgemm_peak

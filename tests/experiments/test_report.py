@@ -10,7 +10,7 @@ import pytest
 
 from cli_helpers import run
 from squeezenet.arch.preprocess import CIFAR10
-from squeezenet.data.registry import load_dataset
+from squeezenet.data.sources import load_dataset
 from squeezenet.errors import MissingFileError
 from squeezenet.experiments.provenance import command_line
 from squeezenet.experiments.report import (

@@ -11,7 +11,7 @@ import torch
 from cli_helpers import run
 from squeezenet.arch.preprocess import CIFAR10
 from squeezenet.compress.spellings import parse_policy, policy_bits
-from squeezenet.data.registry import load_dataset
+from squeezenet.data.sources import load_dataset
 from squeezenet.errors import ConfigError, MissingFileError
 from squeezenet.experiments.plan import Plan, calibrate_plan, loss_scale, plan_from_sensitivity
 from squeezenet.experiments.sensitivity import sensitivity

@@ -37,7 +37,7 @@ from formats.test_sqz import (
     GOLDEN_V1_RAW,
 )
 from squeezenet.compress import PrunePolicy, prune_
-from squeezenet.compress.export import to_compressed
+from squeezenet.compress.plain_data import to_compressed
 from squeezenet.compress.quantize import quantize_
 from squeezenet.compress.trellis import trellis_quantize_
 from squeezenet.formats import SqzFormatError, decode_sqz, encode_sqz, spec, tensor_digest

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from squeezenet.arch.preprocess import CIFAR10, FASHION_MNIST, IMAGENET
-from squeezenet.data.registry import DataSpec, parse_data_spec
+from squeezenet.data.sources import DataSpec, parse_data_spec
 from squeezenet.errors import ConfigError, UserError
 from squeezenet.io.weights import save_weights
 from squeezenet.models import create_model, get_spec

@@ -2,7 +2,7 @@
 scalar quantization (ECSQ), trellis-coded quantization, distillation and bias correction, the
 rate search under a byte budget, and the export to plain data (``CompressedModel``)."""
 
-from squeezenet.compress.export import from_compressed, to_compressed
+from squeezenet.compress.plain_data import from_compressed, to_compressed
 from squeezenet.compress.prune import (
     LayerPruning,
     PruneMask,

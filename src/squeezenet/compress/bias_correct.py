@@ -40,7 +40,8 @@ def correct_bias_(
         student: the quantized model (any weight sharing or grid), changed in place.
         teacher: the uncompressed model with the same layer names (its weights are ``W``).
         input_means: per layer prefix, the mean of each input channel of the *teacher's* layer
-            on proxy images, shape ``(in,)`` (:func:`squeezenet.compress.rd.input_statistics`).
+            on proxy images, shape ``(in,)``
+            (:func:`squeezenet.compress.weighting.input_statistics`).
             Layers without an entry are left as they are.
 
     Returns:

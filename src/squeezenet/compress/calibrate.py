@@ -27,7 +27,7 @@ from squeezenet.compress.distill import (
     distiller,
 )
 from squeezenet.compress.proxy import ProxyConfig, ProxySampler
-from squeezenet.compress.rd import (
+from squeezenet.compress.weighting import (
     ImportanceConfig,
     InputStats,
     ScalesConfig,
@@ -64,8 +64,9 @@ def calibration_images(loaded: LoadedModel, data: str) -> ArrayDataset:
 def proxy_scales(
     loaded: LoadedModel, data: str, *, images: int = 128, seed: int = 0
 ) -> dict[str, float]:
-    """Per-layer KL per unit of squared weight error (:func:`squeezenet.compress.rd.layer_scales`)
-    on the unlabeled training split of dataset ``data`` (:func:`calibration_images`)."""
+    """Per-layer KL per unit of squared weight error
+    (:func:`squeezenet.compress.weighting.layer_scales`) on the unlabeled training split of
+    dataset ``data`` (:func:`calibration_images`)."""
     proxy = calibration_images(loaded, data)
     assert loaded.preprocess is not None
     sampler = ProxySampler(proxy, loaded.preprocess, ProxyConfig(), channels_last=True)
@@ -73,9 +74,10 @@ def proxy_scales(
 
 
 def proxy_input_stats(loaded: LoadedModel, data: str, *, seed: int = 0) -> InputStats:
-    """Every layer's input-channel moments (:func:`squeezenet.compress.rd.input_statistics`) on
-    2x2 mosaics of dataset ``data``'s training split: what the activation weighting and the
-    bias correction of ``--calib`` need, in one pass."""
+    """Every layer's input-channel moments
+    (:func:`squeezenet.compress.weighting.input_statistics`) on 2x2 mosaics of dataset
+    ``data``'s training split: what the activation weighting and the bias correction of
+    ``--calib`` need, in one pass."""
     proxy = calibration_images(loaded, data)
     assert loaded.preprocess is not None
     sampler = ProxySampler(proxy, loaded.preprocess, ProxyConfig(mix="mosaic"), channels_last=True)

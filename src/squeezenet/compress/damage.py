@@ -134,7 +134,7 @@ def assess(
     """The damage of every layer of ``model`` that ``before`` holds (:func:`weights_before`).
 
     ``importance``: per layer, a per-weight cost of a unit of squared error (the quantizer's own,
-    e.g. :func:`squeezenet.compress.rd.importance_from`): squared errors, squared weights and
+    e.g. :func:`squeezenet.compress.weighting.importance_from`): squared errors, squared weights and
     kept weights are then counted by it, so a weight on an input channel that never fires
     (importance ~0) changes no output and counts for nothing. None: every weight counts 1.
     """

@@ -31,11 +31,7 @@ import torch
 from torch import nn
 
 from squeezenet.arch.preprocess import Preprocess
-from squeezenet.compress.grid_fit import StepScales, grid_of
-from squeezenet.compress.proxy import ProxyConfig, ProxyData, ProxySampler, field_error
-from squeezenet.compress.quantize import centroids_of
-from squeezenet.compress.reconstruct import ReconstructConfig, reconstruct_
-from squeezenet.compress.student import (
+from squeezenet.compress.finetune_common import (
     TRAINS,
     Frozen,
     Train,
@@ -44,6 +40,10 @@ from squeezenet.compress.student import (
     shared_layers,
     trainable_params,
 )
+from squeezenet.compress.grid_fit import StepScales, grid_of
+from squeezenet.compress.proxy import ProxyConfig, ProxyData, ProxySampler, field_error
+from squeezenet.compress.quantize import centroids_of
+from squeezenet.compress.reconstruct import ReconstructConfig, reconstruct_
 from squeezenet.errors import ConfigError, InputError
 
 logger = logging.getLogger(__name__)

@@ -223,7 +223,7 @@ def trellis_quantize_(
 
     Each layer becomes weight-shared over its distinct grid values (so training, export and
     the report see an ordinary shared layer) and carries its :class:`GridCode` as attribute
-    :data:`GRID_ATTRIBUTE`, which :func:`squeezenet.compress.export.to_compressed` keeps while
+    :data:`GRID_ATTRIBUTE`, which :func:`squeezenet.compress.plain_data.to_compressed` keeps while
     the weights still equal it.
 
     Args:
@@ -233,7 +233,7 @@ def trellis_quantize_(
         scales: per layer prefix, the cost of a unit of squared weight error (missing: 1).
         importance: per layer prefix, a per-weight cost of a unit of squared error (the
             weight's shape, mean 1 over the layer's stored weights; missing: all 1), e.g.
-            :func:`squeezenet.compress.rd.weight_importance`.
+            :func:`squeezenet.compress.weighting.weight_importance`.
     """
     if rate_lambda < 0 or not math.isfinite(rate_lambda):
         raise ValueError(

@@ -23,7 +23,7 @@ from squeezenet.data.datasets import (
     synthetic,
 )
 from squeezenet.data.fashion import fashion_mnist
-from squeezenet.data.registry import DataSpec, load_dataset
+from squeezenet.data.sources import DataSpec, load_dataset
 from squeezenet.data.transforms import (
     BatchPipeline,
     eval_transform,

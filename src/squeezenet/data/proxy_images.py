@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from squeezenet.data.datasets import ArrayDataset, FileListDataset
-from squeezenet.data.registry import load_dataset
+from squeezenet.data.sources import load_dataset
 from squeezenet.errors import InputError
 
 

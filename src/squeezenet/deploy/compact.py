@@ -172,7 +172,7 @@ def export_compact(
     """
     import torch
 
-    from squeezenet.compress.export import from_compressed
+    from squeezenet.compress.plain_data import from_compressed
     from squeezenet.deploy.engines import openvino_engine
     from squeezenet.deploy.export import ExportParityError, check_target, onnx_bytes, write
     from squeezenet.formats import read_sqz

@@ -7,7 +7,7 @@ model of phase 1 trained on for the same epochs with the same two schedules and 
 two arms differ only in the sparse phase; the summary compares their final models on the same
 test images (paired standard error, top-1 agreement). Each phase writes
 ``OUT/<phase>/model.safetensors``; a rerun with the same settings skips finished phases and
-resumes a phase cut short from its last checkpoint (:mod:`squeezenet.experiments.attempts`).
+resumes a phase cut short from its last checkpoint (:mod:`squeezenet.experiments.resumable`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import nn
 from squeezenet.atomic import atomic_write_json
 from squeezenet.compress.prune import prune_, remove_pruning_, weight_layers
 from squeezenet.errors import ConfigError, InputError
-from squeezenet.experiments.attempts import Attempt, begin
+from squeezenet.experiments.resumable import Attempt, begin
 from squeezenet.formats.policy import parse_prune_policy
 from squeezenet.io.weights import save_weights
 from squeezenet.train.compare import compare

@@ -44,7 +44,7 @@ from torch import nn
 
 from squeezenet.atomic import atomic_write_bytes
 from squeezenet.compress.config import describe_bits, describe_policy
-from squeezenet.compress.export import from_compressed, to_compressed
+from squeezenet.compress.plain_data import from_compressed, to_compressed
 from squeezenet.compress.prune import prune_
 from squeezenet.compress.quantize import quantize_
 from squeezenet.compress.sizes import stage_sizes

@@ -26,7 +26,7 @@ import torch
 
 from squeezenet.atomic import atomic_write_bytes, atomic_write_json
 from squeezenet.errors import ConfigError
-from squeezenet.experiments.attempts import begin, discard
+from squeezenet.experiments.resumable import begin, discard
 from squeezenet.models import get_spec, resolve_config
 from squeezenet.models.summary import summarize
 from squeezenet.train.config import TrainConfig

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from squeezenet.errors import ConfigError
-from squeezenet.experiments.attempts import discard
+from squeezenet.experiments.resumable import discard
 from squeezenet.experiments.sweep import (
     SweepEvent,
     Trial,

@@ -27,7 +27,7 @@ from torch import nn
 
 from squeezenet.arch.preprocess import Preprocess
 from squeezenet.data.datasets import ArrayDataset, FileListDataset, draw
-from squeezenet.data.registry import DataSpec, load_dataset, parse_data_spec
+from squeezenet.data.sources import DataSpec, load_dataset, parse_data_spec
 from squeezenet.errors import ConfigError
 from squeezenet.models import create_model, get_spec
 from squeezenet.workflows.load import is_model_file, load_any

@@ -23,7 +23,7 @@ from squeezenet.compress.calibrate import Calibration, calibrate, proxy_distille
 from squeezenet.compress.config import CompressConfig, Distiller, describe_bits, describe_policy
 from squeezenet.compress.damage import Damage, assess, weights_before
 from squeezenet.compress.distill import DistillProgress
-from squeezenet.compress.export import from_compressed, to_compressed
+from squeezenet.compress.plain_data import from_compressed, to_compressed
 from squeezenet.compress.prune import (
     PruneReport,
     prune_,
@@ -79,9 +79,9 @@ def compress_model(
             ``distill(student, teacher, preprocess)``, run after quantization with the
             uncompressed model as the teacher (see :data:`Distiller`).
         scales: with ``config.rate_lambda`` / ``target_bytes``: each layer's cost of a unit of
-            squared weight error (:func:`squeezenet.compress.rd.layer_scales`); None: equal.
+            squared weight error (:func:`squeezenet.compress.weighting.layer_scales`); None: equal.
         importance: with the trellis quantizer: per-weight error weights within each layer
-            (:func:`squeezenet.compress.rd.weight_importance`); None: equal.
+            (:func:`squeezenet.compress.weighting.weight_importance`); None: equal.
 
     Returns:
         The weight-shared model (``loaded.model``, changed in place), its plain-data form, the

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from squeezenet.arch.preprocess import Preprocess
-from squeezenet.compress.export import from_compressed
+from squeezenet.compress.plain_data import from_compressed
 from squeezenet.errors import MissingFileError
 from squeezenet.formats.sqz import read_sqz
 from squeezenet.io.weights import LoadedModel, load_model

@@ -42,7 +42,7 @@ def eval_cmd(
     the candidate in another inference engine."""
     from rich.progress import Progress
 
-    from squeezenet.data.registry import load_dataset
+    from squeezenet.data.sources import load_dataset
     from squeezenet.train.evaluate import evaluate
 
     exported = model.endswith(".onnx")

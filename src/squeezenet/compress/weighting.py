@@ -31,9 +31,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from squeezenet.compress.finetune_common import kd_loss
 from squeezenet.compress.proxy import ProxySampler
 from squeezenet.compress.prune import layer_names
-from squeezenet.compress.student import kd_loss
 from squeezenet.errors import ConfigError
 
 
