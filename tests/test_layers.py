@@ -143,6 +143,30 @@ def test_no_lazy_package_faces() -> None:
     assert faces and not missing, missing
 
 
+def test_the_readme_map_names_every_module() -> None:
+    """A newcomer finds every module of src/ in the README's map (its path, relative to the
+    package, as a table cell or part of one)."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## Map of the modules")
+    end = readme.find("\n## ", start + 1)
+    table = readme[start : end if end != -1 else len(readme)]
+    src = ROOT / "src" / "squeezenet"
+    modules = sorted(
+        str(path.relative_to(src))
+        for path in src.rglob("*.py")
+        if path.name not in ("__init__.py", "__main__.py")
+    )
+    rows = table.split("\n")
+
+    def named(module: str) -> bool:
+        folder, _, name = module.rpartition("/")
+        in_folder_row = any(f"`{folder}/`" in row and f"`{name}`" in row for row in rows)
+        return f"{module}`" in table or (bool(folder) and in_folder_row)
+
+    missing = [m for m in modules if not named(m)]
+    assert not missing, f"README map lacks {missing}"
+
+
 MAX_FUNCTION_LINES = 60  # from the def line to the last line, signature and docstring included
 
 
