@@ -74,8 +74,8 @@ def build(folder: Path, images: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import proxy_sets
 
-    from squeezenet.deploy.calibration import calibration_batches
     from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
+    from squeezenet.deploy.int8_calibration import calibration_batches
     from squeezenet.workflows.load import load_any
 
     folder.mkdir(parents=True, exist_ok=True)

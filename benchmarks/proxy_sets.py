@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from squeezenet.compress.proxy import ProxyConfig, ProxySampler
+from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
 from squeezenet.data.sources import load_dataset
 from squeezenet.workflows.compress_file import import_caffe_dc
 

@@ -44,7 +44,7 @@ from torch import nn
 from squeezenet.compress import from_compressed, quantize_, to_compressed
 from squeezenet.compress.distill import DistillConfig, DistillProgress, distill_
 from squeezenet.compress.finetune_common import shared_layers
-from squeezenet.compress.proxy import ProxyConfig
+from squeezenet.compress.proxy_sampler import ProxyConfig
 from squeezenet.compress.reconstruct import ReconstructConfig, ReconstructReport, reconstruct_
 from squeezenet.compress.spellings import parse_bits
 from squeezenet.data import FileListDataset, Preprocess, cifar10, csv_manifest

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # p
 import proxy_sets
 
 from squeezenet.data.sources import load_dataset
-from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
+from squeezenet.deploy.int8_calibration import calibration_batches
 from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.train.compare import compare_logits
 from squeezenet.train.evaluate import eval_batches

@@ -44,11 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the records beside t
 import proxy_sets
 from equalize import equalize_
 
-from squeezenet.compress.proxy import ProxyConfig, ProxySampler
+from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
 from squeezenet.data.sources import load_dataset
-from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.export import onnx_bytes
 from squeezenet.deploy.int8 import CalibrationReader, int8_model_onnx
+from squeezenet.deploy.int8_calibration import calibration_batches
 from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.workflows.load import load_any
 

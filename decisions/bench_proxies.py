@@ -45,7 +45,7 @@ import proxy_sets
 from squeezenet.compress.bias_correct import correct_bias_
 from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.distill import GRID_REFIT, KD_GRID_RECIPE, distill_
-from squeezenet.compress.proxy import ProxyConfig, ProxySampler
+from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
 from squeezenet.compress.prune import layer_names
 from squeezenet.compress.reconstruct import reconstruct_
 from squeezenet.compress.weighting import ImportanceConfig, importance_from, input_statistics

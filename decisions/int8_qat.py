@@ -45,11 +45,11 @@ import proxy_sets
 from bench_int8_calibration import proxy_scores
 
 from squeezenet.compress.finetune_common import kd_loss
-from squeezenet.compress.proxy import ProxyConfig, ProxySampler
+from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
 from squeezenet.data.sources import load_dataset
 from squeezenet.data.transforms import normalize_batch
-from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.int8 import Int8Config, int8_model_onnx
+from squeezenet.deploy.int8_calibration import calibration_batches
 from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.models.fire import Fire
 from squeezenet.workflows.load import load_any

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from squeezenet.compress.config import MIXED_BITS, CompressConfig
 from squeezenet.compress.damage import assess, weights_before
-from squeezenet.compress.proxy import ProxyConfig, ProxySampler
+from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
 from squeezenet.data.sources import load_dataset
 from squeezenet.experiments.provenance import command_line
 from squeezenet.workflows.compress_file import compress_model

@@ -13,7 +13,7 @@ from torch import nn
 from squeezenet.compress import PrunePolicy, centroid_parameters, prune_, quantize_
 from squeezenet.compress.distill import DistillConfig, DistillProgress, distill_, distiller
 from squeezenet.compress.finetune_common import shared_layers
-from squeezenet.compress.proxy import ProxyConfig, ProxySampler
+from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
 from squeezenet.compress.reconstruct import ReconstructConfig, reconstruct_
 from squeezenet.data import CIFAR10, ArrayDataset, Preprocess, load_dataset, normalize_batch
 from squeezenet.errors import ConfigError, InputError, UserError

@@ -10,7 +10,7 @@ import torch
 
 from squeezenet.compress.ecsq import _envelope, ecsq1d, ecsq_quantize_
 from squeezenet.compress.plain_data import to_compressed
-from squeezenet.compress.quantize import kmeans1d
+from squeezenet.compress.weight_sharing import kmeans1d
 from squeezenet.formats.sqz import encode_sqz
 from squeezenet.models import create_model
 

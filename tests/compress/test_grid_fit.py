@@ -15,10 +15,10 @@ from squeezenet.compress.distill import DistillConfig, distill_
 from squeezenet.compress.finetune_common import proxy_kl
 from squeezenet.compress.grid_fit import grid_of
 from squeezenet.compress.plain_data import to_compressed
-from squeezenet.compress.proxy import ProxyConfig, ProxySampler
-from squeezenet.compress.quantize import quantize_, weight_share_of
+from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
 from squeezenet.compress.reconstruct import ReconstructConfig, reconstruct_
 from squeezenet.compress.trellis import TrellisLayer, trellis_many, trellis_quantize_
+from squeezenet.compress.weight_sharing import quantize_, weight_share_of
 from squeezenet.compress.weighting import ImportanceConfig, input_statistics, weight_importance
 from squeezenet.data import CIFAR10, ArrayDataset, Preprocess, load_dataset, normalize_batch
 from squeezenet.errors import ConfigError

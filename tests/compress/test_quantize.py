@@ -1,4 +1,4 @@
-"""Tests for squeezenet.compress.quantize: 1-D k-means and trainable weight sharing."""
+"""Tests for squeezenet.compress.weight_sharing: 1-D k-means and trainable weight sharing."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from squeezenet.compress.config import CompressConfig
-from squeezenet.compress.quantize import QuantizeReport
 from squeezenet.compress.rate import TOLERANCE, TargetWrecksError, _Prober, _search
+from squeezenet.compress.weight_sharing import QuantizeReport
 from squeezenet.errors import ConfigError
 from squeezenet.io.weights import LoadedModel
 from squeezenet.models import create_model

@@ -10,7 +10,6 @@ import torch
 
 from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.plain_data import to_compressed
-from squeezenet.compress.quantize import centroid_parameters
 from squeezenet.compress.rate import TOLERANCE
 from squeezenet.compress.trellis import (
     TrellisLayer,
@@ -20,6 +19,7 @@ from squeezenet.compress.trellis import (
     trellis_many,
     trellis_quantize_,
 )
+from squeezenet.compress.weight_sharing import centroid_parameters
 from squeezenet.formats import decode_sqz, encode_sqz
 from squeezenet.formats.grid import DQ_NEXT, GridCode, zigzag
 from squeezenet.io.weights import LoadedModel

@@ -13,14 +13,14 @@ import torch
 from squeezenet.arch.preprocess import CIFAR10
 from squeezenet.compress import PrunePolicy, prune_
 from squeezenet.compress.plain_data import from_compressed, to_compressed
-from squeezenet.compress.quantize import quantize_
+from squeezenet.compress.weight_sharing import quantize_
 from squeezenet.data import proxy_images as calibration_module
 from squeezenet.deploy.bench import benchmark, sgemm_peak
-from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.compact import export_compact
 from squeezenet.deploy.engines import EngineModule, make_engine, onnx_data_engine
 from squeezenet.deploy.export import ExportParityError, export_model, onnx_bytes
 from squeezenet.deploy.int8 import INT8_AGREEMENT, export_int8
+from squeezenet.deploy.int8_calibration import calibration_batches
 from squeezenet.errors import ConfigError
 from squeezenet.formats import read_sqz, write_sqz
 from squeezenet.models import create_model

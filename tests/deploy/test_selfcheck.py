@@ -16,9 +16,9 @@ import torch
 
 from squeezenet.arch.preprocess import Preprocess
 from squeezenet.data import CIFAR10
-from squeezenet.deploy.calibration import calibration_batches
 from squeezenet.deploy.export import export_model
 from squeezenet.deploy.int8 import Int8Config, export_int8
+from squeezenet.deploy.int8_calibration import calibration_batches
 from squeezenet.deploy.onnx_file import ModelInfo, checked_runner, read_onnx
 from squeezenet.deploy.selfcheck import (
     INT8_TOLERANCE,

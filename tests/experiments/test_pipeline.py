@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from squeezenet.cli import main
-from squeezenet.compress.quantize import weight_share_of
+from squeezenet.compress.weight_sharing import weight_share_of
 from squeezenet.experiments import (
     DEFAULT_POLICY,
     STAGES,

@@ -269,7 +269,7 @@ def test_every_huffman_stream_is_within_1_percent_or_optimal(
 
 
 def _requantize(model: CompressedModel, bits: int) -> CompressedModel:
-    from squeezenet.compress.quantize import kmeans1d
+    from squeezenet.compress.weight_sharing import kmeans1d
 
     layers = []
     for layer in model.layers:

@@ -552,3 +552,14 @@ def test_float16_codebooks_widen_exactly() -> None:
     assert codebook.dtype == np.float32
     expected = [0x7F802000, 0xFFC02000, 0x33800000, 0xFF800000, 0x80000000, 0x3F800000]
     assert codebook.view(np.uint32).tolist() == expected
+
+
+def test_the_header_defaults_are_the_preprocess_defaults() -> None:
+    """formats fills an absent preprocessing member with what arch's Preprocess defaults to."""
+    import dataclasses
+
+    from squeezenet.arch.preprocess import Preprocess
+    from squeezenet.formats.header import PREPROCESS_DEFAULTS
+
+    defaults = {f.name: f.default for f in dataclasses.fields(Preprocess)}
+    assert {k: defaults[k] for k in PREPROCESS_DEFAULTS} == PREPROCESS_DEFAULTS

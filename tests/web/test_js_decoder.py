@@ -38,8 +38,8 @@ from formats.test_sqz import (
 )
 from squeezenet.compress import PrunePolicy, prune_
 from squeezenet.compress.plain_data import to_compressed
-from squeezenet.compress.quantize import quantize_
 from squeezenet.compress.trellis import trellis_quantize_
+from squeezenet.compress.weight_sharing import quantize_
 from squeezenet.formats import SqzFormatError, decode_sqz, encode_sqz, spec, tensor_digest
 from squeezenet.models import create_model
 

@@ -10,8 +10,6 @@ from typing import Any
 from squeezenet.cli.app import fail
 from squeezenet.cli.arguments import given
 
-# compress_cmds imports the progress bar from here; it moves with that module's split.
-
 __all__ = ["parse_seeds", "parse_sets", "result_meta", "train_config"]
 
 

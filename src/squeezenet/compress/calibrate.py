@@ -26,7 +26,7 @@ from squeezenet.compress.distill import (
     DistillProgress,
     distiller,
 )
-from squeezenet.compress.proxy import ProxyConfig, ProxySampler
+from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
 from squeezenet.compress.weighting import (
     ImportanceConfig,
     InputStats,

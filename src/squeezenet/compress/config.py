@@ -11,7 +11,6 @@ from typing import Any, get_args
 from torch import nn
 
 from squeezenet.arch.preprocess import Preprocess
-from squeezenet.compress.quantize import INITS, Init
 from squeezenet.compress.quantizers import (
     WEIGHTINGS,
     Quantizer,
@@ -19,6 +18,7 @@ from squeezenet.compress.quantizers import (
     get_quantizer,
 )
 from squeezenet.compress.quantizers import quantizer_names as _quantizer_names
+from squeezenet.compress.weight_sharing import INITS, Init
 from squeezenet.errors import ConfigError
 from squeezenet.formats.bitio import Codec
 from squeezenet.formats.model import check_bits

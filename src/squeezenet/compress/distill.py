@@ -13,7 +13,7 @@ so the centroids are fitted to the teacher instead of to labels:
 * :func:`distiller`: the ``--distill`` hook of the compress pipeline, running either or both.
 
 Both only write the centroid parameters and biases: the assignment (a buffer of the
-:class:`~squeezenet.compress.quantize.WeightShare` parametrization) and the pruned zeros never
+:class:`~squeezenet.compress.weight_sharing.WeightShare` parametrization) and the pruned zeros never
 change. Proxy batches are rendered on the device by :class:`ProxySampler`.
 """
 
@@ -41,9 +41,9 @@ from squeezenet.compress.finetune_common import (
     trainable_params,
 )
 from squeezenet.compress.grid_fit import StepScales, grid_of
-from squeezenet.compress.proxy import ProxyConfig, ProxyData, ProxySampler, field_error
-from squeezenet.compress.quantize import centroids_of
+from squeezenet.compress.proxy_sampler import ProxyConfig, ProxyData, ProxySampler, field_error
 from squeezenet.compress.reconstruct import ReconstructConfig, reconstruct_
+from squeezenet.compress.weight_sharing import centroids_of
 from squeezenet.errors import ConfigError, InputError
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,8 @@ goes to the level minimising ``(w - c_k)**2 + lambda * L_k``. In 1-D these costs
 equal curvature, so the winners form intervals of the sorted weights, found from the lower
 envelope of the lines ``-2 c_k w + c_k**2 + lambda L_k``; levels then move to their cluster means
 (zero stays), and code lengths follow the new counts. Levels nobody picks drop out. Each
-iteration costs O(K log n) with prefix sums, as in :func:`squeezenet.compress.quantize.kmeans1d`.
+iteration costs O(K log n) with prefix sums, as in
+:func:`squeezenet.compress.weight_sharing.kmeans1d`.
 
 At ``lambda = 0`` with zeros kept fixed this is exactly k-means, with the same initialisation.
 """
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 
 from squeezenet.compress.prune import layer_names
-from squeezenet.compress.quantize import (
+from squeezenet.compress.weight_sharing import (
     BitsSpec,
     Init,
     QuantizeReport,
@@ -84,7 +85,8 @@ def ecsq1d(
         levels: the most non-zero levels (2**bits).
         rate_lambda: squared-error units per bit, >= 0. 0 gives k-means of the non-zero values.
         prune: whether non-zero weights may move to zero (a rate decision). False keeps the
-            zero / non-zero mask as it is, like :func:`~squeezenet.compress.quantize.quantize_`.
+            zero / non-zero mask as it is, like
+            :func:`~squeezenet.compress.weight_sharing.quantize_`.
         init: the k-means initialisation the levels start from (see ``kmeans1d``).
         iters: the most Lloyd iterations after the k-means start.
         seed: for ``init="random"``.
@@ -334,7 +336,7 @@ def ecsq_quantize_(
         model: any module with conv / linear layers, plain or pruned.
         rate_lambda: the global trade-off, in distortion units per bit.
         bits: the largest index width per layer, as for
-            :func:`~squeezenet.compress.quantize.quantize_` (unmatched layers stay float).
+            :func:`~squeezenet.compress.weight_sharing.quantize_` (unmatched layers stay float).
         scales: per layer prefix, how much a unit of squared weight error costs there (e.g.
             proxy KL per unit error); a layer's own lambda is ``rate_lambda / scale``, so
             sensitive layers get finer levels. Missing layers count 1.

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from squeezenet.compress.proxy import ProxySampler
+from squeezenet.compress.proxy_sampler import ProxySampler
 from squeezenet.compress.prune import weight_layers
-from squeezenet.compress.quantize import WeightShare, centroids_of, weight_share_of
+from squeezenet.compress.weight_sharing import WeightShare, centroids_of, weight_share_of
 from squeezenet.errors import ConfigError
 
 # "step+bias": grid (trellis-coded) layers, whose levels stay and whose step and bias move.

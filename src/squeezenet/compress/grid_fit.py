@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from squeezenet.compress.quantize import centroids_of, weight_share_of
 from squeezenet.compress.trellis import GRID_ATTRIBUTE
+from squeezenet.compress.weight_sharing import centroids_of, weight_share_of
 from squeezenet.formats.grid import GridCode
 
 

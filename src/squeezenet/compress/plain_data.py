@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from squeezenet.compress.prune import prune_mask_of, weight_layers
-from squeezenet.compress.quantize import centroids_of, weight_share_of
 from squeezenet.compress.trellis import GRID_ATTRIBUTE
+from squeezenet.compress.weight_sharing import centroids_of, weight_share_of
 from squeezenet.errors import ConfigError, InputError
 from squeezenet.formats.grid import GridCode
 from squeezenet.formats.model import MAX_BITS, CompressedLayer, CompressedModel

@@ -11,8 +11,8 @@ quantizer takes ``lambda`` (squared error + ``lambda`` x bits); a byte target bi
 A new quantizer is a class with the attributes and the method of :class:`Quantizer`, passed to
 :func:`register_quantizer`; ``CompressConfig(quantizer=its name)`` and ``compress --quantizer``
 then select it. What it leaves in the model must export as a layer the format stores: a
-weight-shared layer (:class:`squeezenet.compress.quantize.WeightShare`), a grid layer, or plain
-weights with at most 2**16 distinct values (shared losslessly on export).
+weight-shared layer (:class:`squeezenet.compress.weight_sharing.WeightShare`), a grid layer, or
+plain weights with at most 2**16 distinct values (shared losslessly on export).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 from torch import nn
 
 from squeezenet.compress.ecsq import LEVEL_BITS, ecsq_quantize_
-from squeezenet.compress.quantize import BitsSpec, Init, QuantizeReport, quantize_
 from squeezenet.compress.trellis import trellis_quantize_
+from squeezenet.compress.weight_sharing import BitsSpec, Init, QuantizeReport, quantize_
 from squeezenet.errors import ConfigError
 
 Weighting = Literal["activation", "layer"]
@@ -55,10 +55,6 @@ class Quantizer(Protocol):
         """The spelling of ``--quantizer`` and ``CompressConfig.quantizer``."""
 
     @property
-    def summary(self) -> str:
-        """One line for ``--help``."""
-
-    @property
     def rate(self) -> bool:
         """True: quantizes at ``job.rate_lambda`` (given, or bisected to a byte target)."""
 
@@ -83,7 +79,6 @@ class KMeans:
     """Deep Compression's weight sharing: per layer, k-means with k = 2**bits."""
 
     name: str = "kmeans"
-    summary: str = "k-means per layer at --bits (Deep Compression; the default without a rate)"
     rate: bool = False
     without_rate: str | None = None
     grid: bool = False
@@ -99,7 +94,6 @@ class Ecsq:
     minimise squared error + lambda x bits, zero a level of its own (``compress.ecsq``)."""
 
     name: str = "ecsq"
-    summary: str = "levels per layer at a rate (without one: kmeans)"
     rate: bool = True
     without_rate: str | None = "kmeans"
     grid: bool = False
@@ -118,7 +112,6 @@ class Trellis:
     ``bits`` does not apply."""
 
     name: str = "trellis"
-    summary: str = "dependent quantization on a grid at a rate, .sqz version 3"
     rate: bool = True
     without_rate: str | None = None
     grid: bool = True
@@ -160,5 +153,6 @@ def get_quantizer(name: str) -> Quantizer:
         raise ConfigError(f"unknown quantizer {name!r}; known: {known}") from None
 
 
+BUILT_IN: tuple[str, ...] = ("kmeans", "ecsq", "trellis")  # the names --help lists
 for _builtin in (KMeans(), Ecsq(), Trellis()):
     register_quantizer(_builtin)

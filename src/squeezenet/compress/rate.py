@@ -20,8 +20,8 @@ import numpy as np
 from torch import nn
 
 from squeezenet.compress.damage import assess, weights_before
-from squeezenet.compress.quantize import QuantizeReport
 from squeezenet.compress.quantizers import QuantizeJob, Quantizer
+from squeezenet.compress.weight_sharing import QuantizeReport
 from squeezenet.errors import ConfigError
 
 TOLERANCE = 0.01  # a target is met by a file of (1 - TOLERANCE) * target .. target bytes

@@ -26,7 +26,7 @@ from torch import nn
 from squeezenet.arch.preprocess import Preprocess
 from squeezenet.compress.finetune_common import TRAINS, Frozen, Train, proxy_kl, shared_layers
 from squeezenet.compress.grid_fit import GridMoments, accumulate_grid, grid_of, solve_grid_
-from squeezenet.compress.proxy import ProxyConfig, ProxyData, ProxySampler, field_error
+from squeezenet.compress.proxy_sampler import ProxyConfig, ProxyData, ProxySampler, field_error
 from squeezenet.compress.shared_fit import SharedMoments, accumulate_shared, solve_shared_
 
 logger = logging.getLogger(__name__)

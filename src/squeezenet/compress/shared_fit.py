@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from squeezenet.compress.quantize import centroids_of, weight_share_of
+from squeezenet.compress.weight_sharing import centroids_of, weight_share_of
 
 logger = logging.getLogger(__name__)
 

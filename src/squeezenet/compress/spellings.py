@@ -20,7 +20,7 @@ DEFAULT_BITS = 8  # without --bits and without widths in the policy file
 
 def parse_bits(spec: str | int) -> int | BitsRules:
     """``--bits``: ``"6"``; a preset (``"mixed"``); ``"PATTERN=BITS,..."`` (first match wins,
-    patterns as in :func:`~squeezenet.compress.quantize.quantize_`); or a JSON file
+    patterns as in :func:`~squeezenet.compress.weight_sharing.quantize_`); or a JSON file
     ``{pattern: bits}``.
 
     Raises:

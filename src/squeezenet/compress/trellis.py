@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from squeezenet.compress.prune import layer_names
-from squeezenet.compress.quantize import QuantizeReport, share_layer_, shareable_weight
+from squeezenet.compress.weight_sharing import QuantizeReport, share_layer_, shareable_weight
 from squeezenet.formats.grid import DQ_NEXT, MAX_GRID_BITS, QUANTIZER_DEPENDENT, GridCode, zigzag
 
 STEP_LAMBDA = 0.3  # lambda / delta**2 (see the module docstring)

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from squeezenet.compress.finetune_common import kd_loss
-from squeezenet.compress.proxy import ProxySampler
+from squeezenet.compress.proxy_sampler import ProxySampler
 from squeezenet.compress.prune import layer_names
 from squeezenet.errors import ConfigError
 

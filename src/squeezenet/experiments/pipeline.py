@@ -46,8 +46,8 @@ from squeezenet.atomic import atomic_write_bytes
 from squeezenet.compress.config import describe_bits, describe_policy
 from squeezenet.compress.plain_data import from_compressed, to_compressed
 from squeezenet.compress.prune import prune_
-from squeezenet.compress.quantize import quantize_
 from squeezenet.compress.sizes import stage_sizes
+from squeezenet.compress.weight_sharing import quantize_
 from squeezenet.data.datasets import draw
 from squeezenet.errors import InputError
 from squeezenet.experiments.pipeline_config import STAGES, PipelineConfig

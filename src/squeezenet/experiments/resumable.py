@@ -21,9 +21,7 @@ from typing import Any
 
 from squeezenet.atomic import atomic_write_json
 from squeezenet.train.loop import FitEvent
-from squeezenet.train.run_folder import CHECKPOINT, STATE_JSON
-
-ELAPSED = "elapsed.json"  # seconds of the attempts so far, up to their last checkpoint
+from squeezenet.train.run_folder import CHECKPOINT, ELAPSED_JSON, STATE_JSON
 
 
 @dataclass
@@ -56,7 +54,7 @@ class Attempt:
                 event.kind == "step" and checkpoint_every and event.step % checkpoint_every == 0
             )
             if event.kind == "epoch" or at_step:
-                atomic_write_json(self.run_dir / ELAPSED, {"seconds": round(self.seconds, 2)})
+                atomic_write_json(self.run_dir / ELAPSED_JSON, {"seconds": round(self.seconds, 2)})
             if callback is not None:
                 callback(event)
 
@@ -69,7 +67,7 @@ def begin(run_dir: str | Path) -> Attempt:
     folder.mkdir(parents=True, exist_ok=True)
     carried, step = 0.0, None
     if (folder / CHECKPOINT).is_file():
-        carried = float(_read(folder / ELAPSED).get("seconds", 0.0))
+        carried = float(_read(folder / ELAPSED_JSON).get("seconds", 0.0))
         step = int(_read(folder / STATE_JSON).get("global_step", 0))
     return Attempt(folder, step, carried, time.perf_counter())
 

@@ -26,7 +26,7 @@ from torch.nn.utils import parametrize
 
 from squeezenet.arch.preprocess import Preprocess
 from squeezenet.compress.prune import layer_names, magnitude_mask
-from squeezenet.compress.quantize import Init, kmeans1d
+from squeezenet.compress.weight_sharing import Init, kmeans1d
 from squeezenet.errors import ConfigError, InputError
 from squeezenet.experiments.sensitivity_result import (
     Kind,

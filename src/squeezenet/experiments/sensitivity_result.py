@@ -9,7 +9,7 @@ import io
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from squeezenet.compress.quantize import Init
+from squeezenet.compress.weight_sharing import Init
 from squeezenet.errors import ConfigError
 
 SENSITIVITY_JSON = "sensitivity.json"  # where a sensitivity folder keeps its result

@@ -15,7 +15,7 @@ from squeezenet.arch.registry import (
 )
 from squeezenet.models.alexnet import AlexNet
 from squeezenet.models.fire import Fire
-from squeezenet.models.registry import build, create_model
+from squeezenet.models.registry import build_model, create_model
 from squeezenet.models.squeezenet import SqueezeNet, init_weights_
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
     "SqueezeNet",
     "SqueezeNetConfig",
     "UnknownModelError",
-    "build",
+    "build_model",
     "create_model",
     "get_spec",
     "init_weights_",

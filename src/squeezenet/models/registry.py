@@ -12,7 +12,7 @@ from squeezenet.models.alexnet import AlexNet
 from squeezenet.models.squeezenet import SqueezeNet
 
 
-def build(config: ModelConfig, *, seed: int | None = None) -> nn.Module:
+def build_model(config: ModelConfig, *, seed: int | None = None) -> nn.Module:
     """The network a config describes (SqueezeNet or AlexNet), initialised from ``seed``."""
     if isinstance(config, SqueezeNetConfig):
         return SqueezeNet(config, seed=seed)
@@ -27,4 +27,4 @@ def create_model(name: str, *, seed: int | None = None, **overrides: Any) -> nn.
         seed: seeds the initialisation (same seed, same weights); ``None`` uses torch's RNG.
         **overrides: config fields to change (``squeeze_ratio=0.25``, ``bypass="simple"``...).
     """
-    return build(resolve_config(name, **overrides), seed=seed)
+    return build_model(resolve_config(name, **overrides), seed=seed)

@@ -15,10 +15,13 @@ STATE_JSON = "state.json"  # a human-readable copy of the checkpoint's state; re
 METRICS_JSONL = "metrics.jsonl"  # one JSON record per epoch: loss, top-1, top-5, images/s
 METRICS_CSV = "metrics.csv"  # the same rows as CSV, for spreadsheets
 WEIGHTS = "model.safetensors"  # the final weights with the metadata that rebuilds the model
+# Runs that survive a kill (squeezenet.experiments.resumable): seconds of the attempts so far.
+ELAPSED_JSON = "elapsed.json"
 
 __all__ = [
     "CHECKPOINT",
     "CONFIG_JSON",
+    "ELAPSED_JSON",
     "METRICS_CSV",
     "METRICS_JSONL",
     "RUN_JSON",

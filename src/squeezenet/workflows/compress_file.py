@@ -32,10 +32,10 @@ from squeezenet.compress.prune import (
     register_mask_,
     weight_layers,
 )
-from squeezenet.compress.quantize import QuantizeReport
 from squeezenet.compress.quantizers import QuantizeJob
 from squeezenet.compress.rate import RateOutcome, quantize_to_rate_
 from squeezenet.compress.sizes import stage_sizes
+from squeezenet.compress.weight_sharing import QuantizeReport
 from squeezenet.errors import MissingFileError
 from squeezenet.formats.caffe_dc import read_caffe_dc
 from squeezenet.formats.model import CompressedModel
@@ -239,11 +239,10 @@ def compress_file(
     watch = Stopwatch()
     loaded = load_any(source)
     load_s = watch.lap("load")
-    if distill_data is not None:
-        hook = proxy_distiller(
+    if distill is None and distill_data is not None:
+        distill = proxy_distiller(
             distill_data, config, images=distill_images, device=device, callback=on_distill
         )
-        distill = distill or hook
     calibration = Calibration()
     if calib is not None and config.has_rate:
         calibration = calibrate(loaded, config, calib)

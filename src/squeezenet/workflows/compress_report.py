@@ -7,8 +7,8 @@ import dataclasses
 import time
 from typing import Any
 
-from squeezenet.compress.quantize import QuantizeReport
 from squeezenet.compress.sizes import ALEXNET_DENSE_BYTES, StageSize
+from squeezenet.compress.weight_sharing import QuantizeReport
 from squeezenet.formats.model import CompressedModel
 
 

@@ -76,8 +76,8 @@ NOISE = "uniform noise (timing only: the int8 outputs mean nothing; pass --calib
 
 def _bench_model(model: str, asked: BenchAsk) -> tuple[list[BenchRow], dict[str, Any]]:
     from squeezenet.deploy.bench import benchmark
-    from squeezenet.deploy.calibration import calibration_batches, model_preprocess
     from squeezenet.deploy.engines import check_engines
+    from squeezenet.deploy.int8_calibration import calibration_batches, model_preprocess
     from squeezenet.models.summary import summarize
 
     spelled = asked.engines or "eager_nchw,eager_channels_last,onnxruntime"

@@ -4,7 +4,6 @@ teacher (``--against``), in any inference engine."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Annotated, Any
 
 import typer
@@ -84,35 +83,20 @@ def _with_engine(loaded: Any, engine: str, calib: str | None, data: str, split: 
     """``loaded`` whose model runs in ``engine`` (the int8 ones calibrated on ``calib``; a
     warning when that is the evaluation data itself: ``data``'s ``split``)."""
 
-    from squeezenet.deploy.calibration import calibration_batches
     from squeezenet.deploy.engines import EngineModule, check_engines, make_engine
+    from squeezenet.deploy.int8_calibration import engine_calibration
 
     check_engines([engine], "--engine")
     pre = loaded.preprocess
-    if engine.endswith("-int8") and calib is None:
-        fail(f"--engine {engine} needs --calib DATA (proxy images, not the evaluation images)")
-    if calib is not None and not engine.endswith("-int8"):
-        fail("--calib calibrates the int8 engines only: drop it, or use an -int8 engine")
-    if calib is not None and _same_images(calib, data, split):
-        err.print(
-            "warning: --calib is the evaluation data, so the result is a bound, not an "
-            "accuracy: calibrate on other images"
-        )
-    batches = calibration_batches(calib, pre) if calib is not None else None
+    batches, warnings = engine_calibration(engine, calib, pre, evaluated=(data, split))
+    for warning in warnings:
+        err.print(f"warning: {warning}")
     shape = (pre.channels, pre.crop, pre.crop)
     engine_run = make_engine(
         engine, loaded.model, shape, calibration=batches, preprocess=pre.to_dict()
     )
     module = EngineModule(engine_run)
     return dataclasses.replace(loaded, model=module)
-
-
-def _same_images(calib: str, data: str, split: str) -> bool:
-    """Whether calibration (the training split of ``calib``) reads the evaluated images: the
-    same file or folder (which has no splits), or the same named dataset's training split."""
-    if os.path.exists(data):
-        return os.path.realpath(calib) == os.path.realpath(data)
-    return calib == data and split == "train"
 
 
 def _compare(

@@ -104,8 +104,8 @@ def _export_compact(model: str, output: str, as_json: bool) -> None:
 def _export_int8(
     model: str, output: str, calib: str | None, format_name: str, as_json: bool
 ) -> None:
-    from squeezenet.deploy.calibration import calibration_batches, model_preprocess
     from squeezenet.deploy.int8 import Int8Config, export_int8, int8_format
+    from squeezenet.deploy.int8_calibration import calibration_batches, model_preprocess
 
     if calib is None:
         fail("--int8 needs --calib DATA: proxy images for the activation ranges (not eval images)")

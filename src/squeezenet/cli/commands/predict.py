@@ -24,8 +24,8 @@ def predict_cmd(
     as_json: Json = False,
 ) -> None:
     """Classify images with the model's own preprocessing; prints class names and probabilities."""
-    from squeezenet.deploy.calibration import calibration_batches, model_preprocess
     from squeezenet.deploy.engines import check_engines
+    from squeezenet.deploy.int8_calibration import calibration_batches, model_preprocess
     from squeezenet.deploy.predict import predict
 
     check_engines([engine], "--engine")
