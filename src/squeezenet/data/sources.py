@@ -1,8 +1,13 @@
-"""Dataset specs: a name ("fashion-mnist", "cifar10", "synthetic") or a path -> a Dataset."""
+"""Dataset specs: a name ("fashion-mnist", "cifar10", "synthetic") or a path -> a Dataset.
+
+:data:`SOURCES` is the table of dataset kinds: each one's default preset and loader. A new named
+dataset is a reader module and one row here.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +25,6 @@ from squeezenet.data.datasets import (
 from squeezenet.data.fashion import fashion_mnist
 from squeezenet.errors import ConfigError
 
-NAMED = ("fashion-mnist", "cifar10", "synthetic")
-
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -33,12 +36,7 @@ class DataSpec:
     @property
     def default_preset(self) -> Preprocess:
         """The preprocessing a model trained from scratch on this data should use."""
-        return {
-            "fashion-mnist": FASHION_MNIST,
-            "cifar10": CIFAR10,
-            "npz": CIFAR10,
-            "synthetic": CIFAR10,
-        }.get(self.kind, IMAGENET)
+        return SOURCES[self.kind].preset
 
 
 def parse_data_spec(spec: str) -> DataSpec:
@@ -85,20 +83,79 @@ def load_dataset(
     Files-based specs (CSV, folders) have a single split: both names return the same images.
     """
     data = parse_data_spec(spec) if isinstance(spec, str) else spec
-    if data.kind == "fashion-mnist":
-        return fashion_mnist(split, data_dir, download=download, transform=transform)
-    if data.kind in ("cifar10", "npz"):
-        return cifar10(split, data.path or data_dir, transform=transform)
-    if data.kind == "synthetic":
-        return synthetic(
-            synthetic_size if split == "train" else max(64, synthetic_size // 4),
-            size=synthetic_image,
-            channels=synthetic_channels,
-            seed=seed,
-            split=split,
-            transform=transform,
-        )
-    assert data.path is not None
-    if data.kind == "csv":
-        return csv_manifest(data.path, transform=transform)
-    return image_folder(data.path, transform=transform)
+    options = LoadOptions(
+        data_dir, download, transform, synthetic_size, synthetic_image, synthetic_channels, seed
+    )
+    return SOURCES[data.kind].load(data, split, options)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What :func:`load_dataset` passes to a loader besides the spec and the split."""
+
+    data_dir: str | Path | None = None
+    download: bool = False
+    transform: Any = None
+    synthetic_size: int = 512
+    synthetic_image: int = 32
+    synthetic_channels: int = 3
+    seed: int = 0
+
+
+Loader = Callable[[DataSpec, str, LoadOptions], ArrayDataset | FileListDataset]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One kind of dataset: the preset a model trained on it from scratch uses, and its loader."""
+
+    preset: Preprocess
+    load: Loader
+    named: bool = True  # spelled by its name; False: found from a path (csv, npz, folder)
+
+
+def _synthetic(spec: DataSpec, split: str, o: LoadOptions) -> ArrayDataset:
+    size = o.synthetic_size if split == "train" else max(64, o.synthetic_size // 4)
+    return synthetic(
+        size,
+        size=o.synthetic_image,
+        channels=o.synthetic_channels,
+        seed=o.seed,
+        split=split,
+        transform=o.transform,
+    )
+
+
+def _path(spec: DataSpec) -> Path:
+    assert spec.path is not None  # parse_data_spec gives file kinds a path
+    return spec.path
+
+
+SOURCES: dict[str, Source] = {
+    "fashion-mnist": Source(
+        FASHION_MNIST,
+        lambda spec, split, o: fashion_mnist(
+            split, o.data_dir, download=o.download, transform=o.transform
+        ),
+    ),
+    "cifar10": Source(
+        CIFAR10, lambda spec, split, o: cifar10(split, o.data_dir, transform=o.transform)
+    ),
+    "synthetic": Source(CIFAR10, _synthetic),
+    "npz": Source(
+        CIFAR10,
+        lambda spec, split, o: cifar10(split, _path(spec), transform=o.transform),
+        named=False,
+    ),
+    "csv": Source(
+        IMAGENET,
+        lambda spec, split, o: csv_manifest(_path(spec), transform=o.transform),
+        named=False,
+    ),
+    "folder": Source(
+        IMAGENET,
+        lambda spec, split, o: image_folder(_path(spec), transform=o.transform),
+        named=False,
+    ),
+}
+NAMED = tuple(kind for kind, source in SOURCES.items() if source.named)
