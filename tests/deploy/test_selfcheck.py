@@ -32,6 +32,8 @@ from squeezenet.deploy.selfcheck import (
 )
 from squeezenet.models import create_model
 
+# The same small model is exported (float, int8, in engines) by test after test.
+pytestmark = pytest.mark.usefixtures("onnx_export_once")
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 INFO = ModelInfo("squeezenet_small", {}, CIFAR10.to_dict(), [f"c{i}" for i in range(10)])
 
