@@ -30,11 +30,20 @@ def _tensor_bytes(tensor: torch.Tensor) -> bytes:
 
 
 def _export_key(model: torch.nn.Module, example: torch.Tensor, opset: int) -> str:
-    """What ``onnx_bytes(model, example, opset=opset)`` depends on: the module tree (its repr
-    names every layer and parametrization), each module's mode, every state tensor, the example
-    and the opset."""
-    digest = hashlib.sha256(f"{type(model).__qualname__}|{model!r}|{opset}".encode())
-    digest.update(bytes(m.training for m in model.modules()))
+    """What ``onnx_bytes(model, example, opset=opset)`` depends on: per module, its class and
+    forward, its plain attributes (a Fire's bypass, a SqueezeNet's config: the repr alone does
+    not show them), its mode and forward hooks; every state tensor; the example; the opset."""
+    digest = hashlib.sha256(f"{model!r}|{opset}".encode())
+    for name, module in model.named_modules():
+        attributes = sorted(
+            (key, repr(value))
+            for key, value in vars(module).items()
+            if not key.startswith("_") and not isinstance(value, torch.Tensor | torch.nn.Module)
+        )
+        kind = type(module)
+        digest.update(f"{name}|{kind.__module__}.{kind.__qualname__}|{kind.forward!r}".encode())
+        hooks = [*module._forward_pre_hooks.values(), *module._forward_hooks.values()]
+        digest.update(repr(attributes).encode() + repr(hooks).encode())
     for name, tensor in model.state_dict(keep_vars=True).items():
         digest.update(name.encode() + _tensor_bytes(tensor))
     digest.update(_tensor_bytes(example))
@@ -50,7 +59,7 @@ def onnx_export_once() -> Iterator[None]:
     (the same module tree, weights, example and opset) from memory. The export is deterministic
     (the same call gives the same bytes), so this changes no outcome; a dynamo export of a
     SqueezeNet costs 2-4 s of CPU, and the deploy tests export the same model again and again.
-    Tests of the exporter itself (deploy/test_export.py) keep calling it for real."""
+    Every distinct export still runs the exporter (and its parity check) once."""
     from squeezenet.deploy import engines, export
 
     real = export.onnx_bytes
