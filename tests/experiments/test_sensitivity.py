@@ -263,7 +263,9 @@ def test_the_job_needs_an_existing_model_file_and_a_known_split(tmp_path: Path) 
 
 
 def _small_weights(tmp_path: Path) -> Path:
-    model = create_model("squeezenet_small", num_classes=10, seed=0)
+    # a quarter of squeezenet_small's widths: the plan runs a sweep, a calibration and a report,
+    # each a few hundred forward passes, and none of them needs a wide model
+    model = create_model("squeezenet_small", num_classes=10, seed=0, base_e=32, incr_e=32)
     return save_weights(
         model, tmp_path / "m.safetensors", model_name="squeezenet_small", preprocess=CIFAR10
     )
