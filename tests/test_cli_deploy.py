@@ -15,13 +15,18 @@ from squeezenet.data import CIFAR10
 from squeezenet.io.weights import save_weights
 from squeezenet.models import create_model
 
+# Every int8 export and engine here starts with a dynamo ONNX export of the same model.
+pytestmark = pytest.mark.usefixtures("onnx_export_once")
 
-@pytest.fixture()
-def weights(tmp_path: Path) -> Path:
-    model = create_model("squeezenet_small", seed=0)
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A squeezenet_small weights file that no test changes (shared: its int8 export is too),
+    at a quarter of the widths: every int8 engine here calibrates and runs GPTQ on 256 images."""
+    model = create_model("squeezenet_small", seed=0, base_e=32, incr_e=32)
     return save_weights(
         model,
-        tmp_path / "m.safetensors",
+        tmp_path_factory.mktemp("weights") / "m.safetensors",
         model_name="squeezenet_small",
         preprocess=CIFAR10,
         class_names=[f"c{i}" for i in range(10)],
@@ -199,15 +204,17 @@ def test_the_engine_names_in_help_are_the_engines() -> None:
     assert sorted(ENGINE_NAMES.split(" | ")) == sorted(["torch", *ENGINES])
 
 
-@pytest.fixture()
-def exported(weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """The weights exported to int8 ONNX (synthetic calibration), with a PNG beside it."""
-    target = tmp_path / "q.onnx"
-    code, _, err = run(
-        capsys, "export", weights, "--int8", "--calib", "synthetic", "-o", target, "--json"
-    )
-    assert code == 0, err
-    Image.new("RGB", (32, 32), (10, 200, 30)).save(tmp_path / "x.png")
+@pytest.fixture(scope="module")
+def exported(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The weights exported to int8 ONNX (synthetic calibration), with a PNG beside it; the
+    tests only read it, so one export serves them all."""
+    folder = tmp_path_factory.mktemp("exported")
+    target = folder / "q.onnx"
+    argv = ["export", weights, "--int8", "--calib", "synthetic", "-o", target, "--json"]
+    with pytest.raises(SystemExit) as exit_info:  # capsys is function-scoped: run() needs it
+        main([str(a) for a in argv])
+    assert exit_info.value.code in (0, None)
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(folder / "x.png")
     return target
 
 
@@ -220,7 +227,8 @@ def test_an_exported_onnx_runs_in_eval_predict_and_bench(
         capsys, "eval", exported, "--data", "synthetic", "--against", weights, "--json"
     )
     assert code == 0 and json.loads(out)["agreement"] > 0.5
-    code, out, _ = run(capsys, "predict", exported, tmp_path / "x.png", "--top", "2", "--json")
+    image = exported.parent / "x.png"
+    code, out, _ = run(capsys, "predict", exported, image, "--top", "2", "--json")
     assert code == 0 and json.loads(out)[0]["top"][0]["name"].startswith("c")
     code, out, _ = run(capsys, "bench", exported, "--batch", "2", "--seconds", "0.05", "--json")
     document = json.loads(out)
@@ -238,7 +246,7 @@ def test_a_wrong_int8_file_is_refused_in_one_line(
     corrupt_a_scale(exported, bad)
     for argv in (
         ["eval", bad, "--data", "synthetic"],
-        ["predict", bad, tmp_path / "x.png"],
+        ["predict", bad, exported.parent / "x.png"],
         ["bench", bad, "--batch", "1", "--seconds", "0.05"],
     ):
         code, out, err = run(capsys, *argv)

@@ -27,6 +27,10 @@ from squeezenet.formats.grid import GridCode
 from squeezenet.models import SqueezeNet, create_model
 
 TINY = {"base_e": 16, "incr_e": 16}
+# The trellis takes one numpy step per index of its state period, whatever the layer's size:
+# these tests fit grids, not periods, so their layers (at most a few thousand weights) take a
+# period of 1,024 instead of the default 4,096.
+PERIOD_LOG2 = 10
 PRESET = Preprocess("custom", 0, 6, (120.0,) * 3, (60.0,) * 3, value_scale=255.0)
 
 
@@ -47,7 +51,7 @@ def _teacher() -> nn.Module:
 def _trellis_student(teacher: nn.Module, rate_lambda: float = 3e-4) -> nn.Module:
     student = create_model("squeezenet_small", **TINY)
     student.load_state_dict(teacher.state_dict())
-    trellis_quantize_(student, rate_lambda)
+    trellis_quantize_(student, rate_lambda, period_log2=PERIOD_LOG2)
     return student
 
 
@@ -67,7 +71,7 @@ def test_step_and_bias_are_the_least_squares_solution(kind: str) -> None:
     )
     teacher = nn.Sequential(*layers)
     student = nn.Sequential(*[copy.deepcopy(m) for m in layers])
-    trellis_quantize_(student, 2e-3)
+    trellis_quantize_(student, 2e-3, period_log2=PERIOD_LOG2)
     module = student[-1]
     grid = grid_of(module)
     assert grid is not None
@@ -191,13 +195,16 @@ def test_trellis_importance_moves_error_to_unimportant_weights() -> None:
     rng = np.random.default_rng(3)
     w = rng.laplace(scale=0.05, size=(8, 512))
     step, lam = 0.01, 0.3 * 0.01**2
-    plain = trellis_many([TrellisLayer(w, step, lam)])[0]
-    ones = trellis_many([TrellisLayer(w, step, lam, np.ones_like(w))])[0]
+    # one state period per row of w (512, not the default 4,096): the search takes one numpy
+    # step per index of a period, and the weighting's effect is the same (0.99 and 1.29 below)
+    period = 9
+    plain = trellis_many([TrellisLayer(w, step, lam)], period_log2=period)[0]
+    ones = trellis_many([TrellisLayer(w, step, lam, np.ones_like(w))], period_log2=period)[0]
     assert np.array_equal(plain.levels, ones.levels)
     h = np.ones_like(w)
     h[:4] = 1.8
     h[4:] = 0.2  # mean 1
-    weighted = trellis_many([TrellisLayer(w, step, lam, h)])[0]
+    weighted = trellis_many([TrellisLayer(w, step, lam, h)], period_log2=period)[0]
     err_plain = np.square(plain.values().reshape(w.shape) - w)
     err_weighted = np.square(weighted.values().reshape(w.shape) - w)
     # The step is the layer's; importance moves the rate-distortion decisions (which weights

@@ -25,6 +25,8 @@ from squeezenet.errors import ConfigError
 from squeezenet.formats import read_sqz, write_sqz
 from squeezenet.models import create_model
 
+# The same small model is exported (float, int8, in engines) by test after test.
+pytestmark = pytest.mark.usefixtures("onnx_export_once")
 SHAPE = (3, 32, 32)
 
 

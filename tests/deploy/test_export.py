@@ -14,6 +14,8 @@ from squeezenet.deploy.export import ExportParityError, export_model, run_onnx
 from squeezenet.errors import ConfigError, InputError, UserError
 from squeezenet.models import create_model, get_spec, list_models
 
+# The dynamic-batch and parity-failure tests export squeezenet1_1 as its parity test does.
+pytestmark = pytest.mark.usefixtures("onnx_export_once")
 SMALL_INPUT = {"alexnet": 96, "squeezenet_small": 32}  # others: 64 px (the ceil-mode pools matter)
 
 
@@ -101,3 +103,25 @@ def test_bench_smoke() -> None:
         (e, b) for e in ("eager_nchw", "eager_channels_last", "onnxruntime") for b in (1, 4)
     }
     assert all(r.max_abs_diff <= 1e-4 and r.images_per_s > 0 for r in rows)
+
+
+def test_the_export_memo_tells_apart_what_the_export_depends_on() -> None:
+    """conftest's onnx_export_once answers only a call it has seen: models whose state dicts and
+    reprs agree but whose forward differs (a simple bypass adds no parameter) are told apart."""
+    from conftest import _export_key
+
+    x = torch.zeros(1, 3, 64, 64)
+
+    def key(name: str, **kwargs: object) -> str:
+        return _export_key(create_model(name, seed=0, num_classes=10, **kwargs), x, 18)
+
+    assert key("squeezenet1_0") == key("squeezenet1_0")
+    assert key("squeezenet1_0") != key("squeezenet1_0_simple_bypass")
+    assert key("squeezenet1_0") != key("squeezenet1_0", dropout=0.1)  # config only
+    model = create_model("squeezenet1_0", seed=0, num_classes=10)
+    before = _export_key(model, x, 18)
+    with torch.no_grad():
+        model.final_conv.bias.add_(1.0)
+    assert _export_key(model, x, 18) != before
+    assert _export_key(model.train(), x, 18) != _export_key(model.eval(), x, 18)
+    assert _export_key(model, x, 17) != _export_key(model, x, 18)

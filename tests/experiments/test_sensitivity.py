@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,25 +36,43 @@ def data() -> object:
 CONFIG = SensitivityConfig(sparsities=(0.0, 0.5, 0.9), bits=(16, 4, 2), batch_size=16)
 
 
+@dataclass
+class Swept:
+    """The module's one sweep, watched: after each probe and at the end, the names of the
+    state tensors that differ from the model's before the sweep, and the final layout."""
+
+    result: SensitivityResult
+    changed_after_probe: list[list[str]]
+    changed_at_the_end: list[str]
+    contiguous_at_the_end: bool
+
+
+def _changed(model: torch.nn.Module, before: dict[str, torch.Tensor]) -> list[str]:
+    state = model.state_dict()
+    return [key for key, value in before.items() if not torch.equal(state[key], value)]
+
+
 @pytest.fixture(scope="module")
-def result(tiny: torch.nn.Module, data: object) -> SensitivityResult:
-    return sensitivity(tiny, data, CIFAR10, CONFIG)
+def swept(tiny: torch.nn.Module, data: object) -> Swept:
+    before = {k: v.clone() for k, v in tiny.state_dict().items()}
+    changed: list[list[str]] = []
+    result = sensitivity(
+        tiny, data, CIFAR10, CONFIG, callback=lambda event: changed.append(_changed(tiny, before))
+    )
+    contiguous = all(p.is_contiguous() for p in tiny.parameters())
+    return Swept(result, changed, _changed(tiny, before), contiguous)
 
 
-def test_every_probe_restores_the_model_bit_for_bit(data: object) -> None:
-    model = create_model("squeezenet_small", num_classes=10, seed=1).eval()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    seen: list[dict[str, torch.Tensor]] = []
+@pytest.fixture(scope="module")
+def result(swept: Swept) -> SensitivityResult:
+    return swept.result
 
-    def check(event: object) -> None:  # after each probe, the weights are the original ones
-        seen.append({k: v.clone() for k, v in model.state_dict().items()})
 
-    sensitivity(model, data, CIFAR10, CONFIG, callback=check)
-    assert len(seen) == 26 * 6
-    for state in [*seen, model.state_dict()]:
-        for key, value in before.items():
-            assert torch.equal(state[key], value), key
-    assert all(p.is_contiguous() for p in model.parameters())  # back in NCHW layout
+def test_every_probe_restores_the_model_bit_for_bit(swept: Swept) -> None:
+    assert len(swept.changed_after_probe) == 26 * 6
+    for changed in [*swept.changed_after_probe, swept.changed_at_the_end]:
+        assert changed == []  # after each probe, the weights are the original ones
+    assert swept.contiguous_at_the_end  # back in NCHW layout
 
 
 def test_baseline_equals_a_full_evaluation(
@@ -240,7 +259,9 @@ def test_the_job_needs_an_existing_model_file_and_a_known_split(tmp_path: Path) 
 
 
 def _small_weights(tmp_path: Path) -> Path:
-    model = create_model("squeezenet_small", num_classes=10, seed=0)
+    # a quarter of squeezenet_small's widths: the plan runs a sweep, a calibration and a report,
+    # each a few hundred forward passes, and none of them needs a wide model
+    model = create_model("squeezenet_small", num_classes=10, seed=0, base_e=32, incr_e=32)
     return save_weights(
         model, tmp_path / "m.safetensors", model_name="squeezenet_small", preprocess=CIFAR10
     )

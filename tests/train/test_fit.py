@@ -100,18 +100,30 @@ def _tiny_run(tmp_path: Path, batch_norm: bool, lr: float, **changes: object) ->
     return fit(model, train, config, preprocess=CIFAR10, run_dir=tmp_path)
 
 
-def test_a_healthy_warm_up_is_no_collapse_and_a_true_collapse_is(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def collapsed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """The batch-norm-free model at a high rate, 8 epochs uninterrupted: its run folder and
+    result (two tests read it; neither changes it)."""
+    folder = tmp_path_factory.mktemp("collapsed")
+    return folder, _tiny_run(folder, False, 2.0)
+
+
+def test_a_healthy_warm_up_is_no_collapse_and_a_true_collapse_is(
+    tmp_path: Path, collapsed: tuple[Path, object]
+) -> None:
     """A false alarm once seen: a batch-norm model inside its warm-up (loss still near ln 10)
     is not collapsed; the batch-norm-free model at a high rate collapses and is flagged."""
     healthy = _tiny_run(tmp_path / "bn", True, 0.05, max_steps=9)
     assert not healthy.collapsed  # type: ignore[attr-defined]
-    broken = _tiny_run(tmp_path / "plain", False, 2.0)
+    plain, broken = collapsed
     assert broken.collapsed  # type: ignore[attr-defined]
-    assert json.loads((tmp_path / "plain" / "state.json").read_text())["collapse"]["fired"]
+    assert json.loads((plain / "state.json").read_text())["collapse"]["fired"]
 
 
-def test_the_collapse_flag_survives_a_resume(tmp_path: Path) -> None:
-    straight = _tiny_run(tmp_path / "straight", False, 2.0)
+def test_the_collapse_flag_survives_a_resume(
+    tmp_path: Path, collapsed: tuple[Path, object]
+) -> None:
+    straight_dir, straight = collapsed
     _tiny_run(tmp_path / "cut", False, 2.0, max_steps=45)  # after the warning fired
     train = load_dataset("synthetic", "train", synthetic_size=320)
     model = create_model("squeezenet_small", seed=0, batch_norm=False, **TINY)
@@ -121,11 +133,11 @@ def test_the_collapse_flag_survives_a_resume(tmp_path: Path) -> None:
     assert resumed.collapsed == straight.collapsed  # type: ignore[attr-defined]
     assert resumed.collapsed  # type: ignore[attr-defined]
 
-    def flags(run: str) -> list[bool]:
-        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+    def flags(run: Path) -> list[bool]:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
         return [bool(json.loads(line).get("collapse_warning")) for line in lines]
 
-    assert flags("cut") == flags("straight") and any(flags("straight"))
+    assert flags(tmp_path / "cut") == flags(straight_dir) and any(flags(straight_dir))
 
 
 def test_fit_respects_parametrized_masks() -> None:
@@ -196,8 +208,12 @@ def _train_cmd(run_dir: Path, *extra: str) -> list[str]:
 
 
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> None:
+    # The uninterrupted run goes beside the one to kill: one process each (OMP_NUM_THREADS=1),
+    # so on two cores the pair costs the time of one.
     straight = tmp_path / "straight"
-    subprocess.run(_train_cmd(straight), env=ENV, check=True, capture_output=True, timeout=300)
+    reference = subprocess.Popen(
+        _train_cmd(straight), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     killed = tmp_path / "killed"
     process = subprocess.Popen(
         _train_cmd(killed), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -218,6 +234,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> None:
     assert not (killed / "model.safetensors").exists()
     resume = [sys.executable, "-m", "squeezenet", "train", "--resume", str(killed), "--quiet"]
     subprocess.run(resume, env=ENV, check=True, capture_output=True, timeout=300)
+    _, errors = reference.communicate(timeout=300)
+    assert reference.returncode == 0, errors[-2000:]
     a = load_file(str(straight / "model.safetensors"))
     b = load_file(str(killed / "model.safetensors"))
     assert a.keys() == b.keys()
@@ -306,8 +324,10 @@ def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
     # float32: the 1e-5 tolerance below is float32's (bf16 autocast is the recipe's default)
     args = ["--epochs", "1", "--max-steps", "4", "--set", "dropout=0", "--set", "batch_norm=false"]
     args += ["--no-bf16"]
-    single = tmp_path / "single"
-    subprocess.run(_train_cmd(single, *args), env=ENV, check=True, capture_output=True, timeout=300)
+    single = tmp_path / "single"  # beside the launch: it is done while the workers start up
+    reference = subprocess.Popen(
+        _train_cmd(single, *args), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     ddp = tmp_path / "ddp"
     launcher = [
         sys.executable,
@@ -323,6 +343,8 @@ def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
     ]
     command = launcher + _train_cmd(ddp, *args)[2:]
     result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    _, errors = reference.communicate(timeout=300)
+    assert reference.returncode == 0, errors[-2000:]
     assert result.returncode == 0, result.stderr[-2000:]
     a = load_file(str(single / "model.safetensors"))
     b = load_file(str(ddp / "model.safetensors"))

@@ -154,18 +154,29 @@ def _compare(cases: list[tuple[str, bytes]], folder: Path) -> None:
     assert not problems, "\n".join(problems[:20]) + f"\n({len(problems)} of {len(cases)} differ)"
 
 
-def test_valid_files_decode_to_the_same_tensors(tmp_path: Path) -> None:
-    files = {**_valid_files(), "shipped squeezenet1_0-dc": _shipped()}
+@pytest.fixture(scope="module")
+def valid_files() -> dict[str, bytes]:
+    """:func:`_valid_files`, built once (it quantizes three models) for the two tests that read
+    it."""
+    return _valid_files()
+
+
+def test_valid_files_decode_to_the_same_tensors(
+    tmp_path: Path, valid_files: dict[str, bytes]
+) -> None:
+    files = {**valid_files, "shipped squeezenet1_0-dc": _shipped()}
     cases = list(files.items())
     _compare(cases, tmp_path / "valid")
     assert {data[4] for _, data in cases} == {1, 2, 3}
 
 
-def test_broken_files_raise_the_same_field_and_offset(tmp_path: Path) -> None:
+def test_broken_files_raise_the_same_field_and_offset(
+    tmp_path: Path, valid_files: dict[str, bytes]
+) -> None:
     """The fuzz corpus: truncations, bit flips, bit flips behind a recomputed CRC."""
     rng = np.random.default_rng(0)
     cases: list[tuple[str, bytes]] = []
-    for name, data in _valid_files().items():
+    for name, data in valid_files.items():
         cases += _mutations(name, data, rng, 64)
     cases += _mutations("shipped", _shipped(), rng, 48)
     assert len(cases) >= 800
