@@ -290,7 +290,7 @@ def test_corrupt_net_error_names_layer_and_offset(
 def test_trellis_compress_writes_version_3(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    model = create_model("squeezenet_small", seed=0, num_classes=10)
+    model = create_model("squeezenet_small", seed=0, num_classes=10, base_e=16, incr_e=16)
     weights = save_weights(model, tmp_path / "small.safetensors", model_name="squeezenet_small")
     code, _, err = run(
         capsys, "compress", weights, "-o", tmp_path / "bad.sqz", "--quantizer", "trellis"
@@ -321,7 +321,7 @@ def test_trellis_calibration_weighs_and_corrects(
 ) -> None:
     """--calib with the trellis: activation weighting and bias correction, same layers as grids;
     --weighting activation is for the trellis only."""
-    model = create_model("squeezenet_small", seed=0, num_classes=10)
+    model = create_model("squeezenet_small", seed=0, num_classes=10, base_e=16, incr_e=16)
     weights = save_weights(
         model, tmp_path / "small.safetensors", model_name="squeezenet_small", preprocess=CIFAR10
     )

@@ -44,6 +44,11 @@ def test_fit_lowers_the_loss_and_writes_metrics(tmp_path: Path) -> None:
     assert (tmp_path / "metrics.csv").read_text().startswith("epoch,step,lr,train_loss")
 
 
+# Slow (200 steps: ~7 s). In the default suite, fit lowering the loss is
+# test_fit_lowers_the_loss_and_writes_metrics, the Fashion-MNIST reader is
+# data/test_datasets.py::test_fashion_mnist_from_the_debian_package and a one-channel model is
+# test_weights_file_round_trip; with them this test covers no line of src/ more (coverage.py).
+@pytest.mark.slow
 @pytest.mark.skipif(
     not FASHION_MNIST_DIR.is_dir(), reason="apt-get install -y dataset-fashion-mnist"
 )
