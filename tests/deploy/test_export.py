@@ -25,7 +25,11 @@ def _shape(name: str) -> tuple[int, int, int]:
     return (spec.config.in_channels, size, size)
 
 
-@pytest.mark.parametrize("name", list_models())
+# AlexNet (61 M parameters) runs the same export code as the SqueezeNets: slow suite only.
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n == "alexnet" else n for n in list_models()],
+)
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_parity(name: str, fmt: str, tmp_path: Path) -> None:
     model = create_model(name, seed=0, num_classes=10)
