@@ -148,7 +148,8 @@ def published(tmp_path: Path) -> Path:
 
 # Slow: the same self-check path runs in the default suite on small models
 # (test_an_int8_export_records_its_format_and_agreement,
-# test_a_file_with_a_corrupted_scale_is_refused); this one adds the published weights at 227 px, and needs ../shared/data.
+# test_a_file_with_a_corrupted_scale_is_refused); this one adds the published weights at
+# 227 px, and needs ../shared/data.
 @pytest.mark.slow
 def test_the_published_int8_export_agrees_here_as_it_did_at_export(tmp_path: Path) -> None:
     """The imported published weights at 227 px, exported to int8 on whatever CPU runs the
