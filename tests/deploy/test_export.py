@@ -125,3 +125,5 @@ def test_the_export_memo_tells_apart_what_the_export_depends_on() -> None:
     assert _export_key(model, x, 18) != before
     assert _export_key(model.train(), x, 18) != _export_key(model.eval(), x, 18)
     assert _export_key(model, x, 17) != _export_key(model, x, 18)
+    assert _export_key(model, torch.rand(1, 3, 64, 64), 18) == _export_key(model, x, 18)
+    assert _export_key(model, torch.zeros(1, 3, 32, 32), 18) != _export_key(model, x, 18)
