@@ -32,7 +32,10 @@ def _tensor_bytes(tensor: torch.Tensor) -> bytes:
 def _export_key(model: torch.nn.Module, example: torch.Tensor, opset: int) -> str:
     """What ``onnx_bytes(model, example, opset=opset)`` depends on: per module, its class and
     forward, its plain attributes (a Fire's bypass, a SqueezeNet's config: the repr alone does
-    not show them), its mode and forward hooks; every state tensor; the example; the opset."""
+    not show them), its mode and forward hooks; every state tensor; the example's dtype, shape
+    and strides; the opset. Not the example's values: the exporter traces the forward with
+    symbolic inputs (zeros and random examples give the same bytes, checked on the registered
+    models), and the deploy code passes zeros where export_model passes a random batch."""
     digest = hashlib.sha256(f"{model!r}|{opset}".encode())
     for name, module in model.named_modules():
         attributes = sorted(
@@ -46,7 +49,7 @@ def _export_key(model: torch.nn.Module, example: torch.Tensor, opset: int) -> st
         digest.update(repr(attributes).encode() + repr(hooks).encode())
     for name, tensor in model.state_dict(keep_vars=True).items():
         digest.update(name.encode() + _tensor_bytes(tensor))
-    digest.update(_tensor_bytes(example))
+    digest.update(f"{example.dtype}{tuple(example.shape)}{example.stride()}".encode())
     return digest.hexdigest()
 
 
@@ -55,11 +58,12 @@ _ONNX_EXPORTS: dict[str, bytes] = {}
 
 @pytest.fixture(scope="module")
 def onnx_export_once() -> Iterator[None]:
-    """``onnx_bytes`` runs the dynamo exporter once per distinct call and answers a repeated one
-    (the same module tree, weights, example and opset) from memory. The export is deterministic
-    (the same call gives the same bytes), so this changes no outcome; a dynamo export of a
-    SqueezeNet costs 2-4 s of CPU, and the deploy tests export the same model again and again.
-    Every distinct export still runs the exporter (and its parity check) once."""
+    """``onnx_bytes`` runs the dynamo exporter once per distinct call and answers a repeated
+    one (the same module tree, weights, input shape and opset: :func:`_export_key`) from
+    memory. The export is deterministic (the same call gives the same bytes), so this changes
+    no outcome; a dynamo export of a SqueezeNet costs 2-4 s of CPU, and the deploy tests export
+    the same model again and again. Every distinct export still runs the exporter (and its
+    parity check) once."""
     from squeezenet.deploy import engines, export
 
     real = export.onnx_bytes

@@ -24,8 +24,9 @@ TINY = {"base_e": 16, "incr_e": 16}
 def _loaded() -> LoadedModel:
     # a squeezenet_small of ~20k parameters: each probe of a byte target quantizes and encodes
     # the whole model, and the search, the sizes and the wrecking are the same at this width
-    model = create_model("squeezenet_small", seed=0, num_classes=10, **TINY)
-    return LoadedModel(model, "squeezenet_small", {"num_classes": 10, **TINY}, None, None, None)  # type: ignore[arg-type]
+    config = {"num_classes": 10, **TINY}
+    model = create_model("squeezenet_small", seed=0, **config)
+    return LoadedModel(model, "squeezenet_small", config, None, None, None)  # type: ignore[arg-type]
 
 
 def test_lambda_gives_a_smaller_file_than_kmeans() -> None:
