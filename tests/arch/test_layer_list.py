@@ -65,6 +65,7 @@ def test_bypasses_follow_the_model() -> None:
     fires = [layer for layer in layer_list(model.config) if isinstance(layer, Fire)]
     modules = [m for m in model.features if type(m).__name__ == "Fire"]
     assert [f.bypass for f in fires] == [m.bypass for m in modules]
+    assert [f.out_channels for f in fires] == [m.out_channels for m in modules]
     assert {f.bypass for f in fires} == {"simple", "complex"}
 
 
