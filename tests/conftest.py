@@ -54,6 +54,7 @@ def _export_key(model: torch.nn.Module, example: torch.Tensor, opset: int) -> st
 
 
 _ONNX_EXPORTS: dict[str, bytes] = {}
+_KEEP_AT_MOST = 32 << 20  # bytes of one kept export: SqueezeNets are 3-5 MB, AlexNet 230 MB
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +73,12 @@ def onnx_export_once() -> Iterator[None]:
         model: torch.nn.Module, example: torch.Tensor, *, opset: int = export.ONNX_OPSET
     ) -> bytes:
         key = _export_key(model, example, opset)
-        if key not in _ONNX_EXPORTS:
-            _ONNX_EXPORTS[key] = real(model, example, opset=opset)
-        return _ONNX_EXPORTS[key]
+        if key in _ONNX_EXPORTS:
+            return _ONNX_EXPORTS[key]
+        data = real(model, example, opset=opset)
+        if len(data) <= _KEEP_AT_MOST:
+            _ONNX_EXPORTS[key] = data
+        return data
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(export, "onnx_bytes", once)

@@ -54,6 +54,14 @@ def test_cifar10_npz_test_split(shared_data: Path) -> None:
     assert again.images is data.images  # decoded once, cached
 
 
+def test_cifar10_without_a_folder_reads_squeezenet_data(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SQUEEZENET_DATA", str(shared_data))
+    data = load_dataset("cifar10", "test")
+    assert data.images is load_dataset("cifar10", "test", data_dir=shared_data).images  # one cache
+
+
 def test_unknown_dataset_lists_the_choices() -> None:
     with pytest.raises(ConfigError, match=r"unknown dataset .*fashion-mnist, cifar10, synthetic"):
         load_dataset("no-such-dataset")
