@@ -14,7 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from squeezenet.errors import ConfigError, InputError, MissingFileError, UserError
+from squeezenet.errors import (
+    ConfigError,
+    InputError,
+    MissingDependencyError,
+    MissingFileError,
+    UserError,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -29,6 +35,40 @@ PathArg = str | Path | None
 def given(**options: Any) -> dict[str, Any]:
     """The options the user gave (those not None), by name."""
     return {name: value for name, value in options.items() if value is not None}
+
+
+def require_torch(what: str) -> None:
+    """Raise a one-line :class:`MissingDependencyError` naming the pip command when PyTorch is
+    not installed (the light install), for ``what`` (e.g. ``"squeezenet train"``)."""
+    from squeezenet.cli.options import HAS_TORCH
+    from squeezenet.runtime.classifier import pip_command
+
+    if not HAS_TORCH:
+        raise MissingDependencyError(
+            f"{what} needs PyTorch, which this install does not have: {pip_command('torch')}"
+        )
+
+
+def runtime_engine(engine: str, model: str, calib: str | None) -> bool:
+    """Whether ``--engine`` is a torch-free runtime engine (numpy, onnxruntime-graph); any other
+    engine needs torch (checked here).
+
+    Raises:
+        ConfigError: a runtime engine with ``--calib`` or an exported ``.onnx``.
+        MissingDependencyError: a torch engine in the light install.
+    """
+    from squeezenet.runtime.classifier import RUNTIME_ENGINES
+
+    if engine not in RUNTIME_ENGINES:
+        require_torch(f"--engine {engine}")
+        return False
+    if calib is not None:
+        raise ConfigError(f"--engine {engine} runs float32: drop --calib (it calibrates int8)")
+    if model.endswith(".onnx"):
+        raise ConfigError(
+            f"an exported .onnx runs as it is, in onnxruntime or openvino, not --engine {engine}"
+        )
+    return True
 
 
 def resolve_device(device: str | None) -> str:

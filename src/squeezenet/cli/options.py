@@ -6,6 +6,7 @@ Every command that writes a file or folder names it ``-o/--output`` (:func:`outp
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Annotated, Any
 
 import typer
@@ -30,9 +31,20 @@ Sets = Annotated[
 # names are repeated here for --help; a test keeps the two equal).
 ENGINE_NAMES = (
     "torch | onnxruntime | onnxruntime-int8 | openvino | openvino-int8 | openvino-bf16 | "
-    "eager_nchw | eager_channels_last | compile"
+    "eager_nchw | eager_channels_last | compile | numpy | onnxruntime-graph"
 )
-Engine = Annotated[str, typer.Option(help=f"{ENGINE_NAMES} (the int8 engines need --calib).")]
+# torch where PyTorch is installed (the full install), else numpy (the light install): the
+# runtime engines numpy and onnxruntime-graph need no torch.
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+DEFAULT_ENGINE = "torch" if HAS_TORCH else "numpy"
+Engine = Annotated[
+    str,
+    typer.Option(
+        help=f"{ENGINE_NAMES} (the int8 engines need --calib; default: torch where PyTorch is "
+        "installed, else numpy).",
+        show_default=False,
+    ),
+]
 # The built-in quantizers by name (squeezenet.compress.quantizers, which imports torch; a test
 # keeps the two equal). A registered quantizer is chosen by its name as well.
 QUANTIZER_NAMES = "kmeans | ecsq | trellis"
@@ -61,7 +73,7 @@ WarmupEpochs = Annotated[
 ]
 ModelFile = Annotated[str, typer.Argument(help="Weights file (.safetensors) or .sqz.")]
 ModelOrName = Annotated[str, typer.Argument(help="Weights file, .sqz, or a registry name.")]
-SqzFile = Annotated[str, typer.Argument(help="A .sqz file.")]
+SqzFile = Annotated[str, typer.Argument(help="A .sqz file, or a shipped model's name.")]
 
 
 def output_option(what: str) -> Any:

@@ -10,7 +10,6 @@ augment whole batches at once instead of one PIL image at a time.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,25 +17,36 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
-from squeezenet.errors import FileFormatError, InputError, MissingFileError
+from squeezenet.runtime.image_lists import (
+    IMAGE_SUFFIXES,
+    DatasetFileError,
+    folder_samples,
+    manifest_samples,
+    read_class_names,
+)
+from squeezenet.runtime.images import CorruptImageError, DatasetNotFoundError, load_image
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ArrayDataset",
+    "CorruptImageError",
+    "DatasetFileError",
+    "DatasetNotFoundError",
+    "FileListDataset",
+    "csv_manifest",
+    "default_data_root",
+    "draw",
+    "image_folder",
+    "load_image",
+    "read_class_names",
+    "synthetic",
+    "take",
+]
 
 Transform = Callable[[Image.Image], Any]
-
-
-class DatasetNotFoundError(MissingFileError):
-    """A dataset that is not where we looked; the message says where and how to get it."""
-
-
-class CorruptImageError(InputError):
-    """An image file that cannot be decoded; the message names the file."""
-
-
-class DatasetFileError(FileFormatError):
-    """A dataset file (IDX, CIFAR-10 batch or npz, CSV manifest) whose contents are not what its
-    format says; the message names the file and what is wrong."""
 
 
 class ArrayDataset(Dataset[tuple[Any, int]]):
@@ -106,54 +116,16 @@ class FileListDataset(Dataset[tuple[Any, int]]):
         return (self.transform(image) if self.transform else image), label
 
 
-def load_image(path: Path, mode: str = "RGB") -> Image.Image:
-    """Decode one image file to ``mode``; :class:`CorruptImageError` names the file.
-
-    The one place image files are decoded (datasets, ``predict``). Pillow refuses a header that
-    claims more than ``2 * Image.MAX_IMAGE_PIXELS`` pixels (a decompression bomb: a few bytes
-    that would decode to gigabytes) before reading any pixel; that is a bad image too, so
-    ``eval --skip-bad`` skips it and ``predict`` says so in one line.
-    """
-    try:
-        with Image.open(path) as image:
-            return image.convert(mode)
-    except FileNotFoundError:
-        raise DatasetNotFoundError(f"image not found: {path}") from None
-    except Image.DecompressionBombError as exc:
-        raise CorruptImageError(
-            f"refusing to decode image {path}: {str(exc).rstrip('.')}; downscale it first "
-            "(the model resizes every image to a few hundred pixels anyway)"
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise CorruptImageError(f"cannot decode image {path}: {exc}") from None
-
-
 def default_data_root() -> Path:
     """``$SQUEEZENET_DATA`` or ``../shared/data`` relative to the working directory."""
     return Path(os.environ.get("SQUEEZENET_DATA", "../shared/data"))
-
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def image_folder(
     root: str | Path, *, transform: Transform | None = None, mode: str = "RGB"
 ) -> FileListDataset:
     """One sub-folder per class (sorted names = labels), images inside."""
-    root = Path(root)
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if not classes:
-        raise DatasetNotFoundError(
-            f"{root} holds no class sub-folders; an image folder needs one sub-folder per class"
-        )
-    samples = [
-        (path, label)
-        for label, name in enumerate(classes)
-        for path in sorted((root / name).rglob("*"))
-        if path.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    if not samples:
-        raise DatasetNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    samples, classes = folder_samples(root)
     return FileListDataset(samples, classes, transform, mode)
 
 
@@ -169,45 +141,8 @@ def csv_manifest(
     Class names come from ``classes``, else from a ``classes.csv`` (``index,synset,name``)
     beside the manifest, else they are the label numbers.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetNotFoundError(f"manifest not found: {path}")
-    samples = []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
-            raise DatasetFileError(
-                f"{path}: expected a header with columns path,label; got {reader.fieldnames}",
-                field="header",
-            )
-        for line, row in enumerate(reader, start=2):
-            try:
-                samples.append((path.parent / row["path"], int(row["label"])))
-            except (TypeError, ValueError):
-                raise DatasetFileError(
-                    f"{path}:{line}: label {row['label']!r} is not an integer", field="label"
-                ) from None
-    if classes is None:
-        classes = read_class_names(path.parent / "classes.csv")
-    if classes is None:
-        top = max((label for _, label in samples), default=-1)
-        classes = [str(i) for i in range(top + 1)]
-    return FileListDataset(samples, classes, transform, mode)
-
-
-def read_class_names(path: Path) -> list[str] | None:
-    """Names from a ``classes.csv`` with columns ``index,...,name`` (None when absent)."""
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    try:
-        names = {int(row["index"]): row["name"] for row in rows}
-        return [names[i] for i in range(len(names))]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetFileError(
-            f"{path}: expected columns index,...,name with indices 0..n-1 ({exc!r})"
-        ) from None
+    samples, names = manifest_samples(path, classes)
+    return FileListDataset(samples, names, transform, mode)
 
 
 def synthetic(

@@ -4,8 +4,7 @@ this machine's float32 matrix-multiply peak measured in the same run."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -14,38 +13,9 @@ from torch import nn
 
 from squeezenet.deploy.engines import Engine, check_engines, from_runner, make_engine
 from squeezenet.deploy.onnx_file import OnnxFile, checked_runner
-from squeezenet.errors import ConfigError
+from squeezenet.runtime.bench import BenchRow, Timing, check_batches, measure, rss_mb
 
-
-@dataclass(frozen=True)
-class BenchRow:
-    """One engine at one batch size."""
-
-    engine: str
-    batch: int
-    ms_per_image: float
-    images_per_s: float
-    gflops: float  # 2 x MACs x images/s / 1e9
-    max_abs_diff: float  # against the baseline (eager NCHW; an .onnx file: its first runtime)
-    speedup: float  # images/s over the baseline at this batch size
-    peak_fraction: float = float("nan")  # gflops / the sgemm peak measured in the same run
-    memory_mb: float = float("nan")  # resident memory the engine added (built and run), MiB
-
-    def to_dict(self) -> dict[str, float | int | str]:
-        return asdict(self)
-
-
-def check_batches(batches: tuple[int, ...], option: str = "batches") -> tuple[int, ...]:
-    """``batches``, checked: at least one size, every one >= 1.
-
-    Args:
-        option: what the sizes were given as, for the message (e.g. ``"--batch"``).
-    Raises:
-        ConfigError: no sizes, or one below 1.
-    """
-    if not batches or min(batches) < 1:
-        raise ConfigError(f"{option}: expected batch sizes >= 1, got {list(batches)}")
-    return batches
+__all__ = ["BenchRow", "benchmark", "benchmark_file", "check_batches", "sgemm_peak"]
 
 
 def sgemm_peak(size: int = 2048, min_seconds: float = 1.0) -> float:
@@ -63,30 +33,6 @@ def sgemm_peak(size: int = 2048, min_seconds: float = 1.0) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t)
     return 2 * size**3 / best / 1e9
-
-
-def _rss_mb() -> float:
-    """Resident memory of this process in MiB (Linux /proc; NaN elsewhere)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def _time(run: Callable[[torch.Tensor], np.ndarray], x: torch.Tensor, min_seconds: float) -> float:
-    for _ in range(3):
-        run(x)  # warm-up (and compilation)
-    calls, started = 0, time.perf_counter()
-    while True:
-        run(x)
-        calls += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= min_seconds and calls >= 5:
-            return elapsed / calls
 
 
 def benchmark(
@@ -120,15 +66,15 @@ def benchmark(
     built: dict[str, Engine] = {}
     memory: dict[str, float] = {}
     for name in dict.fromkeys(("eager_nchw", *engines)):
-        before = _rss_mb()
+        before = rss_mb()
         built[name] = make_engine(
             name, model, input_shape, calibration=calibration, preprocess=preprocess
         )
         built[name](torch.rand(1, *input_shape))
-        memory[name] = _rss_mb() - before
+        memory[name] = rss_mb() - before
     return measure(
-        built, memory, input_shape, macs, baseline="eager_nchw", report=engines,
-        batches=batches, min_seconds=min_seconds, seed=seed, peak_gflops=peak_gflops,
+        built, memory, _torch_inputs(input_shape, seed), macs, baseline="eager_nchw",
+        report=engines, timing=Timing(batches, min_seconds, peak_gflops),
     )  # fmt: skip
 
 
@@ -152,46 +98,16 @@ def benchmark_file(
     built: dict[str, Engine] = {}
     memory: dict[str, float] = {}
     for name in runtimes:
-        before = _rss_mb()
+        before = rss_mb()
         built[name] = from_runner(checked_runner(file, name)[0])
-        memory[name] = _rss_mb() - before
+        memory[name] = rss_mb() - before
     return measure(
-        built, memory, file.input_shape, macs, baseline=runtimes[0], report=runtimes,
-        batches=batches, min_seconds=min_seconds, seed=seed, peak_gflops=peak_gflops,
+        built, memory, _torch_inputs(file.input_shape, seed), macs, baseline=runtimes[0],
+        report=runtimes, timing=Timing(batches, min_seconds, peak_gflops),
     )  # fmt: skip
 
 
-def measure(
-    built: Mapping[str, Engine],
-    memory: Mapping[str, float],
-    input_shape: tuple[int, int, int],
-    macs: int,
-    *,
-    baseline: str,
-    report: Sequence[str],
-    batches: tuple[int, ...],
-    min_seconds: float,
-    seed: int,
-    peak_gflops: float | None,
-) -> list[BenchRow]:
-    """Time the ``built`` engines on the same random batches, ``baseline`` first; rows for
-    the engines in ``report``, with speed and max |diff| against ``baseline``."""
-    rows: list[BenchRow] = []
+def _torch_inputs(input_shape: tuple[int, int, int], seed: int) -> Callable[[int], torch.Tensor]:
+    """Seeded uniform batches of ``input_shape``, as the engines take them."""
     generator = torch.Generator().manual_seed(seed)
-    order = list(dict.fromkeys((baseline, *report)))
-    for batch in batches:
-        x = torch.rand(batch, *input_shape, generator=generator)
-        reference = built[baseline](x)
-        base_rate = 0.0
-        for name in order:
-            seconds = _time(built[name], x, min_seconds)
-            rate = batch / seconds
-            if name == baseline:
-                base_rate = rate
-            diff = float(np.abs(built[name](x) - reference).max())
-            if name in report:
-                gflops = 2 * macs * rate / 1e9
-                fraction = gflops / peak_gflops if peak_gflops else float("nan")
-                row = (name, batch, 1000 * seconds / batch, rate, gflops, diff, rate / base_rate)
-                rows.append(BenchRow(*row, fraction, memory[name]))
-    return rows
+    return lambda batch: torch.rand(batch, *input_shape, generator=generator)

@@ -11,11 +11,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from squeezenet.arch.config import SqueezeNetConfig
+from squeezenet.arch.layers import layer_list
 from squeezenet.deploy.export import onnx_bytes
 from squeezenet.deploy.int8 import int8_model_onnx
 from squeezenet.deploy.onnx_file import ModelInfo, check_inputs_for, stamp_checked
 from squeezenet.deploy.runtimes import Runner, onnxruntime_runner, openvino_runner
 from squeezenet.errors import ConfigError
+from squeezenet.io.weights import plain_state_dict
+from squeezenet.runtime.numpy_engine import NumpyNetwork
 
 Engine = Callable[[torch.Tensor], np.ndarray]
 
@@ -206,6 +210,27 @@ def _openvino(precision: str) -> EngineFactory:
     return factory
 
 
+def runtime_engine(name: str) -> EngineFactory:
+    """A torch-free runtime engine (``numpy``, ``onnxruntime-graph``) on a SqueezeNet module:
+    its layer list and effective weights, run outside torch."""
+
+    def factory(given: EngineInputs) -> Engine:
+        config = getattr(given.model, "config", None)
+        if not isinstance(config, SqueezeNetConfig):
+            raise ConfigError(f"the {name} engine runs SqueezeNets only")
+        weights = {k: v.float().numpy() for k, v in plain_state_dict(given.model).items()}
+        layers = layer_list(config)
+        if name == "numpy":
+            network: Runner = NumpyNetwork(layers, weights)
+        else:
+            from squeezenet.runtime.onnx_graph import OnnxRuntimeNetwork
+
+            network = OnnxRuntimeNetwork(layers, weights, given.input_shape)
+        return from_runner(network)
+
+    return factory
+
+
 for _name, _factory in (
     ("eager_nchw", lambda given: torch_engine(given.model, channels_last=False)),
     ("eager_channels_last", lambda given: torch_engine(given.model, channels_last=True)),
@@ -215,6 +240,8 @@ for _name, _factory in (
     ("openvino", _openvino("f32")),
     ("openvino-int8", _int8("openvino")),
     ("openvino-bf16", _openvino("bf16")),
+    ("numpy", runtime_engine("numpy")),
+    ("onnxruntime-graph", runtime_engine("onnxruntime-graph")),
 ):
     register_engine(_name, _factory)
 

@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from squeezenet.data.datasets import load_image
 from squeezenet.data.transforms import eval_transform
 from squeezenet.deploy.engines import make_engine
 from squeezenet.errors import ConfigError, InputError
 from squeezenet.io.weights import LoadedModel
+from squeezenet.runtime.classifier import Prediction, softmax, top_predictions
+from squeezenet.runtime.images import load_image
 
-
-@dataclass(frozen=True)
-class Prediction:
-    """Top-k classes of one image."""
-
-    image: str
-    indices: list[int]
-    names: list[str]
-    probabilities: list[float]
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "image": self.image,
-            "top": [
-                {"index": i, "name": n, "probability": p}
-                for i, n, p in zip(self.indices, self.names, self.probabilities, strict=True)
-            ],
-        }
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of ``(N, classes)`` logits, shifted by each row's max for stability."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    result: np.ndarray = e / e.sum(axis=1, keepdims=True)
-    return result
+__all__ = ["Prediction", "predict", "softmax"]
 
 
 def predict(
@@ -81,10 +56,5 @@ def predict(
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         x = torch.stack([transform(load_image(Path(p), mode)) for p in chunk])
-        probabilities = softmax(run(x).astype(np.float64))
-        k = min(top, probabilities.shape[1])
-        order = np.argsort(-probabilities, axis=1)[:, :k]
-        for path, row, probs in zip(chunk, order, probabilities, strict=True):
-            names = [loaded.class_names[i] if loaded.class_names else str(i) for i in row]
-            results.append(Prediction(str(path), row.tolist(), names, probs[row].tolist()))
+        results += top_predictions(run(x), [str(p) for p in chunk], loaded.class_names, top)
     return results

@@ -7,7 +7,6 @@ compression or unpickles anything.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,14 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from squeezenet.arch.preprocess import Preprocess
-from squeezenet.atomic import atomic_write
-from squeezenet.errors import FileFormatError, MissingFileError
+from squeezenet.errors import MissingFileError
 from squeezenet.models import create_model, get_spec
-
-FORMAT_NAME = "squeezenet-weights"
-FORMAT_VERSION = "1"
-
-
-class WeightsFileError(FileFormatError):
-    """A weights file that cannot be used; the message names the file and the problem."""
+from squeezenet.runtime.model_file import (
+    WeightsFileError,
+    read_header,
+    save_safetensors,
+    weights_metadata,
+)
 
 
 @dataclass
@@ -62,8 +59,7 @@ def atomic_save_safetensors(
     tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]
 ) -> None:
     """``safetensors.torch.save_file`` through a temp file and a rename (never half-written)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    save_safetensors(path, metadata, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def save_weights(
@@ -80,28 +76,10 @@ def save_weights(
     config = getattr(model, "config", None)
     if config is None or not dataclasses.is_dataclass(config):
         raise ValueError("model has no .config dataclass; build it with create_model()")
-    metadata = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "model_name": model_name,
-        "config": json.dumps(dataclasses.asdict(config)),  # type: ignore[arg-type]
-        "preprocess": json.dumps(preprocess.to_dict() if preprocess else None),
-        "class_names": json.dumps(class_names),
-        "extra": json.dumps(extra or {}),
-    }
+    metadata = weights_metadata(model_name, config, preprocess, class_names, extra)  # type: ignore[arg-type]
     path = Path(path)
     atomic_save_safetensors(plain_state_dict(model), path, metadata)
     return path
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except (SafetensorError, OSError) as exc:
-        raise WeightsFileError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
 def load_model(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
@@ -120,7 +98,7 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
             f"{path}: a .sqz file, not a weights file; load it with "
             "squeezenet.workflows.load.load_any"
         )
-    model_name, config, preprocess, class_names = _read_header(path)
+    model_name, config, preprocess, class_names = read_header(path)
     model = create_model(model_name, **config)
     try:
         state = load_file(str(path), device=map_location)
@@ -132,37 +110,3 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> LoadedModel:
         detail = " ".join(str(exc).split())  # one line: the CLI prints it as it is
         raise WeightsFileError(f"{path}: tensors do not fit {model_name}: {detail}") from None
     return LoadedModel(model.eval(), model_name, config, preprocess, class_names, path)
-
-
-def _read_header(path: Path) -> tuple[str, dict[str, Any], Preprocess | None, list[str] | None]:
-    """Model name, config, preprocessing and class names from the metadata of ``path``."""
-    metadata = read_metadata(path)
-    if metadata.get("format") != FORMAT_NAME:
-        raise WeightsFileError(
-            f"{path}: no squeezenet metadata; write it with `squeezenet train` or save_weights()",
-            field="format",
-        )
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise WeightsFileError(
-            f"{path}: weights format version {metadata.get('format_version')!r} is not supported "
-            f"(this package reads {FORMAT_VERSION}); upgrade squeezenet",
-            field="format_version",
-        )
-    try:
-        model_name = metadata["model_name"]
-        config = json.loads(metadata["config"])
-        preprocess_dict = json.loads(metadata["preprocess"])
-        class_names = json.loads(metadata["class_names"])
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise WeightsFileError(f"{path}: damaged metadata ({exc})", field="metadata") from None
-    if not isinstance(config, dict):
-        raise WeightsFileError(
-            f"{path}: damaged metadata (config is not an object)", field="config"
-        )
-    try:
-        preprocess = Preprocess.from_dict(preprocess_dict) if preprocess_dict else None
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise WeightsFileError(
-            f"{path}: damaged preprocessing record ({exc})", field="preprocess"
-        ) from None
-    return model_name, config, preprocess, class_names

@@ -69,10 +69,9 @@ def _im2col(x: np.ndarray, k: int, stride: int, pad: int) -> tuple[np.ndarray, i
 
 def _max_pool(x: np.ndarray, pool: MaxPool) -> np.ndarray:
     """Max pooling of ``(N, H, W, C)``; ceil mode lets the last window hang over the edge."""
-    n, h, w, c = x.shape
+    h, w = x.shape[1:3]
     k, s = pool.kernel, pool.stride
-    rounding = -((h - k) // -s) if pool.ceil_mode else (h - k) // s
-    oh = rounding + 1
+    oh = (-((h - k) // -s) if pool.ceil_mode else (h - k) // s) + 1
     ow = (-((w - k) // -s) if pool.ceil_mode else (w - k) // s) + 1
     if pool.ceil_mode:  # a window must start inside the image (torch's and Caffe's rule)
         oh -= (oh - 1) * s >= h

@@ -14,7 +14,8 @@ from torch import nn
 
 from squeezenet.atomic import atomic_write_bytes
 from squeezenet.errors import InputError
-from squeezenet.io.weights import atomic_save_safetensors, read_metadata
+from squeezenet.io.weights import atomic_save_safetensors
+from squeezenet.runtime.model_file import read_metadata
 from squeezenet.train.run_folder import CHECKPOINT, STATE_JSON
 
 

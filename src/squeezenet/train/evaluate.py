@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,26 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from squeezenet.arch.preprocess import Preprocess
 from squeezenet.data.datasets import ArrayDataset, CorruptImageError, FileListDataset
 from squeezenet.data.transforms import BatchPipeline, eval_transform
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """Accuracy over ``n`` images; top1/top5 are fractions in 0..1."""
-
-    loss: float
-    top1: float
-    top5: float
-    n: int
-    skipped: int = 0  # unreadable images skipped (with skip_bad)
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {
-            "top1": self.top1,
-            "top5": self.top5,
-            "n": self.n,
-            "loss": self.loss,
-            "skipped": self.skipped,
-        }
+from squeezenet.runtime.metrics import EvalResult
 
 
 class _SkipBad(Dataset[Any]):

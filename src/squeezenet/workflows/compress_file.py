@@ -11,13 +11,15 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
 
+from squeezenet.arch.config import SqueezeNetConfig
 from squeezenet.arch.preprocess import Preprocess
+from squeezenet.arch.registry import resolve_config
 from squeezenet.atomic import atomic_write_bytes
 from squeezenet.compress.calibrate import Calibration, calibrate, proxy_distiller
 from squeezenet.compress.config import CompressConfig, Distiller, describe_bits, describe_policy
@@ -41,6 +43,7 @@ from squeezenet.formats.caffe_dc import read_caffe_dc
 from squeezenet.formats.model import CompressedModel
 from squeezenet.formats.sqz import encode_sqz, read_sqz
 from squeezenet.io.weights import LoadedModel, save_weights
+from squeezenet.runtime.model_file import ConversionReport, write_weights
 from squeezenet.workflows.compress_report import CompressReport, Stopwatch, layer_rows
 from squeezenet.workflows.load import load_any
 
@@ -261,25 +264,11 @@ def compress_file(
     return result
 
 
-@dataclasses.dataclass(frozen=True)
-class ConversionReport:
-    """What :func:`import_caffe_dc` or :func:`decompress_sqz` wrote."""
-
-    source: str
-    output: str
-    model_name: str
-    config: dict[str, Any]
-    layers: int  # compressed layers read
-    weights: int  # weights in those layers
-    stored: int  # of them, the stored (non-zero) ones
-    params: int  # parameters of the rebuilt model
-    output_bytes: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _save_dense(cm: CompressedModel, source: str | Path, output: str | Path) -> ConversionReport:
+def write_dense(cm: CompressedModel, source: str | Path, output: str | Path) -> ConversionReport:
+    """The decoded weights of ``cm`` as a weights file, checked against the model first."""
+    config = resolve_config(cm.model_name, **cm.config)
+    if isinstance(config, SqueezeNetConfig):  # torch-free: the runtime writes it
+        return write_weights(cm, source, output)
     model = from_compressed(cm)
     preprocess = Preprocess.from_dict(cm.preprocess) if cm.preprocess else None
     path = save_weights(
@@ -310,7 +299,7 @@ def import_caffe_dc(source: str | Path, output: str | Path) -> ConversionReport:
     """
     if not Path(source).is_file():
         raise MissingFileError(f"Caffe Deep Compression file not found: {source}")
-    return _save_dense(read_caffe_dc(source), source, output)
+    return write_dense(read_caffe_dc(source), source, output)
 
 
 def decompress_sqz(source: str | Path, output: str | Path) -> ConversionReport:
@@ -322,4 +311,4 @@ def decompress_sqz(source: str | Path, output: str | Path) -> ConversionReport:
     """
     if not Path(source).is_file():
         raise MissingFileError(f".sqz file not found: {source}")
-    return _save_dense(read_sqz(source), source, output)
+    return write_dense(read_sqz(source), source, output)

@@ -5,8 +5,6 @@ The one rule for "is this a model file" lives here too (:func:`is_model_file`).
 
 from __future__ import annotations
 
-import os
-from importlib import resources
 from pathlib import Path
 
 from squeezenet.arch.preprocess import Preprocess
@@ -14,23 +12,25 @@ from squeezenet.compress.plain_data import from_compressed
 from squeezenet.errors import MissingFileError
 from squeezenet.formats.sqz import read_sqz
 from squeezenet.io.weights import LoadedModel, load_model
+from squeezenet.runtime.model_file import (
+    MODEL_SUFFIXES,
+    PRETRAINED,
+    is_model_file,
+    pretrained_path,
+)
 
-MODEL_SUFFIXES = (".safetensors", ".sqz")  # the files load_any reads
+__all__ = [
+    "MODEL_SUFFIXES",
+    "ONNX_SUFFIX",
+    "PRETRAINED",
+    "is_model_file",
+    "load_any",
+    "load_onnx",
+    "load_pretrained",
+    "pretrained_path",
+]
+
 ONNX_SUFFIX = ".onnx"  # exported files: load_onnx runs them (eval, predict, bench)
-# Models the package ships (package data in squeezenet/pretrained/, each with a provenance JSON
-# and the licence of what it derives from): name -> file.
-PRETRAINED = {"squeezenet1_0-dc": "squeezenet1_0-dc.sqz"}
-
-
-def pretrained_path(name: str) -> Path:
-    """The shipped file of a pretrained model name (see :data:`PRETRAINED`).
-
-    Raises:
-        MissingFileError: an unknown name (the message lists the known ones).
-    """
-    if name not in PRETRAINED:
-        raise MissingFileError(f"no pretrained model {name!r}; known: {', '.join(PRETRAINED)}")
-    return Path(str(resources.files("squeezenet.pretrained").joinpath(PRETRAINED[name])))
 
 
 def load_pretrained(name: str = "squeezenet1_0-dc") -> LoadedModel:
@@ -58,23 +58,6 @@ def load_onnx(path: str | Path, runtime: str = "onnxruntime") -> LoadedModel:
     module = EngineModule(from_runner(run)).eval()
     return LoadedModel(
         module, file.model_name, file.config, preprocess, file.class_names, file.path
-    )
-
-
-def is_model_file(spec: str | Path) -> bool:
-    """Whether ``spec`` names a model file rather than a registry model.
-
-    One rule for every command: a shipped model's name (:data:`PRETRAINED`), a name with a
-    model-file suffix (``.safetensors``, ``.sqz``) or with a folder separator. Registry names
-    have none of these, so a file that happens to share a registry name in the working folder
-    never shadows it (write ``./NAME`` to mean the file).
-    """
-    text = str(spec)
-    return (
-        text in PRETRAINED
-        or Path(text).suffix in MODEL_SUFFIXES
-        or os.sep in text
-        or (os.altsep is not None and os.altsep in text)
     )
 
 

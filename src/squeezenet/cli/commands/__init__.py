@@ -48,4 +48,10 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("eval", eval_cmd),
 )
 
-__all__ = ["COMMANDS"]
+# The commands that need PyTorch (the `torch` extra); the others run in the light install.
+NEEDS_TORCH = frozenset(
+    {"compress", "export", "sensitivity", "sweep", "dsd", "report", "models", "summary",
+     "pipeline", "train"}
+)  # fmt: skip
+
+__all__ = ["COMMANDS", "NEEDS_TORCH"]

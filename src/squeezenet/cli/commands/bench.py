@@ -9,18 +9,19 @@ import typer
 from rich.table import Table
 
 from squeezenet.cli.app import emit_json, err, fail, out
-from squeezenet.cli.arguments import exported_runtime, load_model_arg, user_paths
-from squeezenet.cli.options import ENGINE_NAMES, Calib, Json, ModelOrName
+from squeezenet.cli.arguments import exported_runtime, load_model_arg, require_torch, user_paths
+from squeezenet.cli.options import ENGINE_NAMES, HAS_TORCH, Calib, Json, ModelOrName
 
 if TYPE_CHECKING:
-    from squeezenet.deploy.bench import BenchRow
+    from squeezenet.runtime.bench import BenchRow
 
 Batches = Annotated[str, typer.Option(help="Comma-separated batch sizes.")]
 BenchEngines = Annotated[
     str | None,
     typer.Option(
         help=f"Comma-separated engines: {ENGINE_NAMES} (default: eager_nchw, "
-        "eager_channels_last, onnxruntime; an .onnx file: onnxruntime, or openvino)."
+        "eager_channels_last, onnxruntime; an .onnx file: onnxruntime, or openvino; without "
+        "torch: numpy, and onnxruntime-graph where ONNX Runtime is installed)."
     ),
 ]
 Seconds = Annotated[float, typer.Option(help="Minimum timed seconds per measurement.")]
@@ -36,24 +37,34 @@ def bench_cmd(
 ) -> None:
     """Inference speed per engine and batch size, in one run: ms/image, images/s, GFLOP/s and
     its fraction of this machine's float32 sgemm peak (measured first, in the same run). An
-    exported .onnx runs as it is (--engines onnxruntime,openvino), after its self-check."""
-    import torch
-
-    from squeezenet.deploy.bench import check_batches, sgemm_peak
+    exported .onnx runs as it is (--engines onnxruntime,openvino), after its self-check. The
+    runtime engines alone (numpy, onnxruntime-graph; the default without torch) run without
+    torch, against numpy's sgemm peak."""
+    from squeezenet.runtime.bench import check_batches
 
     batches = check_batches(_integers(batch, "--batch"), "--batch")
-    bench = _bench_file if model.endswith(".onnx") else _bench_model
-    peak = sgemm_peak()  # first, so every row's peak_fraction has it
-    rows, document = bench(model, BenchAsk(engines, calib, batches, seconds, peak))
-    threads = torch.get_num_threads()
-    document = {**document, "threads": threads, "sgemm_peak_gflops": peak}
+    names = _engine_names(engines, model)
+    if names is not None and not model.endswith(".onnx"):
+        rows, document = _bench_runtime(model, names, batches, seconds, calib)
+    else:
+        require_torch("bench of a torch engine")
+        import torch
+
+        from squeezenet.deploy.bench import sgemm_peak
+
+        bench = _bench_file if model.endswith(".onnx") else _bench_model
+        peak = sgemm_peak()  # first, so every row's peak_fraction has it
+        rows, document = bench(model, BenchAsk(engines, calib, batches, seconds, peak))
+        document = {**document, "threads": torch.get_num_threads(), "sgemm_peak_gflops": peak}
+        document["peak_measured_by"] = "torch.mm 2048x2048"
+    threads = document["threads"]
     if as_json:
         emit_json({**document, "rows": [r.to_dict() for r in rows]})
         return
     title = (
         f"{document['model']} {tuple(document['input_shape'])}: inference on {threads} threads; "
-        f"float32 sgemm peak {document['sgemm_peak_gflops']:.0f} GFLOP/s (torch.mm 2048x2048, "
-        f"this run); baseline {document['baseline']}"
+        f"float32 sgemm peak {document['sgemm_peak_gflops']:.0f} GFLOP/s "
+        f"({document['peak_measured_by']}, this run); baseline {document['baseline']}"
     )
     if "calibration" in document:
         title += f"; int8 calibrated on {document['calibration']}"
@@ -123,6 +134,62 @@ def _bench_file(model: str, asked: BenchAsk) -> tuple[list[BenchRow], dict[str, 
     return rows, document
 
 
+def _engine_names(engines: str | None, model: str) -> tuple[str, ...] | None:
+    """The runtime engines asked for (all of them runtime engines; without --engines and
+    without torch: numpy, plus onnxruntime-graph where ONNX Runtime is installed), else None."""
+    import importlib.util
+
+    from squeezenet.runtime.classifier import RUNTIME_ENGINES
+
+    if engines is None:
+        if HAS_TORCH or model.endswith(".onnx"):
+            return None
+        has_ort = importlib.util.find_spec("onnxruntime") is not None
+        return ("numpy", "onnxruntime-graph") if has_ort else ("numpy",)
+    names = tuple(filter(None, (e.strip() for e in engines.split(","))))
+    return names if names and all(n in RUNTIME_ENGINES for n in names) else None
+
+
+def _bench_runtime(
+    model: str, names: tuple[str, ...], batches: tuple[int, ...], seconds: float, calib: str | None
+) -> tuple[list[BenchRow], dict[str, Any]]:
+    """``bench`` of the runtime engines, torch-free; numpy's sgemm is the peak."""
+    from squeezenet.runtime.bench import (
+        Timing,
+        benchmark_runtime,
+        input_shape,
+        layer_macs,
+        numpy_sgemm_peak,
+    )
+    from squeezenet.runtime.model_file import read_model
+
+    if calib is not None:
+        fail("--calib calibrates the int8 engines; the runtime engines run float32: drop it")
+    peak = numpy_sgemm_peak()  # first, so every row's peak_fraction has it
+    with user_paths(reads=[model]):
+        file = read_model(model)
+    rows = benchmark_runtime(file, names, Timing(batches, seconds, peak))
+    from squeezenet.arch.layers import layer_list
+
+    shape = input_shape(file)
+    document: dict[str, Any] = {"model": file.model_name, "input_shape": list(shape)}
+    document["macs"] = layer_macs(layer_list(file.model_config()), shape)
+    document.update(baseline=names[0], threads=_blas_threads(), sgemm_peak_gflops=peak)
+    document["peak_measured_by"] = "numpy matmul 2048x2048"
+    return rows, document
+
+
+def _blas_threads() -> int:
+    """The threads numpy's BLAS uses (OPENBLAS/OMP_NUM_THREADS, else this process's CPUs)."""
+    import os
+
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _integers(text: str, option: str) -> tuple[int, ...]:
     """``"1,32"`` -> ``(1, 32)``; anything else fails naming ``option``."""
     try:
@@ -134,7 +201,7 @@ def _integers(text: str, option: str) -> tuple[int, ...]:
 def _bench_table(title: str, rows: list[BenchRow]) -> Table:
     table = Table(title=title)
     columns = (
-        "engine", "batch", "ms/image", "images/s", "GFLOP/s", "of peak", "vs eager NCHW",
+        "engine", "batch", "ms/image", "images/s", "GFLOP/s", "of peak", "vs baseline",
         "max |diff|", "memory MiB",
     )  # fmt: skip
     for column in columns:

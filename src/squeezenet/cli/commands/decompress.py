@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 from squeezenet.cli.app import emit_json, out
-from squeezenet.cli.arguments import user_paths
+from squeezenet.cli.arguments import require_torch, user_paths
 from squeezenet.cli.options import Json, SqzFile, output_option
+from squeezenet.errors import MissingFileError
 
 WeightsOut = Annotated[str, output_option("Weights file to write.")]
+
+
+def dense_weights_file(cm: Any, source: str, output: str, command: str) -> Any:
+    """A decoded model as a weights file: a SqueezeNet without torch, any other model with it."""
+    from squeezenet.arch.config import SqueezeNetConfig
+    from squeezenet.arch.registry import resolve_config
+    from squeezenet.runtime.model_file import write_weights
+
+    if isinstance(resolve_config(cm.model_name, **cm.config), SqueezeNetConfig):
+        return write_weights(cm, source, output)
+    require_torch(f"squeezenet {command} of a {cm.model_name}")
+    from squeezenet.workflows.compress_file import write_dense
+
+    return write_dense(cm, source, output)
 
 
 def decompress_cmd(
@@ -17,10 +33,14 @@ def decompress_cmd(
     as_json: Json = False,
 ) -> None:
     """Decode a .sqz file into a dense weights file (the decoded weights, bit for bit)."""
-    from squeezenet.workflows.compress_file import decompress_sqz
+    from squeezenet.formats.sqz import read_sqz
+    from squeezenet.runtime.model_file import PRETRAINED, model_path
 
-    with user_paths(reads=[file], writes=[output]):
-        report = decompress_sqz(file, output)
+    source = str(model_path(file)) if file in PRETRAINED else file
+    with user_paths(reads=[source], writes=[output]):
+        if not Path(source).is_file():
+            raise MissingFileError(f".sqz file not found: {source}")
+        report = dense_weights_file(read_sqz(source), source, output, "decompress")
     if as_json:
         emit_json(report.to_dict())
         return

@@ -9,8 +9,13 @@ from typing import Annotated, Any
 import typer
 
 from squeezenet.cli.app import emit_json, err, fail, out
-from squeezenet.cli.arguments import exported_runtime, load_model_file, user_paths
-from squeezenet.cli.options import DataDir, Engine, ModelFile, Quiet
+from squeezenet.cli.arguments import (
+    exported_runtime,
+    load_model_file,
+    runtime_engine,
+    user_paths,
+)
+from squeezenet.cli.options import DEFAULT_ENGINE, DataDir, Engine, ModelFile, Quiet
 
 Against = Annotated[
     str | None,
@@ -29,7 +34,7 @@ def eval_cmd(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
     against: Against = None,
-    engine: Engine = "torch",
+    engine: Engine = DEFAULT_ENGINE,
     calib: Annotated[
         str | None, typer.Option(help="Proxy images calibrating an int8 engine (not eval images).")
     ] = None,
@@ -40,6 +45,13 @@ def eval_cmd(
     --against, the paired comparison with a teacher model on the same images; --engine runs
     the candidate in another inference engine."""
     from rich.progress import Progress
+
+    if runtime_engine(engine, model, calib):
+        ask = _RuntimeEval(model, data, batch_size, skip_bad, against, engine, quiet)
+        with user_paths(reads=[model, data, against]):
+            result = _eval_runtime(ask)
+        (_print_result if against is None else _print_comparison)(result, as_json)
+        return
 
     from squeezenet.data.sources import load_dataset
     from squeezenet.train.evaluate import evaluate
@@ -57,7 +69,10 @@ def eval_cmd(
             loaded = _with_engine(loaded, engine, calib, data, split)
         dataset = load_dataset(data, split, data_dir=data_dir)
         if against is not None:
-            _compare(loaded, load_model_file(against, "eval"), dataset, batch_size, as_json, quiet)
+            teacher = load_model_file(against, "eval")
+            _check_same_preprocess(loaded, teacher)
+            result = _compare(loaded, teacher, dataset, batch_size, quiet)
+            _print_comparison(result, as_json)
             return
         with Progress(console=err, disable=quiet, transient=True) as progress:
             task = progress.add_task("eval", total=len(dataset))
@@ -69,6 +84,10 @@ def eval_cmd(
                 skip_bad=skip_bad,
                 on_batch=lambda n: progress.advance(task, n),
             )
+    _print_result(result, as_json)
+
+
+def _print_result(result: Any, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_dict())
         return
@@ -99,19 +118,20 @@ def _with_engine(loaded: Any, engine: str, calib: str | None, data: str, split: 
     return dataclasses.replace(loaded, model=module)
 
 
-def _compare(
-    loaded: Any, teacher: Any, dataset: Any, batch_size: int, as_json: bool, quiet: bool
-) -> None:
+def _check_same_preprocess(candidate: Any, teacher: Any) -> None:
+    if teacher.preprocess != candidate.preprocess:
+        fail(
+            f"{candidate.path} and {teacher.path} preprocess images differently, so they cannot "
+            "be compared image for image; compare a compressed file with the model it came from"
+        )
+
+
+def _compare(loaded: Any, teacher: Any, dataset: Any, batch_size: int, quiet: bool) -> Any:
     """``eval --against``: both models on the same batches, the teacher's preprocessing."""
     from rich.progress import Progress
 
     from squeezenet.train.compare import compare
 
-    if teacher.preprocess != loaded.preprocess:
-        fail(
-            f"{loaded.path} and {teacher.path} preprocess images differently, so they cannot be "
-            "compared image for image; compare a compressed file with the model it came from"
-        )
     with Progress(console=err, disable=quiet, transient=True) as progress:
         task = progress.add_task("compare", total=len(dataset))
         result = compare(
@@ -122,6 +142,10 @@ def _compare(
             batch_size=batch_size,
             on_batch=lambda n: progress.advance(task, n),
         )
+    return result
+
+
+def _print_comparison(result: Any, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_dict())
         return
@@ -135,3 +159,44 @@ def _compare(
         f"  on {result.n} images",
         highlight=False,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _RuntimeEval:
+    """What ``eval`` asked of a runtime engine."""
+
+    model: str
+    data: str
+    batch_size: int
+    skip_bad: bool
+    against: str | None
+    engine: str
+    quiet: bool
+
+
+def _eval_runtime(ask: _RuntimeEval) -> Any:
+    """``eval`` in a torch-free runtime engine, on a CSV manifest or an image folder: the
+    accuracy, or with ``--against`` the comparison (the teacher runs in the same engine)."""
+    from rich.progress import Progress
+
+    from squeezenet.runtime import evaluate as runtime_eval
+    from squeezenet.runtime.classifier import Classifier
+    from squeezenet.runtime.image_lists import labelled_images
+
+    candidate = Classifier.load(ask.model, ask.engine)
+    samples, _ = labelled_images(ask.data)
+    with Progress(console=err, disable=ask.quiet, transient=True) as progress:
+        task = progress.add_task("eval", total=len(samples))
+        options: dict[str, Any] = {
+            "batch_size": ask.batch_size,
+            "skip_bad": ask.skip_bad,
+            "on_batch": lambda n: progress.advance(task, n),
+        }
+        if ask.against is None:
+            return runtime_eval.evaluate(candidate.logits, samples, candidate.preprocess, **options)
+        teacher = Classifier.load(ask.against, ask.engine)
+        _check_same_preprocess(candidate.model, teacher.model)
+        result = runtime_eval.compare(
+            candidate.logits, teacher.logits, samples, teacher.preprocess, **options
+        )
+    return result

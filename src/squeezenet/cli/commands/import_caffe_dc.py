@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from squeezenet.cli.app import emit_json, out
 from squeezenet.cli.arguments import user_paths
+from squeezenet.cli.commands.decompress import dense_weights_file
 from squeezenet.cli.options import Json, output_option
+from squeezenet.errors import MissingFileError
 
 WeightsOut = Annotated[str, output_option("Weights file to write.")]
 
@@ -19,10 +22,12 @@ def import_caffe_dc_cmd(
     as_json: Json = False,
 ) -> None:
     """Convert the published Caffe Deep Compression SqueezeNet into a weights file."""
-    from squeezenet.workflows.compress_file import import_caffe_dc
+    from squeezenet.formats.caffe_dc import read_caffe_dc
 
     with user_paths(reads=[file], writes=[output]):
-        report = import_caffe_dc(file, output)
+        if not Path(file).is_file():
+            raise MissingFileError(f"Caffe Deep Compression file not found: {file}")
+        report = dense_weights_file(read_caffe_dc(file), file, output, "import-caffe-dc")
     if as_json:
         emit_json(report.to_dict())
         return

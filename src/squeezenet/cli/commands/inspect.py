@@ -17,8 +17,9 @@ def inspect_cmd(file: SqzFile, as_json: Json = False) -> None:
 
     from squeezenet.errors import MissingFileError
     from squeezenet.formats.sqz_inspect import inspect_sqz
+    from squeezenet.runtime.model_file import PRETRAINED, pretrained_path
 
-    path = Path(file)
+    path = pretrained_path(file) if file in PRETRAINED else Path(file)
     if not path.exists():
         raise MissingFileError(f".sqz file not found: {path}")
     with user_paths(reads=[path]):
