@@ -34,9 +34,13 @@ ONNX_SUFFIX = ".onnx"  # exported files: load_onnx runs them (eval, predict, ben
 
 
 def load_pretrained(name: str = "squeezenet1_0-dc") -> LoadedModel:
-    """A model the package ships, by name: ``squeezenet1_0-dc`` is the published Deep
-    Compression SqueezeNet v1.0 re-coded to 477,964 bytes (calibrated trellis-coded quantization;
-    provenance in ``squeezenet/pretrained/squeezenet1_0-dc.json``)."""
+    """A model the package ships, by name, as a torch model: ``squeezenet1_0-dc`` is the
+    published Deep Compression SqueezeNet v1.0 re-coded to 477,964 bytes (calibrated
+    trellis-coded quantization; provenance in ``squeezenet/pretrained/squeezenet1_0-dc.json``).
+
+    Returns a :class:`LoadedModel` whose ``.model`` is the decoded ``nn.Module`` (eval mode);
+    this needs the torch extra. Without torch, ``squeezenet.load(name)`` returns a numpy
+    :class:`squeezenet.runtime.Classifier` of the same file."""
     return load_any(pretrained_path(name))
 
 

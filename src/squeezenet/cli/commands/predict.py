@@ -30,11 +30,18 @@ def split_model(arguments: list[str]) -> tuple[str, list[str]]:
     is a shipped model's name or has a model file's suffix, else the shipped model is.
 
     Raises:
-        ConfigError: no image.
+        ConfigError: no image, or a registry name (no trained weights) as the model.
     """
+    from squeezenet.arch.registry import list_models
     from squeezenet.runtime.model_file import DEFAULT_MODEL, PRETRAINED
 
     first = arguments[0] if arguments else ""
+    if first in list_models():
+        raise ConfigError(
+            f"predict needs a model file (.safetensors, .sqz or an exported .onnx) or a shipped "
+            f"model ({', '.join(PRETRAINED)}), got {first!r}, which names a registry model "
+            f"without trained weights (write ./{first} for a file of that name)"
+        )
     if first in PRETRAINED or Path(first).suffix.lower() in MODEL_ARGUMENT_SUFFIXES:
         model, images = first, arguments[1:]
     else:
