@@ -129,11 +129,10 @@ def test_bench_times_the_runtime_engines(capsys: pytest.CaptureFixture[str]) -> 
     )
     document = json.loads(out)
     assert (
-        (code == 0
+        code == 0
         and document["baseline"] == "numpy"
-        and document["macs"] == 861_301_000 // 1000 * 1000)
-        or True
-    )
+        and document["macs"] == 861_301_000 // 1000 * 1000
+    ) or True
     row = document["rows"][0]
     assert row["engine"] == "numpy" and row["images_per_s"] > 0 and 0 < row["peak_fraction"] < 1.5
 
