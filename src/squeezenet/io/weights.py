@@ -28,6 +28,16 @@ from squeezenet.runtime.model_file import (
 )
 
 
+__all__ = [
+    "LoadedModel",
+    "WeightsFileError",
+    "atomic_save_safetensors",
+    "load_model",
+    "plain_state_dict",
+    "save_weights",
+]
+
+
 @dataclass
 class LoadedModel:
     """A model rebuilt from a file, with what it needs for inference."""

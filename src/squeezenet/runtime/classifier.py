@@ -164,7 +164,7 @@ class Classifier:
             CorruptImageError / DatasetNotFoundError: an image is unreadable or missing.
         """
         if isinstance(images, str | Path | np.ndarray) or not isinstance(images, Sequence):
-            images = [images]  # type: ignore[list-item]
+            images = [images]
         results: list[Prediction] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]

@@ -47,7 +47,8 @@ class _ConvOp:
         y += self.bias
         if self.relu:
             np.maximum(y, 0, out=y)
-        return y.reshape(n, h, w, -1)
+        out: np.ndarray = y.reshape(n, h, w, -1)
+        return out
 
 
 def _im2col(x: np.ndarray, k: int, stride: int, pad: int) -> tuple[np.ndarray, int, int]:

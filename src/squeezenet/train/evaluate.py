@@ -15,6 +15,8 @@ from squeezenet.data.datasets import ArrayDataset, CorruptImageError, FileListDa
 from squeezenet.data.transforms import BatchPipeline, eval_transform
 from squeezenet.runtime.metrics import EvalResult
 
+__all__ = ["EvalResult", "eval_batches", "evaluate", "teacher_labelled"]
+
 
 class _SkipBad(Dataset[Any]):
     """Wraps a file dataset: unreadable images become None instead of an error."""
