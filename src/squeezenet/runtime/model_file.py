@@ -131,7 +131,10 @@ def state_dict(cm: CompressedModel) -> dict[str, np.ndarray]:
         if layer.bias is not None:
             state[f"{layer.name}.bias"] = np.asarray(layer.bias, np.float32)
     for key, array in cm.dense.items():
-        state[key] = np.array(array)
+        if key.endswith(".num_batches_tracked"):  # a batch norm's counter: a 0-d int64 in torch
+            state[key] = np.array(array, dtype=np.int64).reshape(())
+        else:
+            state[key] = np.array(array)
     return state
 
 
