@@ -263,7 +263,7 @@ def write_weights(cm: CompressedModel, source: str | Path, output: str | Path) -
     NumpyNetwork(layer_list(config), state)  # checks the shape of every tensor it runs
     preprocess = Preprocess.from_dict(cm.preprocess) if cm.preprocess else None
     metadata = weights_metadata(cm.model_name, config, preprocess, cm.class_names)
-    tensors = {key: np.ascontiguousarray(value) for key, value in state.items()}
+    tensors = {key: np.array(value, order="C") for key, value in state.items()}  # 0-d stays 0-d
     path = save_safetensors(
         output, metadata, lambda tmp: save_file(tensors, tmp, metadata=metadata)
     )
