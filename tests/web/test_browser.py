@@ -21,8 +21,8 @@ import pytest
 
 from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.spellings import parse_bits
+from squeezenet.demo.serve import DemoFiles, make_server
 from squeezenet.deploy.predict import predict
-from squeezenet.deploy.serve import DemoFiles, make_server
 from squeezenet.formats import read_sqz, tensor_digest
 from squeezenet.workflows.compress_file import compress_file, import_caffe_dc
 from squeezenet.workflows.load import load_any
