@@ -3,9 +3,9 @@
 The page (web/index.html, web/src/*.js) decodes the file and runs SqueezeNet in plain
 JavaScript. This server only hands out files, from the standard library's ``http.server``: the
 page's own files, the model, the ImageNet class list that ``"imagenet-1k"`` headers name, and a
-sample photograph (matplotlib's). It listens on 127.0.0.1 unless told otherwise. Tests add
-``extra`` files (``/selftest.json`` and its images) and read what the page POSTs to
-``/result``.
+sample photograph (matplotlib's, when installed; without it the page preloads none). It listens
+on 127.0.0.1 unless told otherwise. Tests add ``extra`` files (``/selftest.json`` and its
+images) and read what the page POSTs to ``/result``.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ class DemoFiles:
 
     model: Path
     extra: Mapping[str, Path | bytes] = field(default_factory=dict)
+    # /sample.jpg, which the page preloads; None (no matplotlib): a 404, and the page waits
+    sample: Path | None = field(default_factory=sample_image)
     results: list[Any] = field(default_factory=list)  # JSON documents POSTed to /result
     posted: threading.Event = field(default_factory=threading.Event)
 
@@ -73,7 +75,7 @@ class DemoFiles:
             "/": web / "index.html",
             "/index.html": web / "index.html",
             "/model.sqz": self.model,
-            "/sample.jpg": sample_image(),
+            "/sample.jpg": self.sample,
             "/imagenet_1k.txt": resources.files("squeezenet.formats")
             .joinpath("imagenet_1k.txt")
             .read_bytes(),
