@@ -1,8 +1,8 @@
-"""The browser demo: the page that decodes a ``.sqz`` and runs SqueezeNet v1.0 in plain
-JavaScript, and its local server.
+"""The browser demo: the page and its JavaScript (package data here) and their local server.
 
-:mod:`squeezenet.demo.serve` hands the page out with the model, from the standard library
-alone: below the torch line, so nothing here needs torch.
+``index.html`` and ``src/*.js`` decode a ``.sqz`` and run SqueezeNet v1.0 in plain JavaScript;
+:mod:`squeezenet.demo.serve` hands them out with the model, from the standard library alone:
+below the torch line, and served from an installed wheel as from a source checkout.
 """
 
 from squeezenet.demo.serve import DemoFiles, make_server, sample_image, shipped_model, web_folder
