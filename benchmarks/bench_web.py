@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from squeezenet.deploy.serve import DemoFiles, make_server, shipped_model
+from squeezenet.demo.serve import DemoFiles, make_server, shipped_model
 from squeezenet.experiments.provenance import command_line, machine
 
 ROOT = Path(__file__).resolve().parents[1]

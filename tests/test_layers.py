@@ -99,12 +99,13 @@ TORCH_LAYERS = (
 
 
 def test_the_torch_free_layers_load_no_torch_layer() -> None:
-    """In a fresh process the format and the model description (with the registry, presets and
-    layer lists) import without torch, torchvision or any layer above the torch line."""
+    """In a fresh process the format, the model description (with the registry, presets and
+    layer lists) and the browser demo's server import without torch, torchvision or any layer
+    above the torch line."""
     script = textwrap.dedent(
         f"""
         import sys
-        import squeezenet.formats, squeezenet.arch, squeezenet.arch.layers
+        import squeezenet.formats, squeezenet.arch, squeezenet.arch.layers, squeezenet.demo
         from squeezenet import SqueezeNetConfig, list_models
         from squeezenet.arch import get_spec, PRESETS
         assert "squeezenet1_0" in list_models() and get_spec("squeezenet1_0").facts

@@ -3,8 +3,9 @@
 The page fetches the mixed .sqz of the imported published weights, reports the SHA-256 of its
 decoded tensors, classifies the first 8 images of the shared ImageNet sample, and shows a
 corrupted file's one-line error; it POSTs what it found to the server, and the test compares
-with Python's decoder and `squeezenet predict`. Skips, with a reason, without Chromium or the
-shared data (`.ci/run` installs Chromium where apt-get can).
+with Python's decoder and `squeezenet predict`. With the shipped model, the page preloads the
+sample photograph where the server has one and quietly none where it has not. Skips, with a
+reason, without Chromium or the shared data (`.ci/run` installs Chromium where apt-get can).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import pytest
 
 from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.spellings import parse_bits
+from squeezenet.demo.serve import DemoFiles, make_server, sample_image, shipped_model
 from squeezenet.deploy.predict import predict
-from squeezenet.deploy.serve import DemoFiles, make_server
 from squeezenet.formats import read_sqz, tensor_digest
 from squeezenet.workflows.compress_file import compress_file, import_caffe_dc
 from squeezenet.workflows.load import load_any
@@ -91,3 +92,16 @@ def test_the_page_decodes_classifies_and_reports_errors(
     shown = result["corrupt"]["shown"]
     assert result["corrupt"]["type"] == "SqzFormatError" and result["corrupt"]["field"] == "crc32"
     assert shown.startswith("error: ") and "\n" not in shown and "crc" in shown.lower()
+
+
+@pytest.mark.parametrize("with_sample", [True, False], ids=["sample", "no-sample"])
+def test_the_page_preloads_the_sample_only_where_there_is_one(with_sample: bool) -> None:
+    """The shipped model loads either way; with matplotlib's photograph the page shows its top
+    5, without one (no matplotlib: /sample.jpg is a 404) it shows no classes and no error."""
+    sample = sample_image() if with_sample else None
+    if with_sample and sample is None:
+        pytest.skip("matplotlib's sample photograph is not installed")
+    plan = json.dumps({"images": []}).encode()
+    result = browser_run(DemoFiles(shipped_model(), {"/selftest.json": plan}, sample=sample))
+    assert result["loaded"] == {"error": "", "rows": 5 if with_sample else 0}
+    assert result["digest"] == tensor_digest(read_sqz(shipped_model()))

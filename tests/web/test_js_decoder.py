@@ -1,4 +1,4 @@
-"""The JavaScript .sqz decoder (web/src/sqz.js) against the Python one, on valid and broken files.
+"""The JavaScript .sqz decoder (demo/src/sqz.js) against the Python one, on valid and broken files.
 
 A corpus of files of every version and codec (and the shipped model) plus hundreds of
 truncations and bit flips (half of them with the CRC recomputed, so the damage reaches the

@@ -3,7 +3,7 @@
 // Python decoder, field by field, is tests/web/test_js_decoder.py.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeSqz, SqzFormatError, crc32 } from '../src/sqz.js';
+import { decodeSqz, SqzFormatError, crc32 } from '../../src/squeezenet/demo/src/sqz.js';
 
 const hex = (s) => Uint8Array.from(s.match(/../g), (b) => parseInt(b, 16));
 // Section 11: encode_sqz(tiny_model(), codec="raw", gap_bits=2)

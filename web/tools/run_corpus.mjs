@@ -7,7 +7,7 @@
 // imagenet_1k.txt is passed as the "imagenet-1k" class list.
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeSqz, tensorDigest, SqzFormatError } from '../src/sqz.js';
+import { decodeSqz, tensorDigest, SqzFormatError } from '../../src/squeezenet/demo/src/sqz.js';
 
 const dir = process.argv[2];
 const cases = JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8'));

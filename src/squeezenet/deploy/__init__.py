@@ -1,5 +1,5 @@
 """Deployment: ONNX / TorchScript export with parity checks, int8, self-checking ONNX files,
-inference engines, benchmarks, prediction and the browser demo's server."""
+inference engines, benchmarks and prediction."""
 
 from squeezenet.deploy.bench import BenchRow, benchmark
 from squeezenet.deploy.export import ExportParityError, ExportReport, export_model

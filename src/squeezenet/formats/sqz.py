@@ -110,8 +110,8 @@ def read_sqz(path: str | os.PathLike[str]) -> CompressedModel:
 def tensor_digest(model: CompressedModel) -> str:
     """SHA-256 (hex) of every decoded tensor's float32 little-endian bytes: each layer's weight
     (C order) then its bias, in layer order, then each dense tensor in order. The JavaScript
-    decoder (web/src/sqz.js ``tensorDigest``) computes the same, so two decoders can be compared
-    by one string."""
+    decoder (squeezenet/demo/src/sqz.js ``tensorDigest``) computes the same, so two decoders can
+    be compared by one string."""
     digest = hashlib.sha256()
     for layer in model.layers:
         digest.update(layer.dense_weight().astype("<f4").tobytes())

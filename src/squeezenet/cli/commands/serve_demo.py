@@ -19,7 +19,7 @@ def serve_demo_cmd(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Serve the browser demo: the page decodes the .sqz and classifies images in JavaScript."""
-    from squeezenet.deploy.serve import DemoFiles, make_server, shipped_model
+    from squeezenet.demo.serve import DemoFiles, make_server, shipped_model
 
     model = file or str(shipped_model())
     with user_paths(reads=[model]):

@@ -1,7 +1,7 @@
 // The page: load a .sqz (the served model.sqz, or one the user picks), decode it, build the
-// network, and classify the served sample image or one the user picks. Errors show as one
-// line in #error. With ?selftest=1 it also runs the checks of tests/web/test_browser.py and
-// posts what it found to /result.
+// network, and classify the served sample image (when the server has one) or one the user
+// picks. Errors show as one line in #error. With ?selftest=1 it also runs the checks of
+// tests/web/test_browser.py and posts what it found to /result.
 
 import { decodeSqz, tensorDigest } from './sqz.js';
 import { buildSqueezeNet } from './squeezenet.js';
@@ -18,6 +18,14 @@ async function fetchBytes(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return new Uint8Array(await response.arrayBuffer());
+}
+
+/** The served sample photograph, or null where the server has none (a 404: no preload). */
+async function fetchSample() {
+  const response = await fetch('sample.jpg');
+  if (response.status === 404) return null;
+  if (!response.ok) throw new Error(`sample.jpg: HTTP ${response.status}`);
+  return new Blob([await response.arrayBuffer()]);
 }
 
 async function loadClassLists() {
@@ -74,7 +82,11 @@ async function classifyBlob(blob) {
 
 async function selftest() {
   const plan = await (await fetch('selftest.json')).json();
-  const report = { digest: null, images: [], corrupt: null, decode_ms: state.decodeMs };
+  const report = {
+    digest: null, images: [], corrupt: null, decode_ms: state.decodeMs,
+    // what the page showed after loading (the served model, the sample if any)
+    loaded: { error: $('error').textContent, rows: $('top5').querySelectorAll('tr').length },
+  };
   report.digest = await tensorDigest(decodeSqz(await fetchBytes('model.sqz'), { classLists }));
   for (const url of plan.images) {
     const bitmap = await decodeImage(new Blob([await fetchBytes(url)]));
@@ -96,7 +108,8 @@ async function main() {
   await loadClassLists();
   try {
     loadModel(await fetchBytes('model.sqz'), 'model.sqz');
-    await classifyBlob(new Blob([await fetchBytes('sample.jpg')]));
+    const sample = await fetchSample();
+    if (sample !== null) await classifyBlob(sample);
   } catch (error) {
     showError(error);
   }

@@ -1,11 +1,11 @@
-"""The browser demo's local web server: the page of ``web/`` with a ``.sqz`` as ``/model.sqz``.
+"""The browser demo's local web server: the package's page with a ``.sqz`` as ``/model.sqz``.
 
-The page (web/index.html, web/src/*.js) decodes the file and runs SqueezeNet in plain
-JavaScript. This server only hands out files, from the standard library's ``http.server``: the
-page's own files, the model, the ImageNet class list that ``"imagenet-1k"`` headers name, and a
-sample photograph (matplotlib's). It listens on 127.0.0.1 unless told otherwise. Tests add
-``extra`` files (``/selftest.json`` and its images) and read what the page POSTs to
-``/result``.
+The page (``squeezenet/demo/index.html`` and ``src/*.js`` beside it, package data) decodes the
+file and runs SqueezeNet in plain JavaScript. This server only hands out files, from the
+standard library's ``http.server``: the page's own files, the model, the ImageNet class list
+that ``"imagenet-1k"`` headers name, and a sample photograph (matplotlib's, when installed; the
+page then preloads nothing). It listens on 127.0.0.1 unless told otherwise. Tests add ``extra``
+files (``/selftest.json`` and its images) and read what the page POSTs to ``/result``.
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ MAX_RESULT_BYTES = 1 << 20  # what the page may POST to /result
 
 
 def web_folder() -> Path:
-    """The ``web/`` folder of the source checkout (the page and its scripts).
+    """The folder of the page and its scripts: this package's own (``index.html``, ``src/``).
 
     Raises:
-        MissingFileError: the package was installed without its source checkout.
+        MissingFileError: the page is not there (an installation that dropped package data).
     """
-    folder = Path(__file__).resolve().parents[3] / "web"
+    folder = Path(str(resources.files("squeezenet.demo")))
     if not (folder / "index.html").is_file():
         raise MissingFileError(
-            f"the demo page is not at {folder}; serve-demo runs from a source checkout "
-            "(git clone, then pip install -e .)"
+            f"the demo page is not at {folder}; reinstall squeezenet (pip install squeezenet) "
+            "so that its package data is in place"
         )
     return folder
 
@@ -64,6 +64,8 @@ class DemoFiles:
 
     model: Path
     extra: Mapping[str, Path | bytes] = field(default_factory=dict)
+    # /sample.jpg, which the page preloads; None (no matplotlib): a 404, and the page waits
+    sample: Path | None = field(default_factory=sample_image)
     results: list[Any] = field(default_factory=list)  # JSON documents POSTed to /result
     posted: threading.Event = field(default_factory=threading.Event)
 
@@ -73,7 +75,7 @@ class DemoFiles:
             "/": web / "index.html",
             "/index.html": web / "index.html",
             "/model.sqz": self.model,
-            "/sample.jpg": sample_image(),
+            "/sample.jpg": self.sample,
             "/imagenet_1k.txt": resources.files("squeezenet.formats")
             .joinpath("imagenet_1k.txt")
             .read_bytes(),
