@@ -47,7 +47,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (found,) = out.glob("squeezenet-*.whl")
+    (found,) = out.glob("squeezenet_dc-*.whl")
     return found
 
 

@@ -12,9 +12,9 @@ from safetensors.torch import save_file
 from squeezenet.arch.preprocess import CIFAR10
 from squeezenet.errors import FileFormatError, MissingFileError, UserError
 from squeezenet.io.weights import WeightsFileError, load_model, save_weights
+from squeezenet.models import create_model
 from squeezenet.runtime.model_file import WEIGHTS_FORMAT as FORMAT_NAME
 from squeezenet.runtime.model_file import WEIGHTS_VERSION as FORMAT_VERSION
-from squeezenet.models import create_model
 
 
 @pytest.fixture

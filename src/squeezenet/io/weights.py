@@ -27,7 +27,6 @@ from squeezenet.runtime.model_file import (
     weights_metadata,
 )
 
-
 __all__ = [
     "LoadedModel",
     "WeightsFileError",
