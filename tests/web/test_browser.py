@@ -11,56 +11,20 @@ reason, without Chromium or the shared data (`.ci/run` installs Chromium where a
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import tempfile
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
+from browser import CHROMIUM, NO_CHROMIUM, browser_run
 
 from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.spellings import parse_bits
-from squeezenet.demo.serve import DemoFiles, make_server, sample_image, shipped_model
+from squeezenet.demo.serve import DemoFiles, sample_image, shipped_model
 from squeezenet.deploy.predict import predict
 from squeezenet.formats import read_sqz, tensor_digest
 from squeezenet.workflows.compress_file import compress_file, import_caffe_dc
 from squeezenet.workflows.load import load_any
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless Chromium missing (apt-get install -y chromium)"
-)
-PAGE_TIMEOUT_S = 300
-
-
-def browser_run(files: DemoFiles, query: str = "selftest=1") -> dict[str, Any]:
-    """Serve ``files``, open the page in headless Chromium, return what it POSTed."""
-    server = make_server(files, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    port = server.server_address[1]
-    with tempfile.TemporaryDirectory() as profile:
-        browser = subprocess.Popen(
-            [
-                str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-                "--no-first-run", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                f"http://127.0.0.1:{port}/?{query}",
-            ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            posted = files.posted.wait(PAGE_TIMEOUT_S)
-        finally:
-            browser.kill()
-            browser.wait()
-            server.shutdown()
-            server.server_close()
-    assert posted, f"the page posted nothing in {PAGE_TIMEOUT_S} s"
-    result: dict[str, Any] = files.results[-1]
-    assert "failed" not in result, result.get("failed")
-    return result
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
 
 @pytest.fixture(scope="module")
