@@ -33,6 +33,10 @@ class InputError(UserError, ValueError):
     """An input (an image, a dataset, a run folder) cannot be used as it is."""
 
 
+class MissingDependencyError(UserError, ImportError):
+    """An optional package a feature needs is not installed (the message names the pip command)."""
+
+
 class FileFormatError(UserError, ValueError):
     """Bytes that are not a valid file of the expected format.
 
