@@ -49,8 +49,3 @@ class FileFormatError(UserError, ValueError):
         super().__init__(message)
         self.field = field
         self.offset = offset
-
-
-class MissingDependencyError(UserError, ImportError):
-    """An optional dependency (an extra of the package) that this feature needs is not
-    installed; the message names the pip command that adds it."""

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.errors import ConfigError, InputError
 from squeezenet.formats.model import CompressedModel
+from squeezenet.runtime.onnx_graph import onnx_session
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from torch import nn
 
 from squeezenet.atomic import atomic_write_bytes
 from squeezenet.deploy.onnx_file import ModelInfo, check_inputs_for, stamp_checked
-from squeezenet.deploy.runtimes import onnx_session
 from squeezenet.errors import ConfigError, InputError, UserError
+from squeezenet.runtime.onnx_graph import onnx_session
 
 log = logging.getLogger(__name__)
 Format = Literal["onnx", "torchscript"]

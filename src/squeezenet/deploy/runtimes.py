@@ -11,29 +11,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from squeezenet.errors import ConfigError
+from squeezenet.runtime.onnx_graph import onnx_session
 
 Runner = Callable[[np.ndarray], np.ndarray]  # float32 (N, C, H, W) -> (N, classes) logits
 RUNTIMES = ("onnxruntime", "openvino")
-
-
-def onnx_session(data: bytes, *, threads: int = 0) -> Any:
-    """An ONNX Runtime CPU session for ``data`` with every graph optimisation on.
-
-    Args:
-        threads: intra-op threads (0: ONNX Runtime's default, one per core).
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
 def onnxruntime_runner(data: bytes, *, threads: int = 0) -> Runner:

@@ -187,7 +187,7 @@ class OnnxRuntimeNetwork:
         self.layers = layers
         self.input_shape = input_shape
         self.model = build_graph(layers, weights, input_shape, metadata=metadata)
-        self.session = _session(self.model.SerializeToString(), threads)
+        self.session = onnx_session(self.model.SerializeToString(), threads=threads)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -198,8 +198,14 @@ class OnnxRuntimeNetwork:
         return out
 
 
-def _session(data: bytes, threads: int) -> Any:
-    """An ``onnxruntime.InferenceSession`` (CPU, ``ORT_ENABLE_ALL``) for a serialised model."""
+def onnx_session(data: bytes, *, threads: int = 0) -> Any:
+    """An ONNX Runtime CPU session for ``data`` with every graph optimisation on.
+
+    Args:
+        threads: intra-op threads (0: ONNX Runtime's default, one per core).
+    Raises:
+        MissingDependencyError: ONNX Runtime is not installed (names the pip command).
+    """
     try:
         import onnxruntime as ort
     except ImportError:
