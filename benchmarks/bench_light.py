@@ -9,7 +9,10 @@ Builds the wheel of this checkout and installs it in fresh virtual environments:
 unmeasured run, each a fresh process (``squeezenet predict squeezenet1_0-dc IMAGE``; the light
 install's default engine is numpy, the full one's torch). Peak memory: the child's maximum
 resident set (``os.wait4``). Latency: ``squeezenet bench --batch 1,32 --engines
-onnxruntime,numpy,onnxruntime-graph`` in the full venv (one process, one run).
+onnxruntime,numpy,onnxruntime-graph`` in the full venv (one process, one run). With the shared
+ImageNet sample: the shipped model's logits on its 500 images in the full venv's torch path and
+the light venv's numpy engine (top-1 of each, images with the same top-1 class, the largest
+difference relative to each image's logit range).
 
     python benchmarks/bench_light.py > benchmarks/results/light_install.json
 
@@ -29,8 +32,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT / "tests_light" / "golden" / "images" / "a" / "0.png"
+MANIFEST = ROOT.parent / "shared" / "data" / "imagenet-sample" / "manifest.csv"
 KINDS = {"light": "", "light+onnx": "[onnx]", "full": "[torch]"}
 NOT_COUNTED = ("pip", "setuptools", "pkg_resources", "_distutils_hack", "distutils-precedence.pth")
 
@@ -50,7 +56,54 @@ def main() -> None:
         document[kind] = entry
         print(f"{kind}: {entry}", file=sys.stderr)
     document["latency"] = _latency(venvs / "full" / "bin" / "squeezenet")
+    if MANIFEST.is_file():
+        document["sample"] = _sample_logits(venvs)
     print(json.dumps(document, indent=2))
+
+
+# The light venv's numpy engine and the full venv's torch path on the same 500 images.
+LOGITS = """
+import sys, numpy as np
+from squeezenet.runtime.image_lists import labelled_images
+samples, _ = labelled_images(sys.argv[1])
+paths, labels = [p for p, _ in samples], np.array([l for _, l in samples])
+if sys.argv[3] == "torch":
+    import torch
+    from squeezenet.data.transforms import eval_transform
+    from squeezenet.runtime.images import load_image
+    from squeezenet.workflows.load import load_pretrained
+    loaded = load_pretrained("squeezenet1_0-dc")
+    transform = eval_transform(loaded.preprocess)
+    with torch.no_grad():
+        logits = np.concatenate([
+            loaded.model(torch.stack([transform(load_image(p)) for p in paths[i:i + 50]])).numpy()
+            for i in range(0, len(paths), 50)])
+else:
+    from squeezenet.runtime import load
+    model = load()
+    logits = np.concatenate([model.logits(model.prepare(paths[i:i + 50]))
+                             for i in range(0, len(paths), 50)])
+np.savez(sys.argv[2], logits=logits, labels=labels)
+"""
+
+
+def _sample_logits(venvs: Path) -> dict[str, Any]:
+    """Logits of the shipped model on the sample: torch path (full) against numpy (light)."""
+    files = {}
+    for kind, engine in (("full", "torch"), ("light", "numpy")):
+        files[kind] = venvs / f"sample_{kind}.npz"
+        python = venvs / kind / "bin" / "python"
+        _run([str(python), "-c", LOGITS, str(MANIFEST), str(files[kind]), engine])
+    torch_run, numpy_run = np.load(files["full"]), np.load(files["light"])
+    a, b, labels = torch_run["logits"], numpy_run["logits"], torch_run["labels"]
+    spread = a.max(axis=1) - a.min(axis=1)
+    return {
+        "images": len(labels),
+        "top1_torch": float((a.argmax(1) == labels).mean()),
+        "top1_numpy": float((b.argmax(1) == labels).mean()),
+        "same_top1_class": int((a.argmax(1) == b.argmax(1)).sum()),
+        "max_abs_diff_over_range": float((np.abs(a - b).max(axis=1) / spread).max()),
+    }
 
 
 def _parse() -> argparse.Namespace:
