@@ -17,7 +17,6 @@ import numpy as np
 from squeezenet.arch.layers import Conv, Fire, GlobalAvgPool, Layer, MaxPool
 from squeezenet.runtime.params import conv_params
 
-
 # Images run through the network together: the im2col buffers grow with the batch (conv1 of
 # SqueezeNet v1.0 at 227 px: 7 MB per image), and beyond a few images a larger product is no
 # faster on a CPU (measured: 32.5 ms/image in chunks of 2-4 against 38.5 ms in one of 32).
