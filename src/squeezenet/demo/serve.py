@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from squeezenet.errors import MissingFileError
+from squeezenet.runtime.model_file import DEFAULT_MODEL, pretrained_path
 
 log = logging.getLogger(__name__)
 MAX_RESULT_BYTES = 1 << 20  # what the page may POST to /result
@@ -45,7 +46,7 @@ def web_folder() -> Path:
 
 def shipped_model() -> Path:
     """The package's own ``squeezenet1_0-dc.sqz``."""
-    return Path(str(resources.files("squeezenet.pretrained").joinpath("squeezenet1_0-dc.sqz")))
+    return pretrained_path(DEFAULT_MODEL)
 
 
 def sample_image() -> Path | None:
