@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import torch
+# One thread per test process: the suite runs one worker per core (pytest-xdist), and tests may
+# run beside another torch job; set before torch and numpy load their thread pools.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
-torch.set_num_threads(1)  # tests may run beside another torch job: never oversubscribe 2 cores
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
