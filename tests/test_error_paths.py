@@ -146,3 +146,19 @@ def test_pruning_and_weight_sharing_in_the_wrong_order_are_refused() -> None:
     torch.nn.utils.parametrize.register_parametrization(first, "weight", torch.nn.Identity())
     with pytest.raises(ValueError, match="parametrizations besides its prune mask"):
         remove_pruning_(pruned)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"sparsities": (1.5,)}, "expected fractions in"),
+        ({"bits": (0,)}, "expected widths 1..16"),
+        ({"sparsities": (), "bits": ()}, "at least one sparsity or bit width"),
+        ({"batch_size": 0}, "batch_size: expected >= 1"),
+    ],
+)
+def test_a_sensitivity_config_names_the_field(fields: dict[str, object], message: str) -> None:
+    from squeezenet.experiments.sensitivity_result import SensitivityConfig
+
+    with pytest.raises(ConfigError, match=message):
+        SensitivityConfig(**fields)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -307,13 +307,3 @@ def state_keys(config: ModelConfig) -> dict[str, str]:
                     conv(part)
     return keys
 
-
-def check_weights(weights: Mapping[str, np.ndarray], config: ModelConfig, path: Path) -> None:
-    """Raise :class:`WeightsFileError` unless ``weights`` has exactly ``config``'s keys."""
-    expected = state_keys(config)
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    if missing or unexpected:
-        raise WeightsFileError(
-            f"{path}: tensors do not fit the model: missing {missing}, unexpected {unexpected}"
-        )
