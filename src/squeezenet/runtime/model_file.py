@@ -306,4 +306,3 @@ def state_keys(config: ModelConfig) -> dict[str, str]:
                 if part is not None:
                     conv(part)
     return keys
-
