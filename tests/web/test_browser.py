@@ -4,7 +4,8 @@ The page fetches the mixed .sqz of the imported published weights, reports the S
 decoded tensors, classifies the first 8 images of the shared ImageNet sample, and shows a
 corrupted file's one-line error; it POSTs what it found to the server, and the test compares
 with Python's decoder and `squeezenet predict`. With the shipped model, the page preloads the
-sample photograph where the server has one and quietly none where it has not. Skips, with a
+sample photograph where the server has one and quietly none where it has not. Both engines
+run: the WebAssembly SIMD one (engine.wasm) and the scalar JavaScript fallback. Skips, with a
 reason, without Chromium or the shared data (`.ci/run` installs Chromium where apt-get can).
 """
 
@@ -37,11 +38,14 @@ def mixed_sqz(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+@pytest.mark.parametrize("engine", ["js", "wasm"])
 def test_the_page_decodes_classifies_and_reports_errors(
-    mixed_sqz: Path, shared_data: Path, tmp_path: Path
+    engine: str, mixed_sqz: Path, shared_data: Path, tmp_path: Path
 ) -> None:
-    # about a second each in the page's JavaScript network; 8 run the same decoding,
-    # preprocessing and network code as 20 did
+    """On either engine (?engine=js|wasm), the page's own path (canvas resize) gives
+    `squeezenet predict`'s top-1."""
+    # about a second each in the page's JavaScript network (0.1 s in wasm); 8 run the same
+    # decoding, preprocessing and network code as 20 did
     images = sorted((shared_data / "imagenet-sample").glob("*.jpg"))[:8]
     corrupt = bytearray(mixed_sqz.read_bytes())
     corrupt[len(corrupt) // 2] ^= 0x10  # the CRC no longer matches
@@ -49,7 +53,8 @@ def test_the_page_decodes_classifies_and_reports_errors(
     plan = {"images": [f"images/{p.name}" for p in images], "corrupt": "corrupt.sqz"}
     extra["/selftest.json"] = json.dumps(plan).encode()
     extra["/corrupt.sqz"] = bytes(corrupt)
-    result = browser_run(DemoFiles(mixed_sqz, extra))
+    result = browser_run(DemoFiles(mixed_sqz, extra), f"selftest=1&engine={engine}")
+    assert result["engine"] == engine
     assert result["digest"] == tensor_digest(read_sqz(mixed_sqz))
     expected = [r.indices[0] for r in predict(load_any(mixed_sqz), [str(p) for p in images], top=1)]
     assert [row["top1"] for row in result["images"]] == expected

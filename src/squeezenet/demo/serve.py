@@ -1,8 +1,9 @@
 """The browser demo's local web server: the package's page with a ``.sqz`` as ``/model.sqz``.
 
-The page (``squeezenet/demo/index.html`` and ``src/*.js`` beside it, package data) decodes the
-file and runs SqueezeNet in plain JavaScript. This server only hands out files, from the
-standard library's ``http.server``: the page's own files, the model, the ImageNet class list
+The page (``squeezenet/demo/index.html`` and ``src/*.js``, ``src/engine.wasm`` beside it, package
+data) decodes the file and runs SqueezeNet with WebAssembly SIMD, or plain JavaScript where the
+browser lacks it. This server only hands out files, from the standard library's
+``http.server``: the page's own files, the model, the ImageNet class list
 that ``"imagenet-1k"`` headers name, and a sample photograph (matplotlib's, when installed; the
 page then preloads nothing). It listens on 127.0.0.1 unless told otherwise. Tests add ``extra``
 files (``/selftest.json`` and its images) and read what the page POSTs to ``/result``.
@@ -27,6 +28,9 @@ from squeezenet.runtime.model_file import DEFAULT_MODEL, pretrained_path
 
 log = logging.getLogger(__name__)
 MAX_RESULT_BYTES = 1 << 20  # what the page may POST to /result
+# fixed, not left to mimetypes (whose table the platform may lack): browsers compile a module
+# with WebAssembly.compileStreaming only when it arrives as application/wasm
+CONTENT_TYPES = {".js": "text/javascript", ".wasm": "application/wasm"}
 
 
 def web_folder() -> Path:
@@ -85,7 +89,7 @@ class DemoFiles:
             return self.extra[path]
         if path in fixed:
             return fixed[path]
-        if path.startswith("/src/") and path.endswith(".js") and "/" not in path[5:]:
+        if path.startswith("/src/") and path.endswith((".js", ".wasm")) and "/" not in path[5:]:
             script = web / "src" / path[5:]
             return script if script.is_file() else None
         return None
@@ -109,7 +113,7 @@ def make_server(files: DemoFiles, host: str = "127.0.0.1", port: int = 8000) -> 
                 return
             body = found if isinstance(found, bytes) else Path(found).read_bytes()
             name = found.name if isinstance(found, Path) else self.path.split("?", 1)[0]
-            kind = "text/javascript" if name.endswith(".js") else mimetypes.guess_type(name)[0]
+            kind = CONTENT_TYPES.get(Path(name).suffix) or mimetypes.guess_type(name)[0]
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", kind or "application/octet-stream")
             self.send_header("Content-Length", str(len(body)))

@@ -1,13 +1,16 @@
 // The page: load a .sqz (the served model.sqz, or one the user picks), decode it, build the
-// network, and classify the served sample image (when the server has one) or one the user
+// network on the chosen engine (WebAssembly SIMD where the browser has it, else the scalar
+// JavaScript loops; ?engine=js|wasm overrides), and classify the served sample image (when the server has one) or one the user
 // picks. Errors show as one line in #error. With ?selftest=1 it also runs the checks of
 // tests/web/test_browser.py and posts what it found to /result.
 
 import { decodeSqz, tensorDigest } from './sqz.js';
 import { buildSqueezeNet } from './squeezenet.js';
+import { buildWasmSqueezeNet, compileEngine, wasmSimdSupported } from './wasm_engine.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { model: null, modelBytes: 0, decodeMs: 0, name: '' };
+// wasm: the compiled engine.wasm, or null where the page runs the JavaScript engine
+const state = { model: null, modelBytes: 0, decodeMs: 0, name: '', wasm: null };
 let classLists = {};
 
 function showError(error) {
@@ -37,11 +40,25 @@ async function loadClassLists() {
   }
 }
 
+/** The engine: ?engine=js|wasm, else wasm where WebAssembly SIMD validates. Compiles
+ * engine.wasm (once) when it is chosen; a failed fetch or compile falls back to JavaScript
+ * unless wasm was asked for by name. */
+async function chooseEngine() {
+  const asked = new URLSearchParams(location.search).get('engine');
+  if (asked !== null && asked !== 'js' && asked !== 'wasm') throw new Error(`?engine=${asked}: use js or wasm`);
+  if (asked === 'js' || (asked === null && !wasmSimdSupported())) return;
+  try {
+    state.wasm = await compileEngine(await fetchBytes('src/engine.wasm'));
+  } catch (error) {
+    if (asked === 'wasm') throw error;
+  }
+}
+
 /** Decode and build; returns the decoded file (for its digest). */
 function loadModel(bytes, name) {
   const start = performance.now();
   const decoded = decodeSqz(bytes, { classLists });
-  state.model = buildSqueezeNet(decoded);
+  state.model = state.wasm ? buildWasmSqueezeNet(decoded, state.wasm) : buildSqueezeNet(decoded);
   state.decodeMs = performance.now() - start;
   state.modelBytes = bytes.length;
   state.name = name;
@@ -70,7 +87,8 @@ function render(bitmap, blob, result) {
     return row;
   }));
   $('facts').textContent = `${state.name}: ${state.modelBytes.toLocaleString('en')} bytes, decoded in `
-    + `${state.decodeMs.toFixed(0)} ms; classified in ${result.ms.toFixed(0)} ms (${bitmap.width}x${bitmap.height} image)`;
+    + `${state.decodeMs.toFixed(0)} ms; classified in ${result.ms.toFixed(0)} ms by the ${state.model.engine === 'wasm' ? 'WebAssembly SIMD' : 'JavaScript'} engine `
+    + `(${bitmap.width}x${bitmap.height} image)`;
 }
 
 async function classifyBlob(blob) {
@@ -83,7 +101,7 @@ async function classifyBlob(blob) {
 async function selftest() {
   const plan = await (await fetch('selftest.json')).json();
   const report = {
-    digest: null, images: [], corrupt: null, decode_ms: state.decodeMs,
+    digest: null, images: [], corrupt: null, decode_ms: state.decodeMs, engine: state.model?.engine ?? null,
     // what the page showed after loading (the served model, the sample if any)
     loaded: { error: $('error').textContent, rows: $('top5').querySelectorAll('tr').length },
   };
@@ -107,6 +125,7 @@ async function selftest() {
 async function main() {
   await loadClassLists();
   try {
+    await chooseEngine();
     loadModel(await fetchBytes('model.sqz'), 'model.sqz');
     const sample = await fetchSample();
     if (sample !== null) await classifyBlob(sample);

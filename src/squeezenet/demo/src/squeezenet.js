@@ -15,8 +15,13 @@ const STEMS = {
 };
 const MODELS = { squeezenet1_0: 'v1.0', squeezenet1_1: 'v1.1' };
 
-/** A runnable model; throws Error (one line) for a file this page cannot run. */
-export function buildSqueezeNet(decoded) {
+/**
+ * The network a decoded file describes, engine-independent: the stem's stride and padding, the
+ * Fire modules (squeeze / expand1x1 / expand3x3 layers as decoded, {name, shape, weight, bias})
+ * and where max-pools follow, and the final convolution's padding. Throws Error (one line) for
+ * a file this page cannot run. Both engines (this file's and wasm_engine.js) build from it.
+ */
+export function describeNetwork(decoded) {
   const { header } = decoded;
   const config = header.config ?? {};
   const stemName = config.stem ?? MODELS[header.model];
@@ -26,13 +31,11 @@ export function buildSqueezeNet(decoded) {
     throw unsupported('batch norm or bypass layers');
   }
   if (header.preprocess === null) throw new Error('the file records no preprocessing, so images cannot be prepared for it');
-  const byName = new Map(decoded.layers.map((layer) => [layer.name, prepare(layer)]));
+  const byName = new Map(decoded.layers.map((layer) => [layer.name, layer]));
   const need = (name) => {
     if (!byName.has(name)) throw unsupported(`no layer ${name}`);
     return byName.get(name);
   };
-  const stem = STEMS[stemName];
-  const conv1 = need('features.0');
   const fires = [];
   for (let i = 3, number = 2; number <= 9; i++) {
     if (byName.has(`features.${i}.squeeze`)) {
@@ -42,8 +45,39 @@ export function buildSqueezeNet(decoded) {
       throw unsupported('fewer than 8 Fire modules');
     }
   }
-  const conv10 = need('classifier.1');
-  const finalPadding = config.final_conv_padding ?? 0;
+  return {
+    stem: STEMS[stemName],
+    conv1: need('features.0'),
+    fires,
+    conv10: need('classifier.1'),
+    finalPadding: config.final_conv_padding ?? 0,
+    header,
+  };
+}
+
+/** The page's model object around an engine's forward ({c, h, w, data} -> logits). */
+export function wrapForward(header, forward, engine) {
+  return {
+    engine,
+    preprocess: header.preprocess,
+    classes: Array.isArray(header.classes) ? header.classes : null,
+    forward,
+    /** Top-k of an image source (HTMLImageElement, ImageBitmap, canvas): [{index, name, p}]. */
+    classify(image, k = 5) {
+      const logits = forward(preprocessImage(image, header.preprocess));
+      return topK(softmax(logits), k, this.classes);
+    },
+  };
+}
+
+/** A runnable model on this file's scalar loops; throws Error (one line) for a file this page
+ * cannot run. */
+export function buildSqueezeNet(decoded) {
+  const net = describeNetwork(decoded);
+  const { stem, finalPadding } = net;
+  const conv1 = prepare(net.conv1);
+  const conv10 = prepare(net.conv10);
+  const fires = net.fires.map((f) => ({ number: f.number, squeeze: prepare(f.squeeze), e1: prepare(f.e1), e3: prepare(f.e3) }));
 
   function forward(x) {
     // x: {c, h, w, data: Float32Array} -> logits Float32Array(num_classes)
@@ -56,16 +90,16 @@ export function buildSqueezeNet(decoded) {
     return globalAverage(conv(t, conv10, 1, finalPadding)); // dropout is the identity here
   }
 
-  return {
-    preprocess: header.preprocess,
-    classes: Array.isArray(header.classes) ? header.classes : null,
-    forward,
-    /** Top-k of an image source (HTMLImageElement, ImageBitmap, canvas): [{index, name, p}]. */
-    classify(image, k = 5) {
-      const logits = forward(preprocessImage(image, header.preprocess));
-      return topK(softmax(logits), k, this.classes);
-    },
-  };
+  return wrapForward(net.header, forward, 'js');
+}
+
+/** The (oh, ow) of squeezenet.js's 3x3 / 2 ceil-mode max-pool of an (h, w) input. */
+export function poolSize(h, w) {
+  let oh = Math.ceil((h - 3) / 2) + 1;
+  let ow = Math.ceil((w - 3) / 2) + 1;
+  if ((oh - 1) * 2 >= h) oh--;
+  if ((ow - 1) * 2 >= w) ow--;
+  return [oh, ow];
 }
 
 /** Each output channel's non-zero weights as (input row, value) pairs: the sparse rows. */
@@ -136,10 +170,7 @@ function im2col(x, kh, kw, stride, pad, oh, ow) {
 
 /** 3x3 / 2 max-pool in ceil mode (as Caffe and the Python model). */
 function maxPool(x) {
-  let oh = Math.ceil((x.h - 3) / 2) + 1;
-  let ow = Math.ceil((x.w - 3) / 2) + 1;
-  if ((oh - 1) * 2 >= x.h) oh--;
-  if ((ow - 1) * 2 >= x.w) ow--;
+  const [oh, ow] = poolSize(x.h, x.w);
   const y = new Float32Array(x.c * oh * ow);
   for (let c = 0; c < x.c; c++) {
     for (let oy = 0; oy < oh; oy++) {
