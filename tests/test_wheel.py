@@ -22,6 +22,7 @@ SCRIPTS = ["app.js", "inflate.js", "preprocess.js", "squeezenet.js", "sqz.js"]
 PACKAGE_DATA = [
     "squeezenet/demo/index.html",
     *(f"squeezenet/demo/src/{name}" for name in SCRIPTS),
+    "squeezenet/demo/src/engine.wasm",
     "squeezenet/py.typed",
     "squeezenet/pretrained/squeezenet1_0-dc.sqz",
     "squeezenet/pretrained/squeezenet1_0-dc.json",

@@ -20,7 +20,7 @@ import pytest
 from squeezenet.demo import DemoFiles, make_server, shipped_model, web_folder
 from squeezenet.errors import MissingFileError
 
-SCRIPTS = ["app.js", "inflate.js", "preprocess.js", "squeezenet.js", "sqz.js"]
+SCRIPTS = ["app.js", "inflate.js", "preprocess.js", "squeezenet.js", "sqz.js", "wasm_engine.js"]
 
 
 @pytest.fixture
@@ -84,6 +84,8 @@ def test_the_page_its_scripts_and_its_data_are_served(url: str, sample: Path) ->
         status, kind, body = _get(f"{url}/src/{name}")
         assert (status, kind) == (200, "text/javascript")
         assert body == (web_folder() / "src" / name).read_bytes()
+    wasm = web_folder() / "src" / "engine.wasm"
+    assert _get(f"{url}/src/engine.wasm") == (200, "application/wasm", wasm.read_bytes())
     assert _get(f"{url}/model.sqz")[2] == shipped_model().read_bytes()
     names = _get(f"{url}/imagenet_1k.txt")[2].decode().split("\n")
     assert names[0] == "tench" and len(names) == 1001  # 1000 names and the final newline
