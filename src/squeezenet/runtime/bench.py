@@ -7,6 +7,7 @@ torch engines, :func:`benchmark_runtime` the runtime's (numpy, ONNX Runtime on t
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -200,3 +201,31 @@ def input_shape(model: ModelFile) -> tuple[int, int, int]:
     channels = int(getattr(config, "in_channels", 3))
     crop = model.preprocess.crop if model.preprocess else 224
     return channels, crop, crop
+
+
+def bench_document(model: ModelFile, *, baseline: str, peak: float) -> dict[str, Any]:
+    """What a runtime ``bench`` run reports beside its rows: the model, its input and MACs, the
+    baseline, numpy's BLAS threads and the sgemm peak measured in the run."""
+    from squeezenet.arch.layers import layer_list
+
+    shape = input_shape(model)
+    return {
+        "model": model.model_name,
+        "input_shape": list(shape),
+        "macs": layer_macs(layer_list(model.model_config()), shape),
+        "baseline": baseline,
+        "threads": blas_threads(),
+        "sgemm_peak_gflops": peak,
+        "peak_measured_by": "numpy matmul 2048x2048",
+    }
+
+
+def blas_threads() -> int:
+    """The threads numpy's BLAS uses (OPENBLAS/OMP_NUM_THREADS, else this process's CPUs)."""
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

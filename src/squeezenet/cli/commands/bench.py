@@ -154,13 +154,7 @@ def _bench_runtime(
     model: str, names: tuple[str, ...], batches: tuple[int, ...], seconds: float, calib: str | None
 ) -> tuple[list[BenchRow], dict[str, Any]]:
     """``bench`` of the runtime engines, torch-free; numpy's sgemm is the peak."""
-    from squeezenet.runtime.bench import (
-        Timing,
-        benchmark_runtime,
-        input_shape,
-        layer_macs,
-        numpy_sgemm_peak,
-    )
+    from squeezenet.runtime.bench import Timing, bench_document, benchmark_runtime, numpy_sgemm_peak
     from squeezenet.runtime.model_file import read_model
 
     if calib is not None:
@@ -169,25 +163,7 @@ def _bench_runtime(
     with user_paths(reads=[model]):
         file = read_model(model)
     rows = benchmark_runtime(file, names, Timing(batches, seconds, peak))
-    from squeezenet.arch.layers import layer_list
-
-    shape = input_shape(file)
-    document: dict[str, Any] = {"model": file.model_name, "input_shape": list(shape)}
-    document["macs"] = layer_macs(layer_list(file.model_config()), shape)
-    document.update(baseline=names[0], threads=_blas_threads(), sgemm_peak_gflops=peak)
-    document["peak_measured_by"] = "numpy matmul 2048x2048"
-    return rows, document
-
-
-def _blas_threads() -> int:
-    """The threads numpy's BLAS uses (OPENBLAS/OMP_NUM_THREADS, else this process's CPUs)."""
-    import os
-
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(variable, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return rows, bench_document(file, baseline=names[0], peak=peak)
 
 
 def _integers(text: str, option: str) -> tuple[int, ...]:
