@@ -107,7 +107,7 @@ def labelled_images(spec: str | Path) -> tuple[Samples, list[str]]:
     if path.suffix.lower() == ".csv" or path.is_file():
         return manifest_samples(path)
     raise DatasetNotFoundError(
-        f"dataset not found: {spec}; give a CSV manifest (path,label) or an image folder with "
-        "one sub-folder per class (named datasets such as cifar10 need the torch extra: "
-        "pip install 'squeezenet-dc[torch]')"
+        f"dataset not found: {spec}; the runtime engines read a CSV manifest (path,label) or an "
+        "image folder with one sub-folder per class (named datasets such as cifar10 run with "
+        "--engine torch, from the torch extra: pip install 'squeezenet-dc[torch]')"
     )
