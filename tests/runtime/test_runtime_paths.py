@@ -22,7 +22,7 @@ from squeezenet.runtime.evaluate import evaluate
 from squeezenet.runtime.images import CorruptImageError
 from squeezenet.runtime.model_file import ModelFile, state_keys, write_weights
 from squeezenet.train.config import recipe
-from squeezenet.train.resume import checkresume_counters
+from squeezenet.train.resume import check_resume_counters
 from squeezenet.workflows.compress_file import decompress_sqz, import_caffe_dc
 
 
@@ -97,8 +97,8 @@ def test_a_resume_with_another_model_or_process_count_is_refused() -> None:
 
     config = recipe("small")
     state = {"train_config": config.to_dict(), "model_config": {"width": 1}, "world_size": 1}
-    checkresume_counters(state, config, {"width": 1}, 1)
+    check_resume_counters(state, config, {"width": 1}, 1)
     with pytest.raises(CheckpointError, match="model config field 'width' was 1"):
-        checkresume_counters(state, config, {"width": 2}, 1)
+        check_resume_counters(state, config, {"width": 2}, 1)
     with pytest.raises(CheckpointError, match="written by 1 processes"):
-        checkresume_counters(state, config, {"width": 1}, 2)
+        check_resume_counters(state, config, {"width": 1}, 2)

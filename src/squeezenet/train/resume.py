@@ -46,14 +46,14 @@ def resume_counters(
     if run_path is None or not (run_path / CHECKPOINT).is_file():
         raise CheckpointError(f"nothing to resume: no {CHECKPOINT} in {run_path}")
     state = load_checkpoint(run_path, model, optimizer)
-    checkresume_counters(state, config, model_config, world)
+    check_resume_counters(state, config, model_config, world)
     return Counters(
         state["epoch"], state["step_in_epoch"], state["global_step"], state["history"],
         state["accum"], {"collapse": state["collapse"]} if "collapse" in state else {},
     )  # fmt: skip
 
 
-def checkresume_counters(
+def check_resume_counters(
     state: dict[str, Any], config: TrainConfig, model_config: dict[str, Any], world: int
 ) -> None:
     """Refuse a resume whose settings, model or process count differ from the checkpoint's."""
