@@ -77,7 +77,7 @@ def main() -> None:
         "machine": machine(),
         "cpu": _cpu_name(),
         "cores": os.cpu_count(),
-        "model": str(args.model),
+        "model": Path(args.model).name,  # the file's name: paths differ between checkouts
         "images": len(paths),
         "engines": {},
     }
