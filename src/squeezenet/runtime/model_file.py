@@ -267,16 +267,24 @@ def write_weights(cm: CompressedModel, source: str | Path, output: str | Path) -
     path = save_safetensors(
         output, metadata, lambda tmp: save_file(tensors, tmp, metadata=metadata)
     )
+    params = sum(int(state[key].size) for key, kind in expected.items() if kind == "param")
+    return conversion_report(cm, source, path, params)
+
+
+def conversion_report(
+    cm: CompressedModel, source: str | Path, written: Path, params: int
+) -> ConversionReport:
+    """The report of a compressed model written to ``written`` as a weights file."""
     return ConversionReport(
         source=str(source),
-        output=str(path),
+        output=str(written),
         model_name=cm.model_name,
         config=dict(cm.config),
         layers=len(cm.layers),
         weights=sum(layer.numel for layer in cm.layers),
         stored=sum(len(layer.positions) for layer in cm.layers),
-        params=sum(int(state[key].size) for key, kind in expected.items() if kind == "param"),
-        output_bytes=path.stat().st_size,
+        params=params,
+        output_bytes=written.stat().st_size,
     )
 
 

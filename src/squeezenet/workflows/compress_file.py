@@ -43,7 +43,7 @@ from squeezenet.formats.caffe_dc import read_caffe_dc
 from squeezenet.formats.model import CompressedModel
 from squeezenet.formats.sqz import encode_sqz, read_sqz
 from squeezenet.io.weights import LoadedModel, save_weights
-from squeezenet.runtime.model_file import ConversionReport, write_weights
+from squeezenet.runtime.model_file import ConversionReport, conversion_report, write_weights
 from squeezenet.workflows.compress_report import CompressReport, Stopwatch, layer_rows
 from squeezenet.workflows.load import load_any
 
@@ -274,17 +274,7 @@ def write_dense(cm: CompressedModel, source: str | Path, output: str | Path) -> 
     path = save_weights(
         model, output, model_name=cm.model_name, preprocess=preprocess, class_names=cm.class_names
     )
-    return ConversionReport(
-        source=str(source),
-        output=str(path),
-        model_name=cm.model_name,
-        config=dict(cm.config),
-        layers=len(cm.layers),
-        weights=sum(layer.numel for layer in cm.layers),
-        stored=sum(len(layer.positions) for layer in cm.layers),
-        params=sum(p.numel() for p in model.parameters()),
-        output_bytes=path.stat().st_size,
-    )
+    return conversion_report(cm, source, path, sum(p.numel() for p in model.parameters()))
 
 
 def import_caffe_dc(source: str | Path, output: str | Path) -> ConversionReport:
