@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from squeezenet.arch.config import SqueezeNetConfig
 from squeezenet.arch.registry import list_models
-from squeezenet.errors import MissingDependencyError
-from squeezenet.runtime.classifier import Classifier, load, pip_command
+from squeezenet.errors import MissingDependencyError, pip_command
+from squeezenet.runtime.classifier import Classifier, load
 
 if TYPE_CHECKING:
     from squeezenet.models import Fire, SqueezeNet, create_model

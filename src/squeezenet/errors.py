@@ -33,6 +33,14 @@ class InputError(UserError, ValueError):
     """An input (an image, a dataset, a run folder) cannot be used as it is."""
 
 
+DIST_NAME = "squeezenet-dc"  # the distribution's name on PyPI (``squeezenet`` is another's)
+
+
+def pip_command(extra: str) -> str:
+    """The pip command that adds ``extra`` to this package (for MissingDependencyError)."""
+    return f"pip install '{DIST_NAME}[{extra}]'"
+
+
 class MissingDependencyError(UserError, ImportError):
     """An optional package a feature needs is not installed (the message names the pip command)."""
 

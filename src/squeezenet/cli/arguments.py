@@ -41,7 +41,7 @@ def require_torch(what: str) -> None:
     """Raise a one-line :class:`MissingDependencyError` naming the pip command when PyTorch is
     not installed (the light install), for ``what`` (e.g. ``"squeezenet train"``)."""
     from squeezenet.cli.options import HAS_TORCH
-    from squeezenet.runtime.classifier import pip_command
+    from squeezenet.errors import pip_command
 
     if not HAS_TORCH:
         raise MissingDependencyError(

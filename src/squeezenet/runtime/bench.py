@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from squeezenet.arch.layers import Conv, Fire, GlobalAvgPool, Layer, MaxPool
+from squeezenet.arch.layers import Conv, Fire, GlobalAvgPool, Layer, MaxPool, layer_list
 from squeezenet.errors import ConfigError
 from squeezenet.runtime.classifier import make_network
 from squeezenet.runtime.model_file import ModelFile
@@ -176,8 +176,6 @@ def benchmark_runtime(
     Raises:
         ConfigError / MissingDependencyError: an unknown engine or one whose extra is missing.
     """
-    from squeezenet.arch.layers import layer_list
-
     check_batches(timing.batches)
     built: dict[str, Callable[[Any], np.ndarray]] = {}
     memory: dict[str, float] = {}
@@ -206,8 +204,6 @@ def input_shape(model: ModelFile) -> tuple[int, int, int]:
 def bench_document(model: ModelFile, *, baseline: str, peak: float) -> dict[str, Any]:
     """What a runtime ``bench`` run reports beside its rows: the model, its input and MACs, the
     baseline, numpy's BLAS threads and the sgemm peak measured in the run."""
-    from squeezenet.arch.layers import layer_list
-
     shape = input_shape(model)
     return {
         "model": model.model_name,

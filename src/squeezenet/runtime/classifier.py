@@ -21,19 +21,13 @@ import numpy as np
 from squeezenet.arch.config import SqueezeNetConfig
 from squeezenet.arch.layers import layer_list
 from squeezenet.arch.preprocess import Preprocess
-from squeezenet.errors import ConfigError, InputError, MissingDependencyError
+from squeezenet.errors import ConfigError, InputError, MissingDependencyError, pip_command
 from squeezenet.runtime.images import ImageLike, describe, prepare
 from squeezenet.runtime.model_file import DEFAULT_MODEL, ModelFile, read_model
 from squeezenet.runtime.numpy_engine import NumpyNetwork
 
 # Engines that run a model file without torch, each with the pip extra it needs ("": none).
 RUNTIME_ENGINES = {"numpy": "", "onnxruntime-graph": "onnx"}
-DIST_NAME = "squeezenet-dc"  # the distribution's name on PyPI (``squeezenet`` is another's)
-
-
-def pip_command(extra: str) -> str:
-    """The pip command that adds ``extra`` to this package."""
-    return f"pip install '{DIST_NAME}[{extra}]'"
 
 
 @dataclass(frozen=True)
@@ -190,7 +184,6 @@ __all__ = [
     "Prediction",
     "load",
     "make_network",
-    "pip_command",
     "softmax",
     "top_predictions",
 ]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from squeezenet.arch.layers import Conv, Fire, GlobalAvgPool, Layer, MaxPool
-from squeezenet.errors import InputError, MissingDependencyError
+from squeezenet.errors import InputError, MissingDependencyError, pip_command
 from squeezenet.runtime.params import conv_params
 
 if TYPE_CHECKING:
@@ -27,12 +27,12 @@ if TYPE_CHECKING:
 
 OPSET = 18  # the opset of squeezenet.deploy.export's files, so both graphs use the same ops
 INPUT, OUTPUT = "input", "logits"
-_INSTALL = "pip install 'squeezenet-dc[onnx]'"
 
 
 def _missing(package: str) -> MissingDependencyError:
     return MissingDependencyError(
-        f"the ONNX Runtime engine needs the {package} package, which is not installed: {_INSTALL}"
+        f"the ONNX Runtime engine needs the {package} package, which is not installed: "
+        + pip_command("onnx")
     )
 
 
