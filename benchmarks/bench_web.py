@@ -4,7 +4,8 @@ Serves the page (``squeezenet serve-demo``'s server) with a ``.sqz`` and opens i
 Chromium through Playwright once per engine (``?engine=js``, ``?engine=wasm``). For each it
 reports the first view as the page counts it (every byte fetched before its first answer, the
 sample photograph included; raw and each file gzipped at level 9), the ``.sqz`` decode and the
-network build (the page's own cold numbers, then medians of ``--repeats`` warm ones), the
+network build (the page's own cold numbers, their medians over ``--cold`` fresh loads, then
+medians of ``--repeats`` warm ones), the
 classify time of each of the first ``--images`` images of the shared ImageNet sample at batch 1
 (the page's path: bitmap, canvas resize, forward, softmax), and the forward pass alone on the
 same images prepared by Python's preprocessing.
@@ -87,6 +88,7 @@ def main() -> None:
         for engine in ("js", "wasm"):
             files = DemoFiles(Path(args.model), extra)
             result = _page_run(browser, files, engine, paths, plan, args.repeats, args.screenshot)
+            result.update(_cold_loads(browser, files, engine, args.cold))
             result["forward_max_error"] = _max_error(result.pop("logits"), expected)
             document["engines"][engine] = result
         if args.ort:
@@ -108,6 +110,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--model", default=str(shipped_model()))
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5, help="warm decode/build repeats")
+    parser.add_argument(
+        "--cold", type=int, default=5, help="cold page loads per engine (fresh browser context)"
+    )
     parser.add_argument("--ort", default=None, help="unpacked onnxruntime-web npm package")
     parser.add_argument("--screenshot", default=None, help="PNG of the wasm page after loading")
     return parser.parse_args()
@@ -203,6 +208,34 @@ def _page_run(
         "first_view_bytes": sum(f["bytes"] for f in first_view),
         "first_view_gzip_bytes": sum(f["gzip_bytes"] for f in first_view),
         "logits": timings["logits"],
+    }
+
+
+def _cold_loads(browser: Any, files: DemoFiles, engine: str, count: int) -> dict[str, Any]:
+    """The page's own cold numbers (its #facts line) over ``count`` loads, each in a fresh
+    browser context (no code cache: the server sends no-store), as medians and each run's."""
+    server = make_server(files, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/?engine={engine}"
+    runs: list[tuple[int, int, int]] = []
+    for _ in range(max(1, count)):
+        context = browser.new_context(viewport={"width": 1000, "height": 600})
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT_MS)
+        found = re.search(_FACTS, page.inner_text("#facts"))
+        context.close()
+        assert found is not None, "the page showed no timings"
+        runs.append((int(found.group(1)), int(found.group(2)), int(found.group(3))))
+    server.shutdown()
+    server.server_close()
+    decode, build, classify = ([run[i] for run in runs] for i in range(3))
+    return {
+        "cold_loads": count,
+        "cold_decode_ms": decode,
+        "cold_decode_ms_median": statistics.median(decode),
+        "cold_build_ms_median": statistics.median(build),
+        "cold_first_classify_ms_median": statistics.median(classify),
     }
 
 

@@ -41,30 +41,47 @@ async function loadClassLists() {
   }
 }
 
-/** The engine: ?engine=js|wasm, else wasm where WebAssembly SIMD validates. Compiles
- * engine.wasm (once) when it is chosen; a failed fetch or compile falls back to JavaScript
- * unless wasm was asked for by name. */
-async function chooseEngine() {
+/** The engine asked for: ?engine=js|wasm, else wasm where WebAssembly SIMD validates. */
+function engineWanted() {
   const asked = new URLSearchParams(location.search).get('engine');
   if (asked !== null && asked !== 'js' && asked !== 'wasm') throw new Error(`?engine=${asked}: use js or wasm`);
-  if (asked === 'js' || (asked === null && !wasmSimdSupported())) return;
+  return { asked, wasm: asked === 'wasm' || (asked === null && wasmSimdSupported()) };
+}
+
+/** Compiles engine.wasm (its fetch already under way) where it was chosen; a failed fetch or
+ * compile falls back to JavaScript unless wasm was asked for by name. Runs after the first
+ * decode: V8 compiles (and tiers up) the module on background threads, which on a 2-core machine
+ * would slow the decode they overlapped. */
+async function compileChosen(wanted, engineBytes) {
+  if (!wanted.wasm) return;
   try {
-    state.wasm = await compileEngine(await fetchBytes('src/engine.wasm'));
+    state.wasm = await compileEngine(await engineBytes);
   } catch (error) {
-    if (asked === 'wasm') throw error;
+    if (wanted.asked === 'wasm') throw error;
   }
+}
+
+/** Decode (timed); returns the decoded file. */
+function decodeModel(bytes, name) {
+  const start = performance.now();
+  const decoded = decodeSqz(bytes, { classLists });
+  state.decodeMs = performance.now() - start;
+  state.modelBytes = bytes.length;
+  state.name = name;
+  return decoded;
+}
+
+/** Build the network of a decoded file on the chosen engine (timed). */
+function buildModel(decoded) {
+  const start = performance.now();
+  state.model = state.wasm ? buildWasmSqueezeNet(decoded, state.wasm) : buildSqueezeNet(decoded);
+  state.buildMs = performance.now() - start;
 }
 
 /** Decode and build; returns the decoded file (for its digest). */
 function loadModel(bytes, name) {
-  const start = performance.now();
-  const decoded = decodeSqz(bytes, { classLists });
-  const decodedAt = performance.now();
-  state.model = state.wasm ? buildWasmSqueezeNet(decoded, state.wasm) : buildSqueezeNet(decoded);
-  state.decodeMs = decodedAt - start;
-  state.buildMs = performance.now() - decodedAt;
-  state.modelBytes = bytes.length;
-  state.name = name;
+  const decoded = decodeModel(bytes, name);
+  buildModel(decoded);
   return decoded;
 }
 
@@ -128,8 +145,13 @@ async function selftest() {
 async function main() {
   await loadClassLists();
   try {
-    await chooseEngine();
-    loadModel(await fetchBytes('model.sqz'), 'model.sqz');
+    const wanted = engineWanted();
+    // both downloads at once; the decode first, then the engine's compile (see compileChosen)
+    const engineBytes = wanted.wasm ? fetchBytes('src/engine.wasm') : null;
+    engineBytes?.catch(() => {}); // a failure surfaces (or falls back) in compileChosen
+    const decoded = decodeModel(await fetchBytes('model.sqz'), 'model.sqz');
+    await compileChosen(wanted, engineBytes);
+    buildModel(decoded);
     const sample = await fetchSample();
     if (sample !== null) await classifyBlob(sample);
   } catch (error) {
