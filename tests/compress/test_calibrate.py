@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -39,3 +40,38 @@ def test_the_distill_hook_reads_an_in_memory_training_split(tmp_path: Path) -> N
     Image.new("RGB", (8, 8)).save(tmp_path / "cat" / "a.png")
     with pytest.raises(InputError, match="--distill needs an in-memory image set"):
         proxy_distiller(str(tmp_path), CompressConfig())
+
+
+def test_hessian_weighting_gives_feedback_factors_and_a_bias_correction() -> None:
+    """--weighting hessian: each layer's (K, K) error feedback factor, upper triangular."""
+    config = CompressConfig(quantizer="trellis", rate_lambda=1e-6, weighting="hessian")
+    loaded = _loaded()
+    found = calibrate(loaded, config, "synthetic")
+    assert found.feedback and found.importance is None and found.correct is not None
+    for name, module in loaded.model.named_modules():
+        if name in found.feedback:
+            weight = module.weight
+            k = weight[0].numel()
+            u = found.feedback[name]
+            assert u.shape == (k, k) and np.allclose(u, np.triu(u)) and (np.diag(u) > 0).all()
+
+
+def test_input_hessians_are_the_mean_patch_outer_products() -> None:
+    """With every position kept, a conv layer's Hessian is the mean of its im2col patches'
+    outer products, per image position, averaged over images."""
+    import torch
+    from torch import nn
+
+    from squeezenet.compress.weighting import HessianConfig, input_hessians
+
+    class Batches:
+        def batches(self, images: int, batch_size: int, seed: int) -> list[torch.Tensor]:
+            return [torch.randn(images, 2, 6, 6, generator=torch.Generator().manual_seed(seed))]
+
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    config = HessianConfig(images=4, batch_size=4, positions=10_000)
+    found = input_hessians(nn.Sequential(conv), Batches(), config)  # type: ignore[arg-type]
+    (x,) = Batches().batches(4, 4, 0)
+    cols = torch.nn.functional.unfold(x, 3, padding=1).double()  # (4, 18, 36)
+    want = torch.einsum("nkl,njl->kj", cols, cols) / (4 * 36)
+    np.testing.assert_allclose(found["0"], want.numpy(), rtol=1e-10)

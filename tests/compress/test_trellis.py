@@ -15,6 +15,7 @@ from squeezenet.compress.trellis import (
     TrellisLayer,
     _Lanes,
     _viterbi,
+    feedback_factor,
     step_for,
     trellis_many,
     trellis_quantize_,
@@ -148,3 +149,62 @@ def test_bisection_meets_a_byte_target_with_the_trellis(fraction: float) -> None
 def test_step_follows_lambda() -> None:
     assert step_for(0.3 * 0.25**2) == 0.25
     assert step_for(4e-6) > step_for(1e-6)
+
+
+def _correlated(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pruned weights (32, 72) and the Hessian of correlated, unevenly scaled inputs."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(32, 72)) * 0.05
+    w[rng.random(w.shape) < 0.6] = 0.0
+    x = rng.normal(size=(4000, 72)) @ (np.eye(72) + 0.6 * rng.normal(size=(72, 72)) / 8.5)
+    x[:, :8] *= 4.0
+    return w, x.T @ x / len(x)
+
+
+def _output_error(code: GridCode, w: np.ndarray, hessian: np.ndarray) -> float:
+    d = code.values().reshape(w.shape) - w
+    return float(np.einsum("ok,kl,ol->", d, hessian, d))
+
+
+def _bits(code: GridCode) -> float:
+    counts = np.bincount(zigzag(code.levels).ravel())
+    counts = counts[counts > 0]
+    return float(-(counts * np.log2(counts / counts.sum())).sum())
+
+
+def test_identity_feedback_is_the_plain_trellis() -> None:
+    """With uncorrelated unit inputs no error moves another weight: the same levels."""
+    w, _ = _correlated()
+    lam = 2e-4
+    plain = trellis_many([TrellisLayer(w, step_for(lam), lam)], period_log2=8)[0]
+    u = feedback_factor(np.eye(72), 0.0)
+    fed = trellis_many([TrellisLayer(w, step_for(lam), lam, feedback=u)], period_log2=8)[0]
+    np.testing.assert_array_equal(plain.levels, fed.levels)
+
+
+def test_feedback_factor_is_the_damped_inverse_cholesky() -> None:
+    _, h = _correlated()
+    u = feedback_factor(h, 0.1)
+    damped = h + 0.1 * np.diag(h).mean() * np.eye(len(h))
+    np.testing.assert_allclose(u.T @ u, np.linalg.inv(damped), rtol=1e-8, atol=1e-10)
+    assert np.allclose(u, np.triu(u))
+
+
+def test_error_feedback_lowers_the_output_error_at_equal_rate() -> None:
+    """Against the trellis weighted by each input's energy (the Hessian's diagonal), feedback
+    through the whole Hessian gives less output error at equal bits; pruned weights stay zero."""
+    w, h = _correlated()
+    energy = np.broadcast_to(np.diag(h) / np.diag(h).mean(), w.shape)
+    u = feedback_factor(h, 0.01)
+    curve = []
+    for lam in (1e-4, 3e-4, 1e-3):
+        layer = TrellisLayer(w, step_for(lam), lam, importance=energy)
+        code = trellis_many([layer], period_log2=8)[0]
+        curve.append((_bits(code), _output_error(code, w, h)))
+    fed = trellis_many([TrellisLayer(w, step_for(3e-4), 3e-4, feedback=u)], period_log2=8)[0]
+    assert (fed.values().reshape(w.shape)[w == 0] == 0).all()
+    bits, error = _bits(fed), _output_error(fed, w, h)
+    curve.sort()
+    plain_at = float(np.interp(bits, [b for b, _ in curve], [e for _, e in curve]))
+    assert curve[0][0] < bits < curve[-1][0]
+    assert error < 0.95 * plain_at, (error, plain_at)

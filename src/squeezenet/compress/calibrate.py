@@ -27,11 +27,14 @@ from squeezenet.compress.distill import (
     distiller,
 )
 from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
+from squeezenet.compress.trellis import feedback_factor
 from squeezenet.compress.weighting import (
+    HessianConfig,
     ImportanceConfig,
     InputStats,
     ScalesConfig,
     importance_from,
+    input_hessians,
     input_statistics,
     layer_scales,
 )
@@ -48,6 +51,7 @@ class Calibration:
     scales: dict[str, float] | None = None  # per-layer cost of a unit of squared error
     importance: dict[str, np.ndarray] | None = None  # per-weight error weights per layer
     correct: Distiller | None = None  # grid layers: the bias correction after quantization
+    feedback: dict[str, np.ndarray] | None = None  # trellis: per-layer error feedback factors
 
 
 def calibration_images(loaded: LoadedModel, data: str) -> ArrayDataset:
@@ -96,9 +100,24 @@ def calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibra
         stats = proxy_input_stats(loaded, data, seed=config.seed)
         return Calibration(scales=scales, correct=bias_corrector(stats))
     stats = proxy_input_stats(loaded, data, seed=config.seed)
+    if calib_weighting(config) == "hessian":
+        hessians = proxy_hessians(loaded, data, HessianConfig(seed=config.seed))
+        feedback = {name: feedback_factor(h, HessianConfig.damping) for name, h in hessians.items()}
+        return Calibration(feedback=feedback, correct=bias_corrector(stats))
     return Calibration(
         importance=importance_from(loaded.model, stats), correct=bias_corrector(stats)
     )
+
+
+def proxy_hessians(
+    loaded: LoadedModel, data: str, config: HessianConfig = HessianConfig()
+) -> dict[str, np.ndarray]:
+    """Every layer's input covariance (:func:`squeezenet.compress.weighting.input_hessians`)
+    on 2x2 mosaics of dataset ``data``'s training split, the images of :func:`proxy_input_stats`."""
+    proxy = calibration_images(loaded, data)
+    assert loaded.preprocess is not None
+    sampler = ProxySampler(proxy, loaded.preprocess, ProxyConfig(mix="mosaic"), channels_last=True)
+    return input_hessians(loaded.model, sampler, config)
 
 
 def bias_corrector(stats: InputStats) -> Distiller:

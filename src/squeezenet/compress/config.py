@@ -91,8 +91,10 @@ class CompressConfig:
     quantizer: str = "ecsq"
     bias_dtype: CodebookDtype = "float32"  # float16 halves biases, rounding them (version 3)
     # How calibration images (--calib) weigh squared weight error: "activation" (trellis only:
-    # within each layer by the RMS input of each weight's channel) or "layer" (one proxy-KL
-    # scale per layer). None: activation for the trellis, layer for ECSQ (docs/RESULTS.md).
+    # within each layer by the RMS input of each weight's channel), "layer" (one proxy-KL
+    # scale per layer) or "hessian" (trellis only: each rounding error fed back onto the
+    # row's later weights through the layer's input covariance, GPTQ / OBC). None: activation
+    # for the trellis, layer for ECSQ (docs/RESULTS.md).
     weighting: Weighting | None = None
 
     def __post_init__(self) -> None:

@@ -29,7 +29,7 @@ from squeezenet.compress.trellis import trellis_quantize_
 from squeezenet.compress.weight_sharing import BitsSpec, Init, QuantizeReport, quantize_
 from squeezenet.errors import ConfigError
 
-Weighting = Literal["activation", "layer"]
+Weighting = Literal["activation", "layer", "hessian"]
 WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
 
 
@@ -41,6 +41,8 @@ class QuantizeJob:
     rate_lambda: float | None = None  # rate quantizers: the trade-off, squared error per bit
     scales: Mapping[str, float] | None = None  # per-layer cost of a unit of squared error
     importance: Mapping[str, np.ndarray] | None = None  # per-weight error weights per layer
+    # trellis: per layer, the error feedback factor (compress.trellis.feedback_factor)
+    feedback: Mapping[str, np.ndarray] | None = None
     level_bits: float = LEVEL_BITS  # what one codebook entry costs in the file
     init: Init = "linear"  # k-means initialisation
     iters: int = 300  # k-means Lloyd iterations
@@ -115,12 +117,16 @@ class Trellis:
     rate: bool = True
     without_rate: str | None = None
     grid: bool = True
-    weightings: tuple[Weighting, ...] = ("activation", "layer")
+    weightings: tuple[Weighting, ...] = ("activation", "layer", "hessian")
 
     def quantize_(self, model: nn.Module, job: QuantizeJob) -> QuantizeReport:
         assert job.rate_lambda is not None
         return trellis_quantize_(
-            model, job.rate_lambda, scales=job.scales, importance=job.importance
+            model,
+            job.rate_lambda,
+            scales=job.scales,
+            importance=job.importance,
+            feedback=job.feedback,
         )
 
 

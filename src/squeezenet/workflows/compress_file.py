@@ -71,6 +71,7 @@ def compress_model(
     distill: Distiller | None = None,
     scales: Mapping[str, float] | None = None,
     importance: Mapping[str, np.ndarray] | None = None,
+    feedback: Mapping[str, np.ndarray] | None = None,
 ) -> CompressResult:
     """Prune, share and encode ``loaded.model`` in place (Deep Compression Sec. 2-4).
 
@@ -85,6 +86,8 @@ def compress_model(
             squared weight error (:func:`squeezenet.compress.weighting.layer_scales`); None: equal.
         importance: with the trellis quantizer: per-weight error weights within each layer
             (:func:`squeezenet.compress.weighting.weight_importance`); None: equal.
+        feedback: with the trellis quantizer: per layer, the error feedback factor of its input
+            Hessian (:func:`squeezenet.compress.trellis.feedback_factor`); None: no feedback.
 
     Returns:
         The weight-shared model (``loaded.model``, changed in place), its plain-data form, the
@@ -95,7 +98,7 @@ def compress_model(
     teacher = copy.deepcopy(model).eval() if distill is not None else None
     prune_report = _prune_stage_(model, config)
     watch.lap("prune")
-    quant, rate, damage = _quantize_stage_(loaded, config, scales, importance)
+    quant, rate, damage = _quantize_stage_(loaded, config, scales, importance, feedback)
     watch.lap("quantize")
     distilled = None
     if distill is not None and teacher is not None:
@@ -127,6 +130,7 @@ def _quantize_stage_(
     config: CompressConfig,
     scales: Mapping[str, float] | None,
     importance: Mapping[str, np.ndarray] | None,
+    feedback: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[QuantizeReport, RateOutcome | None, Damage]:
     """The configured quantizer (:mod:`squeezenet.compress.quantizers`), at a lambda or a byte
     target when it is a rate quantizer, and what it did to the weights it was given (pruning is
@@ -137,6 +141,7 @@ def _quantize_stage_(
         bits=config.bits if isinstance(config.bits, int) else dict(config.bits),
         scales=scales,
         importance=importance,
+        feedback=feedback,
         level_bits=(16 if config.codebook_dtype == "float16" else 32) + 5,  # entry + length
         init=config.init,
         iters=config.iters,
@@ -256,6 +261,7 @@ def compress_file(
         distill=distill,
         scales=calibration.scales,
         importance=calibration.importance,
+        feedback=calibration.feedback,
     )
     watch.restart()
     atomic_write_bytes(output, result.data)

@@ -77,7 +77,8 @@ Weighting = Annotated[
     str | None,
     typer.Option(
         help="How --calib weighs errors: activation (trellis: per input channel) | layer "
-        "(one scale per layer). Default: activation for the trellis, layer for ECSQ."
+        "(one scale per layer) | hessian (trellis: error feedback through each layer's input "
+        "covariance, GPTQ-style). Default: activation for the trellis, layer for ECSQ."
     ),
 ]
 
