@@ -80,7 +80,7 @@ static inline void store_block(float *y, v128_t a, v128_t b, int valid) {
 }
 
 /**
- * Convolution + bias + ReLU, channels-last.
+ * Convolution + bias (+ ReLU where relu is non-zero), channels-last.
  *
  * x: (H, W, C); y: (OH, OW, ystride) written at channels [yoff, yoff + O). The input is read
  * through a zero-padded copy when pad > 0 (scratch, released before returning).
@@ -88,7 +88,7 @@ static inline void store_block(float *y, v128_t a, v128_t b, int valid) {
 __attribute__((export_name("conv"))) void conv(const float *x, int h, int w, int c,
                                                const float *packed, const float *bias, int o,
                                                int kh, int kw, int stride, int pad, float *y,
-                                               int ystride, int yoff) {
+                                               int ystride, int yoff, int relu) {
   unsigned long scratch = mark();
   int hp = h + 2 * pad, wp = w + 2 * pad;
   if (pad > 0) {
@@ -121,7 +121,8 @@ __attribute__((export_name("conv"))) void conv(const float *x, int h, int w, int
     } else {
       bias1 = wasm_v128_load(bias + b * NR + 4);
     }
-    v128_t zero = wasm_f32x4_splat(0.0f);
+    // the ReLU is max(a, 0); max(a, -inf) = a keeps the one code path for a layer without it
+    v128_t floor = wasm_f32x4_splat(relu ? 0.0f : -__builtin_inff());
     int q = 0;
     for (; q + MR <= p; q += MR) {
       const float *base[MR];
@@ -152,10 +153,10 @@ __attribute__((export_name("conv"))) void conv(const float *x, int h, int w, int
         }
       }
       float *yq = y + (unsigned long)q * ystride + yoff + b * NR;
-      store_block(yq, wasm_f32x4_max(a00, zero), wasm_f32x4_max(a01, zero), valid);
-      store_block(yq + ystride, wasm_f32x4_max(a10, zero), wasm_f32x4_max(a11, zero), valid);
-      store_block(yq + 2 * ystride, wasm_f32x4_max(a20, zero), wasm_f32x4_max(a21, zero), valid);
-      store_block(yq + 3 * ystride, wasm_f32x4_max(a30, zero), wasm_f32x4_max(a31, zero), valid);
+      store_block(yq, wasm_f32x4_max(a00, floor), wasm_f32x4_max(a01, floor), valid);
+      store_block(yq + ystride, wasm_f32x4_max(a10, floor), wasm_f32x4_max(a11, floor), valid);
+      store_block(yq + 2 * ystride, wasm_f32x4_max(a20, floor), wasm_f32x4_max(a21, floor), valid);
+      store_block(yq + 3 * ystride, wasm_f32x4_max(a30, floor), wasm_f32x4_max(a31, floor), valid);
     }
     for (; q < p; q++) {
       int oy = q / ow, ox = q % ow;
@@ -170,8 +171,8 @@ __attribute__((export_name("conv"))) void conv(const float *x, int h, int w, int
           a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(v, wasm_v128_load(wk + 4)));
         }
       }
-      store_block(y + (unsigned long)q * ystride + yoff + b * NR, wasm_f32x4_max(a0, zero),
-                  wasm_f32x4_max(a1, zero), valid);
+      store_block(y + (unsigned long)q * ystride + yoff + b * NR, wasm_f32x4_max(a0, floor),
+                  wasm_f32x4_max(a1, floor), valid);
     }
   }
   reset(scratch);
