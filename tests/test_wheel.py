@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["app.js", "inflate.js", "preprocess.js", "squeezenet.js", "sqz.js"]
+SCRIPTS = [
+    "app.js",
+    "inflate.js",
+    "network.js",
+    "preprocess.js",
+    "squeezenet.js",
+    "sqz.js",
+    "wasm_engine.js",
+]
 PACKAGE_DATA = [
     "squeezenet/demo/index.html",
     *(f"squeezenet/demo/src/{name}" for name in SCRIPTS),
