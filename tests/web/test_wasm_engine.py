@@ -1,11 +1,14 @@
-"""The browser's two engines (scalar JavaScript, WebAssembly SIMD) against Python's forward pass.
+"""The browser's engines (scalar JavaScript, WebAssembly SIMD, the same on threads) against
+Python's forward pass.
 
 Python prepares the input tensors (its own preprocessing of two golden images for the shipped
 model; random tensors for randomised models of every stem, batch norm and bypass); node runs
-both engines of demo/src on exactly those tensors (web/tools/run_engines.mjs), and their logits
-must equal the numpy runtime's within 1e-3 of the logits' range. Also: the page's table of
-registry defaults is the Python registry's, and web/wasm/build.sh rebuilds the committed
-engine.wasm byte for byte where clang and wasm-ld are installed.
+the engines of demo/src on exactly those tensors (web/tools/run_engines.mjs; the threaded one on
+3 threads, worker_threads for the page's workers), and their logits must equal the numpy
+runtime's within 1e-3 of the logits' range, the threaded engine's the one-thread engine's bit
+for bit. Also: the page's table of registry defaults is the Python registry's, and
+web/wasm/build.sh rebuilds the committed engine.wasm and engine-mt.wasm byte for byte where
+clang and wasm-ld are installed.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from squeezenet.runtime.numpy_engine import NumpyNetwork
 ROOT = Path(__file__).resolve().parents[2]
 NODE = shutil.which("node")
 GOLDEN = ROOT / "tests_light" / "golden" / "images"
-ENGINE = ROOT / "src" / "squeezenet" / "demo" / "src" / "engine.wasm"
+ENGINES = ROOT / "src" / "squeezenet" / "demo" / "src"
 needs_node = pytest.mark.skipif(NODE is None, reason="node (Node.js >= 18) is not installed")
 
 
@@ -53,7 +56,8 @@ def _run_engines(model: Path, batch: np.ndarray, folder: Path) -> dict[str, np.n
 
 
 def _assert_close(got: dict[str, np.ndarray], expected: np.ndarray) -> None:
-    assert set(got) == {"js", "wasm"}
+    assert set(got) == {"js", "wasm", "wasm-mt"}
+    assert np.array_equal(got["wasm-mt"], got["wasm"])  # each pixel computed as on one thread
     for engine, logits in got.items():
         assert logits.shape == expected.shape, engine
         for row, want in zip(logits, expected, strict=True):
@@ -64,7 +68,7 @@ def _assert_close(got: dict[str, np.ndarray], expected: np.ndarray) -> None:
 
 
 @needs_node
-def test_both_engines_match_the_python_forward_pass(tmp_path: Path) -> None:
+def test_every_engine_matches_the_python_forward_pass(tmp_path: Path) -> None:
     paths = [GOLDEN / "a" / "0.png", GOLDEN / "b" / "2.png"]
     batch = images.prepare(paths, read_model(DEFAULT_MODEL).preprocess)  # (2, 3, 227, 227)
     expected = load().logits(batch)  # (2, 1000)
@@ -119,9 +123,10 @@ def test_the_pages_registry_defaults_are_the_registrys() -> None:
     shutil.which("wasm-ld") is None or shutil.which("clang") is None,
     reason="clang and wasm-ld are not installed (apt-get install -y clang lld)",
 )
-def test_the_build_script_reproduces_the_committed_engine(tmp_path: Path) -> None:
-    out = tmp_path / "engine.wasm"
+def test_the_build_script_reproduces_the_committed_engines(tmp_path: Path) -> None:
     subprocess.run(
-        ["sh", str(ROOT / "web" / "wasm" / "build.sh"), str(out)], check=True, timeout=120
+        ["sh", str(ROOT / "web" / "wasm" / "build.sh"), str(tmp_path)], check=True, timeout=120
     )
-    assert out.read_bytes() == ENGINE.read_bytes(), "rebuild engine.wasm: sh web/wasm/build.sh"
+    for name in ("engine.wasm", "engine-mt.wasm"):
+        built = (tmp_path / name).read_bytes()
+        assert built == (ENGINES / name).read_bytes(), f"rebuild {name}: sh web/wasm/build.sh"

@@ -4,6 +4,8 @@
 //
 // Loading is split so that building stays synchronous like buildSqueezeNet: compile the module
 // once (async), then buildWasmSqueezeNet instantiates it per model file and packs the weights.
+// Given a thread pool instead (wasm_threads.js startThreads, engine-mt.wasm), it packs into the
+// pool's shared memory and splits every convolution between the threads.
 
 import { describeNetwork, poolSize } from './network.js';
 import { wrapForward } from './squeezenet.js';
@@ -27,11 +29,23 @@ export async function compileEngine(bytes) {
   return WebAssembly.compile(bytes);
 }
 
-/** A runnable model on engine.wasm; throws Error (one line) for a file this page cannot run. */
-export function buildWasmSqueezeNet(decoded, module) {
+/**
+ * A runnable model on engine.wasm (`engine`: its compiled module) or on a thread pool
+ * (`engine`: startThreads' pool; one model at a time: building another ends this one). Throws
+ * Error (one line) for a file this page cannot run.
+ */
+export function buildWasmSqueezeNet(decoded, engine) {
   const net = describeNetwork(decoded);
-  const k = new WebAssembly.Instance(module, {}).exports;
-  const f32 = () => new Float32Array(k.memory.buffer); // anew after every alloc: memory may grow
+  const pool = engine instanceof WebAssembly.Module ? null : engine;
+  const k = pool ? pool.exports : new WebAssembly.Instance(engine, {}).exports;
+  const memory = pool ? pool.memory : k.memory;
+  const runConv = pool ? pool.conv : k.conv;
+  const token = {}; // this model, as the pool knows it
+  if (pool) {
+    k.reset(pool.base); // the last model's weights go
+    pool.owner = token;
+  }
+  const f32 = () => new Float32Array(memory.buffer); // anew after every alloc: memory may grow
   const put = (array) => {
     const at = k.alloc(array.length * 4);
     if (at === 0) throw new Error('the wasm engine ran out of memory');
@@ -59,7 +73,7 @@ export function buildWasmSqueezeNet(decoded, module) {
     const h = Math.floor((t.h + 2 * layer.pad - layer.kh) / layer.stride) + 1;
     const w = Math.floor((t.w + 2 * layer.pad - layer.kw) / layer.stride) + 1;
     const at = into ?? k.alloc(h * w * channels * 4);
-    k.conv(t.at, t.h, t.w, t.c, layer.packed, layer.bias, layer.out, layer.kh, layer.kw, layer.stride, layer.pad, at, channels, offset, layer.relu);
+    runConv(t.at, t.h, t.w, t.c, layer.packed, layer.bias, layer.out, layer.kh, layer.kw, layer.stride, layer.pad, at, channels, offset, layer.relu);
     return { h, w, c: channels, at };
   }
   function maxPool(t) {
@@ -81,6 +95,7 @@ export function buildWasmSqueezeNet(decoded, module) {
 
   function forward(x) {
     // x: {c, h, w, data: Float32Array (C, H, W)} -> logits Float32Array(num_classes)
+    if (pool && pool.owner !== token) throw new Error('this model was replaced by a newer one on the same wasm threads');
     const start = k.mark();
     try {
       const chw = put(x.data);
@@ -103,5 +118,5 @@ export function buildWasmSqueezeNet(decoded, module) {
     }
   }
 
-  return wrapForward(net.header, forward, 'wasm');
+  return wrapForward(net.header, forward, pool ? 'wasm-mt' : 'wasm');
 }
