@@ -26,11 +26,14 @@ SCRIPTS = [
     "squeezenet.js",
     "sqz.js",
     "wasm_engine.js",
+    "wasm_threads.js",
+    "wasm_worker.js",
 ]
 PACKAGE_DATA = [
     "squeezenet/demo/index.html",
     *(f"squeezenet/demo/src/{name}" for name in SCRIPTS),
     "squeezenet/demo/src/engine.wasm",
+    "squeezenet/demo/src/engine-mt.wasm",
     "squeezenet/py.typed",
     "squeezenet/pretrained/squeezenet1_0-dc.sqz",
     "squeezenet/pretrained/squeezenet1_0-dc.json",

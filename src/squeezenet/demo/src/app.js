@@ -1,15 +1,25 @@
 // The page: load a .sqz (the served model.sqz, or one the user picks), decode it, build the
-// network on the chosen engine (WebAssembly SIMD where the browser has it, else the scalar
-// JavaScript loops; ?engine=js|wasm overrides), and classify the served sample image (when the server has one) or one the user
-// picks. Errors show as one line in #error. With ?selftest=1 it also runs the checks of
-// tests/web/test_browser.py and posts what it found to /result.
+// network on the chosen engine, and classify the served sample image (when the server has one)
+// or one the user picks. Errors show as one line in #error. With ?selftest=1 it also runs the
+// checks of tests/web/test_browser.py and posts what it found to /result.
+//
+// Engines: WebAssembly SIMD (engine.wasm) where the browser has it, else the scalar JavaScript
+// loops. ?engine=js|wasm|wasm-mt overrides; wasm-mt is engine-mt.wasm on a pool of threads
+// (wasm_threads.js: the page thread and workers), which needs a cross-origin isolated page
+// (serve-demo sends the headers); ?threads=N sets its threads (default: the cores, at most 4).
+// THREADS_BY_DEFAULT says whether an isolated page picks wasm-mt unasked.
 
 import { decodeSqz, tensorDigest } from './sqz.js';
 import { buildSqueezeNet } from './squeezenet.js';
 import { buildWasmSqueezeNet, compileEngine, wasmSimdSupported } from './wasm_engine.js';
 
+// Off: on a 2-core machine the threads gained too little to pay for a worker per core
+// (docs/RESULTS.md, bench_web.py's wasm-mt row); ?engine=wasm-mt turns them on.
+const THREADS_BY_DEFAULT = false;
+
 const $ = (id) => document.getElementById(id);
-// wasm: the compiled engine.wasm, or null where the page runs the JavaScript engine
+// wasm: the compiled engine.wasm (or engine-mt.wasm's thread pool), or null where the page
+// runs the JavaScript engine
 // decodeMs: the .sqz decode alone; buildMs: building the network from it (packing, for wasm)
 const state = { model: null, modelBytes: 0, decodeMs: 0, buildMs: 0, name: '', wasm: null };
 let classLists = {};
@@ -41,18 +51,34 @@ async function loadClassLists() {
   }
 }
 
-/** The engine: ?engine=js|wasm, else wasm where WebAssembly SIMD validates. Compiles
- * engine.wasm (once) when it is chosen; a failed fetch or compile falls back to JavaScript
- * unless wasm was asked for by name. */
+/** The engine (see the header): compiles engine.wasm, or starts engine-mt.wasm's threads, when
+ * one is chosen. A failed fetch, compile or start falls back to the next engine (threads, one
+ * thread, JavaScript) unless the engine was asked for by name. */
 async function chooseEngine() {
-  const asked = new URLSearchParams(location.search).get('engine');
-  if (asked !== null && asked !== 'js' && asked !== 'wasm') throw new Error(`?engine=${asked}: use js or wasm`);
-  if (asked === 'js' || (asked === null && !wasmSimdSupported())) return;
-  try {
-    state.wasm = await compileEngine(await fetchBytes('src/engine.wasm'));
-  } catch (error) {
-    if (asked === 'wasm') throw error;
+  const params = new URLSearchParams(location.search);
+  const asked = params.get('engine');
+  if (asked !== null && !['js', 'wasm', 'wasm-mt'].includes(asked)) throw new Error(`?engine=${asked}: use js, wasm or wasm-mt`);
+  const threads = params.has('threads') ? Number(params.get('threads')) : null;
+  if (threads !== null && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) throw new Error(`?threads=${params.get('threads')}: use a whole number from 1 to 64`);
+  let candidates = asked === null ? ['wasm', 'js'] : [asked];
+  if (asked === null && !wasmSimdSupported()) candidates = ['js'];
+  else if (asked === null && THREADS_BY_DEFAULT && self.crossOriginIsolated) candidates.unshift('wasm-mt');
+  for (const engine of candidates) {
+    try {
+      if (engine === 'wasm') state.wasm = await compileEngine(await fetchBytes('src/engine.wasm'));
+      if (engine === 'wasm-mt') state.wasm = await startPool(threads);
+      return;
+    } catch (error) {
+      if (asked !== null) throw error;
+    }
   }
+}
+
+/** engine-mt.wasm on `threads` threads (null: the default count). */
+async function startPool(threads) {
+  if (!self.crossOriginIsolated) throw new Error('the wasm-mt engine needs a cross-origin isolated page (serve-demo sends its headers)');
+  const { defaultThreads, startThreads } = await import('./wasm_threads.js');
+  return startThreads(await compileEngine(await fetchBytes('src/engine-mt.wasm')), threads ?? defaultThreads());
 }
 
 /** Decode and build; returns the decoded file (for its digest). */
@@ -78,6 +104,11 @@ function classify(bitmap) {
   return { top, ms: performance.now() - start };
 }
 
+function engineName(engine) {
+  if (engine === 'wasm-mt') return `WebAssembly SIMD (${state.wasm.threads} threads)`;
+  return engine === 'wasm' ? 'WebAssembly SIMD' : 'JavaScript';
+}
+
 function render(bitmap, blob, result) {
   $('preview').src = URL.createObjectURL(blob);
   const body = $('top5').querySelector('tbody');
@@ -90,7 +121,7 @@ function render(bitmap, blob, result) {
     return row;
   }));
   $('facts').textContent = `${state.name}: ${state.modelBytes.toLocaleString('en')} bytes, decoded in `
-    + `${state.decodeMs.toFixed(0)} ms (network built in ${state.buildMs.toFixed(0)} ms); classified in ${result.ms.toFixed(0)} ms by the ${state.model.engine === 'wasm' ? 'WebAssembly SIMD' : 'JavaScript'} engine `
+    + `${state.decodeMs.toFixed(0)} ms (network built in ${state.buildMs.toFixed(0)} ms); classified in ${result.ms.toFixed(0)} ms by the ${engineName(state.model.engine)} engine `
     + `(${bitmap.width}x${bitmap.height} image)`;
 }
 
@@ -104,7 +135,7 @@ async function classifyBlob(blob) {
 async function selftest() {
   const plan = await (await fetch('selftest.json')).json();
   const report = {
-    digest: null, images: [], corrupt: null, decode_ms: state.decodeMs, build_ms: state.buildMs, engine: state.model?.engine ?? null,
+    digest: null, images: [], corrupt: null, decode_ms: state.decodeMs, build_ms: state.buildMs, engine: state.model?.engine ?? null, threads: state.wasm?.threads ?? null,
     // what the page showed after loading (the served model, the sample if any)
     loaded: { error: $('error').textContent, rows: $('top5').querySelectorAll('tr').length },
   };
