@@ -91,6 +91,9 @@ typedef struct {
   int ystride, yoff, relu;
 } ConvJob;
 
+/** Output pixels per micro-tile: the alignment of conv_part's ranges. */
+__attribute__((export_name("tile_pixels"))) int tile_pixels(void) { return MR; }
+
 /** Bytes of a ConvJob (the caller allocates one). */
 __attribute__((export_name("conv_job_bytes"))) int conv_job_bytes(void) { return sizeof(ConvJob); }
 
@@ -122,18 +125,15 @@ __attribute__((export_name("conv_prepare"))) int conv_prepare(
 }
 
 /**
- * Part `part` of `parts` of a prepared convolution: output pixels [q0, q1), MR-aligned shares
- * (the last may be short or empty). Each pixel is computed as when the convolution runs whole,
- * so threads change no bit of the result.
+ * Output pixels [q0, q1) of a prepared convolution (threads take MR-aligned ranges). Each pixel
+ * is computed as when the convolution runs whole, so threads change no bit of the result.
  */
-__attribute__((export_name("conv_part"))) void conv_part(const ConvJob *job, int part,
-                                                         int parts) {
+__attribute__((export_name("conv_part"))) void conv_part(const ConvJob *job, int q0, int q1) {
   const float *x = job->x, *packed = job->packed, *bias = job->bias;
   int wp = job->wp, c = job->c, o = job->o, kh = job->kh, kw = job->kw, stride = job->stride;
   int ow = job->ow, p = job->oh * job->ow, ystride = job->ystride, yoff = job->yoff;
   float *y = job->y;
-  int share = (p + MR * parts - 1) / (MR * parts) * MR;
-  int q0 = part * share, q1 = q0 + share < p ? q0 + share : p;
+  if (q1 > p) q1 = p;
   int taps = kh * kw, blocks = (o + NR - 1) / NR;
   int tapoff[64];  // kh * kw <= 64 (SqueezeNet's largest kernel is 7x7)
   for (int ky = 0; ky < kh; ky++)
@@ -214,8 +214,9 @@ __attribute__((export_name("conv"))) void conv(const float *x, int h, int w, int
                                                int ystride, int yoff, int relu) {
   unsigned long scratch = mark();
   ConvJob job;
-  conv_prepare(&job, x, h, w, c, packed, bias, o, kh, kw, stride, pad, y, ystride, yoff, relu);
-  conv_part(&job, 0, 1);
+  int p = conv_prepare(&job, x, h, w, c, packed, bias, o, kh, kw, stride, pad, y, ystride, yoff,
+                       relu);
+  conv_part(&job, 0, p);
   reset(scratch);
 }
 
