@@ -13,8 +13,9 @@ import { decodeSqz, tensorDigest } from './sqz.js';
 import { buildSqueezeNet } from './squeezenet.js';
 import { buildWasmSqueezeNet, compileEngine, wasmSimdSupported } from './wasm_engine.js';
 
-// Off: on a 2-core machine the threads gained too little to pay for a worker per core
-// (docs/RESULTS.md, bench_web.py's wasm-mt row); ?engine=wasm-mt turns them on.
+// Off until a quiet measurement shows they pay (bench_web.py's threads_speedup_forward >= 1.2):
+// on the 2-core VM, with another job holding most of a core, 2 threads ran at 0.87x of one;
+// ?engine=wasm-mt turns them on.
 const THREADS_BY_DEFAULT = false;
 
 const $ = (id) => document.getElementById(id);
