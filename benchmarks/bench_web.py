@@ -1,7 +1,9 @@
 """The browser demo measured in headless Chromium, per engine, beside a field engine.
 
 Serves the page (``squeezenet serve-demo``'s server) with a ``.sqz`` and opens it in Debian's
-Chromium through Playwright once per engine (``?engine=js``, ``?engine=wasm``). For each it
+Chromium through Playwright once per engine (``?engine=js``, ``?engine=wasm``, and
+``?engine=wasm-mt``: the same wasm on the page's default threads, or ``--threads``; the server
+makes the page cross-origin isolated, so they can start). For each it
 reports the first view as the page counts it (every byte fetched before its first answer, the
 sample photograph included; raw and each file gzipped at level 9), the ``.sqz`` decode and the
 network build (the page's own cold numbers, their medians over ``--cold`` fresh loads, then
@@ -85,10 +87,12 @@ def main() -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         document["browser"] = f"Chromium {browser.version} (Debian), headless, via Playwright"
-        for engine in ("js", "wasm"):
+        for engine in ("js", "wasm", "wasm-mt"):
             files = DemoFiles(Path(args.model), extra)
-            result = _page_run(browser, files, engine, paths, plan, args.repeats, args.screenshot)
-            result.update(_cold_loads(browser, files, engine, args.cold))
+            result = _page_run(
+                browser, files, engine, paths, plan, args.repeats, args.screenshot, args.threads
+            )
+            result.update(_cold_loads(browser, files, engine, args.cold, args.threads))
             result["forward_max_error"] = _max_error(result.pop("logits"), expected)
             document["engines"][engine] = result
         if args.ort:
@@ -102,6 +106,9 @@ def main() -> None:
     js, wasm = document["engines"]["js"], document["engines"]["wasm"]
     document["wasm_speedup_classify"] = js["classify_ms_median"] / wasm["classify_ms_median"]
     document["wasm_speedup_forward"] = js["forward_ms_median"] / wasm["forward_ms_median"]
+    mt = document["engines"]["wasm-mt"]
+    document["threads_speedup_classify"] = wasm["classify_ms_median"] / mt["classify_ms_median"]
+    document["threads_speedup_forward"] = wasm["forward_ms_median"] / mt["forward_ms_median"]
     print(json.dumps(document, indent=2))
 
 
@@ -113,6 +120,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument(
         "--cold", type=int, default=5, help="cold page loads per engine (fresh browser context)"
     )
+    parser.add_argument("--threads", type=int, default=None, help="wasm-mt's (default: page's)")
     parser.add_argument("--ort", default=None, help="unpacked onnxruntime-web npm package")
     parser.add_argument("--screenshot", default=None, help="PNG of the wasm page after loading")
     return parser.parse_args()
@@ -170,10 +178,13 @@ def _page_run(
     plan: dict[str, int],
     repeats: int,
     screenshot: str | None,
+    threads: int | None,
 ) -> dict[str, Any]:
     server = make_server(files, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/?engine={engine}"
+    if engine == "wasm-mt" and threads is not None:
+        url += f"&threads={threads}"
     fetched: list[dict[str, Any]] = []
     page = browser.new_page(viewport={"width": 1000, "height": 600})
     _recorder(page, fetched)
@@ -185,7 +196,7 @@ def _page_run(
     if screenshot and engine == "wasm":
         page.screenshot(path=screenshot, full_page=True)
     urls = [f"images/{p.name}" for p in paths]
-    timings = page.evaluate(_TIMING_SCRIPT, [engine, urls, plan, repeats])
+    timings = page.evaluate(_TIMING_SCRIPT, [engine, urls, plan, repeats, threads])
     page.close()
     server.shutdown()
     server.server_close()
@@ -193,6 +204,7 @@ def _page_run(
     cold = re.search(_FACTS, facts)
     return {
         "facts": facts,
+        "threads": timings["threads"],
         "page_decode_ms": int(cold.group(1)) if cold else None,
         "page_build_ms": int(cold.group(2)) if cold else None,
         "page_first_classify_ms": int(cold.group(3)) if cold else None,
@@ -211,12 +223,16 @@ def _page_run(
     }
 
 
-def _cold_loads(browser: Any, files: DemoFiles, engine: str, count: int) -> dict[str, Any]:
+def _cold_loads(
+    browser: Any, files: DemoFiles, engine: str, count: int, threads: int | None
+) -> dict[str, Any]:
     """The page's own cold numbers (its #facts line) over ``count`` loads, each in a fresh
     browser context (no code cache: the server sends no-store), as medians and each run's."""
     server = make_server(files, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/?engine={engine}"
+    if engine == "wasm-mt" and threads is not None:
+        url += f"&threads={threads}"
     runs: list[tuple[int, int, int]] = []
     for _ in range(max(1, count)):
         context = browser.new_context(viewport={"width": 1000, "height": 600})
@@ -243,15 +259,21 @@ def _cold_loads(browser: Any, files: DemoFiles, engine: str, count: int) -> dict
 _FACTS = r"decoded in (\d+) ms \(network built in (\d+) ms\); classified in (\d+)"
 
 # Runs in the page after its first answer: decode and build again (warm, `repeats` times), then
-# classify each image the page's way and run the forward pass alone on Python's tensors.
+# classify each image the page's way and run the forward pass alone on Python's tensors
+# (wasm-mt: on a pool of its own, the page's threads idle meanwhile).
 _TIMING_SCRIPT = """
-async ([engine, urls, plan, repeats]) => {
+async ([engine, urls, plan, repeats, threads]) => {
   const { decodeSqz } = await import('./src/sqz.js');
   const { buildSqueezeNet } = await import('./src/squeezenet.js');
   const { buildWasmSqueezeNet, compileEngine } = await import('./src/wasm_engine.js');
   const get = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
   const bytes = await get('model.sqz');
-  const module = engine === 'wasm' ? await compileEngine(await get('src/engine.wasm')) : null;
+  let module = engine === 'wasm' ? await compileEngine(await get('src/engine.wasm')) : null;
+  if (engine === 'wasm-mt') {
+    const { defaultThreads, startThreads } = await import('./src/wasm_threads.js');
+    const mt = await compileEngine(await get('src/engine-mt.wasm'));
+    module = await startThreads(mt, threads ?? defaultThreads());
+  }
   const decode_ms = [], build_ms = [];
   let model = null;
   for (let r = 0; r < repeats; r++) {
@@ -282,7 +304,11 @@ async ([engine, urls, plan, repeats]) => {
     forward_ms.push(performance.now() - t);
     logits.push(Array.from(out));
   }
-  return { engine: model.engine, decode_ms, build_ms, classify_ms, forward_ms, logits };
+  const used = module?.threads ?? null; // a pool's; a compiled module has none
+  module?.close?.();
+  return {
+    engine: model.engine, threads: used, decode_ms, build_ms, classify_ms, forward_ms, logits,
+  };
 }
 """
 

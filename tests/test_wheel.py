@@ -18,11 +18,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["app.js", "inflate.js", "preprocess.js", "squeezenet.js", "sqz.js"]
+SCRIPTS = [
+    "app.js",
+    "inflate.js",
+    "network.js",
+    "preprocess.js",
+    "squeezenet.js",
+    "sqz.js",
+    "wasm_engine.js",
+    "wasm_threads.js",
+    "wasm_worker.js",
+]
 PACKAGE_DATA = [
     "squeezenet/demo/index.html",
     *(f"squeezenet/demo/src/{name}" for name in SCRIPTS),
     "squeezenet/demo/src/engine.wasm",
+    "squeezenet/demo/src/engine-mt.wasm",
     "squeezenet/py.typed",
     "squeezenet/pretrained/squeezenet1_0-dc.sqz",
     "squeezenet/pretrained/squeezenet1_0-dc.json",

@@ -20,7 +20,18 @@ import pytest
 from squeezenet.demo import DemoFiles, make_server, shipped_model, web_folder
 from squeezenet.errors import MissingFileError
 
-SCRIPTS = ["app.js", "inflate.js", "preprocess.js", "squeezenet.js", "sqz.js", "wasm_engine.js"]
+SCRIPTS = [
+    "app.js",
+    "inflate.js",
+    "network.js",
+    "preprocess.js",
+    "squeezenet.js",
+    "sqz.js",
+    "wasm_engine.js",
+    "wasm_threads.js",
+    "wasm_worker.js",
+]
+ENGINES = ["engine-mt.wasm", "engine.wasm"]
 
 
 @pytest.fixture
@@ -59,20 +70,27 @@ def _get(url: str) -> tuple[int, str, bytes]:
         return error.code, "", b""
 
 
+def _headers(url: str) -> dict[str, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return dict(response.headers)
+
+
 def test_the_page_is_package_data_of_squeezenet_demo() -> None:
     folder = web_folder()
     assert folder == Path(str(resources.files("squeezenet.demo")))
     assert (folder / "index.html").is_file()
     assert sorted(p.name for p in (folder / "src").glob("*.js")) == SCRIPTS
+    assert sorted(p.name for p in (folder / "src").glob("*.wasm")) == ENGINES
 
 
 def test_every_script_the_page_imports_is_there() -> None:
-    """index.html loads src/app.js; each script imports its neighbours as ./NAME.js."""
+    """index.html loads src/app.js; each script imports its neighbours as ./NAME.js (statically,
+    with import(), or as a worker's new URL)."""
     folder = web_folder()
     loaded = re.findall(r'<script[^>]*src="([^"]+)"', (folder / "index.html").read_text())
     assert loaded == ["src/app.js"]
     for script in (folder / "src").glob("*.js"):
-        for name in re.findall(r"from '\./([^']+)'", script.read_text()):
+        for name in re.findall(r"(?:from |import\(|new URL\()'\./([^']+)'", script.read_text()):
             assert (folder / "src" / name).is_file(), f"{script.name} imports missing {name}"
 
 
@@ -84,12 +102,21 @@ def test_the_page_its_scripts_and_its_data_are_served(url: str, sample: Path) ->
         status, kind, body = _get(f"{url}/src/{name}")
         assert (status, kind) == (200, "text/javascript")
         assert body == (web_folder() / "src" / name).read_bytes()
-    wasm = web_folder() / "src" / "engine.wasm"
-    assert _get(f"{url}/src/engine.wasm") == (200, "application/wasm", wasm.read_bytes())
+    for name in ENGINES:
+        wasm = web_folder() / "src" / name
+        assert _get(f"{url}/src/{name}") == (200, "application/wasm", wasm.read_bytes())
     assert _get(f"{url}/model.sqz")[2] == shipped_model().read_bytes()
     names = _get(f"{url}/imagenet_1k.txt")[2].decode().split("\n")
     assert names[0] == "tench" and len(names) == 1001  # 1000 names and the final newline
     assert _get(f"{url}/sample.jpg") == (200, "image/jpeg", sample.read_bytes())
+
+
+@pytest.mark.parametrize("path", ["/", "/src/app.js", "/src/engine-mt.wasm", "/model.sqz"])
+def test_every_response_makes_the_page_cross_origin_isolated(url: str, path: str) -> None:
+    """COOP + COEP on the page and what it loads: SharedArrayBuffer for the wasm threads."""
+    headers = _headers(url + path)
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ decoded tensors, classifies the first 20 images of the shared ImageNet sample, a
 corrupted file's one-line error; it POSTs what it found to the server, and the test compares
 with Python's decoder and `squeezenet predict`. With the shipped model, the page preloads the
 sample photograph where the server has one and quietly none where it has not. Both engines
-run: the WebAssembly SIMD one (engine.wasm) and the scalar JavaScript fallback. Skips, with a
+run: the WebAssembly SIMD one (engine.wasm), the same on two threads (engine-mt.wasm and a
+worker, on the cross-origin isolated page) and the scalar JavaScript fallback. Skips, with a
 reason, without Chromium or the shared data (`.ci/run` installs Chromium where apt-get can).
 """
 
@@ -38,11 +39,11 @@ def mixed_sqz(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
-@pytest.mark.parametrize("engine", ["js", "wasm"])
+@pytest.mark.parametrize("engine", ["js", "wasm", "wasm-mt"])
 def test_the_page_decodes_classifies_and_reports_errors(
     engine: str, mixed_sqz: Path, shared_data: Path, tmp_path: Path
 ) -> None:
-    """On either engine (?engine=js|wasm), the page's own path (canvas resize) gives
+    """On every engine (?engine=js|wasm|wasm-mt), the page's own path (canvas resize) gives
     `squeezenet predict`'s top-1."""
     # the issue's 20 (about a second each in the page's JavaScript network, 0.1 s in wasm)
     images = sorted((shared_data / "imagenet-sample").glob("*.jpg"))[:20]
@@ -52,8 +53,9 @@ def test_the_page_decodes_classifies_and_reports_errors(
     plan = {"images": [f"images/{p.name}" for p in images], "corrupt": "corrupt.sqz"}
     extra["/selftest.json"] = json.dumps(plan).encode()
     extra["/corrupt.sqz"] = bytes(corrupt)
-    result = browser_run(DemoFiles(mixed_sqz, extra), f"selftest=1&engine={engine}")
+    result = browser_run(DemoFiles(mixed_sqz, extra), f"selftest=1&engine={engine}&threads=2")
     assert result["engine"] == engine
+    assert result["threads"] == (2 if engine == "wasm-mt" else None)
     assert result["digest"] == tensor_digest(read_sqz(mixed_sqz))
     expected = [r.indices[0] for r in predict(load_any(mixed_sqz), [str(p) for p in images], top=1)]
     assert [row["top1"] for row in result["images"]] == expected

@@ -9,10 +9,13 @@ import { decodeSqz } from '../../src/squeezenet/demo/src/sqz.js';
 import { buildSqueezeNet } from '../../src/squeezenet/demo/src/squeezenet.js';
 import { normalise } from '../../src/squeezenet/demo/src/preprocess.js';
 import { buildWasmSqueezeNet, compileEngine, wasmSimdSupported } from '../../src/squeezenet/demo/src/wasm_engine.js';
+import { startThreads } from '../../src/squeezenet/demo/src/wasm_threads.js';
+import { nodeWorker } from '../tools/node_worker.mjs';
 
 const SRC = new URL('../../src/squeezenet/', import.meta.url);
 const decoded = decodeSqz(readFileSync(new URL('pretrained/squeezenet1_0-dc.sqz', SRC)));
 const wasmBytes = readFileSync(new URL('demo/src/engine.wasm', SRC));
+const mtBytes = readFileSync(new URL('demo/src/engine-mt.wasm', SRC));
 
 /** A deterministic crop x crop RGBA picture (smooth shapes plus noise, like a photograph's
  * statistics more than white noise), normalised as the file's preprocessing says. */
@@ -67,4 +70,20 @@ test('the wasm engine reuses its memory: repeated forwards give the same logits'
   const first = wasm.forward(x);
   wasm.forward(x);
   assert.deepEqual(Array.from(wasm.forward(x)), Array.from(first));
+});
+
+test('on threads (engine-mt.wasm), the same logits bit for bit; a newer model ends the last', async () => {
+  const pool = await startThreads(await compileEngine(mtBytes), 2, nodeWorker);
+  try {
+    const wasm = buildWasmSqueezeNet(decoded, await compileEngine(wasmBytes));
+    const threaded = buildWasmSqueezeNet(decoded, pool);
+    assert.equal(threaded.engine, 'wasm-mt');
+    const x = picture(4, decoded.header.preprocess);
+    assert.deepEqual(Array.from(threaded.forward(x)), Array.from(wasm.forward(x)));
+    const newer = buildWasmSqueezeNet(decoded, pool);
+    assert.throws(() => threaded.forward(x), /replaced by a newer one/);
+    assert.deepEqual(Array.from(newer.forward(x)), Array.from(wasm.forward(x)));
+  } finally {
+    pool.close();
+  }
 });

@@ -79,17 +79,32 @@ static inline void store_block(float *y, v128_t a, v128_t b, int valid) {
   for (int j = 0; j < valid; j++) y[j] = t[j];
 }
 
+/** A convolution ready to run on any range of its output pixels: conv_prepare fills it (and
+ * pads the input once), then conv_part computes one share of the pixels, so threads sharing the
+ * memory split a layer between them (wasm_engine.js). Every field is 4 bytes (wasm32). */
+typedef struct {
+  const float *x;  // the input, zero-padded: (HP, WP, C)
+  int wp, c;
+  const float *packed, *bias;
+  int o, kh, kw, stride, oh, ow;
+  float *y;  // (OH, OW, ystride), written at channels [yoff, yoff + O)
+  int ystride, yoff, relu;
+} ConvJob;
+
+/** Output pixels per micro-tile: the alignment of conv_part's ranges. */
+__attribute__((export_name("tile_pixels"))) int tile_pixels(void) { return MR; }
+
+/** Bytes of a ConvJob (the caller allocates one). */
+__attribute__((export_name("conv_job_bytes"))) int conv_job_bytes(void) { return sizeof(ConvJob); }
+
 /**
- * Convolution + bias + ReLU, channels-last.
- *
- * x: (H, W, C); y: (OH, OW, ystride) written at channels [yoff, yoff + O). The input is read
- * through a zero-padded copy when pad > 0 (scratch, released before returning).
+ * Fill `job` for a convolution + bias (+ ReLU where relu is non-zero), channels-last, and
+ * return its output pixels. x: (H, W, C). When pad > 0 the input is copied zero-padded into
+ * scratch, which the caller releases (mark / reset) once every part has run.
  */
-__attribute__((export_name("conv"))) void conv(const float *x, int h, int w, int c,
-                                               const float *packed, const float *bias, int o,
-                                               int kh, int kw, int stride, int pad, float *y,
-                                               int ystride, int yoff) {
-  unsigned long scratch = mark();
+__attribute__((export_name("conv_prepare"))) int conv_prepare(
+    ConvJob *job, const float *x, int h, int w, int c, const float *packed, const float *bias,
+    int o, int kh, int kw, int stride, int pad, float *y, int ystride, int yoff, int relu) {
   int hp = h + 2 * pad, wp = w + 2 * pad;
   if (pad > 0) {
     float *xp = bump((unsigned long)hp * wp * c * 4);
@@ -104,7 +119,21 @@ __attribute__((export_name("conv"))) void conv(const float *x, int h, int w, int
     }
     x = xp;
   }
-  int oh = (hp - kh) / stride + 1, ow = (wp - kw) / stride + 1, p = oh * ow;
+  int oh = (hp - kh) / stride + 1, ow = (wp - kw) / stride + 1;
+  *job = (ConvJob){x, wp, c, packed, bias, o, kh, kw, stride, oh, ow, y, ystride, yoff, relu};
+  return oh * ow;
+}
+
+/**
+ * Output pixels [q0, q1) of a prepared convolution (threads take MR-aligned ranges). Each pixel
+ * is computed as when the convolution runs whole, so threads change no bit of the result.
+ */
+__attribute__((export_name("conv_part"))) void conv_part(const ConvJob *job, int q0, int q1) {
+  const float *x = job->x, *packed = job->packed, *bias = job->bias;
+  int wp = job->wp, c = job->c, o = job->o, kh = job->kh, kw = job->kw, stride = job->stride;
+  int ow = job->ow, p = job->oh * job->ow, ystride = job->ystride, yoff = job->yoff;
+  float *y = job->y;
+  if (q1 > p) q1 = p;
   int taps = kh * kw, blocks = (o + NR - 1) / NR;
   int tapoff[64];  // kh * kw <= 64 (SqueezeNet's largest kernel is 7x7)
   for (int ky = 0; ky < kh; ky++)
@@ -121,9 +150,10 @@ __attribute__((export_name("conv"))) void conv(const float *x, int h, int w, int
     } else {
       bias1 = wasm_v128_load(bias + b * NR + 4);
     }
-    v128_t zero = wasm_f32x4_splat(0.0f);
-    int q = 0;
-    for (; q + MR <= p; q += MR) {
+    // the ReLU is max(a, 0); max(a, -inf) = a keeps the one code path for a layer without it
+    v128_t floor = wasm_f32x4_splat(job->relu ? 0.0f : -__builtin_inff());
+    int q = q0;
+    for (; q + MR <= q1; q += MR) {
       const float *base[MR];
       for (int m = 0; m < MR; m++) {
         int oy = (q + m) / ow, ox = (q + m) % ow;
@@ -152,12 +182,12 @@ __attribute__((export_name("conv"))) void conv(const float *x, int h, int w, int
         }
       }
       float *yq = y + (unsigned long)q * ystride + yoff + b * NR;
-      store_block(yq, wasm_f32x4_max(a00, zero), wasm_f32x4_max(a01, zero), valid);
-      store_block(yq + ystride, wasm_f32x4_max(a10, zero), wasm_f32x4_max(a11, zero), valid);
-      store_block(yq + 2 * ystride, wasm_f32x4_max(a20, zero), wasm_f32x4_max(a21, zero), valid);
-      store_block(yq + 3 * ystride, wasm_f32x4_max(a30, zero), wasm_f32x4_max(a31, zero), valid);
+      store_block(yq, wasm_f32x4_max(a00, floor), wasm_f32x4_max(a01, floor), valid);
+      store_block(yq + ystride, wasm_f32x4_max(a10, floor), wasm_f32x4_max(a11, floor), valid);
+      store_block(yq + 2 * ystride, wasm_f32x4_max(a20, floor), wasm_f32x4_max(a21, floor), valid);
+      store_block(yq + 3 * ystride, wasm_f32x4_max(a30, floor), wasm_f32x4_max(a31, floor), valid);
     }
-    for (; q < p; q++) {
+    for (; q < q1; q++) {
       int oy = q / ow, ox = q % ow;
       const float *x0 = x + ((oy * stride) * wp + ox * stride) * c;
       v128_t a0 = bias0, a1 = bias1;
@@ -170,10 +200,23 @@ __attribute__((export_name("conv"))) void conv(const float *x, int h, int w, int
           a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(v, wasm_v128_load(wk + 4)));
         }
       }
-      store_block(y + (unsigned long)q * ystride + yoff + b * NR, wasm_f32x4_max(a0, zero),
-                  wasm_f32x4_max(a1, zero), valid);
+      store_block(y + (unsigned long)q * ystride + yoff + b * NR, wasm_f32x4_max(a0, floor),
+                  wasm_f32x4_max(a1, floor), valid);
     }
   }
+}
+
+/** The whole convolution on this thread (conv_prepare, then its one part); arguments as
+ * conv_prepare's, the padded copy released before returning. */
+__attribute__((export_name("conv"))) void conv(const float *x, int h, int w, int c,
+                                               const float *packed, const float *bias, int o,
+                                               int kh, int kw, int stride, int pad, float *y,
+                                               int ystride, int yoff, int relu) {
+  unsigned long scratch = mark();
+  ConvJob job;
+  int p = conv_prepare(&job, x, h, w, c, packed, bias, o, kh, kw, stride, pad, y, ystride, yoff,
+                       relu);
+  conv_part(&job, 0, p);
   reset(scratch);
 }
 

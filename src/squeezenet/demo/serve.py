@@ -1,8 +1,11 @@
 """The browser demo's local web server: the package's page with a ``.sqz`` as ``/model.sqz``.
 
-The page (``squeezenet/demo/index.html`` and ``src/*.js``, ``src/engine.wasm`` beside it, package
-data) decodes the file and runs SqueezeNet with WebAssembly SIMD, or plain JavaScript where the
-browser lacks it. This server only hands out files, from the standard library's
+The page (``squeezenet/demo/index.html`` and ``src/*.js``, ``src/engine.wasm`` and
+``src/engine-mt.wasm`` beside it, package data) decodes the file and runs SqueezeNet with
+WebAssembly SIMD, or plain JavaScript where the browser lacks it. Every response carries the
+cross-origin isolation headers (:data:`ISOLATION`), so that the page may share wasm memory with
+its worker threads (SharedArrayBuffer); it loads nothing from other origins, so they cost it
+nothing. This server only hands out files, from the standard library's
 ``http.server``: the page's own files, the model, the ImageNet class list
 that ``"imagenet-1k"`` headers name, and a sample photograph (matplotlib's, when installed; the
 page then preloads nothing). It listens on 127.0.0.1 unless told otherwise. Tests add ``extra``
@@ -31,6 +34,12 @@ MAX_RESULT_BYTES = 1 << 20  # what the page may POST to /result
 # fixed, not left to mimetypes (whose table the platform may lack): browsers compile a module
 # with WebAssembly.compileStreaming only when it arrives as application/wasm
 CONTENT_TYPES = {".js": "text/javascript", ".wasm": "application/wasm"}
+# What makes the page crossOriginIsolated (and SharedArrayBuffer available to it): no window of
+# another origin shares its process, and it embeds nothing that did not opt in.
+ISOLATION = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+}
 
 
 def web_folder() -> Path:
@@ -118,6 +127,8 @@ def make_server(files: DemoFiles, host: str = "127.0.0.1", port: int = 8000) -> 
             self.send_header("Content-Type", kind or "application/octet-stream")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            for name, value in ISOLATION.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 

@@ -1,15 +1,26 @@
 // The page: load a .sqz (the served model.sqz, or one the user picks), decode it, build the
-// network on the chosen engine (WebAssembly SIMD where the browser has it, else the scalar
-// JavaScript loops; ?engine=js|wasm overrides), and classify the served sample image (when the server has one) or one the user
-// picks. Errors show as one line in #error. With ?selftest=1 it also runs the checks of
-// tests/web/test_browser.py and posts what it found to /result.
+// network on the chosen engine, and classify the served sample image (when the server has one)
+// or one the user picks. Errors show as one line in #error. With ?selftest=1 it also runs the
+// checks of tests/web/test_browser.py and posts what it found to /result.
+//
+// Engines: WebAssembly SIMD (engine.wasm) where the browser has it, else the scalar JavaScript
+// loops. ?engine=js|wasm|wasm-mt overrides; wasm-mt is engine-mt.wasm on a pool of threads
+// (wasm_threads.js: the page thread and workers), which needs a cross-origin isolated page
+// (serve-demo sends the headers); ?threads=N sets its threads (default: the cores, at most 4).
+// THREADS_BY_DEFAULT says whether an isolated page picks wasm-mt unasked.
 
 import { decodeSqz, tensorDigest } from './sqz.js';
 import { buildSqueezeNet } from './squeezenet.js';
 import { buildWasmSqueezeNet, compileEngine, wasmSimdSupported } from './wasm_engine.js';
 
+// Off until a quiet measurement shows they pay (bench_web.py's threads_speedup_forward >= 1.2):
+// on the 2-core VM, with another job holding most of a core, 2 threads ran at 0.87x of one;
+// ?engine=wasm-mt turns them on.
+const THREADS_BY_DEFAULT = false;
+
 const $ = (id) => document.getElementById(id);
-// wasm: the compiled engine.wasm, or null where the page runs the JavaScript engine
+// wasm: the compiled engine.wasm (or engine-mt.wasm's thread pool), or null where the page
+// runs the JavaScript engine
 // decodeMs: the .sqz decode alone; buildMs: building the network from it (packing, for wasm)
 const state = { model: null, modelBytes: 0, decodeMs: 0, buildMs: 0, name: '', wasm: null };
 let classLists = {};
@@ -41,24 +52,54 @@ async function loadClassLists() {
   }
 }
 
-/** The engine asked for: ?engine=js|wasm, else wasm where WebAssembly SIMD validates. */
-function engineWanted() {
-  const asked = new URLSearchParams(location.search).get('engine');
-  if (asked !== null && asked !== 'js' && asked !== 'wasm') throw new Error(`?engine=${asked}: use js or wasm`);
-  return { asked, wasm: asked === 'wasm' || (asked === null && wasmSimdSupported()) };
+/** The engines to try, in order (see the header), and wasm-mt's thread count (null: default). */
+function enginePlan() {
+  const params = new URLSearchParams(location.search);
+  const asked = params.get('engine');
+  if (asked !== null && !['js', 'wasm', 'wasm-mt'].includes(asked)) throw new Error(`?engine=${asked}: use js, wasm or wasm-mt`);
+  const threads = params.has('threads') ? Number(params.get('threads')) : null;
+  if (threads !== null && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) throw new Error(`?threads=${params.get('threads')}: use a whole number from 1 to 64`);
+  let candidates = asked === null ? ['wasm', 'js'] : [asked];
+  if (asked === null && !wasmSimdSupported()) candidates = ['js'];
+  else if (asked === null && THREADS_BY_DEFAULT && self.crossOriginIsolated) candidates.unshift('wasm-mt');
+  return { asked, threads, candidates };
 }
 
-/** Compiles engine.wasm (its fetch already under way) where it was chosen; a failed fetch or
- * compile falls back to JavaScript unless wasm was asked for by name. Runs after the first
- * decode: V8 compiles (and tiers up) the module on background threads, which on a 2-core machine
- * would slow the decode they overlapped. */
-async function compileChosen(wanted, engineBytes) {
-  if (!wanted.wasm) return;
-  try {
-    state.wasm = await compileEngine(await engineBytes);
-  } catch (error) {
-    if (wanted.asked === 'wasm') throw error;
+const ENGINE_FILES = { wasm: 'src/engine.wasm', 'wasm-mt': 'src/engine-mt.wasm' };
+
+/** The first choice's module download, started early (null for js); a failure surfaces, or
+ * falls back, in chooseEngine. */
+function prefetchEngine(plan) {
+  const url = ENGINE_FILES[plan.candidates[0]];
+  if (url === undefined) return null;
+  const bytes = fetchBytes(url);
+  bytes.catch(() => {});
+  return bytes;
+}
+
+/** Compiles engine.wasm, or starts engine-mt.wasm's threads, for the first candidate that
+ * works; a failed fetch, compile or start falls back to the next (threads, one thread,
+ * JavaScript) unless the engine was asked for by name. Runs after the first decode: V8 compiles
+ * (and tiers up) the module on background threads, which on a 2-core machine slowed the decode
+ * they overlapped. */
+async function chooseEngine(plan, prefetched) {
+  for (const [i, engine] of plan.candidates.entries()) {
+    try {
+      const bytes = () => (i === 0 && prefetched !== null ? prefetched : fetchBytes(ENGINE_FILES[engine]));
+      if (engine === 'wasm') state.wasm = await compileEngine(await bytes());
+      if (engine === 'wasm-mt') state.wasm = await startPool(await bytes(), plan.threads);
+      return;
+    } catch (error) {
+      if (plan.asked !== null) throw error;
+    }
   }
+}
+
+/** engine-mt.wasm's bytes on `threads` threads (null: the default count). */
+async function startPool(bytes, threads) {
+  if (!self.crossOriginIsolated) throw new Error('the wasm-mt engine needs a cross-origin isolated page (serve-demo sends its headers)');
+  const { defaultThreads, startThreads } = await import('./wasm_threads.js');
+  return startThreads(await compileEngine(bytes), threads ?? defaultThreads());
 }
 
 /** Decode (timed); returns the decoded file. */
@@ -95,6 +136,11 @@ function classify(bitmap) {
   return { top, ms: performance.now() - start };
 }
 
+function engineName(engine) {
+  if (engine === 'wasm-mt') return `WebAssembly SIMD (${state.wasm.threads} threads)`;
+  return engine === 'wasm' ? 'WebAssembly SIMD' : 'JavaScript';
+}
+
 function render(bitmap, blob, result) {
   $('preview').src = URL.createObjectURL(blob);
   const body = $('top5').querySelector('tbody');
@@ -107,7 +153,7 @@ function render(bitmap, blob, result) {
     return row;
   }));
   $('facts').textContent = `${state.name}: ${state.modelBytes.toLocaleString('en')} bytes, decoded in `
-    + `${state.decodeMs.toFixed(0)} ms (network built in ${state.buildMs.toFixed(0)} ms); classified in ${result.ms.toFixed(0)} ms by the ${state.model.engine === 'wasm' ? 'WebAssembly SIMD' : 'JavaScript'} engine `
+    + `${state.decodeMs.toFixed(0)} ms (network built in ${state.buildMs.toFixed(0)} ms); classified in ${result.ms.toFixed(0)} ms by the ${engineName(state.model.engine)} engine `
     + `(${bitmap.width}x${bitmap.height} image)`;
 }
 
@@ -121,7 +167,7 @@ async function classifyBlob(blob) {
 async function selftest() {
   const plan = await (await fetch('selftest.json')).json();
   const report = {
-    digest: null, images: [], corrupt: null, decode_ms: state.decodeMs, build_ms: state.buildMs, engine: state.model?.engine ?? null,
+    digest: null, images: [], corrupt: null, decode_ms: state.decodeMs, build_ms: state.buildMs, engine: state.model?.engine ?? null, threads: state.wasm?.threads ?? null,
     // what the page showed after loading (the served model, the sample if any)
     loaded: { error: $('error').textContent, rows: $('top5').querySelectorAll('tr').length },
   };
@@ -145,12 +191,11 @@ async function selftest() {
 async function main() {
   await loadClassLists();
   try {
-    const wanted = engineWanted();
-    // both downloads at once; the decode first, then the engine's compile (see compileChosen)
-    const engineBytes = wanted.wasm ? fetchBytes('src/engine.wasm') : null;
-    engineBytes?.catch(() => {}); // a failure surfaces (or falls back) in compileChosen
+    const plan = enginePlan();
+    // both downloads at once; the decode first, then the engine's compile (see chooseEngine)
+    const prefetched = prefetchEngine(plan);
     const decoded = decodeModel(await fetchBytes('model.sqz'), 'model.sqz');
-    await compileChosen(wanted, engineBytes);
+    await chooseEngine(plan, prefetched);
     buildModel(decoded);
     const sample = await fetchSample();
     if (sample !== null) await classifyBlob(sample);

@@ -1,4 +1,5 @@
-// SqueezeNet v1.0 / v1.1 inference in plain JavaScript, from the tensors decodeSqz returns.
+// SqueezeNet inference in plain JavaScript (every stem, batch norm, bypasses), from the layer
+// list network.js describes for a decoded file.
 //
 // Why plain JavaScript: the page then fetches the .sqz and ~40 kB of scripts, nothing else
 // (onnxruntime-web's WebAssembly alone is ~10 MB, twenty times the model). Speed comes from the
@@ -6,54 +7,8 @@
 // only (a third of SqueezeNet's weights after Deep Compression's pruning), with the inner loop
 // over output pixels on contiguous Float32Arrays.
 
+import { describeNetwork, poolSize } from './network.js';
 import { preprocessImage } from './preprocess.js';
-
-const STEMS = {
-  // conv1 stride and padding, and the Fire modules a 3x3/2 max-pool follows (models/squeezenet.py)
-  'v1.0': { stride: 2, padding: 0, poolAfter: [4, 8] },
-  'v1.1': { stride: 2, padding: 0, poolAfter: [3, 5] },
-};
-const MODELS = { squeezenet1_0: 'v1.0', squeezenet1_1: 'v1.1' };
-
-/**
- * The network a decoded file describes, engine-independent: the stem's stride and padding, the
- * Fire modules (squeeze / expand1x1 / expand3x3 layers as decoded, {name, shape, weight, bias})
- * and where max-pools follow, and the final convolution's padding. Throws Error (one line) for
- * a file this page cannot run. Both engines (this file's and wasm_engine.js) build from it.
- */
-export function describeNetwork(decoded) {
-  const { header } = decoded;
-  const config = header.config ?? {};
-  const stemName = config.stem ?? MODELS[header.model];
-  const unsupported = (what) => new Error(`this page runs SqueezeNet v1.0 / v1.1 without batch norm or bypass; the file holds ${what}`);
-  if (!(stemName in STEMS)) throw unsupported(`model ${header.model} (stem ${config.stem ?? '?'})`);
-  if (config.batch_norm || (config.bypass && config.bypass !== 'none') || decoded.dense.length) {
-    throw unsupported('batch norm or bypass layers');
-  }
-  if (header.preprocess === null) throw new Error('the file records no preprocessing, so images cannot be prepared for it');
-  const byName = new Map(decoded.layers.map((layer) => [layer.name, layer]));
-  const need = (name) => {
-    if (!byName.has(name)) throw unsupported(`no layer ${name}`);
-    return byName.get(name);
-  };
-  const fires = [];
-  for (let i = 3, number = 2; number <= 9; i++) {
-    if (byName.has(`features.${i}.squeeze`)) {
-      fires.push({ number, squeeze: need(`features.${i}.squeeze`), e1: need(`features.${i}.expand1x1`), e3: need(`features.${i}.expand3x3`) });
-      number++;
-    } else if (i > 40) {
-      throw unsupported('fewer than 8 Fire modules');
-    }
-  }
-  return {
-    stem: STEMS[stemName],
-    conv1: need('features.0'),
-    fires,
-    conv10: need('classifier.1'),
-    finalPadding: config.final_conv_padding ?? 0,
-    header,
-  };
-}
 
 /** The page's model object around an engine's forward ({c, h, w, data} -> logits). */
 export function wrapForward(header, forward, engine) {
@@ -74,32 +29,35 @@ export function wrapForward(header, forward, engine) {
  * cannot run. */
 export function buildSqueezeNet(decoded) {
   const net = describeNetwork(decoded);
-  const { stem, finalPadding } = net;
-  const conv1 = prepare(net.conv1);
-  const conv10 = prepare(net.conv10);
-  const fires = net.fires.map((f) => ({ number: f.number, squeeze: prepare(f.squeeze), e1: prepare(f.e1), e3: prepare(f.e3) }));
+  const ops = net.layers.map((layer) => {
+    if (layer.type === 'conv') return prepare(layer);
+    if (layer.type !== 'fire') return layer;
+    const shortcut = layer.shortcut && prepare(layer.shortcut);
+    return { ...layer, squeeze: prepare(layer.squeeze), expand1x1: prepare(layer.expand1x1), expand3x3: prepare(layer.expand3x3), shortcut };
+  });
 
   function forward(x) {
     // x: {c, h, w, data: Float32Array} -> logits Float32Array(num_classes)
-    let t = maxPool(conv(x, conv1, stem.stride, stem.padding));
-    for (const fire of fires) {
-      const s = conv(t, fire.squeeze, 1, 0);
-      t = concat(conv(s, fire.e1, 1, 0), conv(s, fire.e3, 1, 1));
-      if (stem.poolAfter.includes(fire.number)) t = maxPool(t);
+    let t = x;
+    for (const op of ops) {
+      if (op.type === 'conv') t = conv(t, op);
+      else if (op.type === 'maxpool') t = maxPool(t);
+      else if (op.type === 'gap') return globalAverage(t);
+      else t = fire(t, op);
     }
-    return globalAverage(conv(t, conv10, 1, finalPadding)); // dropout is the identity here
+    throw new Error('the layer list ends without a global average pool'); // describeNetwork's bug
   }
 
   return wrapForward(net.header, forward, 'js');
 }
 
-/** The (oh, ow) of squeezenet.js's 3x3 / 2 ceil-mode max-pool of an (h, w) input. */
-export function poolSize(h, w) {
-  let oh = Math.ceil((h - 3) / 2) + 1;
-  let ow = Math.ceil((w - 3) / 2) + 1;
-  if ((oh - 1) * 2 >= h) oh--;
-  if ((ow - 1) * 2 >= w) ow--;
-  return [oh, ow];
+/** A Fire module: squeeze, the two expands concatenated, plus the bypass (after the ReLUs). */
+function fire(x, op) {
+  const s = conv(x, op.squeeze);
+  const y = concat(conv(s, op.expand1x1), conv(s, op.expand3x3));
+  const bypass = op.bypass === 'simple' ? x : op.shortcut && conv(x, op.shortcut);
+  if (bypass) for (let i = 0; i < y.data.length; i++) y.data[i] += bypass.data[i];
+  return y;
 }
 
 /** Each output channel's non-zero weights as (input row, value) pairs: the sparse rows. */
@@ -119,12 +77,13 @@ function prepare(layer) {
     }
     rows.push({ index: Int32Array.from(index), value: Float32Array.from(value) });
   }
-  return { name: layer.name, out, inC, kh, kw, rows, bias: layer.bias };
+  const { type, name, stride, padding, relu, bias } = layer;
+  return { type, name, out, inC, kh, kw, rows, bias, stride, padding, relu };
 }
 
-/** Convolution + ReLU: im2col of the input, times the sparse rows. */
-function conv(x, layer, stride, pad) {
-  const { kh, kw, out } = layer;
+/** Convolution (+ ReLU where the layer has one): im2col of the input, times the sparse rows. */
+function conv(x, layer) {
+  const { kh, kw, out, stride, padding: pad } = layer;
   const oh = Math.floor((x.h + 2 * pad - kh) / stride) + 1;
   const ow = Math.floor((x.w + 2 * pad - kw) / stride) + 1;
   const p = oh * ow;
@@ -132,7 +91,7 @@ function conv(x, layer, stride, pad) {
   const y = new Float32Array(out * p);
   for (let o = 0; o < out; o++) {
     const base = o * p;
-    const b = layer.bias ? layer.bias[o] : 0;
+    const b = layer.bias[o];
     for (let q = 0; q < p; q++) y[base + q] = b;
     const { index, value } = layer.rows[o];
     for (let n = 0; n < index.length; n++) {
@@ -140,7 +99,7 @@ function conv(x, layer, stride, pad) {
       const w = value[n];
       for (let q = 0; q < p; q++) y[base + q] += w * cols[src + q];
     }
-    for (let q = 0; q < p; q++) if (y[base + q] < 0) y[base + q] = 0;
+    if (layer.relu) for (let q = 0; q < p; q++) if (y[base + q] < 0) y[base + q] = 0;
   }
   return { c: out, h: oh, w: ow, data: y };
 }
