@@ -49,6 +49,10 @@ SHARED = ROOT.parent / "shared" / "data"
 AGREEMENT_RANGE = (0.80, 0.98)  # where RESULTS.md compares the two curves
 TRELLIS_CALIBRATED = "ours trellis, calibrated"
 TRELLIS_DISTILLED = "ours trellis, distilled"
+TRELLIS_FEEDBACK = "ours trellis, error feedback"
+# The error feedback recipe as decisions/bench_feedback.py chose it on held-out proxies
+# (docs/RESULTS.md, "Half the released file"): compress --weighting hessian --calib cifar10
+FEEDBACK_DISTILL = False  # whether --distill cifar10 runs on top
 
 
 def main() -> None:
@@ -63,6 +67,7 @@ def main() -> None:
     rows += _part(out / "rows_nncodec.json", args.reuse, lambda: _nncodec(bench))
     rows += _part(out / "rows_calibrated.json", args.reuse, lambda: _calibrated(bench, False))
     rows += _part(out / "rows_distilled.json", args.reuse, lambda: _calibrated(bench, True))
+    rows += _feedback(bench, out / "rows_feedback.json")
     reference, labels = bench.reference, bench.labels
     verdict = _verdict(rows)
     document = {
@@ -80,7 +85,7 @@ def main() -> None:
                 "verdict_interpolated": _interpolated(rows, family),
                 "equal_kl": _equal_kl(rows, family),
             }
-            for family in (TRELLIS_CALIBRATED, TRELLIS_DISTILLED)
+            for family in (TRELLIS_CALIBRATED, TRELLIS_DISTILLED, TRELLIS_FEEDBACK)
         },
     }
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
@@ -110,6 +115,11 @@ def _parse() -> argparse.Namespace:
         "--distilled-targets",
         default="340000,360000,380000,400000,430000,460000,490000",
         help="byte targets of the distilled trellis files (each about 9 minutes here)",
+    )
+    parser.add_argument(
+        "--feedback-targets",
+        default="300000,320000,337881,360000,380000,400000,430000,460000,480000",
+        help="byte targets of the error-feedback trellis files (resumable: one row at a time)",
     )
     parser.add_argument("--out", default="benchmarks/results/peers")
     parser.add_argument(
@@ -289,6 +299,41 @@ def _calibrated(bench: _Bench, distilled: bool) -> list[dict[str, Any]]:
                 seconds=round(seconds, 2), rate_lambda=rate,
             )
         )  # fmt: skip
+    return rows
+
+
+def _feedback(bench: _Bench, path: Path) -> list[dict[str, Any]]:
+    """Trellis files with error feedback (``compress --weighting hessian --calib``), made by
+    the command's own code path; rows already in ``path`` are kept (with ``--reuse``) and each
+    new one is stored as it lands, so an interrupted run resumes where it stopped."""
+    from squeezenet.workflows.compress_file import compress_file
+
+    args = bench.args
+    rows: list[dict[str, Any]] = (
+        json.loads(path.read_text()) if args.reuse and path.is_file() else []
+    )
+    done = {r["target"] for r in rows}
+    source = _weights(args, bench.out)
+    for target in [int(t) for t in args.feedback_targets.split(",") if t]:
+        if target in done:
+            continue
+        config = CompressConfig(
+            quantizer="trellis", target_bytes=target, bias_dtype="float16", weighting="hessian"
+        )
+        name = f"feedback {target}" + (" distilled" if FEEDBACK_DISTILL else "")
+        out = bench.out / (name.replace(" ", "_") + ".sqz")
+        start = time.perf_counter()
+        distill = args.calib if FEEDBACK_DISTILL else None
+        result = compress_file(source, out, config, calib=args.calib, distill_data=distill)
+        seconds = time.perf_counter() - start
+        rate = result.report.rate["rate_lambda"] if result.report.rate else None
+        rows.append(
+            bench.row(
+                name, TRELLIS_FEEDBACK, len(result.data), load_any(out).model,
+                seconds=round(seconds, 2), rate_lambda=rate, target=target,
+            )
+        )  # fmt: skip
+        path.write_text(json.dumps(rows, indent=2) + "\n")
     return rows
 
 

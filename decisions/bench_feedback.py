@@ -7,8 +7,10 @@ each layer's input Hessian, measured on 2x2 mosaics of CIFAR-10 *training* image
 (fraction of the mean diagonal added before inverting). Scored like ``bench_proxies.py --score``
 on the three held-out sets (CIFAR-10 test plain and mosaic, photograph crops): KL to the
 uncompressed model and top-1 agreement. Two proxy seeds (the calibration images, positions and
-the held-out sets stay fixed), so a step counts only if it beats its spread. The ImageNet
-evaluation images are never read.
+the held-out sets stay fixed), so a step counts only if it beats its spread. Further candidates
+(``--candidates``) add the step + bias refit and distillation of ``--distill cifar10`` on top
+(``feedback 0.1 distill``) or measure the Hessian on more images (``feedback 0.1 images 1024``).
+The ImageNet evaluation images are never read.
 
     python decisions/bench_feedback.py SQ.safetensors --target 340000 --damping 0.01,0.1,1 \\
         --seeds 0,1 --out benchmarks/results/feedback     # resumable: finished rows are kept
@@ -31,7 +33,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
 import proxy_sets
 
-from squeezenet.compress.calibrate import bias_corrector, proxy_hessians, proxy_input_stats
+from squeezenet.compress.calibrate import (
+    bias_corrector,
+    proxy_distiller,
+    proxy_hessians,
+    proxy_input_stats,
+)
 from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.trellis import feedback_factor
 from squeezenet.compress.weighting import HessianConfig, importance_from
@@ -50,9 +57,13 @@ def main() -> None:
     loaded = load_any(args.weights)
     sets = proxy_sets.held_out(loaded.preprocess)
     reference = {name: proxy_sets.logits(loaded.model, b) for name, b in sets.items()}
+    candidates = args.candidates.split(",") if args.candidates else [
+        "activation", *(f"feedback {d}" for d in args.damping.split(","))
+    ]  # fmt: skip
     for seed in [int(s) for s in args.seeds.split(",")]:
-        stats = hessians = None
-        for candidate in ["activation", *(f"feedback {d}" for d in args.damping.split(","))]:
+        stats = None
+        hessians: dict[int, Any] = {}  # by image count
+        for candidate in candidates:
             if (candidate, seed, args.target) in done:
                 continue
             start = time.perf_counter()
@@ -61,19 +72,25 @@ def main() -> None:
             config = CompressConfig(
                 quantizer="trellis", target_bytes=args.target, bias_dtype="float16", seed=seed
             )
+            words = candidate.split()
             importance = feedback = None
-            if candidate == "activation":
+            if words[0] == "activation":
                 importance = importance_from(loaded.model, stats)
             else:
-                if hessians is None:
-                    hessians = proxy_hessians(loaded, "cifar10", HessianConfig(seed=seed))
-                damping = float(candidate.split()[1])
-                feedback = {n: feedback_factor(h, damping) for n, h in hessians.items()}
+                images = int(words[words.index("images") + 1]) if "images" in words else 256
+                if images not in hessians:
+                    hessians[images] = proxy_hessians(
+                        loaded, "cifar10", HessianConfig(images=images, seed=seed)
+                    )
+                damping = float(words[1])
+                feedback = {n: feedback_factor(h, damping) for n, h in hessians[images].items()}
+            hook = bias_corrector(stats)
+            if "distill" in words:  # the step + bias refit, then distillation (--distill)
+                hook = proxy_distiller("cifar10", config)
             fresh = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
             result = compress_model(
-                fresh, config, distill=bias_corrector(stats), importance=importance,
-                feedback=feedback,
-            )  # fmt: skip
+                fresh, config, distill=hook, importance=importance, feedback=feedback
+            )
             name = f"{candidate.replace(' ', '_')}_s{seed}_{args.target}.sqz"
             (out / name).write_bytes(result.data)
             scores = _score(result.model, sets, reference)
@@ -109,6 +126,10 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("weights")
     parser.add_argument("--target", type=int, default=340_000)
     parser.add_argument("--damping", default="0.01,0.1,1")
+    parser.add_argument(
+        "--candidates", default=None,
+        help='comma-separated, e.g. "feedback 0.1 distill,feedback 0.1 images 1024"',
+    )  # fmt: skip
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--out", default="benchmarks/results/feedback")
     return parser.parse_args()
