@@ -7,16 +7,16 @@
 // loops. ?engine=js|wasm|wasm-mt overrides; wasm-mt is engine-mt.wasm on a pool of threads
 // (wasm_threads.js: the page thread and workers), which needs a cross-origin isolated page
 // (serve-demo sends the headers); ?threads=N sets its threads (default: the cores, at most 4).
-// THREADS_BY_DEFAULT says whether an isolated page picks wasm-mt unasked.
+// THREADS_BY_DEFAULT says whether an isolated page on two or more cores picks wasm-mt unasked.
 
 import { decodeSqz, tensorDigest } from './sqz.js';
 import { buildSqueezeNet } from './squeezenet.js';
 import { buildWasmSqueezeNet, compileEngine, wasmSimdSupported } from './wasm_engine.js';
 
-// Off until a quiet measurement shows they pay (bench_web.py's threads_speedup_forward >= 1.2):
-// on the 2-core VM, with another job holding most of a core, 2 threads ran at 0.87x of one;
-// ?engine=wasm-mt turns them on.
-const THREADS_BY_DEFAULT = false;
+// On because they pay: on a quiet 2-core AMD EPYC, 2 threads classify 1.68x faster than one
+// (forward 1.55x; benchmarks/results/web_engines.json). With another job holding a core they
+// did not (0.87x), which a page cannot know; ?engine=wasm turns them off.
+const THREADS_BY_DEFAULT = true;
 
 const $ = (id) => document.getElementById(id);
 // wasm: the compiled engine.wasm (or engine-mt.wasm's thread pool), or null where the page
@@ -61,7 +61,7 @@ function enginePlan() {
   if (threads !== null && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) throw new Error(`?threads=${params.get('threads')}: use a whole number from 1 to 64`);
   let candidates = asked === null ? ['wasm', 'js'] : [asked];
   if (asked === null && !wasmSimdSupported()) candidates = ['js'];
-  else if (asked === null && THREADS_BY_DEFAULT && self.crossOriginIsolated) candidates.unshift('wasm-mt');
+  else if (asked === null && THREADS_BY_DEFAULT && self.crossOriginIsolated && (navigator.hardwareConcurrency ?? 1) >= 2) candidates.unshift('wasm-mt');
   return { asked, threads, candidates };
 }
 
