@@ -13,13 +13,12 @@ from squeezenet.compress.plain_data import to_compressed
 from squeezenet.compress.rate import TOLERANCE
 from squeezenet.compress.trellis import (
     TrellisLayer,
-    _Lanes,
-    _viterbi,
     feedback_factor,
     step_for,
     trellis_many,
     trellis_quantize_,
 )
+from squeezenet.compress.trellis_lanes import Lanes, viterbi
 from squeezenet.compress.weight_sharing import centroid_parameters
 from squeezenet.formats import decode_sqz, encode_sqz
 from squeezenet.formats.grid import DQ_NEXT, GridCode, zigzag
@@ -45,9 +44,9 @@ def test_viterbi_finds_the_cheapest_level_sequence() -> None:
     rng = np.random.default_rng(0)
     w = rng.normal(scale=0.5, size=5)
     step, lam = 0.25, 0.02
-    lanes = _Lanes.of([TrellisLayer(w, step, lam)], 16)
+    lanes = Lanes.of([TrellisLayer(w, step, lam)], 16)
     rates = np.log2(2.0 + np.arange(64))[None, :]  # rises with |k|
-    levels = _viterbi(lanes, rates)[0, :5]
+    levels = viterbi(lanes, rates)[0, :5]
     brute = min(
         itertools.product(range(-3, 4), repeat=5),
         key=lambda seq: path_cost(w, seq, step, lam, rates),

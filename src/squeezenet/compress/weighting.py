@@ -227,9 +227,10 @@ def input_hessians(
         def record(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
             x = args[0].detach()
             if isinstance(module, nn.Conv2d):
-                conv = cast(nn.Conv2d, module)
+                if isinstance(module.padding, str):  # "same" / "valid": not in SqueezeNets
+                    raise ValueError(f"input_hessians: {name} has padding {module.padding!r}")
                 cols = torch.nn.functional.unfold(
-                    x, conv.kernel_size, conv.dilation, conv.padding, conv.stride
+                    x, module.kernel_size, module.dilation, module.padding, module.stride
                 )  # (N, K, L)
                 count = cols.shape[2]
                 if count > config.positions:
