@@ -9,7 +9,8 @@ on the three held-out sets (CIFAR-10 test plain and mosaic, photograph crops): K
 uncompressed model and top-1 agreement. Two proxy seeds (the calibration images, positions and
 the held-out sets stay fixed), so a step counts only if it beats its spread. Further candidates
 (``--candidates``) add the step + bias refit and distillation of ``--distill cifar10`` on top
-(``feedback 0.1 distill``) or measure the Hessian on more images (``feedback 0.1 images 1024``).
+(``feedback 0.1 distill``), measure the Hessian on more images (``feedback 0.1 images 1024``)
+or temper the feedback's cost weights (``feedback 0.1 power 0.5``).
 The ImageNet evaluation images are never read.
 
     python decisions/bench_feedback.py SQ.safetensors --target 340000 --damping 0.01,0.1,1 \\
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
 import proxy_sets
 
+from squeezenet.compress import trellis_feedback
 from squeezenet.compress.calibrate import (
     bias_corrector,
     proxy_distiller,
@@ -84,6 +86,9 @@ def main() -> None:
                     )
                 damping = float(words[1])
                 feedback = {n: feedback_factor(h, damping) for n, h in hessians[images].items()}
+            # "power P": the feedback's cost weights tempered (trellis_feedback.COST_POWER)
+            power = float(words[words.index("power") + 1]) if "power" in words else 1.0
+            trellis_feedback.COST_POWER = power
             hook = bias_corrector(stats)
             if "distill" in words:  # the step + bias refit, then distillation (--distill)
                 hook = proxy_distiller("cifar10", config)

@@ -24,6 +24,11 @@ from squeezenet.compress.trellis_lanes import INTO, Lanes, choices
 if TYPE_CHECKING:
     from squeezenet.compress.trellis import TrellisLayer
 
+# The rate-distortion weight of column j's error is (1 / U[j, j]^2) ** COST_POWER (the moves stay
+# the full GPTQ update): 1 is the exact output error under the proxies' covariance; a lower
+# power trusts the proxies' statistics less, as the activation weighting's square root did.
+COST_POWER = 1.0
+
 
 def feedback_factor(hessian: np.ndarray, damping: float) -> np.ndarray:
     """The upper Cholesky factor ``U`` (``U.T @ U`` = the inverse) of ``hessian`` + ``damping``
@@ -88,8 +93,9 @@ class Feedback:
                 fresh[lane] = (j == 0).reshape(nrows, period)
                 fresh[lane, 0] = True
                 index[lane] = np.where(p < n, offset + j, 0).reshape(nrows, period)
-                # the cost of column j's error: 1 / U[j, j]^2, mean 1 over the stored weights
-                cost = 1.0 / diag**2
+                # the cost of column j's error: (1 / U[j, j]^2) ** COST_POWER, mean 1 over the
+                # stored weights
+                cost = (1.0 / diag**2) ** COST_POWER
                 stored = values.reshape(len(values), k) != 0
                 per = np.broadcast_to(cost, (len(values), k))
                 norm = float(per[stored].mean()) if stored.any() else float(cost.mean())
