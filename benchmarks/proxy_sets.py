@@ -93,3 +93,21 @@ def logits(model: nn.Module, batches: list[torch.Tensor]) -> torch.Tensor:
     """``model``'s logits (N, classes) on ``batches``, in eval mode."""
     model.eval()
     return torch.cat([model(x) for x in batches])
+
+
+def score(
+    model: nn.Module, sets: dict[str, list[torch.Tensor]], reference: dict[str, torch.Tensor]
+) -> dict[str, dict[str, float]]:
+    """Per held-out set: top-1 agreement with, and mean KL(reference || model) to, the
+    uncompressed model's logits ``reference``."""
+    import torch.nn.functional as F
+
+    scores = {}
+    for name, batches in sets.items():
+        found, ref = logits(model, batches), reference[name]
+        agree = float((found.argmax(1) == ref.argmax(1)).float().mean())
+        kl = F.kl_div(
+            F.log_softmax(found, 1), F.log_softmax(ref, 1), reduction="batchmean", log_target=True
+        )
+        scores[name] = {"agreement": round(agree, 4), "kl": round(float(kl), 5)}
+    return scores

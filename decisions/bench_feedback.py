@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
 import proxy_sets
@@ -98,7 +97,7 @@ def main() -> None:
             )
             name = f"{candidate.replace(' ', '_')}_s{seed}_{args.target}.sqz"
             (out / name).write_bytes(result.data)
-            scores = _score(result.model, sets, reference)
+            scores = proxy_sets.score(result.model, sets, reference)
             kls = [s["kl"] for s in scores.values()]
             agreements = [s["agreement"] for s in scores.values()]
             rows.append({
@@ -111,19 +110,6 @@ def main() -> None:
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     document = {"command": command_line(sys.argv), "machine": machine(), "rows": rows}
     print(json.dumps(document, indent=2))
-
-
-def _score(model: Any, sets: Any, reference: Any) -> dict[str, dict[str, float]]:
-    scores = {}
-    for name, batches in sets.items():
-        logits, ref = proxy_sets.logits(model, batches), reference[name]
-        agree = float((logits.argmax(1) == ref.argmax(1)).float().mean())
-        kl = F.kl_div(
-            F.log_softmax(logits, 1), F.log_softmax(ref, 1), reduction="batchmean",
-            log_target=True,
-        )  # fmt: skip
-        scores[name] = {"agreement": round(agree, 4), "kl": round(float(kl), 5)}
-    return scores
 
 
 def _parse() -> argparse.Namespace:

@@ -121,16 +121,7 @@ class _Bench:
         self.train, self.stats = train, stats
 
     def score(self, model: nn.Module) -> dict[str, dict[str, float]]:
-        scores = {}
-        for name, batches in self.sets.items():
-            logits, ref = proxy_sets.logits(model, batches), self.reference[name]
-            agree = float((logits.argmax(1) == ref.argmax(1)).float().mean())
-            kl = F.kl_div(
-                F.log_softmax(logits, 1), F.log_softmax(ref, 1), reduction="batchmean",
-                log_target=True,
-            )  # fmt: skip
-            scores[name] = {"agreement": round(agree, 4), "kl": round(float(kl), 5)}
-        return scores
+        return proxy_sets.score(model, self.sets, self.reference)
 
     def trellis(self, target: int, importance: dict[str, np.ndarray] | None) -> Any:
         config = CompressConfig(quantizer="trellis", target_bytes=target, bias_dtype="float16")

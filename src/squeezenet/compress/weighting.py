@@ -148,15 +148,7 @@ def input_statistics(
 
         return record
 
-    handles = [m.register_forward_pre_hook(hook(name)) for name, _, m in layer_names(model)]
-    seen = 0
-    try:
-        for x in sampler.batches(config.images, config.batch_size, config.seed):
-            model(x)
-            seen += len(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    seen = _run_hooked(model, hook, sampler, config.images, config.batch_size, config.seed)
     return InputStats(
         {name: first / seen for name, (first, _) in sums.items()},
         {name: second / seen for name, (_, second) in sums.items()},
@@ -246,13 +238,22 @@ def input_hessians(
 
         return record
 
+    seen = _run_hooked(model, hook, sampler, config.images, config.batch_size, config.seed)
+    return {name: (total / seen).numpy() for name, total in sums.items()}
+
+
+def _run_hooked(
+    model: nn.Module, hook: Any, sampler: ProxySampler, images: int, batch_size: int, seed: int
+) -> int:
+    """One pass of ``images`` proxy images with ``hook(name)`` as every weight layer's forward
+    pre-hook (removed afterwards); returns the images seen."""
     handles = [m.register_forward_pre_hook(hook(name)) for name, _, m in layer_names(model)]
     seen = 0
     try:
-        for x in sampler.batches(config.images, config.batch_size, config.seed):
+        for x in sampler.batches(images, batch_size, seed):
             model(x)
             seen += len(x)
     finally:
         for handle in handles:
             handle.remove()
-    return {name: (total / seen).numpy() for name, total in sums.items()}
+    return seen
