@@ -82,10 +82,7 @@ def proxy_input_stats(loaded: LoadedModel, data: str, *, seed: int = 0) -> Input
     (:func:`squeezenet.compress.weighting.input_statistics`) on 2x2 mosaics of dataset
     ``data``'s training split: what the activation weighting and the bias correction of
     ``--calib`` need, in one pass."""
-    proxy = calibration_images(loaded, data)
-    assert loaded.preprocess is not None
-    sampler = ProxySampler(proxy, loaded.preprocess, ProxyConfig(mix="mosaic"), channels_last=True)
-    return input_statistics(loaded.model, sampler, ImportanceConfig(seed=seed))
+    return input_statistics(loaded.model, _mosaics(loaded, data), ImportanceConfig(seed=seed))
 
 
 def calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibration:
@@ -114,10 +111,15 @@ def proxy_hessians(
 ) -> dict[str, np.ndarray]:
     """Every layer's input covariance (:func:`squeezenet.compress.weighting.input_hessians`)
     on 2x2 mosaics of dataset ``data``'s training split, the images of :func:`proxy_input_stats`."""
+    return input_hessians(loaded.model, _mosaics(loaded, data), config)
+
+
+def _mosaics(loaded: LoadedModel, data: str) -> ProxySampler:
+    """2x2 mosaics of dataset ``data``'s training split at ``loaded``'s input: the images of
+    ``--calib``'s input statistics and Hessians."""
     proxy = calibration_images(loaded, data)
     assert loaded.preprocess is not None
-    sampler = ProxySampler(proxy, loaded.preprocess, ProxyConfig(mix="mosaic"), channels_last=True)
-    return input_hessians(loaded.model, sampler, config)
+    return ProxySampler(proxy, loaded.preprocess, ProxyConfig(mix="mosaic"), channels_last=True)
 
 
 def bias_corrector(stats: InputStats) -> Distiller:

@@ -64,6 +64,8 @@ class Feedback:
 
     @classmethod
     def of(cls, layers: Sequence[TrellisLayer], lanes: Lanes) -> Feedback:
+        """The feedback of ``layers`` laid out like ``lanes``; also sets ``lanes.weight`` of each
+        fed layer to its feedback cost (``importance`` does not apply to it)."""
         rows, period = lanes.a.shape
         width = max(len(x.feedback) for x in layers if x.feedback is not None)
         col = np.zeros((rows, period), dtype=np.int64)
@@ -108,7 +110,7 @@ class Feedback:
         return cls(x, col, fresh, index, np.concatenate(moves))
 
 
-def _statechoices(
+def _state_choices(
     lanes: Lanes,
     rates: np.ndarray,
     t: int,
@@ -156,7 +158,7 @@ def viterbi_fed(lanes: Lanes, feedback: Feedback, rates: np.ndarray) -> np.ndarr
         moved[reset] = 0.0
         target = feedback.x[:, t, None] + moved[every, :, feedback.col[:, t]]  # (rows, 4)
         a, negative = np.abs(target), target < 0
-        best = _statechoices(lanes, rates, t, a, negative, lam2, layer2)
+        best = _state_choices(lanes, rates, t, a, negative, lam2, layer2)
         new = np.empty((rows, 4))
         before = np.empty((rows, 4), dtype=np.int64)
         error = np.empty((rows, 4))

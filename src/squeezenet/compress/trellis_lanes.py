@@ -151,9 +151,9 @@ def choices(
     negative = negative_.astype(np.int64)
     low = np.floor(a / 2) if q == 0 else np.maximum(np.floor((a + 1) / 2), 1)
     low = np.minimum(low.astype(np.int64), MAX_LEVEL - 1)
-    choices = (np.zeros_like(low), low, low + 1)
+    options = (np.zeros_like(low), low, low + 1)
     costs = []
-    for j in choices:
+    for j in options:
         level = 2 * j - q * (j > 0)
         error = (a - level) ** 2 * weight
         symbol = np.where(j == 0, 0, 2 * j - 1 + negative)
@@ -163,7 +163,7 @@ def choices(
     for parity in (0, 1):
         best_c = np.full(len(a), np.inf)
         best_j = np.zeros(len(a), dtype=np.int64)
-        for j, c in zip(choices, costs, strict=True):
+        for j, c in zip(options, costs, strict=True):
             take = ((j & 1) == parity) & (c < best_c)
             best_c = np.where(take, c, best_c)
             best_j = np.where(take, j, best_j)
