@@ -10,7 +10,9 @@ uncompressed model and top-1 agreement. Two proxy seeds (the calibration images,
 the held-out sets stay fixed), so a step counts only if it beats its spread. Further candidates
 (``--candidates``) add the step + bias refit and distillation of ``--distill cifar10`` on top
 (``feedback 0.1 distill``), measure the Hessian on more images (``feedback 0.1 images 1024``)
-or temper the feedback's cost weights (``feedback 0.1 power 0.5``).
+or temper the feedback's cost weights (``feedback 0.1 power 0.5``), measure the Hessians on
+images of which a fraction are dead leaves (``feedback 0.1 leaves 0.5``), or allocate the rate
+across layers by their proxy KL per unit of squared weight error (``feedback 0.1 scales 1``).
 The ImageNet evaluation images are never read.
 
     python decisions/bench_feedback.py SQ.safetensors --target 340000 --damping 0.01,0.1,1 \\
@@ -35,12 +37,15 @@ import proxy_sets
 
 from squeezenet.compress import trellis_feedback
 from squeezenet.compress.calibrate import (
+    _mosaics,
     bias_corrector,
     proxy_distiller,
     proxy_hessians,
     proxy_input_stats,
+    proxy_scales,
 )
 from squeezenet.compress.config import CompressConfig
+from squeezenet.compress.sequential import Sequential, SequentialConfig
 from squeezenet.compress.trellis import feedback_factor
 from squeezenet.compress.weighting import HessianConfig, importance_from
 from squeezenet.experiments.provenance import command_line, machine
@@ -63,7 +68,7 @@ def main() -> None:
     ]  # fmt: skip
     for seed in [int(s) for s in args.seeds.split(",")]:
         stats = None
-        hessians: dict[int, Any] = {}  # by image count
+        hessians: dict[tuple[int, float], Any] = {}  # by image count and leaves
         for candidate in candidates:
             if (candidate, seed, args.target) in done:
                 continue
@@ -75,16 +80,36 @@ def main() -> None:
             )
             words = candidate.split()
             importance = feedback = None
+            if words[0] == "sequential":
+                rows.append(_sequential(loaded, candidate, seed, args.target, sets, reference, out))
+                rows_path.write_text(json.dumps(rows, indent=1))
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                continue
             if words[0] == "activation":
                 importance = importance_from(loaded.model, stats)
             else:
                 images = int(words[words.index("images") + 1]) if "images" in words else 256
-                if images not in hessians:
-                    hessians[images] = proxy_hessians(
-                        loaded, "cifar10", HessianConfig(images=images, seed=seed)
+                leaves = float(words[words.index("leaves") + 1]) if "leaves" in words else 0.0
+                if (images, leaves) not in hessians:
+                    hessians[images, leaves] = proxy_hessians(
+                        loaded, "cifar10", HessianConfig(images=images, seed=seed, leaves=leaves)
                     )
                 damping = float(words[1])
-                feedback = {n: feedback_factor(h, damping) for n, h in hessians[images].items()}
+                # "last D": the final layer (the classifier) at damping D
+                last = float(words[words.index("last") + 1]) if "last" in words else damping
+                final = list(hessians[images, leaves])[-1]
+                feedback = {
+                    n: feedback_factor(h, last if n == final else damping)
+                    for n, h in hessians[images, leaves].items()
+                }
+            # "scales P": per-layer rate allocation, lambda / scale**P with the proxy KL per unit
+            # of squared weight error (weighting.layer_scales, as --weighting layer measures it)
+            scales = None
+            if "scales" in words:
+                power = float(words[words.index("scales") + 1])
+                measured = proxy_scales(loaded, "cifar10", seed=seed)
+                mean = float(np.exp(np.mean(np.log(list(measured.values())))))
+                scales = {n: (v / mean) ** power for n, v in measured.items()}
             # "power P": the feedback's cost weights tempered (trellis_feedback.COST_POWER)
             power = float(words[words.index("power") + 1]) if "power" in words else 1.0
             trellis_feedback.COST_POWER = power
@@ -93,7 +118,12 @@ def main() -> None:
                 hook = proxy_distiller("cifar10", config)
             fresh = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
             result = compress_model(
-                fresh, config, distill=hook, importance=importance, feedback=feedback
+                fresh,
+                config,
+                distill=hook,
+                scales=scales,
+                importance=importance,
+                feedback=feedback,
             )
             name = f"{candidate.replace(' ', '_')}_s{seed}_{args.target}.sqz"
             (out / name).write_bytes(result.data)
@@ -110,6 +140,44 @@ def main() -> None:
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     document = {"command": command_line(sys.argv), "machine": machine(), "rows": rows}
     print(json.dumps(document, indent=2))
+
+
+def _sequential(
+    loaded: Any, candidate: str, seed: int, target: int, sets: Any, reference: Any, out: Path
+) -> dict[str, Any]:
+    """``sequential D [symmetric]``: the trellis with sequential error feedback
+    (compress.sequential, damping D; GPTAQ's asymmetric target unless ``symmetric``), its
+    biases corrected inside; lambda found by at most three secant steps from the previous
+    recipe's (a full bisection would quantize sequentially seven times) to within 1 % of the
+    byte target."""
+    words = candidate.split()
+    config = SequentialConfig(
+        damping=float(words[1]), asymmetric="symmetric" not in words, seed=seed
+    )
+    start = time.perf_counter()
+    lam, result = 1.8e-5, None
+    for _ in range(3):
+        compress = CompressConfig(
+            quantizer="trellis", rate_lambda=lam, bias_dtype="float16", seed=seed
+        )
+        fresh = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+        walk = Sequential(_mosaics(loaded, "cifar10"), config)
+        result = compress_model(fresh, compress, sequential=walk)
+        print(f"{candidate} s{seed}: lambda {lam:.4g} -> {len(result.data)} B", file=sys.stderr)
+        if abs(len(result.data) / target - 1) <= 0.01:
+            break
+        lam *= (len(result.data) / target) ** (1 / 0.124)  # d log bytes / d log lambda ~ -0.124
+    assert result is not None
+    (out / f"{candidate.replace(' ', '_')}_s{seed}_{target}.sqz").write_bytes(result.data)
+    scores = proxy_sets.score(result.model, sets, reference)
+    kls = [s["kl"] for s in scores.values()]
+    agreements = [s["agreement"] for s in scores.values()]
+    return {
+        "candidate": candidate, "seed": seed, "target": target, "bytes": len(result.data),
+        "seconds": round(time.perf_counter() - start, 1), "rate_lambda": lam, **scores,
+        "mean_kl": round(float(np.mean(kls)), 5),
+        "mean_agreement": round(float(np.mean(agreements)), 4),
+    }  # fmt: skip
 
 
 def _parse() -> argparse.Namespace:

@@ -13,7 +13,7 @@ from torch import nn
 from squeezenet.compress import PrunePolicy, centroid_parameters, prune_, quantize_
 from squeezenet.compress.distill import DistillConfig, DistillProgress, distill_, distiller
 from squeezenet.compress.finetune_common import shared_layers
-from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
+from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler, dead_leaves
 from squeezenet.compress.reconstruct import ReconstructConfig, reconstruct_
 from squeezenet.data import CIFAR10, ArrayDataset, Preprocess, load_dataset, normalize_batch
 from squeezenet.errors import ConfigError, InputError, UserError
@@ -243,6 +243,30 @@ def test_sampler_shapes_determinism_and_plain_path(proxies: torch.Tensor) -> Non
     assert torch.allclose(batch, expected, atol=1e-5)  # same size, no augmentation: identity
 
 
+def test_dead_leaves_paint_discs_in_the_proxy_colours(proxies: torch.Tensor) -> None:
+    x = dead_leaves(proxies, 3, 64, torch.Generator().manual_seed(1))
+    assert x.shape == (3, 3, 64, 64) and x.dtype == torch.float32
+    assert torch.equal(x, dead_leaves(proxies, 3, 64, torch.Generator().manual_seed(1)))
+    palette = {tuple(c) for c in proxies.permute(0, 2, 3, 1).reshape(-1, 3).tolist()}
+    colours = {tuple(c) for c in x.permute(0, 2, 3, 1).reshape(-1, 3).int().tolist()}
+    assert colours <= palette  # every pixel is a proxy pixel's colour
+    assert all(len(set(map(tuple, image.reshape(3, -1).T.tolist()))) > 10 for image in x)
+    # flat discs: most neighbouring pixels are equal, unlike noise
+    assert float((x[..., 1:] == x[..., :-1]).float().mean()) > 0.5
+
+
+def test_sampler_replaces_the_leaves_fraction(proxies: torch.Tensor) -> None:
+    preset = dataclasses.replace(CIFAR10, crop=48)
+    plain = ProxySampler(proxies, preset, ProxyConfig(mix="mosaic"))
+    some = ProxySampler(proxies, preset, ProxyConfig(mix="mosaic", leaves=0.5))
+    every = ProxySampler(proxies, preset, ProxyConfig(leaves=1.0))
+    a, b = (s.batch(64, torch.Generator().manual_seed(0)) for s in (plain, some))
+    same = (a == b).flatten(1).all(1)
+    assert 10 < int(same.sum()) < 54  # about half replaced, the rest as without leaves
+    flat = every.batch(8, torch.Generator().manual_seed(0))
+    assert float((flat[..., 1:] == flat[..., :-1]).float().mean()) > 0.5
+
+
 @pytest.mark.parametrize(
     ("factory", "changes", "field"),
     [
@@ -255,6 +279,7 @@ def test_sampler_shapes_determinism_and_plain_path(proxies: torch.Tensor) -> Non
         (ReconstructConfig, {"batch_size": 0}, "batch_size"),
         (ProxyConfig, {"mix": "blend"}, "mix"),
         (ProxyConfig, {"min_scale": 0.0}, "min_scale"),
+        (ProxyConfig, {"leaves": 1.5}, "leaves"),
     ],
 )
 def test_configs_name_the_bad_field(factory: Any, changes: dict[str, Any], field: str) -> None:

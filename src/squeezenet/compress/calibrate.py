@@ -27,6 +27,7 @@ from squeezenet.compress.distill import (
     distiller,
 )
 from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
+from squeezenet.compress.sequential import Sequential, SequentialConfig
 from squeezenet.compress.trellis import feedback_factor
 from squeezenet.compress.weighting import (
     HessianConfig,
@@ -52,6 +53,8 @@ class Calibration:
     importance: dict[str, np.ndarray] | None = None  # per-weight error weights per layer
     correct: Distiller | None = None  # grid layers: the bias correction after quantization
     feedback: dict[str, np.ndarray] | None = None  # trellis: per-layer error feedback factors
+    # trellis: sequential quantization (biases corrected inside: no ``correct``)
+    sequential: Sequential | None = None
 
 
 def calibration_images(loaded: LoadedModel, data: str) -> ArrayDataset:
@@ -97,9 +100,12 @@ def calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibra
         stats = proxy_input_stats(loaded, data, seed=config.seed)
         return Calibration(scales=scales, correct=bias_corrector(stats))
     stats = proxy_input_stats(loaded, data, seed=config.seed)
-    if calib_weighting(config) == "hessian":
+    if calib_weighting(config) in ("hessian", "sequential"):
         hessians = proxy_hessians(loaded, data, HessianConfig(seed=config.seed))
         feedback = {name: feedback_factor(h, HessianConfig.damping) for name, h in hessians.items()}
+        if calib_weighting(config) == "sequential":  # feedback: the byte search's stand-in
+            walk = Sequential(_mosaics(loaded, data), SequentialConfig(seed=config.seed))
+            return Calibration(feedback=feedback, sequential=walk)
         return Calibration(feedback=feedback, correct=bias_corrector(stats))
     return Calibration(
         importance=importance_from(loaded.model, stats), correct=bias_corrector(stats)
@@ -111,15 +117,17 @@ def proxy_hessians(
 ) -> dict[str, np.ndarray]:
     """Every layer's input covariance (:func:`squeezenet.compress.weighting.input_hessians`)
     on 2x2 mosaics of dataset ``data``'s training split, the images of :func:`proxy_input_stats`."""
-    return input_hessians(loaded.model, _mosaics(loaded, data), config)
+    return input_hessians(loaded.model, _mosaics(loaded, data, config.leaves), config)
 
 
-def _mosaics(loaded: LoadedModel, data: str) -> ProxySampler:
+def _mosaics(loaded: LoadedModel, data: str, leaves: float = 0.0) -> ProxySampler:
     """2x2 mosaics of dataset ``data``'s training split at ``loaded``'s input: the images of
-    ``--calib``'s input statistics and Hessians."""
+    ``--calib``'s input statistics and Hessians; a fraction ``leaves`` of them dead leaves in
+    the set's colours (:func:`squeezenet.compress.proxy_sampler.dead_leaves`)."""
     proxy = calibration_images(loaded, data)
     assert loaded.preprocess is not None
-    return ProxySampler(proxy, loaded.preprocess, ProxyConfig(mix="mosaic"), channels_last=True)
+    config = ProxyConfig(mix="mosaic", leaves=leaves)
+    return ProxySampler(proxy, loaded.preprocess, config, channels_last=True)
 
 
 def bias_corrector(stats: InputStats) -> Distiller:

@@ -93,8 +93,10 @@ class CompressConfig:
     # How calibration images (--calib) weigh squared weight error: "activation" (trellis only:
     # within each layer by the RMS input of each weight's channel), "layer" (one proxy-KL
     # scale per layer) or "hessian" (trellis only: each rounding error fed back onto the
-    # row's later weights through the layer's input covariance, GPTQ / OBC). None: activation
-    # for the trellis, layer for ECSQ (docs/RESULTS.md).
+    # row's later weights through the layer's input covariance, GPTQ / OBC) or "sequential"
+    # (trellis only: the same, layer by layer on the inputs the quantized layers before produce,
+    # each layer refitted towards the uncompressed output, GPTAQ; compress.sequential). None:
+    # activation for the trellis, layer for ECSQ (docs/RESULTS.md).
     weighting: Weighting | None = None
 
     def __post_init__(self) -> None:

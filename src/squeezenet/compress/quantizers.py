@@ -17,7 +17,7 @@ plain weights with at most 2**16 distinct values (shared losslessly on export).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
@@ -29,7 +29,7 @@ from squeezenet.compress.trellis import trellis_quantize_
 from squeezenet.compress.weight_sharing import BitsSpec, Init, QuantizeReport, quantize_
 from squeezenet.errors import ConfigError
 
-Weighting = Literal["activation", "layer", "hessian"]
+Weighting = Literal["activation", "layer", "hessian", "sequential"]
 WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
 
 
@@ -43,6 +43,10 @@ class QuantizeJob:
     importance: Mapping[str, np.ndarray] | None = None  # per-weight error weights per layer
     # trellis: per layer, the error feedback factor (compress.trellis.feedback_factor)
     feedback: Mapping[str, np.ndarray] | None = None
+    # trellis: quantize sequentially instead, ``sequential(model, rate_lambda)``
+    # (compress.sequential.Sequential); a byte target is then searched with the rest of the
+    # job (the feedback above) standing in, and met by a few sequential probes
+    sequential: Callable[[nn.Module, float], QuantizeReport] | None = None
     level_bits: float = LEVEL_BITS  # what one codebook entry costs in the file
     init: Init = "linear"  # k-means initialisation
     iters: int = 300  # k-means Lloyd iterations
@@ -117,10 +121,12 @@ class Trellis:
     rate: bool = True
     without_rate: str | None = None
     grid: bool = True
-    weightings: tuple[Weighting, ...] = ("activation", "layer", "hessian")
+    weightings: tuple[Weighting, ...] = ("activation", "layer", "hessian", "sequential")
 
     def quantize_(self, model: nn.Module, job: QuantizeJob) -> QuantizeReport:
         assert job.rate_lambda is not None
+        if job.sequential is not None:
+            return job.sequential(model, job.rate_lambda)
         return trellis_quantize_(
             model,
             job.rate_lambda,

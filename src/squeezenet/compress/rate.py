@@ -90,10 +90,50 @@ def quantize_to_rate_(
 
     if target_bytes is not None:
         prober = _Prober(model, size_of, quantize, probes, job.importance)
-        rate_lambda = _search(prober, target_bytes, advice)
+        if job.sequential is None:
+            rate_lambda = _search(prober, target_bytes, advice)
+        else:  # searched with the rest of the job standing in, then met by a few probes
+            fast = dataclasses.replace(job, sequential=None)
+            stand_in = _Prober(
+                model,
+                size_of,
+                lambda t, lam: quantizer.quantize_(t, dataclasses.replace(fast, rate_lambda=lam)),
+                [],
+                job.importance,
+            )
+            start = _search(stand_in, target_bytes, advice)
+            rate_lambda = _refine(prober, target_bytes, start, stand_in) or _search(
+                prober, target_bytes, advice
+            )
     assert rate_lambda is not None
     report = quantize(model, rate_lambda)
     return report, RateOutcome(rate_lambda, target_bytes, tuple(probes))
+
+
+REFINE_PROBES = 3  # probes of the real quantizer after a stand-in's search
+
+
+def _refine(prober: _Prober, target: int, start: float, stand_in: _Prober) -> float | None:
+    """From the lambda ``start`` a stand-in quantizer found for ``target``, at most
+    :data:`REFINE_PROBES` probes of the real one, each scaling lambda by the stand-in's size
+    slope (d log bytes / d log lambda near ``start``), aiming at the middle of the tolerance.
+    None: no probe met the target whole within the tolerance (the caller searches in full)."""
+    near = sorted(stand_in.sizes, key=lambda lam: abs(math.log(lam / start)))[:2]
+    slope = -0.1
+    if len(near) == 2 and near[0] != near[1]:
+        a, b = near
+        sizes = stand_in.sizes
+        if sizes[a] != sizes[b]:
+            slope = math.log(sizes[a] / sizes[b]) / math.log(a / b)
+    slope = min(slope, -0.01)  # bytes fall as lambda rises
+    aim = (1 - TOLERANCE / 2) * target
+    lam = start
+    for _ in range(REFINE_PROBES):
+        size = prober.size(lam)
+        if (1 - TOLERANCE) * target <= size <= target and prober.wreck(lam) is None:
+            return lam
+        lam *= (size / aim) ** (-1 / slope)
+    return None
 
 
 class TargetWrecksError(ConfigError):

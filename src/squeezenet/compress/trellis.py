@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_LEVEL",
     "TrellisLayer",
     "feedback_factor",
+    "share_codes_",
     "step_for",
     "trellis_many",
     "trellis_quantize_",
@@ -135,14 +137,25 @@ def trellis_quantize_(
         h = None if importance is None or u is not None else importance.get(name)
         found.append((name, module, TrellisLayer(weight, step_for(lam), lam, h, u)))
     codes = trellis_many([layer for _, _, layer in found], period_log2=period_log2)
+    named = {name: code for (name, _, _), code in zip(found, codes, strict=True)}
+    return share_codes_(model, named)
+
+
+def share_codes_(model: nn.Module, codes: Mapping[str, GridCode]) -> QuantizeReport:
+    """Make each layer named in ``codes`` weight-shared over its grid values and give it its
+    :class:`GridCode` as attribute :data:`GRID_ATTRIBUTE`, in place."""
     rows = []
-    for (name, module, layer), code in zip(found, codes, strict=True):
+    for name, _names, module in layer_names(model):
+        if name not in codes:
+            continue
+        code = codes[name]
         values = code.values()
         codebook, inverse = np.unique(values, return_inverse=True)
         keep = codebook != 0
         centroids = codebook[keep] if keep.any() else np.zeros(1, dtype=np.float32)
         renumber = np.where(keep, np.cumsum(keep) - 1, len(centroids))  # zero: the last level
-        assignment = renumber[inverse].reshape(np.shape(layer.values))
+        shape = tuple(cast(torch.Tensor, module.weight).shape)
+        assignment = renumber[inverse].reshape(shape)
         width = max(1, math.ceil(math.log2(len(centroids))))
         rows.append(share_layer_(name, module, centroids, torch.from_numpy(assignment), width))
         setattr(module, GRID_ATTRIBUTE, code)

@@ -150,7 +150,10 @@ def choices(
     units) with their signs, zero flags, error weights, lambdas and layers (all one per entry)."""
     negative = negative_.astype(np.int64)
     low = np.floor(a / 2) if q == 0 else np.maximum(np.floor((a + 1) / 2), 1)
-    low = np.minimum(low.astype(np.int64), MAX_LEVEL - 1)
+    # the largest level the rate table holds (error feedback can move a weight past the largest
+    # one the lanes started with); top <= MAX_LEVEL
+    top = (rates.shape[1] - 1) // 2
+    low = np.minimum(low.astype(np.int64), top - 1)
     options = (np.zeros_like(low), low, low + 1)
     costs = []
     for j in options:

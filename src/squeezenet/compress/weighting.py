@@ -194,12 +194,17 @@ class HessianConfig:
     # how far the proxy images' correlations are trusted. Chosen on held-out proxies.
     damping: float = 0.1
     seed: int = 0  # proxy images and sampled positions
+    # Fraction of the images that are dead leaves (ProxyConfig.leaves) instead of CIFAR-style
+    # crops and mosaics: inputs with photographs' sharp edges at every scale.
+    leaves: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.images, self.batch_size, self.positions) < 1:
             raise ConfigError("HessianConfig: images, batch_size and positions must be >= 1")
         if not 0 < self.damping <= 100:
             raise ConfigError(f"HessianConfig.damping: expected (0, 100], got {self.damping}")
+        if not 0 <= self.leaves <= 1:
+            raise ConfigError(f"HessianConfig.leaves: expected [0, 1], got {self.leaves}")
 
 
 @torch.no_grad()

@@ -72,6 +72,7 @@ def compress_model(
     scales: Mapping[str, float] | None = None,
     importance: Mapping[str, np.ndarray] | None = None,
     feedback: Mapping[str, np.ndarray] | None = None,
+    sequential: Callable[[nn.Module, float], QuantizeReport] | None = None,
 ) -> CompressResult:
     """Prune, share and encode ``loaded.model`` in place (Deep Compression Sec. 2-4).
 
@@ -88,6 +89,9 @@ def compress_model(
             (:func:`squeezenet.compress.weighting.weight_importance`); None: equal.
         feedback: with the trellis quantizer: per layer, the error feedback factor of its input
             Hessian (:func:`squeezenet.compress.trellis.feedback_factor`); None: no feedback.
+        sequential: with the trellis quantizer: quantize sequentially instead
+            (:class:`squeezenet.compress.sequential.Sequential`); a byte target is searched
+            with ``feedback`` standing in.
 
     Returns:
         The weight-shared model (``loaded.model``, changed in place), its plain-data form, the
@@ -98,7 +102,10 @@ def compress_model(
     teacher = copy.deepcopy(model).eval() if distill is not None else None
     prune_report = _prune_stage_(model, config)
     watch.lap("prune")
-    quant, rate, damage = _quantize_stage_(loaded, config, scales, importance, feedback)
+    job = QuantizeJob(
+        scales=scales, importance=importance, feedback=feedback, sequential=sequential
+    )
+    quant, rate, damage = _quantize_stage_(loaded, config, job)
     watch.lap("quantize")
     distilled = None
     if distill is not None and teacher is not None:
@@ -126,22 +133,16 @@ def compress_model(
 
 
 def _quantize_stage_(
-    loaded: LoadedModel,
-    config: CompressConfig,
-    scales: Mapping[str, float] | None,
-    importance: Mapping[str, np.ndarray] | None,
-    feedback: Mapping[str, np.ndarray] | None = None,
+    loaded: LoadedModel, config: CompressConfig, given: QuantizeJob
 ) -> tuple[QuantizeReport, RateOutcome | None, Damage]:
     """The configured quantizer (:mod:`squeezenet.compress.quantizers`), at a lambda or a byte
     target when it is a rate quantizer, and what it did to the weights it was given (pruning is
-    the policy's doing, not counted)."""
+    the policy's doing, not counted). ``given``: the calibration's fields of the job."""
     before = weights_before(loaded.model)
     quantizer = config.quantizer_in_use()
-    job = QuantizeJob(
+    job = dataclasses.replace(
+        given,
         bits=config.bits if isinstance(config.bits, int) else dict(config.bits),
-        scales=scales,
-        importance=importance,
-        feedback=feedback,
         level_bits=(16 if config.codebook_dtype == "float16" else 32) + 5,  # entry + length
         init=config.init,
         iters=config.iters,
@@ -160,7 +161,7 @@ def _quantize_stage_(
             target_bytes=config.target_bytes,
             advice="" if config.codec == "auto" else " or use --codec auto",
         )
-    return quant, rate, assess(before, loaded.model, importance)
+    return quant, rate, assess(before, loaded.model, given.importance)
 
 
 def _export(loaded: LoadedModel, model: nn.Module) -> CompressedModel:
@@ -262,6 +263,7 @@ def compress_file(
         scales=calibration.scales,
         importance=calibration.importance,
         feedback=calibration.feedback,
+        sequential=calibration.sequential,
     )
     watch.restart()
     atomic_write_bytes(output, result.data)

@@ -78,7 +78,9 @@ Weighting = Annotated[
     typer.Option(
         help="How --calib weighs errors: activation (trellis: per input channel) | layer "
         "(one scale per layer) | hessian (trellis: error feedback through each layer's input "
-        "covariance, GPTQ-style). Default: activation for the trellis, layer for ECSQ."
+        "covariance, GPTQ-style) | sequential (trellis: hessian layer by layer on the inputs "
+        "the quantized layers before give, each refitted to the uncompressed output, GPTAQ-"
+        "style; slower). Default: activation for the trellis, layer for ECSQ."
     ),
 ]
 
