@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ AGREEMENT_RANGE = (0.80, 0.98)  # where RESULTS.md compares the two curves
 TRELLIS_CALIBRATED = "ours trellis, calibrated"
 TRELLIS_DISTILLED = "ours trellis, distilled"
 TRELLIS_FEEDBACK = "ours trellis, error feedback"
+TRELLIS_SEQUENTIAL = "ours trellis, sequential feedback"
 # The error feedback recipe as decisions/bench_feedback.py chose it on held-out proxies
 # (docs/RESULTS.md, "Half the released file"): compress --weighting hessian --calib cifar10
 FEEDBACK_DISTILL = False  # whether --distill cifar10 runs on top
@@ -68,6 +69,7 @@ def main() -> None:
     rows += _part(out / "rows_calibrated.json", args.reuse, lambda: _calibrated(bench, False))
     rows += _part(out / "rows_distilled.json", args.reuse, lambda: _calibrated(bench, True))
     rows += _feedback(bench, out / "rows_feedback.json")
+    rows += _feedback(bench, out / "rows_sequential.json", "sequential")
     reference, labels = bench.reference, bench.labels
     verdict = _verdict(rows)
     document = {
@@ -85,7 +87,12 @@ def main() -> None:
                 "verdict_interpolated": _interpolated(rows, family),
                 "equal_kl": _equal_kl(rows, family),
             }
-            for family in (TRELLIS_CALIBRATED, TRELLIS_DISTILLED, TRELLIS_FEEDBACK)
+            for family in (
+                TRELLIS_CALIBRATED,
+                TRELLIS_DISTILLED,
+                TRELLIS_FEEDBACK,
+                TRELLIS_SEQUENTIAL,
+            )
         },
     }
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
@@ -122,6 +129,11 @@ def _parse() -> argparse.Namespace:
         # (the weights' SQNR falls under the 8 dB wreck line: compress.rate)
         default="310000,337881,360000,380000,400000,430000,460000,480000",
         help="byte targets of the error-feedback trellis files (resumable: one row at a time)",
+    )
+    parser.add_argument(
+        "--sequential-targets",
+        default="310000,337881,360000,380000,400000,430000,460000,480000",
+        help="byte targets of the sequential-feedback trellis files (resumable, as above)",
     )
     parser.add_argument("--out", default="benchmarks/results/peers")
     parser.add_argument(
@@ -304,10 +316,12 @@ def _calibrated(bench: _Bench, distilled: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def _feedback(bench: _Bench, path: Path) -> list[dict[str, Any]]:
-    """Trellis files with error feedback (``compress --weighting hessian --calib``), made by
-    the command's own code path; rows already in ``path`` are kept (with ``--reuse``) and each
-    new one is stored as it lands, so an interrupted run resumes where it stopped."""
+def _feedback(
+    bench: _Bench, path: Path, weighting: Literal["hessian", "sequential"] = "hessian"
+) -> list[dict[str, Any]]:
+    """Trellis files with error feedback (``compress --weighting hessian|sequential --calib``),
+    made by the command's own code path; rows already in ``path`` are kept (with ``--reuse``)
+    and each new one is stored as it lands, so an interrupted run resumes where it stopped."""
     from squeezenet.workflows.compress_file import compress_file
 
     args = bench.args
@@ -316,22 +330,27 @@ def _feedback(bench: _Bench, path: Path) -> list[dict[str, Any]]:
     )
     done = {r["target"] for r in rows}
     source = _weights(args, bench.out)
-    for target in [int(t) for t in args.feedback_targets.split(",") if t]:
+    sequential = weighting == "sequential"
+    targets = args.sequential_targets if sequential else args.feedback_targets
+    for target in [int(t) for t in targets.split(",") if t]:
         if target in done:
             continue
         config = CompressConfig(
-            quantizer="trellis", target_bytes=target, bias_dtype="float16", weighting="hessian"
+            quantizer="trellis", target_bytes=target, bias_dtype="float16", weighting=weighting
         )
-        name = f"feedback {target}" + (" distilled" if FEEDBACK_DISTILL else "")
+        name = f"{'sequential' if sequential else 'feedback'} {target}"
+        if FEEDBACK_DISTILL and not sequential:
+            name += " distilled"
         out = bench.out / (name.replace(" ", "_") + ".sqz")
         start = time.perf_counter()
-        distill = args.calib if FEEDBACK_DISTILL else None
+        distill = args.calib if FEEDBACK_DISTILL and not sequential else None
         result = compress_file(source, out, config, calib=args.calib, distill_data=distill)
         seconds = time.perf_counter() - start
         rate = result.report.rate["rate_lambda"] if result.report.rate else None
+        family = TRELLIS_SEQUENTIAL if sequential else TRELLIS_FEEDBACK
         rows.append(
             bench.row(
-                name, TRELLIS_FEEDBACK, len(result.data), load_any(out).model,
+                name, family, len(result.data), load_any(out).model,
                 seconds=round(seconds, 2), rate_lambda=rate, target=target,
             )
         )  # fmt: skip

@@ -56,6 +56,15 @@ def test_hessian_weighting_gives_feedback_factors_and_a_bias_correction() -> Non
             assert u.shape == (k, k) and np.allclose(u, np.triu(u)) and (np.diag(u) > 0).all()
 
 
+def test_sequential_weighting_walks_the_model_with_the_feedback_standing_in() -> None:
+    """--weighting sequential: the sequential quantization (biases corrected inside, so no
+    bias-correction hook) and the parallel feedback factors its byte search starts from."""
+    config = CompressConfig(quantizer="trellis", rate_lambda=1e-6, weighting="sequential")
+    found = calibrate(_loaded(), config, "synthetic")
+    assert found.sequential is not None and found.feedback and found.correct is None
+    assert found.sequential.config.seed == config.seed
+
+
 def test_input_hessians_are_the_mean_patch_outer_products() -> None:
     """With every position kept, a conv layer's Hessian is the mean of its im2col patches'
     outer products, per image position, averaged over images."""

@@ -77,35 +77,29 @@ def compress_model(
     """Prune, share and encode ``loaded.model`` in place (Deep Compression Sec. 2-4).
 
     Args:
-        loaded: a model with its registry name, preprocessing and class names
-            (:func:`squeezenet.workflows.load.load_any`).
+        loaded: a model with its name, preprocessing and classes (``load.load_any``).
         config: the pruning policy, bit widths, k-means init and encoder options.
-        distill: optional fine-tuning of the shared centroids,
-            ``distill(student, teacher, preprocess)``, run after quantization with the
-            uncompressed model as the teacher (see :data:`Distiller`).
+        distill: optional fine-tuning after quantization, ``distill(student, teacher,
+            preprocess)`` with the uncompressed model as the teacher (:data:`Distiller`).
         scales: with ``config.rate_lambda`` / ``target_bytes``: each layer's cost of a unit of
             squared weight error (:func:`squeezenet.compress.weighting.layer_scales`); None: equal.
         importance: with the trellis quantizer: per-weight error weights within each layer
             (:func:`squeezenet.compress.weighting.weight_importance`); None: equal.
         feedback: with the trellis quantizer: per layer, the error feedback factor of its input
             Hessian (:func:`squeezenet.compress.trellis.feedback_factor`); None: no feedback.
-        sequential: with the trellis quantizer: quantize sequentially instead
-            (:class:`squeezenet.compress.sequential.Sequential`); a byte target is searched
-            with ``feedback`` standing in.
+        sequential: with the trellis: quantize sequentially instead (``feedback`` then stands
+            in for the byte search; :class:`squeezenet.compress.sequential.Sequential`).
 
     Returns:
-        The weight-shared model (``loaded.model``, changed in place), its plain-data form, the
-        encoded .sqz bytes and the report.
+        The shared model (``loaded.model``, in place), its plain data, the .sqz bytes, the report.
     """
     watch = Stopwatch()
     model = loaded.model
     teacher = copy.deepcopy(model).eval() if distill is not None else None
     prune_report = _prune_stage_(model, config)
     watch.lap("prune")
-    job = QuantizeJob(
-        scales=scales, importance=importance, feedback=feedback, sequential=sequential
-    )
-    quant, rate, damage = _quantize_stage_(loaded, config, job)
+    given = QuantizeJob(scales=scales, importance=importance, feedback=feedback)
+    quant, rate, damage = _quantize_stage_(loaded, config, given, sequential)
     watch.lap("quantize")
     distilled = None
     if distill is not None and teacher is not None:
@@ -133,7 +127,10 @@ def compress_model(
 
 
 def _quantize_stage_(
-    loaded: LoadedModel, config: CompressConfig, given: QuantizeJob
+    loaded: LoadedModel,
+    config: CompressConfig,
+    given: QuantizeJob,
+    sequential: Callable[[nn.Module, float], QuantizeReport] | None,
 ) -> tuple[QuantizeReport, RateOutcome | None, Damage]:
     """The configured quantizer (:mod:`squeezenet.compress.quantizers`), at a lambda or a byte
     target when it is a rate quantizer, and what it did to the weights it was given (pruning is
@@ -142,6 +139,7 @@ def _quantize_stage_(
     quantizer = config.quantizer_in_use()
     job = dataclasses.replace(
         given,
+        sequential=sequential,
         bits=config.bits if isinstance(config.bits, int) else dict(config.bits),
         level_bits=(16 if config.codebook_dtype == "float16" else 32) + 5,  # entry + length
         init=config.init,
