@@ -151,11 +151,15 @@ def _sequential(
     recipe's (a full bisection would quantize sequentially seven times) to within 1 % of the
     byte target."""
     words = candidate.split()
+    # "final S": the classifier's lambda / S (a finer grid where photographs' KL comes from)
+    final = float(words[words.index("final") + 1]) if "final" in words else 1.0
     config = SequentialConfig(
-        damping=float(words[1]), asymmetric="symmetric" not in words, seed=seed
-    )
+        damping=float(words[1]), asymmetric="symmetric" not in words, seed=seed,
+        final_scale=final,
+    )  # fmt: skip
     start = time.perf_counter()
-    lam, result = 1.8e-5, None
+    # the previous recipe's lambda at 340,000 B; a finer classifier (+ ~7 KB) needs a larger one
+    lam, result = (1.8e-5 if "final" not in words else 2.1e-5), None
     for _ in range(3):
         compress = CompressConfig(
             quantizer="trellis", rate_lambda=lam, bias_dtype="float16", seed=seed

@@ -63,6 +63,8 @@ def test_sequential_weighting_walks_the_model_with_the_feedback_standing_in() ->
     found = calibrate(_loaded(), config, "synthetic")
     assert found.sequential is not None and found.feedback and found.correct is None
     assert found.sequential.config.seed == config.seed
+    # the stand-in's classifier at the walk's finer lambda, so their file sizes track
+    assert found.scales == {"classifier.1": found.sequential.config.final_scale}
 
 
 def test_input_hessians_are_the_mean_patch_outer_products() -> None:

@@ -31,7 +31,8 @@ from squeezenet.models import create_model
 from squeezenet.workflows.compress_file import compress_model
 
 TINY = {"base_e": 16, "incr_e": 16}
-SMALL = SequentialConfig(images=16, batch_size=8, positions=64)
+# one lambda for every layer (the shipped final_scale gives the classifier a finer grid)
+SMALL = SequentialConfig(images=16, batch_size=8, positions=64, final_scale=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,8 @@ def test_a_model_without_stages_is_refused(sampler: ProxySampler) -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
     with pytest.raises(ConfigError, match="--weighting hessian"):
         sequential_codes(model, sampler, 1e-4, SMALL)
+    with pytest.raises(ConfigError, match=r"SequentialConfig\.final_scale: expected"):
+        SequentialConfig(final_scale=0.0)
 
 
 def test_a_byte_target_is_searched_with_the_feedback_standing_in(sampler: ProxySampler) -> None:
@@ -162,3 +165,14 @@ def test_a_byte_target_is_searched_with_the_feedback_standing_in(sampler: ProxyS
         loaded(), dataclasses.replace(trellis, target_bytes=None, rate_lambda=lam), sequential=walk
     )
     assert again.data == result.data
+
+
+def test_the_final_scale_gives_the_classifier_a_finer_grid(sampler: ProxySampler) -> None:
+    model = _model()
+    names = [name for name, _, _ in layer_names(model)]
+    first, last = names[0], names[-1]
+    plain = sequential_codes(model, sampler, 1e-3, SMALL)
+    finer = sequential_codes(model, sampler, 1e-3, dataclasses.replace(SMALL, final_scale=100.0))
+    assert SequentialConfig().final_scale == 2.0  # the recipe chosen on held-out proxies
+    assert finer[last].code.step == pytest.approx(plain[last].code.step / 10, rel=1e-6)
+    assert finer[first].code.step == plain[first].code.step

@@ -27,6 +27,7 @@ from squeezenet.compress.distill import (
     distiller,
 )
 from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
+from squeezenet.compress.prune import layer_names
 from squeezenet.compress.sequential import Sequential, SequentialConfig
 from squeezenet.compress.trellis import feedback_factor
 from squeezenet.compress.weighting import (
@@ -103,9 +104,11 @@ def calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibra
     if calib_weighting(config) in ("hessian", "sequential"):
         hessians = proxy_hessians(loaded, data, HessianConfig(seed=config.seed))
         feedback = {name: feedback_factor(h, HessianConfig.damping) for name, h in hessians.items()}
-        if calib_weighting(config) == "sequential":  # feedback: the byte search's stand-in
+        if calib_weighting(config) == "sequential":  # feedback: the byte search's stand-in,
             walk = Sequential(_mosaics(loaded, data), SequentialConfig(seed=config.seed))
-            return Calibration(feedback=feedback, sequential=walk)
+            last = layer_names(loaded.model)[-1][0]  # its classifier as fine as the walk's
+            scales = {last: walk.config.final_scale}
+            return Calibration(scales=scales, feedback=feedback, sequential=walk)
         return Calibration(feedback=feedback, correct=bias_corrector(stats))
     return Calibration(
         importance=importance_from(loaded.model, stats), correct=bias_corrector(stats)

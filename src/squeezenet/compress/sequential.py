@@ -50,6 +50,10 @@ class SequentialConfig:
     positions: int = 512  # output positions sampled per image and layer (all where fewer)
     damping: float = 0.1  # fraction of the mean diagonal of H~ (as HessianConfig.damping)
     asymmetric: bool = True  # refit W towards the uncompressed output (False: quantize W)
+    # The last layer (the classifier) at lambda / final_scale: a finer grid where the held-out
+    # photographs' KL comes from. 2 was chosen on held-out proxies over 1 and 4 (docs/RESULTS.md,
+    # "Sequential error feedback").
+    final_scale: float = 2.0
     seed: int = 0  # proxy images and sampled positions
 
     def __post_init__(self) -> None:
@@ -57,6 +61,8 @@ class SequentialConfig:
             raise ConfigError("SequentialConfig: images, batch_size and positions must be >= 1")
         if not 0 < self.damping <= 100:
             raise ConfigError(f"SequentialConfig.damping: expected (0, 100], got {self.damping}")
+        if not 0 < self.final_scale < float("inf"):
+            raise ConfigError(f"SequentialConfig.final_scale: expected > 0, got {self.final_scale}")
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,8 @@ def sequential_codes(
     model: nn.Module, sampler: ProxySampler, rate_lambda: float, config: SequentialConfig
 ) -> dict[str, SequentialCode]:
     """The trellis levels and corrected biases of every conv / linear layer of ``model``
-    (uncompressed, plain or pruned; left unchanged), quantized in stage order.
+    (uncompressed, plain or pruned; left unchanged), quantized in stage order; the last layer
+    (the classifier) at lambda ``rate_lambda / config.final_scale``.
 
     Raises:
         ConfigError: ``model`` has no ``stages()`` walk (only SqueezeNets do).
@@ -101,6 +108,7 @@ def sequential_codes(
     model.eval()
     quantized = _copy(model)
     names = {id(m): name for name, _, m in layer_names(model)}
+    last = layer_names(model)[-1][2]
     generator = torch.Generator().manual_seed(config.seed)
     inputs = list(sampler.batches(config.images, config.batch_size, config.seed))
     floats, partial = inputs, [x.clone() for x in inputs]
@@ -110,7 +118,8 @@ def sequential_codes(
         twins = {id(a): b for a, b in zip(stage.modules(), stage_q.modules(), strict=True)}
         for group in _groups(stage, floats[0], names):
             moments = _measure(stage, stage_q, group, twins, floats, partial, config, generator)
-            found = _quantize_group(group, moments, rate_lambda, config)
+            lams = [rate_lambda / (config.final_scale if m is last else 1.0) for m in group]
+            found = _quantize_group(group, moments, lams, config)
             for module, result in zip(group, found, strict=True):
                 out[names[id(module)]] = result
                 _set_(cast(nn.Module, twins[id(module)]), result)
@@ -233,17 +242,17 @@ def _vectors(
 
 
 def _quantize_group(
-    group: list[nn.Module], moments: list[_Moments], rate_lambda: float, config: SequentialConfig
+    group: list[nn.Module], moments: list[_Moments], lams: list[float], config: SequentialConfig
 ) -> list[SequentialCode]:
     layers, biases = [], []
-    for module, m in zip(group, moments, strict=True):
+    for module, m, lam in zip(group, moments, lams, strict=True):
         weight = cast(torch.Tensor, module.weight).detach().double()
         w = weight.reshape(len(weight), -1).numpy()
         hq, cross = (m.hq / m.count).numpy(), (m.cross / m.count).numpy()
         target = _refit(w, hq, cross, config) if config.asymmetric else w
         u = feedback_factor(hq, config.damping)
         values = target.reshape(weight.shape).astype(np.float32)
-        layers.append(TrellisLayer(values, step_for(rate_lambda), rate_lambda, None, u))
+        layers.append(TrellisLayer(values, step_for(lam), lam, None, u))
         biases.append((w, (m.mean / m.count).numpy(), (m.mean_q / m.count).numpy()))
     codes = trellis_many(layers)
     out = []
