@@ -13,7 +13,8 @@ quantized model ``x~``; a layer's weights ``W`` (pruned ones stay zero) are then
 (Li et al., "GPTAQ", 2025: the asymmetric calibration that also undoes the error that reached
 the layer), quantized by the trellis with error feedback through ``H~ = E[x~ x~^T]``, and its
 bias corrected so the mean output matches: ``b + W E[x] - Q E[x~]``. The next group then sees
-the quantized layer. Only proxy images are used, never evaluation images.
+the quantized layer. The classifier is quantized at ``lambda / final_scale`` (a finer grid, where
+the held-out photographs' KL comes from). Only proxy images are used, never evaluation images.
 """
 
 from __future__ import annotations
