@@ -57,6 +57,7 @@ def _model(prune: bool = True) -> nn.Module:
     return model
 
 
+@pytest.mark.slow  # each walk runs the trellis's 4,096 steps per group (~20 s)
 def test_every_layer_is_coded_on_its_grid_and_pruned_weights_stay_zero(
     sampler: ProxySampler,
 ) -> None:
@@ -75,6 +76,7 @@ def test_every_layer_is_coded_on_its_grid_and_pruned_weights_stay_zero(
     assert all(torch.equal(before[k], after[k]) for k in before)  # the source is left as it was
 
 
+@pytest.mark.slow  # each walk runs the trellis's 4,096 steps per group (~20 s)
 def test_a_fine_grid_keeps_weights_and_biases(sampler: ProxySampler) -> None:
     model = _model()
     for asymmetric in (False, True):
@@ -109,6 +111,7 @@ def test_the_refit_is_the_damped_least_squares_solution_on_stored_weights() -> N
         assert np.all(found[r, ~s] == 0)
 
 
+@pytest.mark.slow  # each walk runs the trellis's 4,096 steps per group (~20 s)
 def test_the_quantizer_leaves_grid_layers_and_corrected_biases(sampler: ProxySampler) -> None:
     model = _model(prune=False)
     prune_(model, PrunePolicy.uniform(0.5))  # pruned with masks, as compress hands it over
@@ -133,6 +136,7 @@ def test_a_model_without_stages_is_refused(sampler: ProxySampler) -> None:
         SequentialConfig(final_scale=0.0)
 
 
+@pytest.mark.slow  # each walk runs the trellis's 4,096 steps per group (~20 s)
 def test_a_byte_target_is_searched_with_the_feedback_standing_in(sampler: ProxySampler) -> None:
     config = {"num_classes": 10, **TINY}
     big = dataclasses.replace(CIFAR10, crop=32)
@@ -167,6 +171,7 @@ def test_a_byte_target_is_searched_with_the_feedback_standing_in(sampler: ProxyS
     assert again.data == result.data
 
 
+@pytest.mark.slow  # each walk runs the trellis's 4,096 steps per group (~20 s)
 def test_the_final_scale_gives_the_classifier_a_finer_grid(sampler: ProxySampler) -> None:
     model = _model()
     names = [name for name, _, _ in layer_names(model)]
