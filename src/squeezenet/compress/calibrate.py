@@ -100,7 +100,6 @@ def calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibra
             return Calibration(scales=scales)
         stats = proxy_input_stats(loaded, data, seed=config.seed)
         return Calibration(scales=scales, correct=bias_corrector(stats))
-    stats = proxy_input_stats(loaded, data, seed=config.seed)
     if calib_weighting(config) in ("hessian", "sequential"):
         hessians = proxy_hessians(loaded, data, HessianConfig(seed=config.seed))
         feedback = {name: feedback_factor(h, HessianConfig.damping) for name, h in hessians.items()}
@@ -109,7 +108,9 @@ def calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibra
             last = layer_names(loaded.model)[-1][0]  # its classifier as fine as the walk's
             scales = {last: walk.config.final_scale}
             return Calibration(scales=scales, feedback=feedback, sequential=walk)
+        stats = proxy_input_stats(loaded, data, seed=config.seed)
         return Calibration(feedback=feedback, correct=bias_corrector(stats))
+    stats = proxy_input_stats(loaded, data, seed=config.seed)
     return Calibration(
         importance=importance_from(loaded.model, stats), correct=bias_corrector(stats)
     )

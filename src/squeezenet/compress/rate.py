@@ -85,8 +85,8 @@ def quantize_to_rate_(
         raise ConfigError("give exactly one of --rate-lambda and --target-bytes")
     probes: list[tuple[float, int]] = []
 
-    def quantize(trial: nn.Module, lam: float) -> QuantizeReport:
-        return quantizer.quantize_(trial, dataclasses.replace(job, rate_lambda=lam))
+    def quantize(trial: nn.Module, lam: float, given: QuantizeJob = job) -> QuantizeReport:
+        return quantizer.quantize_(trial, dataclasses.replace(given, rate_lambda=lam))
 
     if target_bytes is not None:
         prober = _Prober(model, size_of, quantize, probes, job.importance)
@@ -95,11 +95,7 @@ def quantize_to_rate_(
         else:  # searched with the rest of the job standing in, then met by a few probes
             fast = dataclasses.replace(job, sequential=None)
             stand_in = _Prober(
-                model,
-                size_of,
-                lambda t, lam: quantizer.quantize_(t, dataclasses.replace(fast, rate_lambda=lam)),
-                [],
-                job.importance,
+                model, size_of, lambda t, lam: quantize(t, lam, fast), [], job.importance
             )
             start = _search(stand_in, target_bytes, advice)
             rate_lambda = _refine(prober, target_bytes, start, stand_in) or _search(
@@ -119,12 +115,10 @@ def _refine(prober: _Prober, target: int, start: float, stand_in: _Prober) -> fl
     slope (d log bytes / d log lambda near ``start``), aiming at the middle of the tolerance.
     None: no probe met the target whole within the tolerance (the caller searches in full)."""
     near = sorted(stand_in.sizes, key=lambda lam: abs(math.log(lam / start)))[:2]
-    slope = -0.1
-    if len(near) == 2 and near[0] != near[1]:
+    sizes, slope = stand_in.sizes, -0.1
+    if len(near) == 2 and sizes[near[0]] != sizes[near[1]]:
         a, b = near
-        sizes = stand_in.sizes
-        if sizes[a] != sizes[b]:
-            slope = math.log(sizes[a] / sizes[b]) / math.log(a / b)
+        slope = math.log(sizes[a] / sizes[b]) / math.log(a / b)
     slope = min(slope, -0.01)  # bytes fall as lambda rises
     aim = (1 - TOLERANCE / 2) * target
     lam = start

@@ -38,6 +38,7 @@ from squeezenet.compress.trellis import (
     trellis_many,
 )
 from squeezenet.compress.weight_sharing import QuantizeReport
+from squeezenet.compress.weighting import input_vectors
 from squeezenet.errors import ConfigError
 from squeezenet.formats.grid import GridCode
 
@@ -107,7 +108,9 @@ def sequential_codes(
             "none: use --weighting hessian"
         )
     model.eval()
-    quantized = _copy(model)
+    # a working copy: a pruned model's masks come along and are never removed from it (that
+    # would strip the weight property from the original's parametrized class too)
+    quantized = copy.deepcopy(model).eval()
     names = {id(m): name for name, _, m in layer_names(model)}
     last = layer_names(model)[-1][2]
     generator = torch.Generator().manual_seed(config.seed)
@@ -129,12 +132,6 @@ def sequential_codes(
     return out
 
 
-def _copy(model: nn.Module) -> nn.Module:
-    """A working copy (a pruned model's masks come along; they are never removed from a copy,
-    which would strip the weight property from the original's parametrized class too)."""
-    return copy.deepcopy(model).eval()
-
-
 def _groups(stage: nn.Module, x: torch.Tensor, names: dict[int, str]) -> list[list[nn.Module]]:
     """The stage's weight layers grouped by the tensor they read, in the order they run."""
     by_input: dict[int, list[nn.Module]] = {}
@@ -144,39 +141,29 @@ def _groups(stage: nn.Module, x: torch.Tensor, names: dict[int, str]) -> list[li
         keep.append(args[0])
         by_input.setdefault(id(args[0]), []).append(module)
 
-    with _Hooked(stage, names, record):
-        stage(x[:1])
+    _run_with_pre_hooks(stage, [m for m in stage.modules() if id(m) in names], record, x[:1])
     return list(by_input.values())
-
-
-class _Hooked:
-    """Forward pre-hooks on ``stage``'s weight layers (those in ``names``) while inside."""
-
-    def __init__(self, stage: nn.Module, names: dict[int, str], hook: Any) -> None:
-        self.layers = [m for m in stage.modules() if id(m) in names]
-        self.hook = hook
-        self.handles: list[Any] = []
-
-    def __enter__(self) -> None:
-        self.handles = [m.register_forward_pre_hook(self.hook) for m in self.layers]
-
-    def __exit__(self, *_: object) -> None:
-        for handle in self.handles:
-            handle.remove()
 
 
 def _inputs_of(stage: nn.Module, group: list[nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
     """The inputs of ``group``'s layers when ``stage`` runs on ``x`` (stops once all are seen)."""
     seen: dict[int, torch.Tensor] = {}
-    wanted = {id(m) for m in group}
 
     def record(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        if id(module) in wanted:
-            seen[id(module)] = args[0]
-            if len(seen) == len(wanted):
-                raise _GroupSeenError
+        seen[id(module)] = args[0]
+        if len(seen) == len(group):
+            raise _GroupSeenError
 
-    handles = [m.register_forward_pre_hook(record) for m in group]
+    _run_with_pre_hooks(stage, group, record, x)
+    return [seen[id(m)] for m in group]
+
+
+def _run_with_pre_hooks(
+    stage: nn.Module, layers: list[nn.Module], hook: Any, x: torch.Tensor
+) -> None:
+    """``stage(x)`` with ``hook`` as a forward pre-hook of each of ``layers`` (removed after);
+    a hook may end the forward early by raising :class:`_GroupSeenError`."""
+    handles = [m.register_forward_pre_hook(hook) for m in layers]
     try:
         stage(x)
     except _GroupSeenError:
@@ -184,7 +171,6 @@ def _inputs_of(stage: nn.Module, group: list[nn.Module], x: torch.Tensor) -> lis
     finally:
         for handle in handles:
             handle.remove()
-    return [seen[id(m)] for m in group]
 
 
 def _measure(
@@ -204,7 +190,7 @@ def _measure(
         a = _inputs_of(stage, group, x)
         b = _inputs_of(stage_q, group_q, xq)
         for i, module in enumerate(group):
-            rows, rows_q = _vectors(module, a[i], b[i], config.positions, generator)
+            rows, rows_q = input_vectors(module, [a[i], b[i]], config.positions, generator)
             part = _Moments(
                 rows_q.T @ rows_q, rows.T @ rows_q, rows.sum(0), rows_q.sum(0), len(rows)
             )
@@ -216,30 +202,6 @@ def _add(a: _Moments, b: _Moments) -> _Moments:
     return _Moments(
         a.hq + b.hq, a.cross + b.cross, a.mean + b.mean, a.mean_q + b.mean_q, a.count + b.count
     )
-
-
-def _vectors(
-    module: nn.Module, x: torch.Tensor, xq: torch.Tensor, positions: int, g: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The layer's input vectors (im2col patches of convolutions) of both models at the same
-    sampled output positions, float64 ``(vectors, K)`` each."""
-    if isinstance(module, nn.Conv2d):
-        if isinstance(module.padding, str):
-            raise ValueError(f"sequential: padding {module.padding!r} is not supported")
-        unfold = [
-            torch.nn.functional.unfold(
-                t, module.kernel_size, module.dilation, module.padding, module.stride
-            )
-            for t in (x, xq)
-        ]  # (N, K, L)
-        count = unfold[0].shape[2]
-        if count > positions:
-            pick = torch.randperm(count, generator=g)[:positions]
-            unfold = [u[:, :, pick] for u in unfold]
-        k = unfold[0].shape[1]
-        a, b = (u.transpose(1, 2).reshape(-1, k).double() for u in unfold)
-        return a, b
-    return x.reshape(-1, x.shape[-1]).double(), xq.reshape(-1, xq.shape[-1]).double()
 
 
 def _quantize_group(

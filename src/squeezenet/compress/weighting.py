@@ -223,20 +223,7 @@ def input_hessians(
     def hook(name: str) -> Any:
         def record(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
             x = args[0].detach()
-            if isinstance(module, nn.Conv2d):
-                if isinstance(module.padding, str):  # "same" / "valid": not in SqueezeNets
-                    raise ValueError(f"input_hessians: {name} has padding {module.padding!r}")
-                cols = torch.nn.functional.unfold(
-                    x, module.kernel_size, module.dilation, module.padding, module.stride
-                )  # (N, K, L)
-                count = cols.shape[2]
-                if count > config.positions:
-                    pick = torch.randperm(count, generator=generator)[: config.positions]
-                    cols = cols[:, :, pick]
-                rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
-            else:
-                rows = x.reshape(-1, x.shape[-1])
-            rows = rows.double()
+            (rows,) = input_vectors(module, [x], config.positions, generator)
             # mean over the sampled positions of each image, summed over images
             part = rows.T @ rows * (len(x) / len(rows))
             sums[name] = sums[name] + part if name in sums else part
@@ -245,6 +232,26 @@ def input_hessians(
 
     seen = _run_hooked(model, hook, sampler, config.images, config.batch_size, config.seed)
     return {name: (total / seen).numpy() for name, total in sums.items()}
+
+
+def input_vectors(
+    module: nn.Module, inputs: list[torch.Tensor], positions: int, generator: torch.Generator
+) -> list[torch.Tensor]:
+    """The layer's input vectors, float64 ``(vectors, K)`` for each tensor of ``inputs`` (inputs
+    of the same shape): a convolution's im2col patches in the weight's (C, KH, KW) order at the
+    same ``positions`` output positions drawn per call (all where fewer), a linear layer's rows.
+    """
+    if not isinstance(module, nn.Conv2d):
+        return [x.reshape(-1, x.shape[-1]).double() for x in inputs]
+    if isinstance(module.padding, str):  # "same" / "valid": not in SqueezeNets
+        raise ValueError(f"input_vectors: padding {module.padding!r} is not supported")
+    shape = (module.kernel_size, module.dilation, module.padding, module.stride)
+    cols = [torch.nn.functional.unfold(x, *shape) for x in inputs]  # (N, K, L)
+    count = cols[0].shape[2]
+    if count > positions:
+        pick = torch.randperm(count, generator=generator)[:positions]
+        cols = [c[:, :, pick] for c in cols]
+    return [c.transpose(1, 2).reshape(-1, c.shape[1]).double() for c in cols]
 
 
 def _run_hooked(
