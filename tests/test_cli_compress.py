@@ -337,3 +337,8 @@ def test_trellis_calibration_weighs_and_corrects(
     )  # fmt: skip
     assert code == 2 and "--weighting activation needs --quantizer trellis" in err
     assert len(err.strip().splitlines()) == 1
+    code, _, err = run(
+        capsys, "compress", weights, "-o", tmp_path / "w.sqz", *args, "--weighting", "sequential",
+    )  # fmt: skip
+    assert code == 2 and "--weighting sequential weighs errors on proxy images; add --calib" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "w.sqz").exists()

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from torch import nn
 
 from squeezenet.arch.preprocess import CIFAR10
 from squeezenet.compress import CompressConfig
 from squeezenet.compress.calibrate import calibrate, proxy_distiller
-from squeezenet.errors import InputError
+from squeezenet.errors import ConfigError, InputError
 from squeezenet.io.weights import LoadedModel
 from squeezenet.models import create_model
 
@@ -65,6 +66,11 @@ def test_sequential_weighting_walks_the_model_with_the_feedback_standing_in() ->
     assert found.sequential.config.seed == config.seed
     # the stand-in's classifier at the walk's finer lambda, so their file sizes track
     assert found.scales == {"classifier.1": found.sequential.config.final_scale}
+
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())  # no stages() to walk
+    unwalkable = LoadedModel(plain, "plain", {}, CIFAR10, None, Path("p.safetensors"))
+    with pytest.raises(ConfigError, match="use --weighting hessian"):  # before any proxy pass
+        calibrate(unwalkable, config, "synthetic")
 
 
 def test_input_hessians_are_the_mean_patch_outer_products() -> None:

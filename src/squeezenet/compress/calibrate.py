@@ -28,7 +28,7 @@ from squeezenet.compress.distill import (
 )
 from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
 from squeezenet.compress.prune import layer_names
-from squeezenet.compress.sequential import Sequential, SequentialConfig
+from squeezenet.compress.sequential import Sequential, SequentialConfig, stages_of
 from squeezenet.compress.trellis import feedback_factor
 from squeezenet.compress.weighting import (
     HessianConfig,
@@ -100,6 +100,8 @@ def calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibra
             return Calibration(scales=scales)
         stats = proxy_input_stats(loaded, data, seed=config.seed)
         return Calibration(scales=scales, correct=bias_corrector(stats))
+    if calib_weighting(config) == "sequential":
+        stages_of(loaded.model)  # refuse a model it cannot walk before measuring anything
     if calib_weighting(config) in ("hessian", "sequential"):
         hessians = proxy_hessians(loaded, data, HessianConfig(seed=config.seed))
         feedback = {name: feedback_factor(h, HessianConfig.damping) for name, h in hessians.items()}

@@ -101,12 +101,7 @@ def sequential_codes(
     Raises:
         ConfigError: ``model`` has no ``stages()`` walk (only SqueezeNets do).
     """
-    stages: Any = getattr(model, "stages", None)
-    if stages is None:
-        raise ConfigError(
-            f"sequential quantization walks a SqueezeNet's stages; {type(model).__name__} has "
-            "none: use --weighting hessian"
-        )
+    stages = stages_of(model)
     model.eval()
     # a working copy: a pruned model's masks come along and are never removed from it (that
     # would strip the weight property from the original's parametrized class too)
@@ -143,6 +138,21 @@ def _groups(stage: nn.Module, x: torch.Tensor, names: dict[int, str]) -> list[li
 
     _run_with_pre_hooks(stage, [m for m in stage.modules() if id(m) in names], record, x[:1])
     return list(by_input.values())
+
+
+def stages_of(model: nn.Module) -> Any:
+    """``model.stages``, the walk :func:`sequential_codes` takes.
+
+    Raises:
+        ConfigError: ``model`` has none (only SqueezeNets do).
+    """
+    stages = getattr(model, "stages", None)
+    if stages is None:
+        raise ConfigError(
+            f"sequential quantization walks a SqueezeNet's stages; {type(model).__name__} has "
+            "none: use --weighting hessian"
+        )
+    return stages
 
 
 def _inputs_of(stage: nn.Module, group: list[nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
@@ -272,6 +282,9 @@ class Sequential:
 
     def __call__(self, model: nn.Module, rate_lambda: float) -> QuantizeReport:
         found = sequential_codes(model, self.sampler, rate_lambda, self.config)
+        missed = [name for name, _, _ in layer_names(model) if name not in found]
+        if missed:  # a layer off the stages' walk would stay unquantized: a bug, not input
+            raise ValueError(f"sequential: the stages' walk never reached {', '.join(missed)}")
         report = share_codes_(model, {name: x.code for name, x in found.items()})
         for name, _, module in layer_names(model):
             bias = found[name].bias if name in found else None

@@ -38,7 +38,7 @@ from squeezenet.compress.quantizers import QuantizeJob
 from squeezenet.compress.rate import RateOutcome, quantize_to_rate_
 from squeezenet.compress.sizes import stage_sizes
 from squeezenet.compress.weight_sharing import QuantizeReport
-from squeezenet.errors import MissingFileError
+from squeezenet.errors import ConfigError, MissingFileError
 from squeezenet.formats.caffe_dc import read_caffe_dc
 from squeezenet.formats.model import CompressedModel
 from squeezenet.formats.sqz import encode_sqz, read_sqz
@@ -243,6 +243,11 @@ def compress_file(
     output = Path(output)
     if not output.parent.is_dir():
         raise MissingFileError(f"output folder not found: {output.parent}; create it first")
+    if config.weighting is not None and calib is None:  # it would be ignored without a word
+        raise ConfigError(
+            f"--weighting {config.weighting} weighs errors on proxy images; add --calib DATA "
+            "(e.g. --calib cifar10)"
+        )
     watch = Stopwatch()
     loaded = load_any(source)
     load_s = watch.lap("load")
