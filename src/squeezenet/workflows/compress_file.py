@@ -241,13 +241,7 @@ def compress_file(
         ConfigError: the model cannot be compressed as configured (the message says why).
     """
     output = Path(output)
-    if not output.parent.is_dir():
-        raise MissingFileError(f"output folder not found: {output.parent}; create it first")
-    if config.weighting is not None and calib is None:  # it would be ignored without a word
-        raise ConfigError(
-            f"--weighting {config.weighting} weighs errors on proxy images; add --calib DATA "
-            "(e.g. --calib cifar10)"
-        )
+    _check_request(output, config, calib)
     watch = Stopwatch()
     loaded = load_any(source)
     load_s = watch.lap("load")
@@ -273,6 +267,17 @@ def compress_file(
     seconds = {"load": load_s, **result.report.seconds, "write": watch.lap("write")}
     result.report = dataclasses.replace(result.report, seconds=seconds, output=str(output))
     return result
+
+
+def _check_request(output: Path, config: CompressConfig, calib: str | None) -> None:
+    """What :func:`compress_file` refuses before reading anything (its ``Raises``)."""
+    if not output.parent.is_dir():
+        raise MissingFileError(f"output folder not found: {output.parent}; create it first")
+    if config.weighting is not None and calib is None:  # it would be ignored without a word
+        raise ConfigError(
+            f"--weighting {config.weighting} weighs errors on proxy images; add --calib DATA "
+            "(e.g. --calib cifar10)"
+        )
 
 
 def write_dense(cm: CompressedModel, source: str | Path, output: str | Path) -> ConversionReport:
