@@ -153,13 +153,19 @@ def _sequential(
     words = candidate.split()
     # "final S": the classifier's lambda / S (a finer grid where photographs' KL comes from)
     final = float(words[words.index("final") + 1]) if "final" in words else 1.0
+    # "stages fire5=2/fire7=0.5": those stages at lambda / S (SequentialConfig.stage_scales)
+    stages: tuple[tuple[str, float], ...] = ()
+    if "stages" in words:
+        pairs = [p.split("=") for p in words[words.index("stages") + 1].split("/")]
+        stages = tuple((name, float(scale)) for name, scale in pairs)
     config = SequentialConfig(
         damping=float(words[1]), asymmetric="symmetric" not in words, seed=seed,
-        final_scale=final,
+        final_scale=final, stage_scales=stages,
     )  # fmt: skip
     start = time.perf_counter()
     # the previous recipe's lambda at 340,000 B; a finer classifier (+ ~7 KB) needs a larger one
-    lam, result = (1.8e-5 if "final" not in words else 2.1e-5), None
+    lam = float(words[words.index("lambda") + 1]) if "lambda" in words else None
+    lam, result = lam or (1.8e-5 if "final" not in words else 2.1e-5), None
     for _ in range(3):
         compress = CompressConfig(
             quantizer="trellis", rate_lambda=lam, bias_dtype="float16", seed=seed
@@ -172,7 +178,8 @@ def _sequential(
             break
         lam *= (len(result.data) / target) ** (1 / 0.124)  # d log bytes / d log lambda ~ -0.124
     assert result is not None
-    (out / f"{candidate.replace(' ', '_')}_s{seed}_{target}.sqz").write_bytes(result.data)
+    stem = candidate.replace(" ", "_").replace("/", "+")
+    (out / f"{stem}_s{seed}_{target}.sqz").write_bytes(result.data)
     scores = proxy_sets.score(result.model, sets, reference)
     kls = [s["kl"] for s in scores.values()]
     agreements = [s["agreement"] for s in scores.values()]

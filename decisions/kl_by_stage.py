@@ -15,6 +15,13 @@ each group's extra precision costs and the KL it saves on each held-out set.
 
     python decisions/kl_by_stage.py SQ.safetensors --finer 0.5 \\
         > benchmarks/results/sequential/bits_by_stage.json
+
+With ``--sequential`` too, the same for the sequential recipe (``--weighting sequential``, its
+classifier at lambda / 2 as shipped): the group's stages at ``SequentialConfig.stage_scales``
+1 / F, at the frozen recipe's lambda.
+
+    python decisions/kl_by_stage.py SQ.safetensors --finer 0.5 --sequential --rate-lambda 2.1e-5 \\
+        > benchmarks/results/sequential/bits_by_stage_sequential.json
 """
 
 from __future__ import annotations
@@ -31,9 +38,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
 import proxy_sets
 
-from squeezenet.compress.calibrate import calibrate
+from squeezenet.compress.calibrate import _mosaics, calibrate
 from squeezenet.compress.config import CompressConfig
 from squeezenet.compress.prune import layer_names
+from squeezenet.compress.sequential import Sequential, SequentialConfig
 from squeezenet.formats.sqz import decode_sqz
 from squeezenet.workflows.compress_file import compress_model
 from squeezenet.workflows.load import load_any
@@ -53,7 +61,11 @@ def main() -> None:
     parser.add_argument("weights")
     parser.add_argument("--rate-lambda", type=float, default=1.9869724993175742e-05)
     parser.add_argument("--finer", type=float, default=None)
+    parser.add_argument("--sequential", action="store_true")
     args = parser.parse_args()
+    if args.finer is not None and args.sequential:
+        finer_sequential(args.weights, args.rate_lambda, args.finer)
+        return
     if args.finer is not None:
         finer(args.weights, args.rate_lambda, args.finer)
         return
@@ -107,6 +119,36 @@ def finer(weights: str, rate_lambda: float, factor: float) -> None:
             fresh, config, distill=calibration.correct, scales=scales,
             feedback=calibration.feedback,
         )  # fmt: skip
+        out[group] = {"bytes": len(result.data), **proxy_sets.score(result.model, sets, reference)}
+        print(group, json.dumps(out[group]), file=sys.stderr, flush=True)
+    print(json.dumps(out, indent=1))
+
+
+STAGES = {  # the same groups by SqueezeNet.stages() names
+    "conv1": ("conv1",),
+    "fire2-4": ("fire2", "fire3", "fire4"),
+    "fire5-6": ("fire5", "fire6"),
+    "fire7-8": ("fire7", "fire8"),
+    "fire9": ("fire9",),
+    "conv10": ("conv10",),
+}
+
+
+def finer_sequential(weights: str, rate_lambda: float, factor: float) -> None:
+    """``--finer --sequential``: per group, the sequential file with its stages at lambda x
+    ``factor``."""
+    loaded = load_any(weights)
+    sets = proxy_sets.held_out(loaded.preprocess)
+    reference = {n: proxy_sets.logits(loaded.model, b) for n, b in sets.items()}
+    config = CompressConfig(quantizer="trellis", rate_lambda=rate_lambda, bias_dtype="float16")
+    out: dict[str, object] = {"rate_lambda": rate_lambda, "factor": factor}
+    for group, stages in {"none": (), **STAGES}.items():
+        walk = Sequential(
+            _mosaics(loaded, "cifar10"),
+            SequentialConfig(stage_scales=tuple((s, 1 / factor) for s in stages)),
+        )
+        fresh = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+        result = compress_model(fresh, config, sequential=walk)
         out[group] = {"bytes": len(result.data), **proxy_sets.score(result.model, sets, reference)}
         print(group, json.dumps(out[group]), file=sys.stderr, flush=True)
     print(json.dumps(out, indent=1))

@@ -20,6 +20,7 @@ from squeezenet.compress.sequential import (
     SequentialConfig,
     _refit,
     sequential_codes,
+    walk_scales,
 )
 from squeezenet.compress.trellis import GRID_ATTRIBUTE, feedback_factor, step_for
 from squeezenet.compress.weight_sharing import QuantizeReport
@@ -134,6 +135,8 @@ def test_a_model_without_stages_is_refused(sampler: ProxySampler) -> None:
         sequential_codes(model, sampler, 1e-4, SMALL)
     with pytest.raises(ConfigError, match=r"SequentialConfig\.final_scale: expected"):
         SequentialConfig(final_scale=0.0)
+    with pytest.raises(ConfigError, match=r"SequentialConfig\.stage_scales: fire2 expected"):
+        SequentialConfig(stage_scales=(("fire2", -1.0),))
 
 
 @pytest.mark.slow  # each walk runs the trellis's 4,096 steps per group (~20 s)
@@ -181,3 +184,27 @@ def test_the_final_scale_gives_the_classifier_a_finer_grid(sampler: ProxySampler
     assert SequentialConfig().final_scale == 2.0  # the recipe chosen on held-out proxies
     assert finer[last].code.step == pytest.approx(plain[last].code.step / 10, rel=1e-6)
     assert finer[first].code.step == plain[first].code.step
+
+
+def test_walk_scales_give_each_layer_its_stage_and_classifier_divisor() -> None:
+    model = _model(prune=False)
+    config = dataclasses.replace(
+        SMALL, final_scale=2.0, stage_scales=(("fire2", 3.0), ("conv10", 5.0))
+    )
+    scales = walk_scales(model, config)
+    fire2 = {"features.4.squeeze", "features.4.expand1x1", "features.4.expand3x3"}  # small: BN
+    assert {n for n, s in scales.items() if s == 3.0} == fire2
+    assert scales["classifier.1"] == 10.0  # the stage's 5 times the classifier's 2
+    assert len(scales) == 4  # every other layer at 1 is left out
+    assert walk_scales(model, SMALL) == {}
+
+
+@pytest.mark.slow  # each walk runs the trellis's 4,096 steps per group (~20 s)
+def test_stage_scales_give_a_stage_a_finer_grid(sampler: ProxySampler) -> None:
+    model = _model()
+    plain = sequential_codes(model, sampler, 1e-3, SMALL)
+    config = dataclasses.replace(SMALL, stage_scales=(("fire3", 100.0),))
+    finer = sequential_codes(model, sampler, 1e-3, config)
+    for name in plain:
+        ratio = 10.0 if name.startswith("features.5.") else 1.0  # fire3
+        assert finer[name].code.step == pytest.approx(plain[name].code.step / ratio, rel=1e-6)

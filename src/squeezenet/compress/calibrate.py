@@ -27,8 +27,7 @@ from squeezenet.compress.distill import (
     distiller,
 )
 from squeezenet.compress.proxy_sampler import ProxyConfig, ProxySampler
-from squeezenet.compress.prune import layer_names
-from squeezenet.compress.sequential import Sequential, SequentialConfig, stages_of
+from squeezenet.compress.sequential import Sequential, SequentialConfig, stages_of, walk_scales
 from squeezenet.compress.trellis import feedback_factor
 from squeezenet.compress.weighting import (
     HessianConfig,
@@ -107,8 +106,7 @@ def calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibra
         feedback = {name: feedback_factor(h, HessianConfig.damping) for name, h in hessians.items()}
         if calib_weighting(config) == "sequential":  # feedback: the byte search's stand-in,
             walk = Sequential(_mosaics(loaded, data), SequentialConfig(seed=config.seed))
-            last = layer_names(loaded.model)[-1][0]  # its classifier as fine as the walk's
-            scales = {last: walk.config.final_scale}
+            scales = walk_scales(loaded.model, walk.config)  # its rates as the walk's
             return Calibration(scales=scales, feedback=feedback, sequential=walk)
         stats = proxy_input_stats(loaded, data, seed=config.seed)
         return Calibration(feedback=feedback, correct=bias_corrector(stats))

@@ -56,6 +56,9 @@ class SequentialConfig:
     # photographs' KL comes from. 2 was chosen on held-out proxies over 1 and 4 (docs/RESULTS.md,
     # "Sequential error feedback").
     final_scale: float = 2.0
+    # (stage name, S): that stage's layers at lambda / S (a rate allocation across stages;
+    # on top of final_scale for the classifier). Empty: one lambda for every stage.
+    stage_scales: tuple[tuple[str, float], ...] = ()
     seed: int = 0  # proxy images and sampled positions
 
     def __post_init__(self) -> None:
@@ -65,6 +68,11 @@ class SequentialConfig:
             raise ConfigError(f"SequentialConfig.damping: expected (0, 100], got {self.damping}")
         if not 0 < self.final_scale < float("inf"):
             raise ConfigError(f"SequentialConfig.final_scale: expected > 0, got {self.final_scale}")
+        for stage, scale in self.stage_scales:
+            if not 0 < scale < float("inf"):
+                raise ConfigError(
+                    f"SequentialConfig.stage_scales: {stage} expected > 0, got {scale}"
+                )
 
 
 @dataclass(frozen=True)
@@ -113,11 +121,13 @@ def sequential_codes(
     floats, partial = inputs, [x.clone() for x in inputs]
     out: dict[str, SequentialCode] = {}
     walk = zip(stages(), cast(Any, quantized).stages(), strict=True)
-    for (_, stage), (_, stage_q) in walk:
+    by_stage = dict(config.stage_scales)
+    for (stage_name, stage), (_, stage_q) in walk:
         twins = {id(a): b for a, b in zip(stage.modules(), stage_q.modules(), strict=True)}
+        lam = rate_lambda / by_stage.get(stage_name, 1.0)
         for group in _groups(stage, floats[0], names):
             moments = _measure(stage, stage_q, group, twins, floats, partial, config, generator)
-            lams = [rate_lambda / (config.final_scale if m is last else 1.0) for m in group]
+            lams = [lam / (config.final_scale if m is last else 1.0) for m in group]
             found = _quantize_group(group, moments, lams, config)
             for module, result in zip(group, found, strict=True):
                 out[names[id(module)]] = result
@@ -138,6 +148,22 @@ def _groups(stage: nn.Module, x: torch.Tensor, names: dict[int, str]) -> list[li
 
     _run_with_pre_hooks(stage, [m for m in stage.modules() if id(m) in names], record, x[:1])
     return list(by_input.values())
+
+
+def walk_scales(model: nn.Module, config: SequentialConfig) -> dict[str, float]:
+    """Per layer name, the divisor of lambda that :func:`sequential_codes` gives it (layers at
+    1 are left out): what the parallel stand-in of the byte search needs to match the walk."""
+    stages = stages_of(model)
+    names = {id(m): name for name, _, m in layer_names(model)}
+    last = layer_names(model)[-1][0]
+    by_stage = dict(config.stage_scales)
+    out: dict[str, float] = {}
+    for stage_name, stage in stages():
+        for module in stage.modules():
+            if id(module) in names:
+                out[names[id(module)]] = by_stage.get(stage_name, 1.0)
+    out[last] = out.get(last, 1.0) * config.final_scale
+    return {name: scale for name, scale in out.items() if scale != 1.0}
 
 
 def stages_of(model: nn.Module) -> Any:
