@@ -158,9 +158,11 @@ def _sequential(
     if "stages" in words:
         pairs = [p.split("=") for p in words[words.index("stages") + 1].split("/")]
         stages = tuple((name, float(scale)) for name, scale in pairs)
+    # "fisher P": rows traded by the output Fisher to the power P (SequentialConfig.fisher)
+    fisher = float(words[words.index("fisher") + 1]) if "fisher" in words else 0.0
     config = SequentialConfig(
         damping=float(words[1]), asymmetric="symmetric" not in words, seed=seed,
-        final_scale=final, stage_scales=stages,
+        final_scale=final, stage_scales=stages, fisher=fisher, regrow="regrow" in words,
     )  # fmt: skip
     start = time.perf_counter()
     # the previous recipe's lambda at 340,000 B; a finer classifier (+ ~7 KB) needs a larger one

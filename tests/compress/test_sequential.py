@@ -110,6 +110,22 @@ def test_the_refit_is_the_damped_least_squares_solution_on_stored_weights() -> N
         expected = np.linalg.lstsq(a, b, rcond=None)[0]
         assert np.allclose(found[r, s], expected, atol=1e-8)
         assert np.all(found[r, ~s] == 0)
+    regrown = _refit(w, hq, cross, dataclasses.replace(config, regrow=True))
+    for r in range(3):  # every weight refitted: the dense damped least squares
+        a = np.vstack([xq / np.sqrt(len(x)), np.sqrt(d) * np.eye(6)])
+        b = np.concatenate([x @ w[r] / np.sqrt(len(x)), np.sqrt(d) * w[r]])
+        assert np.allclose(regrown[r], np.linalg.lstsq(a, b, rcond=None)[0], atol=1e-8)
+    assert (regrown[0, [1, 4]] != 0).all()
+    # without an error upstream (x~ = x) nothing moves: the zeros stay zeros
+    same = _refit(w, x.T @ x / len(x), x.T @ x / len(x), dataclasses.replace(config, regrow=True))
+    assert np.allclose(same, w, atol=1e-12)
+
+
+def test_regrowing_a_masked_model_is_refused(sampler: ProxySampler) -> None:
+    model = _model(prune=False)
+    prune_(model, PrunePolicy.uniform(0.5))
+    with pytest.raises(ConfigError, match="without a prune policy"):
+        sequential_codes(model, sampler, 1e-4, dataclasses.replace(SMALL, regrow=True))
 
 
 @pytest.mark.slow  # each walk runs the trellis's 4,096 steps per group (~20 s)

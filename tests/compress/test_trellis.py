@@ -207,3 +207,29 @@ def test_error_feedback_lowers_the_output_error_at_equal_rate() -> None:
     plain_at = float(np.interp(bits, [b for b, _ in curve], [e for _, e in curve]))
     assert curve[0][0] < bits < curve[-1][0]
     assert error < 0.95 * plain_at, (error, plain_at)
+
+
+@pytest.mark.parametrize("fed", [False, True])
+def test_a_row_scale_spends_the_bits_on_the_rows_that_cost_more(fed: bool) -> None:
+    """Two copies of the same rows, one weighted 30x: its error falls and the other's grows
+    (with the plain trellis and with error feedback alike)."""
+    w, h = _correlated()
+    half = len(w) // 2
+    twin = np.concatenate([w[:half], w[:half]])
+    lam = 3e-4
+    u = feedback_factor(h, 0.1) if fed else None
+    scale = np.r_[np.full(half, 30.0), np.ones(half)]
+    plain = trellis_many([TrellisLayer(twin, step_for(lam), lam, feedback=u)], period_log2=8)[0]
+    layer = TrellisLayer(twin, step_for(lam), lam, feedback=u, row_scale=scale)
+    weighed = trellis_many([layer], period_log2=8)[0]
+
+    def errors(code: GridCode) -> tuple[float, float]:  # what the trellis weighs: output error
+        e = code.values().reshape(twin.shape) - twin
+        m = h if fed else np.eye(len(h))
+        return tuple(float(np.einsum("ok,kl,ol->", d, m, d)) for d in (e[:half], e[half:]))  # type: ignore[return-value]
+
+    (a0, b0), (a1, b1) = errors(plain), errors(weighed)
+    # the weighted rows got the bits (down to the rounding error of the one step the rows share)
+    assert a1 / b1 < 0.75 * a0 / b0
+    with pytest.raises(ValueError, match="row_scale"):
+        trellis_many([TrellisLayer(twin, step_for(lam), lam, row_scale=scale[:3])])

@@ -38,7 +38,7 @@ from squeezenet.compress.trellis import (
     trellis_many,
 )
 from squeezenet.compress.weight_sharing import QuantizeReport
-from squeezenet.compress.weighting import input_vectors
+from squeezenet.compress.weighting import FisherConfig, input_vectors, output_fisher
 from squeezenet.errors import ConfigError
 from squeezenet.formats.grid import GridCode
 
@@ -59,6 +59,12 @@ class SequentialConfig:
     # (stage name, S): that stage's layers at lambda / S (a rate allocation across stages;
     # on top of final_scale for the classifier). Empty: one lambda for every stage.
     stage_scales: tuple[tuple[str, float], ...] = ()
+    # Rows traded by the output Fisher (weighting.output_fisher) to this power: a row's error
+    # costs F_c ** fisher / (its layer's mean over stored weights). 0: every row alike.
+    fisher: float = 0.0
+    # The refit may give pruned weights (exact zeros) values too, and the trellis then decides
+    # by rate which stay zero: the published sparsity pattern is not kept. False: it is.
+    regrow: bool = False
     seed: int = 0  # proxy images and sampled positions
 
     def __post_init__(self) -> None:
@@ -68,6 +74,8 @@ class SequentialConfig:
             raise ConfigError(f"SequentialConfig.damping: expected (0, 100], got {self.damping}")
         if not 0 < self.final_scale < float("inf"):
             raise ConfigError(f"SequentialConfig.final_scale: expected > 0, got {self.final_scale}")
+        if not 0 <= self.fisher <= 2:
+            raise ConfigError(f"SequentialConfig.fisher: expected [0, 2], got {self.fisher}")
         for stage, scale in self.stage_scales:
             if not 0 < scale < float("inf"):
                 raise ConfigError(
@@ -110,6 +118,11 @@ def sequential_codes(
         ConfigError: ``model`` has no ``stages()`` walk (only SqueezeNets do).
     """
     stages = stages_of(model)
+    if config.regrow and any(parametrize.is_parametrized(m) for _, _, m in layer_names(model)):
+        raise ConfigError(
+            "SequentialConfig.regrow refits pruned weights, but this model's prune masks would "
+            "zero them again: compress without a prune policy (its zeros are its pattern)"
+        )
     model.eval()
     # a working copy: a pruned model's masks come along and are never removed from it (that
     # would strip the weight property from the original's parametrized class too)
@@ -117,6 +130,7 @@ def sequential_codes(
     names = {id(m): name for name, _, m in layer_names(model)}
     last = layer_names(model)[-1][2]
     generator = torch.Generator().manual_seed(config.seed)
+    rows = _row_scales(model, sampler, config)
     inputs = list(sampler.batches(config.images, config.batch_size, config.seed))
     floats, partial = inputs, [x.clone() for x in inputs]
     out: dict[str, SequentialCode] = {}
@@ -128,7 +142,8 @@ def sequential_codes(
         for group in _groups(stage, floats[0], names):
             moments = _measure(stage, stage_q, group, twins, floats, partial, config, generator)
             lams = [lam / (config.final_scale if m is last else 1.0) for m in group]
-            found = _quantize_group(group, moments, lams, config)
+            scales = [rows.get(names[id(m)]) for m in group]
+            found = _quantize_group(group, moments, lams, scales, config)
             for module, result in zip(group, found, strict=True):
                 out[names[id(module)]] = result
                 _set_(cast(nn.Module, twins[id(module)]), result)
@@ -240,18 +255,40 @@ def _add(a: _Moments, b: _Moments) -> _Moments:
     )
 
 
+def _row_scales(
+    model: nn.Module, sampler: ProxySampler, config: SequentialConfig
+) -> dict[str, np.ndarray]:
+    """Per layer, its rows' cost factors: the output Fisher to ``config.fisher``, mean 1 over
+    the layer's stored weights (so the layer's lambda keeps its meaning); empty when 0."""
+    if config.fisher == 0:
+        return {}
+    fisher = output_fisher(model, sampler, FisherConfig(images=config.images, seed=config.seed))
+    out = {}
+    for name, _, module in layer_names(model):
+        weight = cast(torch.Tensor, module.weight).detach()
+        stored = (weight.reshape(len(weight), -1) != 0).sum(1).double().numpy()
+        f = np.maximum(fisher[name], 1e-12) ** config.fisher
+        mean = float((f * stored).sum() / stored.sum()) if stored.any() else float(f.mean())
+        out[name] = np.maximum(f / mean, 1e-3)
+    return out
+
+
 def _quantize_group(
-    group: list[nn.Module], moments: list[_Moments], lams: list[float], config: SequentialConfig
+    group: list[nn.Module],
+    moments: list[_Moments],
+    lams: list[float],
+    rows: list[np.ndarray | None],
+    config: SequentialConfig,
 ) -> list[SequentialCode]:
     layers, biases = [], []
-    for module, m, lam in zip(group, moments, lams, strict=True):
+    for module, m, lam, row_scale in zip(group, moments, lams, rows, strict=True):
         weight = cast(torch.Tensor, module.weight).detach().double()
         w = weight.reshape(len(weight), -1).numpy()
         hq, cross = (m.hq / m.count).numpy(), (m.cross / m.count).numpy()
         target = _refit(w, hq, cross, config) if config.asymmetric else w
         u = feedback_factor(hq, config.damping)
         values = target.reshape(weight.shape).astype(np.float32)
-        layers.append(TrellisLayer(values, step_for(lam), lam, None, u))
+        layers.append(TrellisLayer(values, step_for(lam), lam, None, u, row_scale))
         biases.append((w, (m.mean / m.count).numpy(), (m.mean_q / m.count).numpy()))
     codes = trellis_many(layers)
     out = []
@@ -269,9 +306,13 @@ def _refit(
     w: np.ndarray, hq: np.ndarray, cross: np.ndarray, config: SequentialConfig
 ) -> np.ndarray:
     """Per row, the stored weights that minimise E|w x - w' x~|^2 + d |w' - w|^2 (d: the
-    damping fraction of H~'s mean diagonal); pruned weights stay zero."""
+    damping fraction of H~'s mean diagonal); pruned weights stay zero unless
+    ``config.regrow`` (then every weight of the row is refitted, at one solve for all rows)."""
     d = config.damping * float(np.mean(np.diag(hq))) if np.diag(hq).any() else config.damping
     wanted = w @ cross  # (rows, K): E[(w x) x~]
+    if config.regrow:
+        a = hq + d * np.eye(len(hq))
+        return cast(np.ndarray, np.linalg.solve(a, (wanted + d * w).T).T)
     out = np.zeros_like(w)
     for r in range(len(w)):
         stored = w[r] != 0

@@ -71,6 +71,19 @@ class TrellisLayer:
     # row's later weights by ``-e * U[j, j+1:] / U[j, j]`` and costs ``(e / U[j, j])**2``, its
     # share of the layer's output error once they have moved (see :func:`feedback_factor`).
     feedback: np.ndarray | None = None
+    # Per row (output channel, ``len(values)``): a factor on the cost of its squared error, on
+    # top of ``importance`` or ``feedback`` (e.g. the output Fisher, weighting.output_fisher).
+    row_scale: np.ndarray | None = None
+
+    def row_factors(self) -> np.ndarray:
+        """``row_scale`` spread over the flat weights (all 1 without it)."""
+        values = np.asarray(self.values)
+        if self.row_scale is None:
+            return np.ones(values.size)
+        scale = np.asarray(self.row_scale, dtype=np.float64).reshape(-1)
+        if len(scale) != len(values):
+            raise ValueError(f"TrellisLayer: row_scale {scale.shape} does not fit {values.shape}")
+        return np.repeat(scale, values.size // len(values))
 
 
 def step_for(rate_lambda: float) -> float:

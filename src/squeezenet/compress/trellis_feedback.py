@@ -102,7 +102,7 @@ class Feedback:
                 per = np.broadcast_to(cost, (len(values), k))
                 norm = float(per[stored].mean()) if stored.any() else float(cost.mean())
                 w = np.ones(nrows * period)
-                w[:n] = (per / norm).reshape(-1)
+                w[:n] = (per / norm).reshape(-1) * layer.row_factors()
                 lanes.weight[lane] = w.reshape(nrows, period) * layer.step**2
                 offset += k
             first += nrows

@@ -43,6 +43,7 @@ class Lanes:
             h = np.ones(rows * period)
             if layer.importance is not None:
                 h[: x.size] = np.asarray(layer.importance, dtype=np.float64).reshape(-1)
+            h[: x.size] *= layer.row_factors()
             weights.append(h.reshape(rows, period) * layer.step**2)
             parts.append(np.abs(padded).reshape(rows, period) / layer.step)
             signs.append((padded < 0).reshape(rows, period))

@@ -9,6 +9,9 @@ Two measures, both from proxy images only, never evaluation images:
   square root damps what proxy statistics would over-state. Each layer's importance has mean 1
   over its stored weights, so layers are still traded at one lambda, as NNCodec's single qp.
 * :func:`layer_scales`: one scale per layer, described below.
+* :func:`output_fisher`: per output channel of each layer, how much the model's prediction
+  moves per unit of squared error in that channel (the diagonal of the Fisher information of
+  the layer's output): the weight of a row's error when the rows of one layer are traded.
 
 Entropy-constrained quantization (:mod:`squeezenet.compress.ecsq`) trades squared weight error
 against bits with one ``lambda``; but a unit of squared error costs more in some layers than in
@@ -269,3 +272,70 @@ def _run_hooked(
         for handle in handles:
             handle.remove()
     return seen
+
+
+@dataclass(frozen=True)
+class FisherConfig:
+    """How :func:`output_fisher` samples."""
+
+    images: int = 256
+    batch_size: int = 32
+    labels: int = 2  # labels drawn per image from the model's own prediction
+    seed: int = 0  # proxy images and labels
+
+    def __post_init__(self) -> None:
+        if min(self.images, self.batch_size, self.labels) < 1:
+            raise ConfigError("FisherConfig: images, batch_size and labels must be >= 1")
+
+
+@torch.enable_grad()
+def output_fisher(
+    model: nn.Module, sampler: ProxySampler, config: FisherConfig = FisherConfig()
+) -> dict[str, np.ndarray]:
+    """Per conv / linear layer, per output channel ``c``: ``E[(d log p(y | x) / d z_c)^2]``,
+    ``z`` the layer's output at one position (before its ReLU), ``y`` drawn from the model's
+    own softmax, averaged over images, draws and positions (float64, shape ``(channels,)``).
+
+    Near the model, the KL between its prediction and a perturbed one is about half the sum
+    over positions of ``F_c * dz_c^2`` when the gradients and the errors are independent (the
+    diagonal Fisher, as BRECQ weighs block outputs): a quantization error in a channel with a
+    large ``F_c`` costs more. Only the sampler's proxy images are used."""
+    layers = layer_names(model)
+    outputs: dict[str, torch.Tensor] = {}
+    sums = {name: torch.zeros(0, dtype=torch.float64) for name, _, _ in layers}
+    counts = dict.fromkeys(sums, 0)
+
+    def keep(name: str) -> Any:
+        def hook(_module: nn.Module, _args: Any, out: torch.Tensor) -> torch.Tensor:
+            out.retain_grad()
+            outputs[name] = out
+            return out.clone()  # an in-place ReLU changes the copy: out keeps its own gradient
+
+        return hook
+
+    handles = [m.register_forward_hook(keep(name)) for name, _, m in layers]
+    generator = torch.Generator().manual_seed(config.seed)
+    was_training = model.training
+    model.eval()
+    try:
+        for x in sampler.batches(config.images, config.batch_size, config.seed):
+            x.requires_grad_(True)  # outputs carry gradients even where weights are frozen
+            for _ in range(config.labels):
+                model.zero_grad(set_to_none=True)
+                logits = model(x)
+                probs = torch.softmax(logits.detach().double(), dim=1)
+                y = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+                loss.backward()  # type: ignore[no-untyped-call]
+                for name, out in outputs.items():
+                    g = cast(torch.Tensor, out.grad).double()
+                    g = g.transpose(0, 1).reshape(g.shape[1], -1)  # (channels, positions)
+                    sq = (g * g).sum(1)
+                    sums[name] = sq if sums[name].numel() == 0 else sums[name] + sq
+                    counts[name] += g.shape[1]
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return {name: (sums[name] / max(counts[name], 1)).numpy() for name in sums}
