@@ -174,7 +174,12 @@ def _sequential(
         )
         fresh = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
         walk = Sequential(_mosaics(loaded, "cifar10"), config)
-        result = compress_model(fresh, compress, sequential=walk)
+        # "distill N": the step + bias refit and distillation of --distill on N proxy images
+        hook = None
+        if "distill" in words:
+            images = int(words[words.index("distill") + 1])
+            hook = proxy_distiller("cifar10", compress, images=images)
+        result = compress_model(fresh, compress, sequential=walk, distill=hook)
         print(f"{candidate} s{seed}: lambda {lam:.4g} -> {len(result.data)} B", file=sys.stderr)
         if abs(len(result.data) / target - 1) <= 0.01:
             break

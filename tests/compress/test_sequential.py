@@ -98,9 +98,8 @@ def test_the_refit_is_the_damped_least_squares_solution_on_stored_weights() -> N
     xq = x + 0.1 * rng.normal(size=x.shape)
     w = rng.normal(size=(3, 6))
     w[0, [1, 4]] = 0.0
-    config = SequentialConfig(damping=0.1)
     hq, cross = xq.T @ xq / len(x), x.T @ xq / len(x)
-    found = _refit(w, hq, cross, config)
+    found = _refit(w, hq, cross, 0.1)
     d = 0.1 * np.mean(np.diag(hq))
     for r in range(3):
         s = w[r] != 0
@@ -110,22 +109,32 @@ def test_the_refit_is_the_damped_least_squares_solution_on_stored_weights() -> N
         expected = np.linalg.lstsq(a, b, rcond=None)[0]
         assert np.allclose(found[r, s], expected, atol=1e-8)
         assert np.all(found[r, ~s] == 0)
-    regrown = _refit(w, hq, cross, dataclasses.replace(config, regrow=True))
+    regrown = _refit(w, hq, cross, 0.1, regrow=True)
     for r in range(3):  # every weight refitted: the dense damped least squares
         a = np.vstack([xq / np.sqrt(len(x)), np.sqrt(d) * np.eye(6)])
         b = np.concatenate([x @ w[r] / np.sqrt(len(x)), np.sqrt(d) * w[r]])
         assert np.allclose(regrown[r], np.linalg.lstsq(a, b, rcond=None)[0], atol=1e-8)
     assert (regrown[0, [1, 4]] != 0).all()
     # without an error upstream (x~ = x) nothing moves: the zeros stay zeros
-    same = _refit(w, x.T @ x / len(x), x.T @ x / len(x), dataclasses.replace(config, regrow=True))
+    same = _refit(w, x.T @ x / len(x), x.T @ x / len(x), 0.1, regrow=True)
     assert np.allclose(same, w, atol=1e-12)
 
 
-def test_regrowing_a_masked_model_is_refused(sampler: ProxySampler) -> None:
+@pytest.mark.slow  # each walk runs the trellis's 4,096 steps per group (~20 s)
+def test_regrow_fills_an_unmasked_layers_zeros_but_keeps_a_prune_mask(
+    sampler: ProxySampler,
+) -> None:
     model = _model(prune=False)
-    prune_(model, PrunePolicy.uniform(0.5))
-    with pytest.raises(ConfigError, match="without a prune policy"):
-        sequential_codes(model, sampler, 1e-4, dataclasses.replace(SMALL, regrow=True))
+    prune_(model, PrunePolicy.uniform(0.5))  # masks: the user's pruning stays
+    masked = {n: (m.weight.detach() == 0).numpy() for n, _, m in layer_names(model)}
+    found = sequential_codes(model, sampler, 1e-5, dataclasses.replace(SMALL, regrow=True))
+    for name, zero in masked.items():
+        assert (found[name].code.values().reshape(zero.shape)[zero] == 0).all()
+    plain = _model()  # the same zeros as values only: some of them come back
+    zeros = {n: (m.weight.detach() == 0).numpy() for n, _, m in layer_names(plain)}
+    found = sequential_codes(plain, sampler, 1e-5, dataclasses.replace(SMALL, regrow=True))
+    values = {n: found[n].code.values().reshape(z.shape) for n, z in zeros.items()}
+    assert sum(int((values[n][z] != 0).sum()) for n, z in zeros.items()) > 0
 
 
 @pytest.mark.slow  # each walk runs the trellis's 4,096 steps per group (~20 s)

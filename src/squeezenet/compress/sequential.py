@@ -62,8 +62,9 @@ class SequentialConfig:
     # Rows traded by the output Fisher (weighting.output_fisher) to this power: a row's error
     # costs F_c ** fisher / (its layer's mean over stored weights). 0: every row alike.
     fisher: float = 0.0
-    # The refit may give pruned weights (exact zeros) values too, and the trellis then decides
-    # by rate which stay zero: the published sparsity pattern is not kept. False: it is.
+    # The refit may give the exact zeros of an unmasked layer (an imported pruned model's
+    # pattern) values too, and the trellis then decides by rate which stay zero; a layer with a
+    # prune mask (a --prune policy) keeps it. False: every zero stays zero.
     regrow: bool = False
     seed: int = 0  # proxy images and sampled positions
 
@@ -118,11 +119,6 @@ def sequential_codes(
         ConfigError: ``model`` has no ``stages()`` walk (only SqueezeNets do).
     """
     stages = stages_of(model)
-    if config.regrow and any(parametrize.is_parametrized(m) for _, _, m in layer_names(model)):
-        raise ConfigError(
-            "SequentialConfig.regrow refits pruned weights, but this model's prune masks would "
-            "zero them again: compress without a prune policy (its zeros are its pattern)"
-        )
     model.eval()
     # a working copy: a pruned model's masks come along and are never removed from it (that
     # would strip the weight property from the original's parametrized class too)
@@ -285,7 +281,8 @@ def _quantize_group(
         weight = cast(torch.Tensor, module.weight).detach().double()
         w = weight.reshape(len(weight), -1).numpy()
         hq, cross = (m.hq / m.count).numpy(), (m.cross / m.count).numpy()
-        target = _refit(w, hq, cross, config) if config.asymmetric else w
+        regrow = config.regrow and not parametrize.is_parametrized(module, "weight")
+        target = _refit(w, hq, cross, config.damping, regrow) if config.asymmetric else w
         u = feedback_factor(hq, config.damping)
         values = target.reshape(weight.shape).astype(np.float32)
         layers.append(TrellisLayer(values, step_for(lam), lam, None, u, row_scale))
@@ -303,14 +300,14 @@ def _quantize_group(
 
 
 def _refit(
-    w: np.ndarray, hq: np.ndarray, cross: np.ndarray, config: SequentialConfig
+    w: np.ndarray, hq: np.ndarray, cross: np.ndarray, damping: float, regrow: bool = False
 ) -> np.ndarray:
     """Per row, the stored weights that minimise E|w x - w' x~|^2 + d |w' - w|^2 (d: the
-    damping fraction of H~'s mean diagonal); pruned weights stay zero unless
-    ``config.regrow`` (then every weight of the row is refitted, at one solve for all rows)."""
-    d = config.damping * float(np.mean(np.diag(hq))) if np.diag(hq).any() else config.damping
+    ``damping`` fraction of H~'s mean diagonal); pruned weights stay zero unless ``regrow``
+    (then every weight of the row is refitted, at one solve for all rows)."""
+    d = damping * float(np.mean(np.diag(hq))) if np.diag(hq).any() else damping
     wanted = w @ cross  # (rows, K): E[(w x) x~]
-    if config.regrow:
+    if regrow:
         a = hq + d * np.eye(len(hq))
         return cast(np.ndarray, np.linalg.solve(a, (wanted + d * w).T).T)
     out = np.zeros_like(w)
