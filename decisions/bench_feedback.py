@@ -13,7 +13,11 @@ the held-out sets stay fixed), so a step counts only if it beats its spread. Fur
 or temper the feedback's cost weights (``feedback 0.1 power 0.5``), measure the Hessians on
 images of which a fraction are dead leaves (``feedback 0.1 leaves 0.5``), or allocate the rate
 across layers by their proxy KL per unit of squared weight error (``feedback 0.1 scales 1``).
-The ImageNet evaluation images are never read.
+Sequential candidates (``sequential D``, compress.sequential) take further words: ``final S``
+(the classifier at lambda / S), ``stages fire5=2/fire7=0.5`` (SequentialConfig.stage_scales),
+``fisher P`` (rows by the output Fisher), ``regrow`` (pruned weights refitted too), ``distill N``
+(the step + bias refit and distillation on N proxy images on top), ``lambda L`` (the first
+probe's lambda). The ImageNet evaluation images are never read.
 
     python decisions/bench_feedback.py SQ.safetensors --target 340000 --damping 0.01,0.1,1 \\
         --seeds 0,1 --out benchmarks/results/feedback     # resumable: finished rows are kept
