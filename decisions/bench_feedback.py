@@ -170,8 +170,9 @@ def _sequential(
     )  # fmt: skip
     start = time.perf_counter()
     # the previous recipe's lambda at 340,000 B; a finer classifier (+ ~7 KB) needs a larger one
-    lam = float(words[words.index("lambda") + 1]) if "lambda" in words else None
-    lam, result = lam or (1.8e-5 if "final" not in words else 2.1e-5), None
+    lam = 1.8e-5 if "final" not in words else 2.1e-5
+    lam = float(words[words.index("lambda") + 1]) if "lambda" in words else lam
+    result = None
     for _ in range(3):
         compress = CompressConfig(
             quantizer="trellis", rate_lambda=lam, bias_dtype="float16", seed=seed

@@ -32,6 +32,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -69,9 +70,7 @@ def main() -> None:
     if args.finer is not None:
         finer(args.weights, args.rate_lambda, args.finer)
         return
-    loaded = load_any(args.weights)
-    sets = proxy_sets.held_out(loaded.preprocess)
-    reference = {n: proxy_sets.logits(loaded.model, b) for n, b in sets.items()}
+    loaded, sets, reference = _held_out(args.weights)
     config = CompressConfig(
         quantizer="trellis", rate_lambda=args.rate_lambda, bias_dtype="float16",
         weighting="hessian",
@@ -101,11 +100,16 @@ def main() -> None:
     print(json.dumps(out, indent=1))
 
 
-def finer(weights: str, rate_lambda: float, factor: float) -> None:
-    """``--finer``: per group, the file with that group's lambda x ``factor``."""
+def _held_out(weights: str) -> tuple[Any, Any, Any]:
+    """The model, the held-out proxy sets and its logits on them (the reference)."""
     loaded = load_any(weights)
     sets = proxy_sets.held_out(loaded.preprocess)
-    reference = {n: proxy_sets.logits(loaded.model, b) for n, b in sets.items()}
+    return loaded, sets, {n: proxy_sets.logits(loaded.model, b) for n, b in sets.items()}
+
+
+def finer(weights: str, rate_lambda: float, factor: float) -> None:
+    """``--finer``: per group, the file with that group's lambda x ``factor``."""
+    loaded, sets, reference = _held_out(weights)
     config = CompressConfig(
         quantizer="trellis", rate_lambda=rate_lambda, bias_dtype="float16", weighting="hessian"
     )
@@ -137,9 +141,7 @@ STAGES = {  # the same groups by SqueezeNet.stages() names
 def finer_sequential(weights: str, rate_lambda: float, factor: float) -> None:
     """``--finer --sequential``: per group, the sequential file with its stages at lambda x
     ``factor``."""
-    loaded = load_any(weights)
-    sets = proxy_sets.held_out(loaded.preprocess)
-    reference = {n: proxy_sets.logits(loaded.model, b) for n, b in sets.items()}
+    loaded, sets, reference = _held_out(weights)
     config = CompressConfig(quantizer="trellis", rate_lambda=rate_lambda, bias_dtype="float16")
     out: dict[str, object] = {"rate_lambda": rate_lambda, "factor": factor}
     for group, stages in {"none": (), **STAGES}.items():

@@ -128,20 +128,18 @@ def sequential_codes(
     # would strip the weight property from the original's parametrized class too)
     quantized = copy.deepcopy(model).eval()
     names = {id(m): name for name, _, m in layer_names(model)}
-    last = layer_names(model)[-1][2]
+    divisors = walk_scales(model, config)
     generator = torch.Generator().manual_seed(config.seed)
     rows = _row_scales(model, sampler, config)
     inputs = list(sampler.batches(config.images, config.batch_size, config.seed))
     floats, partial = inputs, [x.clone() for x in inputs]
     out: dict[str, SequentialCode] = {}
     walk = zip(stages(), cast(Any, quantized).stages(), strict=True)
-    by_stage = dict(config.stage_scales)
-    for (stage_name, stage), (_, stage_q) in walk:
+    for (_, stage), (_, stage_q) in walk:
         twins = {id(a): b for a, b in zip(stage.modules(), stage_q.modules(), strict=True)}
-        lam = rate_lambda / by_stage.get(stage_name, 1.0)
         for group in _groups(stage, floats[0], names):
             moments = _measure(stage, stage_q, group, twins, floats, partial, config, generator)
-            lams = [lam / (config.final_scale if m is last else 1.0) for m in group]
+            lams = [rate_lambda / divisors.get(names[id(m)], 1.0) for m in group]
             scales = [rows.get(names[id(m)]) for m in group]
             found = _quantize_group(group, moments, lams, scales, config)
             for module, result in zip(group, found, strict=True):

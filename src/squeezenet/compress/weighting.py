@@ -302,8 +302,8 @@ def output_fisher(
     large ``F_c`` costs more. Only the sampler's proxy images are used."""
     layers = layer_names(model)
     outputs: dict[str, torch.Tensor] = {}
-    sums = {name: torch.zeros(0, dtype=torch.float64) for name, _, _ in layers}
-    counts = dict.fromkeys(sums, 0)
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
 
     def keep(name: str) -> Any:
         def hook(_module: nn.Module, _args: Any, out: torch.Tensor) -> torch.Tensor:
@@ -330,12 +330,11 @@ def output_fisher(
                 for name, out in outputs.items():
                     g = cast(torch.Tensor, out.grad).double()
                     g = g.transpose(0, 1).reshape(g.shape[1], -1)  # (channels, positions)
-                    sq = (g * g).sum(1)
-                    sums[name] = sq if sums[name].numel() == 0 else sums[name] + sq
-                    counts[name] += g.shape[1]
+                    sums[name] = sums.get(name, 0) + (g * g).sum(1)
+                    counts[name] = counts.get(name, 0) + g.shape[1]
     finally:
         for handle in handles:
             handle.remove()
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-    return {name: (sums[name] / max(counts[name], 1)).numpy() for name in sums}
+    return {name: (total / counts[name]).numpy() for name, total in sums.items()}
