@@ -17,7 +17,8 @@ Sequential candidates (``sequential D``, compress.sequential) take further words
 (the classifier at lambda / S), ``stages fire5=2/fire7=0.5`` (SequentialConfig.stage_scales),
 ``fisher P`` (rows by the output Fisher), ``regrow`` (pruned weights refitted too), ``distill N``
 (the step + bias refit and distillation on N proxy images on top), ``lambda L`` (the first
-probe's lambda). The ImageNet evaluation images are never read.
+probe's lambda), ``images N`` (the walk's proxy images), ``mosaics P`` (the fraction of them
+that are mosaics), ``tiles 2/4/7`` (the mosaics' grid sizes). The ImageNet evaluation images are never read.
 
     python decisions/bench_feedback.py SQ.safetensors --target 340000 --damping 0.01,0.1,1 \\
         --seeds 0,1 --out benchmarks/results/feedback     # resumable: finished rows are kept
@@ -164,9 +165,18 @@ def _sequential(
         stages = tuple((name, float(scale)) for name, scale in pairs)
     # "fisher P": rows traded by the output Fisher to the power P (SequentialConfig.fisher)
     fisher = float(words[words.index("fisher") + 1]) if "fisher" in words else 0.0
+    # "images N": the walk's proxy images (SequentialConfig.images); "mosaics P": the fraction
+    # of them that are 2x2 mosaics (ProxyConfig.mix_prob; 0.5 otherwise, as --calib)
+    images = int(words[words.index("images") + 1]) if "images" in words else 256
+    mosaics = float(words[words.index("mosaics") + 1]) if "mosaics" in words else 0.5
+    # "tiles 2/4/7": the mosaics' grid sizes, one drawn per mosaic (ProxyConfig.tiles)
+    tiles = (2,)
+    if "tiles" in words:
+        tiles = tuple(int(k) for k in words[words.index("tiles") + 1].split("/"))
     config = SequentialConfig(
         damping=float(words[1]), asymmetric="symmetric" not in words, seed=seed,
         final_scale=final, stage_scales=stages, fisher=fisher, regrow="regrow" in words,
+        images=images,
     )  # fmt: skip
     start = time.perf_counter()
     # the previous recipe's lambda at 340,000 B; a finer classifier (+ ~7 KB) needs a larger one
@@ -178,7 +188,9 @@ def _sequential(
             quantizer="trellis", rate_lambda=lam, bias_dtype="float16", seed=seed
         )
         fresh = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
-        walk = Sequential(_mosaics(loaded, "cifar10"), config)
+        sampler = _mosaics(loaded, "cifar10")
+        sampler.config = dataclasses.replace(sampler.config, mix_prob=mosaics, tiles=tiles)
+        walk = Sequential(sampler, config)
         # "distill N": the step + bias refit and distillation of --distill on N proxy images
         hook = None
         if "distill" in words:

@@ -267,6 +267,31 @@ def test_sampler_replaces_the_leaves_fraction(proxies: torch.Tensor) -> None:
     assert float((flat[..., 1:] == flat[..., :-1]).float().mean()) > 0.5
 
 
+def test_mosaic_tiles_are_views_of_k_by_k_images(proxies: torch.Tensor) -> None:
+    preset = dataclasses.replace(CIFAR10, crop=48)
+    two = ProxySampler(proxies, preset, ProxyConfig(mix="mosaic", mix_prob=1.0))
+    also_two = ProxySampler(proxies, preset, ProxyConfig(mix="mosaic", mix_prob=1.0, tiles=(2,)))
+    a, b = (s.batch(3, torch.Generator().manual_seed(5)) for s in (two, also_two))
+    assert torch.equal(a, b)  # the default is the 2x2 mosaic, drawn as before
+    plain = dataclasses.replace(ProxyConfig(), augment=False)
+    four = ProxySampler(proxies, preset, dataclasses.replace(plain, mix="mosaic", tiles=(4,)))
+    grid = four._grid(2, 4, torch.Generator().manual_seed(1))  # 4 x 4 tiles of 12 px
+    assert grid.shape == (2, 3, 48, 48)
+    # without augmentation each tile is a whole proxy image, downscaled to 12 px
+    small = nn.functional.interpolate(proxies.float(), size=12, mode="bilinear", antialias=False)
+    tiles = (
+        grid.unfold(2, 12, 12).unfold(3, 12, 12).permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, 12, 12)
+    )
+    distance = (tiles[:, None] - small[None]).abs().flatten(2).amax(2)  # (tiles, proxies)
+    assert bool((distance.amin(1) < 1.0).all())
+    mixed = ProxySampler(proxies, preset, ProxyConfig(mix="mosaic", mix_prob=1.0, tiles=(1, 4)))
+    x = mixed.batch(32, torch.Generator().manual_seed(2))
+    seam = (x[..., 11] - x[..., 12]).abs().flatten(1).mean(1)  # across a 4x4 tile seam
+    inside = (x[..., 10] - x[..., 11]).abs().flatten(1).mean(1)  # one pixel before it
+    assert 4 <= int((seam > 2 * inside).sum()) <= 28  # about half are 4x4 mosaics
+    assert x.shape == (32, 3, 48, 48) and bool(torch.isfinite(x).all())
+
+
 @pytest.mark.parametrize(
     ("factory", "changes", "field"),
     [
@@ -280,6 +305,8 @@ def test_sampler_replaces_the_leaves_fraction(proxies: torch.Tensor) -> None:
         (ProxyConfig, {"mix": "blend"}, "mix"),
         (ProxyConfig, {"min_scale": 0.0}, "min_scale"),
         (ProxyConfig, {"leaves": 1.5}, "leaves"),
+        (ProxyConfig, {"tiles": ()}, "tiles"),
+        (ProxyConfig, {"tiles": (2, 0)}, "tiles"),
     ],
 )
 def test_configs_name_the_bad_field(factory: Any, changes: dict[str, Any], field: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 import torch
@@ -41,6 +42,10 @@ class ProxyConfig:
     # objects and edges, closer to ImageNet statistics at 227 px).
     mix: Mix = "none"
     mix_prob: float = 0.5  # fraction of the images of a batch that are mixed
+    # Mosaic grids: each mosaic is k x k tiles, k drawn uniformly from these per image. (2,): the
+    # 2x2 mosaics; larger k render the 32-px images nearer their own size (4: 57 px, 7: 32 px at
+    # 227), sharp-edged as photographs are, where upscaled images are blurred.
+    tiles: tuple[int, ...] = (2,)
     # Fraction of the images replaced by "dead leaves" (:func:`dead_leaves`): occluding discs in
     # the proxy images' colours, sharp-edged at every scale like photographs, which drive the
     # network's activations further than upscaled 32-px images do.
@@ -55,6 +60,8 @@ class ProxyConfig:
             raise field_error("ProxyConfig", "mix_prob", "a probability in [0, 1]", self.mix_prob)
         if not 0.0 <= self.leaves <= 1.0:
             raise field_error("ProxyConfig", "leaves", "a probability in [0, 1]", self.leaves)
+        if not self.tiles or any(not 1 <= k <= 16 for k in self.tiles):
+            raise field_error("ProxyConfig", "tiles", "grid sizes in 1..16", self.tiles)
 
 
 class ProxySampler:
@@ -107,11 +114,19 @@ class ProxySampler:
                 mixed = lam * x + (1 - lam) * self._views(n, size, size, g)
             elif mix == "cutmix":
                 mixed = torch.where(self._box(n, size, g), self._views(n, size, size, g), x)
-            else:  # mosaic: four images in a 2x2 grid
+            elif self.config.tiles == (2,):  # mosaic: four images in a 2x2 grid
                 h = size // 2
                 top = torch.cat([self._views(n, h, h, g), self._views(n, h, size - h, g)], 3)
                 bottom = [self._views(n, size - h, h, g), self._views(n, size - h, size - h, g)]
                 mixed = torch.cat([top, torch.cat(bottom, 3)], 2)
+            else:  # mosaics of k x k images, k drawn from tiles per image
+                tiles = self.config.tiles
+                which = torch.randint(len(tiles), (n,), generator=g).to(x.device)
+                mixed = x
+                for i, k in enumerate(tiles):
+                    mixed = torch.where(
+                        (which == i)[:, None, None, None], self._grid(n, k, g), mixed
+                    )
             x = torch.where(chosen[:, None, None, None], mixed, x)
         if self.config.leaves > 0:
             chosen = self._uniform(n, g) < self.config.leaves
@@ -148,6 +163,16 @@ class ProxySampler:
         source = self.images[index].float()  # (n, C, H, W)
         grid = F.affine_grid(theta.to(source.device), [n, source.shape[1], h, w], False)
         return F.grid_sample(source, grid, "bilinear", "border", align_corners=False)
+
+    def _grid(self, n: int, k: int, g: torch.Generator) -> torch.Tensor:
+        """``n`` mosaics of ``k x k`` random views as ``(n, C, crop, crop)`` float 0..255."""
+        size = self.preset.crop
+        cuts = [round(i * size / k) for i in range(k + 1)]
+        rows = []
+        for top, bottom in pairwise(cuts):
+            row = [self._views(n, bottom - top, right - left, g) for left, right in pairwise(cuts)]
+            rows.append(torch.cat(row, 3))
+        return torch.cat(rows, 2)
 
     def _box(self, n: int, size: int, g: torch.Generator) -> torch.Tensor:
         """CutMix boxes as a bool ``(n, 1, size, size)`` mask covering ~U(0, 1) of the area."""
