@@ -18,7 +18,8 @@ Sequential candidates (``sequential D``, compress.sequential) take further words
 ``fisher P`` (rows by the output Fisher), ``regrow`` (pruned weights refitted too), ``distill N``
 (the step + bias refit and distillation on N proxy images on top), ``lambda L`` (the first
 probe's lambda), ``images N`` (the walk's proxy images), ``mosaics P`` (the fraction of them
-that are mosaics), ``tiles 2/4/7`` (the mosaics' grid sizes). The ImageNet evaluation images are never read.
+that are mosaics), ``tiles 2/4/7`` (the mosaics' grid sizes), ``biasgrid``
+(--bias grid). The ImageNet evaluation images are never read.
 
     python decisions/bench_feedback.py SQ.safetensors --target 340000 --damping 0.01,0.1,1 \\
         --seeds 0,1 --out benchmarks/results/feedback     # resumable: finished rows are kept
@@ -44,6 +45,7 @@ from squeezenet.compress import trellis_feedback
 from squeezenet.compress.calibrate import (
     _mosaics,
     bias_corrector,
+    bias_scales,
     proxy_distiller,
     proxy_hessians,
     proxy_input_stats,
@@ -183,10 +185,15 @@ def _sequential(
     lam = 1.8e-5 if "final" not in words else 2.1e-5
     lam = float(words[words.index("lambda") + 1]) if "lambda" in words else lam
     result = None
+    # "biasgrid": each bias on its own grid (--bias grid, version 4), steps from the input RMS
+    scales = None
+    if "biasgrid" in words:
+        scales = bias_scales(proxy_input_stats(loaded, "cifar10", seed=seed))
     for _ in range(3):
         compress = CompressConfig(
-            quantizer="trellis", rate_lambda=lam, bias_dtype="float16", seed=seed
-        )
+            quantizer="trellis", rate_lambda=lam, seed=seed,
+            bias_dtype="grid" if scales is not None else "float16",
+        )  # fmt: skip
         fresh = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
         sampler = _mosaics(loaded, "cifar10")
         sampler.config = dataclasses.replace(sampler.config, mix_prob=mosaics, tiles=tiles)
@@ -196,7 +203,7 @@ def _sequential(
         if "distill" in words:
             images = int(words[words.index("distill") + 1])
             hook = proxy_distiller("cifar10", compress, images=images)
-        result = compress_model(fresh, compress, sequential=walk, distill=hook)
+        result = compress_model(fresh, compress, sequential=walk, distill=hook, bias_scales=scales)
         print(f"{candidate} s{seed}: lambda {lam:.4g} -> {len(result.data)} B", file=sys.stderr)
         if abs(len(result.data) / target - 1) <= 0.01:
             break

@@ -342,3 +342,12 @@ def test_trellis_calibration_weighs_and_corrects(
     )  # fmt: skip
     assert code == 2 and "--weighting sequential weighs errors on proxy images; add --calib" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "w.sqz").exists()
+    grid = ("--quantizer", "trellis", "--rate-lambda", "1e-5", "--bias", "grid")
+    code, _, err = run(capsys, "compress", weights, "-o", tmp_path / "g.sqz", *grid)
+    assert code == 2 and "--bias grid sets each bias step" in err and "add --calib" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "g.sqz").exists()
+    report = run_json(
+        capsys, "compress", weights, "-o", tmp_path / "g.sqz", *grid, "--calib", "synthetic"
+    )
+    info = run_json(capsys, "inspect", tmp_path / "g.sqz")
+    assert info["version"] == 4 and report["file_bytes"] < (tmp_path / "c.sqz").stat().st_size

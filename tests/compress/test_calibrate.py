@@ -92,3 +92,36 @@ def test_input_hessians_are_the_mean_patch_outer_products() -> None:
     cols = torch.nn.functional.unfold(x, 3, padding=1).double()  # (4, 18, 36)
     want = torch.einsum("nkl,njl->kj", cols, cols) / (4 * 36)
     np.testing.assert_allclose(found["0"], want.numpy(), rtol=1e-10)
+
+
+def test_bias_grid_puts_each_grid_bias_on_its_own_grid_and_the_model_matches_the_file() -> None:
+    """--bias grid: calibration gives each layer a bias step scale (0.25 x its RMS input); the
+    compressed file is version 4, every bias is a multiple of scale x grid step, and the model
+    in memory computes what the file decodes to."""
+    from squeezenet.compress.calibrate import BIAS_STEP_SCALE
+    from squeezenet.formats import decode_sqz, spec
+    from squeezenet.workflows.compress_file import compress_model
+
+    config = CompressConfig(quantizer="trellis", rate_lambda=1e-6, bias_dtype="grid")
+    loaded = _loaded()
+    found = calibrate(loaded, config, "synthetic")
+    assert found.bias_scales and found.correct is not None
+    names = {name for name, m in loaded.model.named_modules() if isinstance(m, nn.Conv2d)}
+    assert set(found.bias_scales) == names
+    assert all(v > 0 for v in found.bias_scales.values()) and BIAS_STEP_SCALE == 0.25
+    result = compress_model(
+        loaded, config, distill=found.correct, bias_scales=found.bias_scales
+    )
+    assert result.data[4] == spec.VERSION_BIAS_GRID
+    back = decode_sqz(result.data)
+    state = result.model.state_dict()
+    for layer in back.layers:
+        assert layer.grid is not None and layer.bias_grid is not None
+        step = np.float32(found.bias_scales[layer.name] * layer.grid.step)
+        assert layer.bias_grid.step == float(step)
+        assert np.array_equal(layer.bias, layer.bias_grid.values())
+        assert np.array_equal(state[f"{layer.name}.bias"].numpy(), layer.bias)
+    with pytest.raises(ConfigError, match="--bias grid sets each bias step"):
+        compress_model(_loaded(), config)  # no scales: needs --calib
+    with pytest.raises(ConfigError, match="--bias grid puts biases on the grid"):
+        CompressConfig(rate_lambda=1e-6, bias_dtype="grid")  # ECSQ has no grid

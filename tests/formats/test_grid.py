@@ -1,8 +1,10 @@
-"""Version 3 of .sqz (docs/FORMAT.md section 4a): grid layers, float16 biases, gamma tables."""
+"""Versions 3 and 4 of .sqz (docs/FORMAT.md section 4a): grid layers, float16 biases, gamma
+tables; a grid layer's bias on a grid (version 4)."""
 
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -236,3 +238,194 @@ def test_spec_constants() -> None:
     assert spec.FLAG_GRID == 8 and spec.FLAG_BIAS16 == 16
     assert spec.MAX_GRID_BITS == 15
     assert DQ_NEXT.tolist() == [[0, 2], [2, 0], [1, 3], [3, 1]]
+
+
+# --- version 4: a grid layer's bias on a grid of its own -------------------------------------
+
+# GRID_RECORD's layer with its bias [0.25, -0.5] on a grid (version 4): levels 1, -2 at bias
+# step 0.25, symbols 1 4 at 3 bits.
+BIAS_GRID_RECORD = bytes.fromhex(
+    "04636f6e76"  # name "conv"
+    "020203"  # ndim 2, dims 2 3
+    "032a"  # bits 3, flags BIAS | GRID | BIASGRID
+    "01"  # quantizer: dependent
+    "0000003f"  # step 0.5
+    "04"  # state period 2**4
+    "02"  # bias length 2
+    "0000803e"  # bias step 0.25
+    "03"  # bias bits 3
+    "000130"  # bias stream: raw, 1 byte: symbols 1 4 at 3 bits
+    "0003298940"  # level stream, as GRID_RECORD's
+)
+RECORD_AT = len(b"\x89SQZ\x04" + HEADER + b"\x01")  # the layer record's first byte
+FLAGS_AT, BIAS_LENGTH_AT, BIAS_STEP_AT, BIAS_BITS_AT, BIAS_STREAM_AT = (
+    RECORD_AT + i for i in (9, 16, 17, 21, 22)
+)
+
+
+def rejects_at(data: bytes, field: str, offset: int, match: str | None = None) -> None:
+    with pytest.raises(SqzFormatError, match=match) as caught:
+        decode_sqz(data)
+    assert (caught.value.field, caught.value.offset) == (field, offset), caught.value
+
+
+def f32_bits(values: np.ndarray) -> list[int]:
+    return np.asarray(values, np.float32).view(np.uint32).tolist()
+
+
+def with_bias_grid(layer: CompressedLayer, step: float) -> CompressedLayer:
+    """``layer`` with its bias rounded to a uniform grid of ``step`` and stored as levels."""
+    assert layer.bias is not None
+    levels = np.round(np.asarray(layer.bias, np.float64) / step).astype(np.int64)
+    layer.bias_grid = GridCode(spec.QUANTIZER_UNIFORM, step, levels, 4)
+    layer.bias = layer.bias_grid.values()
+    return layer
+
+
+def test_bias_grid_golden_record_decodes_and_is_what_the_encoder_writes() -> None:
+    data = v3_file(BIAS_GRID_RECORD, version=4)
+    model = decode_sqz(data)
+    layer = model.layers[0]
+    assert layer.dense_weight().reshape(-1).tolist() == [1.0, -0.5, 1.5, 0.0, -1.5, 2.5]
+    assert layer.bias is not None and layer.bias.dtype == np.float32
+    assert layer.bias.tolist() == [0.25, -0.5]
+    assert layer.bias_grid is not None and layer.bias_grid.levels.tolist() == [1, -2]
+    assert layer.bias_grid.step == 0.25 and layer.bias_grid.quantizer == 0
+    parsed = parse_sqz(data)
+    assert parsed.version == 4 and parsed.layers[0].bias_bits == 3
+    assert encode_sqz(model, codec="raw") == data
+    # Without its bias grid the same layer is a version-3 record with a float32 bias.
+    layer.bias_grid = None
+    plain = BIAS_GRID_RECORD[:9] + b"\x0a" + BIAS_GRID_RECORD[10:16]
+    plain += b"\x02" + np.array([0.25, -0.5], "<f4").tobytes() + BIAS_GRID_RECORD[25:]
+    assert encode_sqz(model, codec="raw") == v3_file(plain)
+
+
+@pytest.mark.parametrize("codec", ["auto", "raw", "huffman", "rans"])
+def test_bias_grid_round_trips_bit_for_bit(codec: str) -> None:
+    rng = np.random.default_rng(7)
+    levels = np.rint(rng.laplace(scale=3, size=64 * 9)).astype(np.int64)
+    grid = GridCode(0, float(np.float32(0.0123)), levels, 4)
+    bias = rng.normal(scale=0.3, size=64).astype(np.float32)
+    step = float(np.float32(0.01))
+    layer = with_bias_grid(grid_layer(grid, (64, 9), bias), step)
+    assert layer.bias_grid is not None
+    model = CompressedModel("m", {}, None, None, [layer])
+    data = encode_sqz(model, codec=codec)  # type: ignore[arg-type]
+    assert data[4] == spec.VERSION_BIAS_GRID
+    back = decode_sqz(data)
+    got = back.layers[0]
+    assert got.bias_grid is not None
+    assert np.array_equal(got.bias_grid.levels, layer.bias_grid.levels)
+    assert got.bias_grid.step == step
+    assert got.bias is not None and f32_bits(got.bias) == f32_bits(layer.bias)
+    bits = int(zigzag(layer.bias_grid.levels).max()).bit_length()
+    assert parse_sqz(data).layers[0].bias_bits == bits
+    assert encode_sqz(back, codec=codec) == data  # type: ignore[arg-type]
+    # The same model without bias grids: version 3, the bytes it always had.
+    layer.bias_grid = None
+    before = encode_sqz(model, codec=codec)  # type: ignore[arg-type]
+    assert before[4] == spec.VERSION_GRID
+    assert parse_sqz(before).layers[0].bias_stream is None
+
+
+def test_bias_grid_values_follow_the_uniform_rule() -> None:
+    """k = 0 gives +0, a product past the float32 range gives +-inf (no error, no warning)."""
+    big = float(np.finfo(np.float32).max)
+    record = BIAS_GRID_RECORD[:17] + struct.pack("<f", big) + BIAS_GRID_RECORD[21:22]
+    record += b"\x00\x01" + bytes([0b000_011_00]) + BIAS_GRID_RECORD[25:]  # symbols 0 3: k 0 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bias = decode_sqz(v3_file(record, version=4)).layers[0].bias
+    assert bias is not None and f32_bits(bias) == [0, 0x7F800000]
+
+
+def test_encoder_rejects_a_bad_bias_grid() -> None:
+    grid = GridCode(1, 0.5, np.array([1, -1, 2, 0, -2, 3]), 4)
+    bias = np.array([0.25, -0.5], np.float32)
+    bias_grid = GridCode(0, 0.25, np.array([1, -2]), 4)
+
+    def encode(layer: CompressedLayer) -> bytes:
+        return encode_sqz(CompressedModel("m", {}, None, None, [layer]))
+
+    plain = grid_layer(grid, (2, 3), bias)
+    plain.grid, plain.bias_grid = None, bias_grid  # a codebook layer
+    with pytest.raises(ValueError, match="bias grid but no grid"):
+        encode(plain)
+    no_bias = grid_layer(grid, (2, 3), None)
+    no_bias.bias_grid = bias_grid
+    with pytest.raises(ValueError, match="no bias"):
+        encode(no_bias)
+    layer = grid_layer(grid, (2, 3), bias)
+    layer.bias_grid = GridCode(0, 0.25, np.array([1, -1]), 4)  # -0.25, not -0.5
+    with pytest.raises(ValueError, match="bias grid differs"):
+        encode(layer)
+    layer.bias_grid = GridCode(0, 0.25, np.array([1, -2, 0]), 4)  # not dims[0] levels
+    with pytest.raises(ValueError, match="bias grid differs"):
+        encode(layer)
+    layer.bias_grid = GridCode(1, 0.25, np.array([1, -2]), 4)  # dependent
+    with pytest.raises(ValueError, match="uniform"):
+        encode(layer)
+    layer.bias_grid = GridCode(0, 0.1, np.array([2, -5]), 4)  # 0.1 is not a float32
+    with pytest.raises(ValueError, match="float32"):
+        encode(layer)
+    layer.bias_grid = bias_grid
+    assert encode(layer)[4] == 4
+
+
+def test_bias_grid_flags() -> None:
+    """BIASGRID is a reserved bit before version 4 and needs GRID and BIAS, never BIAS16."""
+    rejects_at(v3_file(BIAS_GRID_RECORD), "layer 0 flags", FLAGS_AT, "reserved")
+    for flags in (0x3A, 0x28):  # with BIAS16; without BIAS
+        record = BIAS_GRID_RECORD[:9] + bytes([flags]) + BIAS_GRID_RECORD[10:]
+        rejects_at(v3_file(record, version=4), "layer 0 flags", FLAGS_AT, "BIASGRID")
+    codebook = (
+        BIAS_GRID_RECORD[:9]  # a codebook layer "conv" (2, 3) of bits 3
+        + b"\x22"  # BIAS | BIASGRID, no GRID
+        + b"\x01"
+        + struct.pack("<f", 1.0)
+        + b"\x02"
+        + np.array([0.25, -0.5], "<f4").tobytes()
+        + b"\x00\x01\x00\x00\x00\x00\x00"  # n 0, gap bits 1, m 0, two empty raw streams
+    )
+    rejects_at(v3_file(codebook, version=4), "layer 0 flags", FLAGS_AT, "BIASGRID")
+    valid = codebook[:9] + bytes([spec.FLAG_BIAS]) + codebook[10:]
+    assert decode_sqz(v3_file(valid, version=4)).layers[0].bias.tolist() == [0.25, -0.5]
+    # A version-4 file that does not use BIASGRID decodes as the same bytes with version 3.
+    v3, v4 = decode_sqz(v3_file()), decode_sqz(v3_file(version=4))
+    assert f32_bits(v4.layers[0].dense_weight()) == f32_bits(v3.layers[0].dense_weight())
+    assert v4.layers[0].bias is not None and v4.layers[0].bias.tolist() == [0.25, -0.5]
+
+
+def test_bias_grid_record_rules() -> None:
+    def with_bytes(at: int, new: bytes) -> bytes:
+        return v3_file(BIAS_GRID_RECORD[:at] + new + BIAS_GRID_RECORD[at + len(new) :], version=4)
+
+    rejects_at(with_bytes(16, b"\x03"), "layer 0 bias length", BIAS_LENGTH_AT, "dims\\[0\\]")
+    for step in (0.0, -0.25, float("nan"), float("inf")):
+        data = with_bytes(17, struct.pack("<f", step))
+        rejects_at(data, "layer 0 bias step", BIAS_STEP_AT, "finite and > 0")
+    for bits in (0, 16):
+        rejects_at(with_bytes(21, bytes([bits])), "layer 0 bias bits", BIAS_BITS_AT, "1..15")
+    padding = "layer 0 bias stream padding bits"
+    rejects_at(with_bytes(24, b"\x31"), padding, BIAS_STREAM_AT + 2, "not zero")
+    rejects_at(with_bytes(23, b"\x02"), "layer 0 bias stream length", BIAS_STREAM_AT + 2)
+    # a dense tensor at the bias key of a layer whose bias is on a grid
+    dense = b"\x09conv.bias\x00\x01\x02" + np.array([1, 2], "<f4").tobytes()
+    body = b"\x89SQZ\x04" + HEADER + b"\x01" + BIAS_GRID_RECORD + b"\x01" + dense
+    dense_at = RECORD_AT + len(BIAS_GRID_RECORD) + 1
+    rejects_at(finish(body), "dense tensor 0 name", dense_at, "state-dict key")
+
+
+def test_bias_stream_decode_errors_are_at_its_codec_byte() -> None:
+    """A rANS bias stream that does not decode: field "layer i bias stream" at its codec byte."""
+    rng = np.random.default_rng(11)
+    grid = GridCode(0, 0.5, rng.integers(-3, 4, size=32 * 3), 4)
+    bias = (rng.integers(-20, 21, size=32) * 0.25).astype(np.float32)
+    layer = with_bias_grid(grid_layer(grid, (32, 3), bias), 0.25)
+    data = encode_sqz(CompressedModel("m", {}, None, None, [layer]), codec="rans")
+    rec = parse_sqz(data).layers[0].bias_stream
+    assert rec is not None and rec.codec == spec.CODEC_RANS
+    bad = bytearray(data[:-4])
+    bad[rec.offset + rec.nbytes - 1] ^= 0x10  # a byte of its last rANS block
+    rejects_at(finish(bytes(bad)), "layer 0 bias stream", rec.offset, "rANS block")

@@ -56,7 +56,9 @@ def test_formats_modules_take_the_format_constants_from_spec() -> None:
     assert not hasattr(huffman, "MAX_ALPHABET")
     assert get_args(bitio.Codec) == ("auto", *spec.CODEC_NAMES.values())
     assert spec.MAX_CODEC[max(spec.VERSIONS)] == max(spec.CODEC_NAMES)
-    assert spec.VERSION == 2 and spec.VERSION_GRID == max(spec.VERSIONS) == 3
+    assert spec.VERSION == 2 and spec.VERSION_GRID == 3
+    assert spec.VERSION_BIAS_GRID == max(spec.VERSIONS) == 4
+    assert spec.LAYER_FLAGS_V4 == spec.LAYER_FLAGS_V3 | spec.FLAG_BIAS_GRID == 0x3F
     assert rans.max_frequency(spec.MAX_RANS_PRECISION) == 3 << (spec.MAX_RANS_PRECISION - 2)
     assert 1 << spec.MAX_RANS_PRECISION <= spec.RANS_STATE_LOW  # rANS needs L % M == 0
     # Encoder defaults are choices, not format constants, but must be valid block sizes.

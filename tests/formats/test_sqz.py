@@ -276,8 +276,10 @@ def test_encoder_rejects_bad_options() -> None:
 def test_errors_name_field_and_offset() -> None:
     with pytest.raises(SqzFormatError, match=r"not a .sqz file: magic at byte 0"):
         decode_sqz(b"PK\x03\x04" + GOLDEN_RAW[4:])
-    with pytest.raises(SqzFormatError, match=r"unsupported .sqz version 4 at byte 4"):
-        decode_sqz(GOLDEN_RAW[:4] + b"\x04" + GOLDEN_RAW[5:])
+    with pytest.raises(
+        SqzFormatError, match=r"unsupported .sqz version 5 at byte 4: .* 1, 2, 3, 4;"
+    ):
+        decode_sqz(GOLDEN_RAW[:4] + b"\x05" + GOLDEN_RAW[5:])
     with pytest.raises(SqzFormatError, match=r"unsupported .sqz version 0 at byte 4"):
         decode_sqz(GOLDEN_RAW[:4] + b"\x00" + GOLDEN_RAW[5:])
     flipped = bytearray(GOLDEN_RAW)

@@ -9,6 +9,7 @@ offset where Python does, never any other error.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import struct
@@ -28,7 +29,8 @@ from formats.test_format_points import (
     sqz_file,
     with_preprocess,
 )
-from formats.test_format_rules import dense, layer
+from formats.test_format_rules import dense, f32, layer
+from formats.test_grid import BIAS_GRID_RECORD, HEADER, finish, v3_file
 from formats.test_sqz import (
     GOLDEN_HUFFMAN,
     GOLDEN_RANS,
@@ -41,6 +43,9 @@ from squeezenet.compress.plain_data import to_compressed
 from squeezenet.compress.trellis import trellis_quantize_
 from squeezenet.compress.weight_sharing import quantize_
 from squeezenet.formats import SqzFormatError, decode_sqz, encode_sqz, spec, tensor_digest
+from squeezenet.formats.grid import GridCode
+from squeezenet.formats.model import CompressedModel
+from squeezenet.formats.sqz_decode import parse_sqz
 from squeezenet.models import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +59,23 @@ def _small(seed: int, **config: Any) -> Any:
     )
 
 
+def _with_bias_grids(cm: CompressedModel, step: float, seed: int) -> CompressedModel:
+    """``cm`` with a random bias (the small models' are zero) on a grid of ``step`` for each
+    grid layer (version 4)."""
+    rng, layers = np.random.default_rng(seed), []
+    for cl in cm.layers:
+        if cl.grid is not None and cl.bias is not None:
+            levels = np.round(rng.laplace(scale=0.05, size=cl.shape[0]) / step).astype(np.int64)
+            bias_grid = GridCode(spec.QUANTIZER_UNIFORM, step, levels, 4)
+            cl = dataclasses.replace(cl, bias=bias_grid.values(), bias_grid=bias_grid)
+        layers.append(cl)
+    return dataclasses.replace(cm, layers=layers)
+
+
 def _valid_files() -> dict[str, bytes]:
-    """Files of every version-2/3 feature: codecs, float16 codebooks and biases, complement
-    positions, grids (uniform and dependent), dense batch-norm tensors, a zlib header."""
+    """Files of every version-2/3/4 feature: codecs, float16 codebooks and biases, complement
+    positions, grids (uniform and dependent), biases on grids, dense batch-norm tensors, a zlib
+    header."""
     files: dict[str, bytes] = {
         "golden raw": GOLDEN_RAW, "golden huffman": GOLDEN_HUFFMAN, "golden rans": GOLDEN_RANS,
         "golden v1 raw": GOLDEN_V1_RAW, "golden v1 huffman": GOLDEN_V1_HUFFMAN,
@@ -80,6 +99,15 @@ def _valid_files() -> dict[str, bytes]:
     cm = to_compressed(grid, model_name="squeezenet_small")
     files["trellis_rans"] = encode_sqz(cm, bias_dtype="float16")
     files["trellis_raw"] = encode_sqz(cm, codec="raw")
+    fine = _with_bias_grids(cm, float(np.float32(0.01)), 3)
+    assert sum(cl.bias_grid is not None for cl in fine.layers) >= 2
+    files["bias_grid_auto"] = encode_sqz(fine)
+    files["bias_grid_raw"] = encode_sqz(fine, codec="raw")
+    files["bias_grid_huffman"] = encode_sqz(fine, codec="huffman")
+    files["bias_grid_rans"] = encode_sqz(
+        _with_bias_grids(cm, float(np.float32(0.002)), 4), codec="rans"
+    )
+    assert {files[k][4] for k in files if k.startswith("bias_grid")} == {4}
     return files
 
 
@@ -108,6 +136,24 @@ def _mutations(name: str, data: bytes, rng: np.random.Generator, n: int) -> list
             at = int(rng.integers(5, len(data) - 4))
             flipped[at] ^= 1 << int(rng.integers(0, 8))
         cases.append((f"{name} deep {k}", _with_crc(flipped)))
+    return cases
+
+
+def _bias_mutations(
+    name: str, data: bytes, rng: np.random.Generator, n: int
+) -> list[tuple[str, bytes]]:
+    """Bit flips behind a recomputed CRC in the bias fields and streams of a version-4 file."""
+    spans = [
+        (rec.offset - 6, rec.offset + rec.nbytes)  # bias step and bits (6 bytes), its stream
+        for p in parse_sqz(data).layers
+        if (rec := p.bias_stream) is not None
+    ]
+    cases = []
+    for k in range(n):
+        lo, hi = spans[int(rng.integers(0, len(spans)))]
+        flipped = bytearray(data)
+        flipped[int(rng.integers(lo, hi))] ^= 1 << int(rng.integers(0, 8))
+        cases.append((f"{name} bias {k}", _with_crc(flipped)))
     return cases
 
 
@@ -167,7 +213,7 @@ def test_valid_files_decode_to_the_same_tensors(
     files = {**valid_files, "shipped squeezenet1_0-dc": _shipped()}
     cases = list(files.items())
     _compare(cases, tmp_path / "valid")
-    assert {data[4] for _, data in cases} == {1, 2, 3}
+    assert {data[4] for _, data in cases} == {1, 2, 3, 4}
 
 
 def test_broken_files_raise_the_same_field_and_offset(
@@ -178,6 +224,8 @@ def test_broken_files_raise_the_same_field_and_offset(
     cases: list[tuple[str, bytes]] = []
     for name, data in valid_files.items():
         cases += _mutations(name, data, rng, 64)
+        if data[4] == spec.VERSION_BIAS_GRID:
+            cases += _bias_mutations(name, data, rng, 48)
     cases += _mutations("shipped", _shipped(), rng, 48)
     assert len(cases) >= 800
     _compare(cases, tmp_path / "broken")
@@ -219,6 +267,41 @@ def _edge_files() -> list[tuple[str, bytes]]:
         cases.append((f"bias16 alone v{version}", sqz_file(alone, version=version)))
         cases.append((f"rans v{version}", as_version(GOLDEN_RANS, version)))
     cases.append(("codebook bits 16", sqz_file(layer(bits=16, codes=raw_stream([0, 1], 16)))))
+    return cases + _bias_grid_edges()
+
+
+def _bias_grid_edges() -> list[tuple[str, bytes]]:
+    """Version 4's bias on a grid: flags, its fields' bounds, +0 and overflow, its name."""
+
+    def record(at: int, new: bytes) -> bytes:
+        return BIAS_GRID_RECORD[:at] + new + BIAS_GRID_RECORD[at + len(new) :]
+
+    cases = [("bias grid", v3_file(BIAS_GRID_RECORD, version=4))]
+    cases.append(("bias grid v3", v3_file(BIAS_GRID_RECORD)))
+    for flags in (0x3A, 0x28, 0x2B, 0x6A):  # BIAS16; no BIAS; FLOAT16; a reserved bit
+        cases.append((f"bias grid flags {flags:#x}", v3_file(record(9, bytes([flags])), version=4)))
+    both = spec.FLAG_BIAS | spec.FLAG_BIAS_GRID  # on a codebook layer
+    bias = b"\x02" + f32(0.25, 0.5)
+    cases.append(("bias grid no GRID", sqz_file(layer(flags=both, bias=bias), version=4)))
+    cases.append(("bias v4", sqz_file(layer(flags=spec.FLAG_BIAS, bias=bias), version=4)))
+    big = struct.pack("<f", float(np.finfo(np.float32).max))
+    for name, at, new in [
+        ("length 3", 16, b"\x03"),
+        ("step 0", 17, struct.pack("<f", 0.0)),
+        ("step nan", 17, struct.pack("<f", float("nan"))),
+        ("step -inf", 17, struct.pack("<f", -float("inf"))),
+        ("bits 0", 21, b"\x00"),
+        ("bits 16", 21, b"\x10"),
+        ("bits 15", 21, b"\x0f"),  # 15-bit raw symbols: the stream's length is then wrong
+        ("padding", 24, b"\x31"),
+        ("codec 3", 22, b"\x03"),
+        ("max step", 17, big),  # k = 1, -2 times FLT_MAX: FLT_MAX and -inf
+        ("zero level", 24, b"\x0c"),  # symbols 0 3: +0 and 2 x 0.25
+    ]:
+        cases.append((f"bias grid {name}", v3_file(record(at, new), version=4)))
+    dense_bias = b"\x09conv.bias\x00\x01\x02" + f32(1, 2)
+    body = b"\x89SQZ\x04" + HEADER + b"\x01" + BIAS_GRID_RECORD + b"\x01" + dense_bias
+    cases.append(("bias grid dense name", finish(body)))
     return cases
 
 

@@ -22,11 +22,20 @@ function withCrc(body) {
   return out;
 }
 
+function gridFile(version, record) {
+  const header = new TextEncoder().encode('{"classes":null,"config":{},"model":"tiny","preprocess":null}');
+  return withCrc(Uint8Array.from([0x89, 0x53, 0x51, 0x5a, version, 0, header.length, ...header, 1, ...record, 0]));
+}
+
 // Section 11's version-3 example: levels 1, -1, 2, 0, -2, 3 (dependent, step 0.5), f16 bias.
 function v3File() {
-  const header = new TextEncoder().encode('{"classes":null,"config":{},"model":"tiny","preprocess":null}');
-  const record = hex('04636f6e76' + '020203' + '031a' + '01' + '0000003f' + '04' + '02003400b8' + '0003298940');
-  return withCrc(Uint8Array.from([0x89, 0x53, 0x51, 0x5a, 3, 0, header.length, ...header, 1, ...record, 0]));
+  return gridFile(3, hex('04636f6e76' + '020203' + '031a' + '01' + '0000003f' + '04' + '02003400b8' + '0003298940'));
+}
+
+// The same layer with its bias on a grid (version 4): levels 1, -2 at bias step 0.25, 3 bits.
+function v4File() {
+  return gridFile(4, hex('04636f6e76' + '020203' + '032a' + '01' + '0000003f' + '04'
+    + '02' + '0000803e' + '03' + '000130' + '0003298940'));
 }
 
 test('the version-2 example decodes to its documented layers', () => {
@@ -46,6 +55,16 @@ test('the version-3 grid example follows the state machine', () => {
   assert.deepEqual(Array.from(d.layers[0].bias), [0.25, -0.5]);
 });
 
+test('a version-4 bias on a grid decodes to levels times its step', () => {
+  const d = decodeSqz(v4File());
+  assert.equal(d.version, 4);
+  assert.deepEqual(Array.from(d.layers[0].weight), [1, -0.5, 1.5, 0, -1.5, 2.5]);
+  assert.deepEqual(Array.from(d.layers[0].bias), [0.25, -0.5]);
+  const v3 = v4File();
+  v3[4] = 3; // BIASGRID is a reserved bit before version 4
+  assert.throws(() => decodeSqz(withCrc(v3.subarray(0, v3.length - 4))), { field: 'layer 0 flags' });
+});
+
 test('truncations and bit flips raise SqzFormatError and nothing else', () => {
   let seed = 12345;
   const random = (n) => {
@@ -53,7 +72,7 @@ test('truncations and bit flips raise SqzFormatError and nothing else', () => {
     return seed % n;
   };
   let cases = 0;
-  for (const file of [GOLDEN_RAW, v3File()]) {
+  for (const file of [GOLDEN_RAW, v3File(), v4File()]) {
     for (let cut = 0; cut < file.length; cut++) {
       const variants = [file.subarray(0, cut), withCrc(file.subarray(0, Math.max(0, cut - 4)))];
       for (const bytes of variants) {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from torch import nn
 
@@ -43,6 +43,9 @@ MIXED_BITS: BitsRules = (
 BIT_PRESETS: dict[str, BitsRules] = {"mixed": MIXED_BITS}
 CODECS: tuple[str, ...] = get_args(Codec)  # the encoder's choices, defined once in formats
 CODEBOOK_DTYPES: tuple[str, ...] = get_args(CodebookDtype)
+# "grid": a grid layer's bias as levels on a uniform grid (version 4), the other layers' float16
+BiasDtype = Literal["float32", "float16", "grid"]
+BIAS_DTYPES: tuple[str, ...] = get_args(BiasDtype)
 
 # distill(student, teacher, preprocess) -> JSON-able report or None. The student is
 # weight-shared (its centroids are the trainable weights; assignments and zeros are fixed), the
@@ -89,7 +92,10 @@ class CompressConfig:
     # written as .sqz version-3 grid layers; bits is then unused). "ecsq" without a rate is
     # k-means, the Deep Compression default.
     quantizer: str = "ecsq"
-    bias_dtype: CodebookDtype = "float32"  # float16 halves biases, rounding them (version 3)
+    # float16 halves biases, rounding them (version 3); "grid" (a grid quantizer with --calib)
+    # puts each grid layer's bias on a uniform grid whose step follows the layer's grid step
+    # and its proxy inputs' RMS (compress.calibrate.BIAS_STEP_SCALE; version 4)
+    bias_dtype: BiasDtype = "float32"
     # How calibration images (--calib) weigh squared weight error: "activation" (trellis only:
     # within each layer by the RMS input of each weight's channel), "layer" (one proxy-KL
     # scale per layer) or "hessian" (trellis only: each rounding error fed back onto the
@@ -109,7 +115,7 @@ class CompressConfig:
             ("init", self.init, INITS),
             ("codec", self.codec, CODECS),
             ("codebook_dtype", self.codebook_dtype, CODEBOOK_DTYPES),
-            ("bias_dtype", self.bias_dtype, CODEBOOK_DTYPES),
+            ("bias_dtype", self.bias_dtype, BIAS_DTYPES),
             ("weighting", self.weighting or "layer", WEIGHTINGS),
         ):
             if value not in allowed:
@@ -152,6 +158,11 @@ class CompressConfig:
             takers = [get_quantizer(n) for n in _quantizer_names()]
             names = " or ".join(q.name for q in takers if self.weighting in q.weightings)
             raise ConfigError(f"--weighting {self.weighting} needs --quantizer {names}")
+        if self.bias_dtype == "grid" and not (chosen.grid and self.has_rate):
+            raise ConfigError(
+                "--bias grid puts biases on the grid of a grid quantizer: add --quantizer "
+                "trellis with --target-bytes or --rate-lambda (and --calib), or use --bias float16"
+            )
         if self.rate_lambda is not None and self.target_bytes is not None:
             raise ConfigError("CompressConfig: give rate_lambda or target_bytes, not both")
         if self.rate_lambda is not None and not (0 <= self.rate_lambda < float("inf")):

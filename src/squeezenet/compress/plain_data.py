@@ -17,11 +17,12 @@ import torch
 from torch import nn
 
 from squeezenet.compress.prune import prune_mask_of, weight_layers
-from squeezenet.compress.trellis import GRID_ATTRIBUTE
+from squeezenet.compress.trellis import BIAS_SCALE_ATTRIBUTE, GRID_ATTRIBUTE
 from squeezenet.compress.weight_sharing import centroids_of, weight_share_of
 from squeezenet.errors import ConfigError, InputError
 from squeezenet.formats.grid import GridCode
 from squeezenet.formats.model import MAX_BITS, CompressedLayer, CompressedModel
+from squeezenet.formats.spec import MAX_GRID_BITS, MIN_STATE_PERIOD_LOG2, QUANTIZER_UNIFORM
 from squeezenet.models import create_model, get_spec
 
 
@@ -115,6 +116,7 @@ def _layer(name: str, module: nn.Module) -> CompressedLayer:
             bias=bias_np,
         )
         layer.grid = _grid_of(module, layer)
+        _bias_on_grid(module, layer)
         return layer
     weight = cast(torch.Tensor, module.weight).detach().cpu().to(torch.float32)
     prune = prune_mask_of(module)
@@ -148,6 +150,35 @@ def _grid_of(module: nn.Module, layer: CompressedLayer) -> GridCode | None:
         grid.values().view(np.uint32), layer.dense_weight().reshape(-1).view(np.uint32)
     )
     return grid if same else None
+
+
+def _bias_on_grid(module: nn.Module, layer: CompressedLayer) -> None:
+    """A grid layer's bias rounded to its own uniform grid (``layer.bias_grid``, version 4)
+    when the module carries :data:`BIAS_SCALE_ATTRIBUTE`: step = that scale x the weights'
+    grid step, float32. The module's bias is left as it is (:func:`snap_biases_` copies the
+    file's back); levels too wide for 15-bit symbols keep the float bias."""
+    scale = getattr(module, BIAS_SCALE_ATTRIBUTE, None)
+    if layer.grid is None or layer.bias is None or scale is None:
+        return
+    step = np.float32(float(scale) * layer.grid.step)
+    if not (np.isfinite(step) and step > 0):
+        return
+    levels = np.round(layer.bias.astype(np.float64) / float(step)).astype(np.int64)
+    if levels.size and int(np.abs(levels).max()) >= 1 << (MAX_GRID_BITS - 1):
+        return
+    grid = GridCode(QUANTIZER_UNIFORM, float(step), levels, MIN_STATE_PERIOD_LOG2)
+    layer.bias, layer.bias_grid = grid.values().astype(np.float32), grid
+
+
+def snap_biases_(model: nn.Module, cm: CompressedModel) -> None:
+    """Give ``model``'s layers the biases of ``cm`` where they lie on a grid, so the module
+    computes what the file decodes to."""
+    modules = dict(model.named_modules())
+    for layer in cm.layers:
+        bias = getattr(modules[layer.name], "bias", None)
+        if layer.bias_grid is not None and isinstance(bias, torch.Tensor):
+            with torch.no_grad():
+                bias.copy_(torch.from_numpy(np.asarray(layer.bias, np.float32)))
 
 
 def from_compressed(cm: CompressedModel) -> nn.Module:

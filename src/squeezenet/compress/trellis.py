@@ -45,6 +45,9 @@ STEP_LAMBDA = 0.3  # lambda / delta**2 (see the module docstring)
 PERIOD_LOG2 = 12  # the state restarts every 4,096 weights
 PASSES = 3  # Viterbi passes; each re-estimates the level rates from the last
 GRID_ATTRIBUTE = "sqz_grid"  # where trellis_quantize_ leaves each layer's GridCode
+# Where --bias grid leaves each layer's bias step in units of its weights' grid step (set
+# before quantization; plain_data.to_compressed rounds the bias with it)
+BIAS_SCALE_ATTRIBUTE = "sqz_bias_scale"
 __all__ = [
     "MAX_LEVEL",
     "TrellisLayer",

@@ -45,6 +45,9 @@ class CompressedLayer:
     # Set when the weights lie on a grid (a uniform or trellis-coded quantizer): the encoder
     # then writes a grid record; codebook / positions / codes must describe the same weights.
     grid: GridCode | None = None
+    # Set (version 4, grid layers only) when the bias lies on a uniform grid too: the encoder
+    # writes its levels instead of floats; ``bias`` must equal ``bias_grid.values()``.
+    bias_grid: GridCode | None = None
 
     @property
     def numel(self) -> int:

@@ -1,4 +1,4 @@
-"""Constants, limits and the error type of the .sqz format, version 3 (docs/FORMAT.md)."""
+"""Constants, limits and the error type of the .sqz format, version 4 (docs/FORMAT.md)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ from squeezenet.errors import FileFormatError
 MAGIC = b"\x89SQZ"  # a non-ASCII first byte catches 7-bit transfers, as in PNG
 VERSION = 2  # written by the encoder when no version-3 feature is used
 VERSION_GRID = 3  # written when a file has grid layers, float16 biases or gamma rANS tables
-VERSIONS = (1, 2, 3)  # read by the decoder; version 1 has no rANS codec
+VERSION_BIAS_GRID = 4  # written when a grid layer's bias is on a grid (FLAG_BIAS_GRID)
+VERSIONS = (1, 2, 3, 4)  # read by the decoder; version 1 has no rANS codec
 
 HEADER_JSON = 0  # the header record is UTF-8 JSON as is
 HEADER_ZLIB = 1  # the header record is zlib-compressed UTF-8 JSON
 
 CODEC_RAW = 0  # fixed-width bit packing, MSB first
 CODEC_HUFFMAN = 1  # canonical Huffman, table stored as code lengths
-CODEC_RANS = 2  # static rANS, table stored as quantised frequencies (versions 2 and 3)
+CODEC_RANS = 2  # static rANS, table stored as quantised frequencies (versions 2 to 4)
 CODEC_NAMES = {CODEC_RAW: "raw", CODEC_HUFFMAN: "huffman", CODEC_RANS: "rans"}
-MAX_CODEC = {1: CODEC_HUFFMAN, 2: CODEC_RANS, 3: CODEC_RANS}  # the largest codec id of each version
+# the largest codec id of each version
+MAX_CODEC = {1: CODEC_HUFFMAN, 2: CODEC_RANS, 3: CODEC_RANS, 4: CODEC_RANS}
 
 FLAG_FLOAT16 = 1  # codebook stored as float16 instead of float32
 FLAG_BIAS = 2  # a float32 bias follows the codebook
@@ -28,7 +30,9 @@ FLAG_COMPLEMENT = 4  # the position stream lists the *absent* weights (for near-
 FLAG_GRID = 8  # version 3: a grid layer record (section 4a)
 FLAG_BIAS16 = 16  # version 3: the bias is float16 (with FLAG_BIAS only)
 LAYER_FLAGS = FLAG_FLOAT16 | FLAG_BIAS | FLAG_COMPLEMENT
+FLAG_BIAS_GRID = 32  # version 4: a grid layer's bias as levels on a uniform grid (GRID, BIAS)
 LAYER_FLAGS_V3 = LAYER_FLAGS | FLAG_GRID | FLAG_BIAS16
+LAYER_FLAGS_V4 = LAYER_FLAGS_V3 | FLAG_BIAS_GRID
 QUANTIZER_UNIFORM = 0  # grid layer: w = k * step
 QUANTIZER_DEPENDENT = 1  # two interleaved quantizers picked by a 4-state machine (trellis-coded)
 MAX_GRID_BITS = 15  # level symbols < 2**15, so |m| <= 2**15 and a layer has < 2**16 values

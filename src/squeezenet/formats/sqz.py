@@ -1,4 +1,4 @@
-"""Encode and decode the .sqz file format, versions 1-3 (normative text: docs/FORMAT.md): the
+"""Encode and decode the .sqz file format, versions 1-4 (normative text: docs/FORMAT.md): the
 encoder, and reading and writing files (the parser is :mod:`squeezenet.formats.sqz_decode`)."""
 
 from __future__ import annotations
@@ -51,8 +51,10 @@ def encode_sqz(
             None: 2048 in a version-2 file, 4096 in a version-3 file.
         bias_dtype: ``"float16"`` halves the biases (lossy: values are rounded; version 3).
 
-    Layers with a ``grid`` are written as grid records (section 4a). The file is version 3
-    when it has one or float16 biases (then rANS tables may be gamma-coded), else version 2.
+    Layers with a ``grid`` are written as grid records (section 4a), their bias as levels when
+    they have a ``bias_grid`` (which overrides ``bias_dtype`` there). The file is version 4 when
+    a bias is on a grid, else version 3 when it has a grid layer or float16 biases (then rANS
+    tables may be gamma-coded), else version 2.
 
     Raises:
         ValueError: an option or a layer field is invalid (the message names it).
@@ -64,6 +66,8 @@ def encode_sqz(
     if len(model.layers) > spec.MAX_LAYERS or len(model.dense) > spec.MAX_DENSE:
         raise ValueError(f"encode_sqz: at most {spec.MAX_LAYERS} layers and dense tensors")
     version = spec.VERSION_GRID if v3 else spec.VERSION
+    if any(layer.bias_grid is not None for layer in model.layers):
+        version = spec.VERSION_BIAS_GRID
     parts = [spec.MAGIC, bytes([version]), encode_header(model), varint(len(model.layers))]
     _check_names(model)
     blocks = (block_size, rans_block_size)
@@ -183,8 +187,12 @@ def _layer_record(
     flags, bias = _bias_field(what, layer, options.bias_dtype)
     head = [_name_bytes(layer.name, what), bytes([len(layer.shape)])]
     head += [varint(d) for d in layer.shape]
+    if layer.bias_grid is not None and (layer.grid is None or layer.bias is None):
+        raise ValueError(f"encode_sqz: {what} has a bias grid but no grid or no bias")
     if layer.grid is not None:
-        return _grid_record(what, layer.grid, flags, head, bias, options)
+        if layer.bias_grid is not None:
+            return _grid_record(what, layer.grid, head, _bias_grid(what, layer, options), options)
+        return _grid_record(what, layer.grid, head, (flags, bias, []), options)
     if options.codebook_dtype == "float16":
         flags |= spec.FLAG_FLOAT16
         with np.errstate(over="ignore"):
@@ -229,19 +237,50 @@ def _bias_field(what: str, layer: CompressedLayer, dtype: CodebookDtype) -> tupl
     return spec.FLAG_BIAS | spec.FLAG_BIAS16, varint(len(values)) + half.tobytes()
 
 
+def _bias_grid(
+    what: str, layer: CompressedLayer, options: _Options
+) -> tuple[int, bytes, list[StreamPlan]]:
+    """A bias on a grid (section 4a, version 4): the flags, the fields before its level
+    stream (length, step, bits) and that stream's plan."""
+    grid = layer.bias_grid
+    assert grid is not None and layer.bias is not None
+    step = np.float32(grid.step)
+    if grid.quantizer != spec.QUANTIZER_UNIFORM:
+        raise ValueError(f"encode_sqz: {what} bias grid must be uniform (quantizer 0)")
+    if not (np.isfinite(step) and step > 0 and float(step) == grid.step):
+        raise ValueError(f"encode_sqz: {what} bias step must be a finite float32 > 0")
+    if np.shape(grid.levels) != (layer.shape[0],) or not np.array_equal(
+        grid.values().view(np.uint32), np.asarray(layer.bias, np.float32).view(np.uint32)
+    ):
+        raise ValueError(f"encode_sqz: {what} bias grid differs from the layer's bias")
+    symbols = zigzag(grid.levels)
+    bits = max(1, int(symbols.max()).bit_length())
+    if bits > spec.MAX_GRID_BITS:
+        raise ValueError(f"encode_sqz: {what} bias levels need {bits} > 15 bits; use a larger step")
+    fields = varint(layer.shape[0]) + struct.pack("<f", step) + bytes([bits])
+    plan = plan_stream(symbols, 1 << bits, bits, options.codec, *options.blocks, gamma=True)
+    return spec.FLAG_BIAS | spec.FLAG_BIAS_GRID, fields, [plan]
+
+
 def _grid_record(
-    what: str, grid: GridCode, flags: int, head: list[bytes], bias: bytes, options: _Options
+    what: str,
+    grid: GridCode,
+    head: list[bytes],
+    bias: tuple[int, bytes, list[StreamPlan]],
+    options: _Options,
 ) -> tuple[bytes, list[StreamPlan]]:
-    """A grid layer record (section 4a): its fields and the plan of its level stream."""
+    """A grid layer record (section 4a): its fields and the plans of its streams (a bias on a
+    grid, then the levels). ``bias``: the flags the bias sets, its fields, its stream plans."""
+    flags, bias_fields, bias_plans = bias
     symbols = zigzag(grid.levels)
     bits = max(1, int(symbols.max()).bit_length()) if symbols.size else 1
     if bits > spec.MAX_GRID_BITS:
         raise ValueError(f"encode_sqz: {what} grid levels need {bits} > 15 bits; use a larger step")
     period = grid.period_log2 if grid.quantizer == spec.QUANTIZER_DEPENDENT else 4
     parts = [*head, bytes([bits, flags | spec.FLAG_GRID, grid.quantizer])]
-    parts += [struct.pack("<f", grid.step), bytes([period]), bias]
+    parts += [struct.pack("<f", grid.step), bytes([period]), bias_fields]
     plan = plan_stream(symbols, 1 << bits, bits, options.codec, *options.blocks, gamma=True)
-    return b"".join(parts), [plan]
+    return b"".join(parts), [*bias_plans, plan]
 
 
 def _check_grids(layers: list[CompressedLayer]) -> None:

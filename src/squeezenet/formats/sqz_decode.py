@@ -3,7 +3,7 @@
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import numpy as np
 
@@ -110,7 +110,9 @@ def _check_names(layers: list[ParsedLayer], dense: list[DenseRecord]) -> None:
             )
         seen.add(name)
     keys = {f"{p.name}.weight": p for p in layers}
-    keys.update({f"{p.name}.bias": p for p in layers if p.bias is not None})
+    keys.update(
+        {f"{p.name}.bias": p for p in layers if p.bias is not None or p.bias_stream is not None}
+    )
     for i, d in enumerate(dense):
         owner = keys.get(d.name)
         if owner is not None:
@@ -146,6 +148,7 @@ def _decode_symbols(layers: list[ParsedLayer]) -> None:
             field=f"layer {i // 2} {kind} stream",
             offset=rec.offset,
         ) from None
+    _decode_bias_grids(layers)
     for p in layers:
         if p.grid is not None:
             p.code_symbols = _or_raw(symbols[2 * p.index], p.codes, 1 << p.bits, p, "level")
@@ -154,6 +157,38 @@ def _decode_symbols(layers: list[ParsedLayer]) -> None:
         p.position_symbols = _or_raw(
             symbols[2 * p.index + 1], p.positions, 1 << p.gap_bits, p, "position"
         )
+
+
+def _decode_bias_grids(layers: list[ParsedLayer]) -> None:
+    """The biases of the grid layers whose bias lies on a grid (version 4): levels times the
+    bias step, rounded to float32 as uniform grid weights are (section 4a)."""
+    owners = [p for p in layers if p.bias_stream is not None]
+    records = [cast(StreamRecord, p.bias_stream) for p in owners]
+    symbols: list[np.ndarray | None] = [None] * len(records)
+    huff = [i for i, rec in enumerate(records) if rec.stream is not None]
+    coded = [i for i, rec in enumerate(records) if rec.rans is not None]
+    try:
+        decoded = huffman.decode_many([records[i].stream for i in huff])  # type: ignore[misc]
+        for i, values in zip(huff, decoded, strict=True):
+            symbols[i] = values
+        decoded = rans.decode_many([records[i].rans for i in coded])  # type: ignore[misc]
+        for i, values in zip(coded, decoded, strict=True):
+            symbols[i] = values
+    except (huffman.HuffmanDecodeError, rans.RansDecodeError) as exc:
+        i = (huff if isinstance(exc, huffman.HuffmanDecodeError) else coded)[exc.stream]
+        p, rec = owners[i], records[i]
+        raise SqzFormatError(
+            f"corrupt .sqz file: layer {p.index} bias stream at byte {rec.offset}: {exc}; "
+            "re-create the file",
+            field=f"layer {p.index} bias stream",
+            offset=rec.offset,
+        ) from None
+    for p, rec, found in zip(owners, records, symbols, strict=True):
+        got = _or_raw(found, rec, 1 << cast(int, p.bias_bits), p, "bias")
+        levels = unzigzag(got)
+        p.bias_levels = levels
+        multiples = grid_multiples(levels, spec.QUANTIZER_UNIFORM, None)
+        p.bias = grid_values(multiples, cast(float, p.bias_step))
 
 
 def _or_raw(
@@ -199,6 +234,11 @@ def _build_grid_layer(
         codes=codes.reshape(-1).astype(np.uint16),
         bias=p.bias,
         grid=grid,
+        bias_grid=(
+            GridCode(spec.QUANTIZER_UNIFORM, p.bias_step, p.bias_levels, spec.MIN_STATE_PERIOD_LOG2)
+            if p.bias_step is not None and p.bias_levels is not None
+            else None
+        ),
     )
 
 

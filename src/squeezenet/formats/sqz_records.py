@@ -32,6 +32,12 @@ class ParsedLayer:
     codes: StreamRecord
     positions: StreamRecord
     grid: tuple[int, float, int] | None = None  # grid layer: quantizer, step, state period
+    # version 4, a grid layer whose bias lies on a grid: its step and level stream (the bias
+    # stays None until the stream is decoded)
+    bias_step: float | None = None
+    bias_stream: StreamRecord | None = None
+    bias_bits: int | None = None
+    bias_levels: np.ndarray | None = None
     code_symbols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     position_symbols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
@@ -80,10 +86,18 @@ def read_layer(r: Reader, index: int, version: int) -> ParsedLayer:
     flags_at = r.pos
     flags = r.u8(f"{field} flags", 0, 255)
     allowed = spec.LAYER_FLAGS_V3 if v3 else spec.LAYER_FLAGS
-    if flags & ~allowed or (flags & spec.FLAG_BIAS16 and not flags & spec.FLAG_BIAS):
+    if version >= spec.VERSION_BIAS_GRID:
+        allowed = spec.LAYER_FLAGS_V4
+    bias_grid = flags & spec.FLAG_BIAS_GRID
+    needs = spec.FLAG_GRID | spec.FLAG_BIAS
+    if (
+        flags & ~allowed
+        or (flags & spec.FLAG_BIAS16 and not flags & spec.FLAG_BIAS)
+        or (bias_grid and (flags & needs != needs or flags & spec.FLAG_BIAS16))
+    ):
         r.fail(
             f"{field} flags {flags:#04x} at byte {flags_at} set reserved bits (or BIAS16 "
-            "without BIAS)",
+            "without BIAS, or BIASGRID without GRID and BIAS or with BIAS16)",
             field=f"{field} flags",
             offset=flags_at,
         )
@@ -176,7 +190,10 @@ def _read_grid_layer(r: Reader, h: _Head) -> ParsedLayer:
             f"{field} state period", spec.MIN_STATE_PERIOD_LOG2, spec.MIN_STATE_PERIOD_LOG2
         )
     bias, start = None, r.pos
-    if h.flags & spec.FLAG_BIAS:
+    bias_step, bias_bits, bias_stream = None, None, None
+    if h.flags & spec.FLAG_BIAS_GRID:
+        bias_step, bias_bits, bias_stream = _read_bias_grid(r, field, h.shape[0])
+    elif h.flags & spec.FLAG_BIAS:
         bias = _read_bias(r, field, h.shape[0], bool(h.flags & spec.FLAG_BIAS16))
     bias_bytes = r.pos - start
     numel = int(np.prod(h.shape))
@@ -201,11 +218,39 @@ def _read_grid_layer(r: Reader, h: _Head) -> ParsedLayer:
         levels,
         empty,
         grid=(quantizer, float(step), period),
+        bias_step=bias_step,
+        bias_stream=bias_stream,
+        bias_bits=bias_bits,
     )
+
+
+def _read_bias_grid(r: Reader, field: str, channels: int) -> tuple[float, int, StreamRecord]:
+    """A grid layer's bias on a grid (section 4a, version 4): its step and level stream."""
+    _check_bias_length(r, field, channels)
+    at = r.pos
+    (step,) = struct.unpack("<f", r.take(4, f"{field} bias step"))
+    if not (np.isfinite(step) and step > 0):
+        r.fail(
+            f"{field} bias step {step} at byte {at} is not finite and > 0",
+            field=f"{field} bias step",
+            offset=at,
+        )
+    bits = r.u8(f"{field} bias bits", 1, spec.MAX_GRID_BITS)
+    stream = read_stream(
+        r, f"{field} bias stream", channels, 1 << bits, bits, spec.CODEC_RANS, gamma=True
+    )
+    return float(step), bits, stream
 
 
 def _read_bias(r: Reader, field: str, channels: int, half: bool = False) -> np.ndarray:
     """The bias of a layer of ``channels`` = dims[0] output channels (section 4)."""
+    count = _check_bias_length(r, field, channels)
+    if half:
+        return widen_float16(r.take(2 * count, f"{field} bias"))
+    return np.frombuffer(r.take(4 * count, f"{field} bias"), "<f4").astype(np.float32)
+
+
+def _check_bias_length(r: Reader, field: str, channels: int) -> int:
     at = r.pos
     count = r.varint(f"{field} bias length", 1, spec.MAX_BIAS)
     if count != channels:
@@ -214,9 +259,7 @@ def _read_bias(r: Reader, field: str, channels: int, half: bool = False) -> np.n
             field=f"{field} bias length",
             offset=at,
         )
-    if half:
-        return widen_float16(r.take(2 * count, f"{field} bias"))
-    return np.frombuffer(r.take(4 * count, f"{field} bias"), "<f4").astype(np.float32)
+    return count
 
 
 def widen_float16(raw: bytes) -> np.ndarray:

@@ -25,7 +25,7 @@ from squeezenet.compress.calibrate import Calibration, calibrate, proxy_distille
 from squeezenet.compress.config import CompressConfig, Distiller, describe_bits, describe_policy
 from squeezenet.compress.damage import Damage, assess, weights_before
 from squeezenet.compress.distill import DistillProgress
-from squeezenet.compress.plain_data import from_compressed, to_compressed
+from squeezenet.compress.plain_data import from_compressed, snap_biases_, to_compressed
 from squeezenet.compress.prune import (
     PruneReport,
     prune_,
@@ -37,6 +37,7 @@ from squeezenet.compress.prune import (
 from squeezenet.compress.quantizers import QuantizeJob
 from squeezenet.compress.rate import RateOutcome, quantize_to_rate_
 from squeezenet.compress.sizes import stage_sizes
+from squeezenet.compress.trellis import BIAS_SCALE_ATTRIBUTE
 from squeezenet.compress.weight_sharing import QuantizeReport
 from squeezenet.errors import ConfigError, MissingFileError
 from squeezenet.formats.caffe_dc import read_caffe_dc
@@ -73,6 +74,7 @@ def compress_model(
     importance: Mapping[str, np.ndarray] | None = None,
     feedback: Mapping[str, np.ndarray] | None = None,
     sequential: Callable[[nn.Module, float], QuantizeReport] | None = None,
+    bias_scales: Mapping[str, float] | None = None,
 ) -> CompressResult:
     """Prune, share and encode ``loaded.model`` in place (Deep Compression Sec. 2-4).
 
@@ -89,12 +91,18 @@ def compress_model(
             Hessian (:func:`squeezenet.compress.trellis.feedback_factor`); None: no feedback.
         sequential: with the trellis: quantize sequentially instead (``feedback`` then stands
             in for the byte search; :class:`squeezenet.compress.sequential.Sequential`).
+        bias_scales: with ``config.bias_dtype`` "grid" (required then): per layer, its bias
+            step in units of its grid step (:func:`squeezenet.compress.calibrate.bias_scales`).
+
+    Raises:
+        ConfigError: ``config.bias_dtype`` is "grid" without ``bias_scales``.
 
     Returns:
         The shared model (``loaded.model``, in place), its plain data, the .sqz bytes, the report.
     """
     watch = Stopwatch()
     model = loaded.model
+    _bias_grid_(model, config, bias_scales)
     teacher = copy.deepcopy(model).eval() if distill is not None else None
     prune_report = _prune_stage_(model, config)
     watch.lap("prune")
@@ -107,6 +115,7 @@ def compress_model(
         distilled = dict(outcome) if outcome is not None else {}
         watch.lap("distill")
     cm = _export(loaded, model)
+    snap_biases_(model, cm)
     watch.lap("export")
     data = _encode(cm, config)
     watch.lap("encode")
@@ -162,6 +171,22 @@ def _quantize_stage_(
     return quant, rate, assess(before, loaded.model, given.importance)
 
 
+def _bias_grid_(
+    model: nn.Module, config: CompressConfig, scales: Mapping[str, float] | None
+) -> None:
+    """With ``--bias grid``: each layer's bias step scale, left on the module for the export."""
+    if config.bias_dtype != "grid":
+        return
+    if scales is None:
+        raise ConfigError(
+            "--bias grid sets each bias step from the layer's proxy inputs: add --calib DATA "
+            "(e.g. --calib cifar10)"
+        )
+    for name, module in weight_layers(model):
+        if name in scales:
+            setattr(module, BIAS_SCALE_ATTRIBUTE, float(scales[name]))
+
+
 def _export(loaded: LoadedModel, model: nn.Module) -> CompressedModel:
     """``model`` (a quantized ``loaded.model`` or a copy of it) as plain data."""
     return to_compressed(
@@ -189,7 +214,7 @@ def _encode(cm: CompressedModel, config: CompressConfig) -> bytes:
         codec=config.codec,
         gap_bits=config.gap_bits,
         codebook_dtype=config.codebook_dtype,
-        bias_dtype=config.bias_dtype,
+        bias_dtype="float16" if config.bias_dtype == "grid" else config.bias_dtype,
     )
 
 
@@ -261,6 +286,7 @@ def compress_file(
         importance=calibration.importance,
         feedback=calibration.feedback,
         sequential=calibration.sequential,
+        bias_scales=calibration.bias_scales,
     )
     watch.restart()
     atomic_write_bytes(output, result.data)
@@ -273,6 +299,11 @@ def _check_request(output: Path, config: CompressConfig, calib: str | None) -> N
     """What :func:`compress_file` refuses before reading anything (its ``Raises``)."""
     if not output.parent.is_dir():
         raise MissingFileError(f"output folder not found: {output.parent}; create it first")
+    if config.bias_dtype == "grid" and calib is None:
+        raise ConfigError(
+            "--bias grid sets each bias step from the layer's proxy inputs: add --calib DATA "
+            "(e.g. --calib cifar10)"
+        )
     if config.weighting is not None and calib is None:  # it would be ignored without a word
         raise ConfigError(
             f"--weighting {config.weighting} weighs errors on proxy images; add --calib DATA "

@@ -63,7 +63,12 @@ Quantizer = Annotated[
     ),
 ]
 BiasDtype = Annotated[
-    str, typer.Option("--bias", help="Bias dtype: float32 | float16 (version 3).")
+    str,
+    typer.Option(
+        "--bias",
+        help="Bias dtype: float32 | float16 (version 3) | grid (the trellis with --calib: each "
+        "bias on a uniform grid, entropy-coded; version 4).",
+    ),
 ]
 Calib = Annotated[
     str | None,

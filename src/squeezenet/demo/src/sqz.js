@@ -1,4 +1,4 @@
-// A decoder of `.sqz` files, versions 1 to 3, written from docs/FORMAT.md alone.
+// A decoder of `.sqz` files, versions 1 to 4, written from docs/FORMAT.md alone.
 //
 // decodeSqz(bytes) checks every rule of the format and returns the header and the float32
 // tensors; any malformed input raises SqzFormatError whose .field and .offset name the field
@@ -8,7 +8,7 @@
 import { InflateError, inflateZlib } from './inflate.js';
 
 const MAGIC = [0x89, 0x53, 0x51, 0x5a];
-const VERSIONS = [1, 2, 3];
+const VERSIONS = [1, 2, 3, 4];
 const MIN_FILE_BYTES = 14;
 const CRC_BYTES = 4;
 const MAX_HEADER_BYTES = 1 << 20;
@@ -40,14 +40,16 @@ const GAMMA_TABLE_BYTES_PER_SYMBOL = 5;
 const CODEC_RAW = 0;
 const CODEC_HUFFMAN = 1;
 const CODEC_RANS = 2;
-const MAX_CODEC = { 1: CODEC_HUFFMAN, 2: CODEC_RANS, 3: CODEC_RANS };
+const MAX_CODEC = { 1: CODEC_HUFFMAN, 2: CODEC_RANS, 3: CODEC_RANS, 4: CODEC_RANS };
 const FLAG_FLOAT16 = 1;
 const FLAG_BIAS = 2;
 const FLAG_COMPLEMENT = 4;
 const FLAG_GRID = 8;
 const FLAG_BIAS16 = 16;
+const FLAG_BIAS_GRID = 32; // version 4: a grid layer's bias as levels on a uniform grid
 const LAYER_FLAGS = FLAG_FLOAT16 | FLAG_BIAS | FLAG_COMPLEMENT;
 const LAYER_FLAGS_V3 = LAYER_FLAGS | FLAG_GRID | FLAG_BIAS16;
+const LAYER_FLAGS_V4 = LAYER_FLAGS_V3 | FLAG_BIAS_GRID;
 const DQ_NEXT = [[0, 2], [2, 0], [1, 3], [3, 1]];
 export const STANDARD_CLASS_LISTS = { 'imagenet-1k': 1000, 'cifar-10': 10 };
 const CIFAR10 = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
@@ -667,10 +669,15 @@ function readShape(r, field, ndim, lo, limit) {
   return dims;
 }
 
-function readBias(r, field, channels, half) {
+function checkBiasLength(r, field, channels) {
   const at = r.pos;
   const count = r.varint(`${field} bias length`, 1, MAX_BIAS);
   if (count !== channels) fail(`${field} bias length ${count} at byte ${at} should be dims[0] = ${channels}`, `${field} bias length`, at);
+  return count;
+}
+
+function readBias(r, field, channels, half) {
+  const count = checkBiasLength(r, field, channels);
   return half ? widenFloat16(r.take(2 * count, `${field} bias`)) : readFloat32(r.take(4 * count, `${field} bias`));
 }
 
@@ -686,9 +693,14 @@ function readLayer(r, index, version) {
   const bits = r.u8(`${field} bits`, 1, MAX_BITS);
   const flagsAt = r.pos;
   const flags = r.u8(`${field} flags`, 0, 255);
-  const allowed = v3 ? LAYER_FLAGS_V3 : LAYER_FLAGS;
-  if (flags & ~allowed || (flags & FLAG_BIAS16 && !(flags & FLAG_BIAS))) {
-    fail(`${field} flags ${flags} at byte ${flagsAt} set reserved bits (or BIAS16 without BIAS)`, `${field} flags`, flagsAt);
+  const allowed = version >= 4 ? LAYER_FLAGS_V4 : v3 ? LAYER_FLAGS_V3 : LAYER_FLAGS;
+  const needs = FLAG_GRID | FLAG_BIAS;
+  if (
+    flags & ~allowed
+    || (flags & FLAG_BIAS16 && !(flags & FLAG_BIAS))
+    || (flags & FLAG_BIAS_GRID && ((flags & needs) !== needs || flags & FLAG_BIAS16))
+  ) {
+    fail(`${field} flags ${flags} at byte ${flagsAt} set reserved bits (or BIAS16 without BIAS, or BIASGRID without GRID and BIAS or with BIAS16)`, `${field} flags`, flagsAt);
   }
   const layer = { index, offset, name, shape, numel, bits, bias: null };
   if (flags & FLAG_GRID) return readGridLayer(r, layer, flags, flagsAt);
@@ -718,10 +730,22 @@ function readGridLayer(r, layer, flags, flagsAt) {
   const step = readFloat32(r.take(4, `${field} grid step`))[0];
   if (!(Number.isFinite(step) && step > 0)) fail(`${field} grid step ${step} at byte ${at} is not finite and > 0`, `${field} grid step`, at);
   const period = quantizer === 1 ? r.u8(`${field} state period`, 4, 16) : r.u8(`${field} state period`, 4, 4);
-  if (flags & FLAG_BIAS) layer.bias = readBias(r, field, layer.shape[0], Boolean(flags & FLAG_BIAS16));
+  if (flags & FLAG_BIAS_GRID) layer.biasGrid = readBiasGrid(r, field, layer.shape[0]);
+  else if (flags & FLAG_BIAS) layer.bias = readBias(r, field, layer.shape[0], Boolean(flags & FLAG_BIAS16));
   layer.grid = { quantizer, step, period };
   layer.codes = readStream(r, `${field} level stream`, layer.numel, 2 ** layer.bits, layer.bits, CODEC_RANS, true);
   return layer;
+}
+
+/** A grid layer's bias on a grid (section 4a, version 4): its step, bits and level stream. */
+function readBiasGrid(r, field, channels) {
+  checkBiasLength(r, field, channels);
+  const at = r.pos;
+  const step = readFloat32(r.take(4, `${field} bias step`))[0];
+  if (!(Number.isFinite(step) && step > 0)) fail(`${field} bias step ${step} at byte ${at} is not finite and > 0`, `${field} bias step`, at);
+  const bits = r.u8(`${field} bias bits`, 1, MAX_GRID_BITS);
+  const stream = readStream(r, `${field} bias stream`, channels, 2 ** bits, bits, CODEC_RANS, true);
+  return { step, bits, stream };
 }
 
 function readDense(r) {
@@ -752,7 +776,7 @@ function checkNames(layers, dense) {
   }
   const keys = new Map();
   for (const p of layers) keys.set(`${p.name}.weight`, p);
-  for (const p of layers) if (p.bias !== null) keys.set(`${p.name}.bias`, p);
+  for (const p of layers) if (p.bias !== null || p.biasGrid) keys.set(`${p.name}.bias`, p);
   dense.forEach((d, i) => {
     if (keys.has(d.name)) fail(`dense tensor ${i} name ${d.name} at byte ${d.offset} is a layer's state-dict key`, `dense tensor ${i} name`, d.offset);
   });
@@ -760,14 +784,9 @@ function checkNames(layers, dense) {
 
 // ---------------------------------------------------------------- decoding (sections 4, 4a, 5, 8)
 
-function decodeSymbols(layers) {
-  const records = [];
-  for (const p of layers) {
-    records.push([p, p.grid ? 'level' : 'code', p.codes]);
-    if (!p.grid) records.push([p, 'position', p.positions]);
-  }
-  // As the reference decoder: all Huffman streams (grouped by block size, in order of first
-  // appearance), then all rANS streams, then the raw ones in file order.
+/** The Huffman streams of `records` ([layer, what, stream]; grouped by block size, in order of
+ * first appearance), then their rANS streams, as the reference decoder does. */
+function decodeCoded(records) {
   for (const kind of ['huffman', 'rans']) {
     const groups = new Map();
     for (const rec of records) {
@@ -787,14 +806,44 @@ function decodeSymbols(layers) {
       }
     }
   }
-  for (const [p, what, s] of records) {
-    if (s.kind === 'raw') {
-      const alphabet = what === 'position' ? 2 ** p.gapBits : what === 'level' ? 2 ** p.bits : p.codebook.length;
-      s.symbols = decodeRaw(s, alphabet, `layer ${p.index} ${what} stream`);
-    } else if (s.symbols === undefined) {
-      s.symbols = new Int32Array(0);
+}
+
+/** The raw streams of `records`, in order ([layer, what, stream, alphabet]). */
+function decodeRawRecords(records) {
+  for (const [p, what, s, alphabet] of records) {
+    if (s.kind === 'raw') s.symbols = decodeRaw(s, alphabet, `layer ${p.index} ${what} stream`);
+    else if (s.symbols === undefined) s.symbols = new Int32Array(0);
+  }
+}
+
+function decodeSymbols(layers) {
+  const records = [];
+  for (const p of layers) {
+    if (p.grid) {
+      records.push([p, 'level', p.codes, 2 ** p.bits]);
+    } else {
+      records.push([p, 'code', p.codes, p.codebook.length]);
+      records.push([p, 'position', p.positions, 2 ** p.gapBits]);
     }
   }
+  // As the reference decoder: the code, level and position streams' Huffman then rANS blocks;
+  // then every bias stream (version 4: Huffman, rANS, raw); then the other raw streams.
+  decodeCoded(records);
+  const biases = layers.filter((p) => p.biasGrid).map((p) => [p, 'bias', p.biasGrid.stream, 2 ** p.biasGrid.bits]);
+  decodeCoded(biases);
+  decodeRawRecords(biases);
+  for (const [p] of biases) p.bias = gridBias(p.biasGrid);
+  decodeRawRecords(records);
+}
+
+/** A bias on a grid (section 4a): level k_j times the bias step, rounded once to binary32. */
+function gridBias({ step, stream }) {
+  const bias = new Float32Array(stream.symbols.length);
+  stream.symbols.forEach((s, j) => {
+    const k = s === 0 ? 0 : s & 1 ? (s + 1) / 2 : -s / 2;
+    bias[j] = Math.fround(k * step); // exact in binary64 (|k| <= 2**14, a binary32 step)
+  });
+  return bias;
 }
 
 function buildLayer(p) {
@@ -857,12 +906,14 @@ function tooShort(size, where) {
 }
 
 /**
- * Decode a .sqz file (versions 1 to 3).
+ * Decode a .sqz file (versions 1 to 4).
  * @param {ArrayBuffer|Uint8Array} input the file's bytes
  * @param {{classLists?: Object<string, string[]>}} options names of the standard class lists
  *   ("imagenet-1k") to fill into the header; "cifar-10" is built in
  * @returns {{version: number, header: object, layers: object[], dense: object[]}}
- *   layers: {name, shape, weight: Float32Array (C order), bias: Float32Array|null}
+ *   layers: {name, shape, weight: Float32Array (C order), bias: Float32Array|null}; a grid
+ *   layer also has grid {quantizer, step, period}, and its bias is float32 even when stored
+ *   as levels on a grid (version 4)
  * @throws {SqzFormatError} for any malformed input
  */
 export function decodeSqz(input, options = {}) {
@@ -876,7 +927,7 @@ export function decodeSqz(input, options = {}) {
   if (data.length <= MAGIC.length) tooShort(data.length, ', inside the magic and version (bytes 0..4)');
   const version = data[4];
   if (!VERSIONS.includes(version)) {
-    throw new SqzFormatError(`unsupported .sqz version ${version} at byte 4: this reader knows versions 1, 2, 3`, 'version', 4);
+    throw new SqzFormatError(`unsupported .sqz version ${version} at byte 4: this reader knows versions ${VERSIONS.join(', ')}`, 'version', 4);
   }
   if (data.length < MIN_FILE_BYTES) tooShort(data.length, '');
   const end = data.length - CRC_BYTES;
