@@ -109,9 +109,7 @@ def test_bias_grid_puts_each_grid_bias_on_its_own_grid_and_the_model_matches_the
     names = {name for name, m in loaded.model.named_modules() if isinstance(m, nn.Conv2d)}
     assert set(found.bias_scales) == names
     assert all(v > 0 for v in found.bias_scales.values()) and BIAS_STEP_SCALE == 0.25
-    result = compress_model(
-        loaded, config, distill=found.correct, bias_scales=found.bias_scales
-    )
+    result = compress_model(loaded, config, distill=found.correct, bias_scales=found.bias_scales)
     assert result.data[4] == spec.VERSION_BIAS_GRID
     back = decode_sqz(result.data)
     state = result.model.state_dict()

@@ -132,9 +132,9 @@ def _calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibr
         if calib_weighting(config) == "sequential":  # feedback: the byte search's stand-in,
             walk = Sequential(_mosaics(loaded, data), SequentialConfig(seed=config.seed))
             scales = walk_scales(loaded.model, walk.config)  # its rates as the walk's
-            return Calibration(scales=scales, feedback=feedback, sequential=walk, hessians=hessians)
+            return Calibration(scales=scales, feedback=feedback, sequential=walk)
         stats = proxy_input_stats(loaded, data, seed=config.seed)
-        return Calibration(feedback=feedback, correct=bias_corrector(stats), hessians=hessians)
+        return Calibration(feedback=feedback, correct=bias_corrector(stats))
     stats = proxy_input_stats(loaded, data, seed=config.seed)
     return Calibration(
         importance=importance_from(loaded.model, stats), correct=bias_corrector(stats)
