@@ -16,9 +16,10 @@ import numpy as np
 from squeezenet.atomic import atomic_write_bytes
 from squeezenet.formats import huffman, rans, spec
 from squeezenet.formats.bitio import Codec, varint
-from squeezenet.formats.grid import GridCode, dq_quantizers_many, zigzag
+from squeezenet.formats.grid import GridCode, zigzag
 from squeezenet.formats.header import encode_header
 from squeezenet.formats.model import CompressedLayer, CompressedModel
+from squeezenet.formats.sqz_checks import check_bias_grid, check_grids
 from squeezenet.formats.sqz_decode import parse_sqz
 from squeezenet.formats.stream_encode import StreamPlan, estimate_size, finish_streams, plan_stream
 
@@ -72,7 +73,7 @@ def encode_sqz(
     _check_names(model)
     blocks = (block_size, rans_block_size)
     options = _Options(codec, gap_bits, codebook_dtype, bias_dtype, blocks, v3)
-    _check_grids(model.layers)
+    check_grids(model.layers)
     records = [_layer_record(index, layer, options) for index, layer in enumerate(model.layers)]
     plans = [plan for _, layer_plans in records for plan in layer_plans]
     streams = iter(finish_streams(plans, rans_block_size, gamma=v3))
@@ -242,17 +243,8 @@ def _bias_grid(
 ) -> tuple[int, bytes, list[StreamPlan]]:
     """A bias on a grid (section 4a, version 4): the flags, the fields before its level
     stream (length, step, bits) and that stream's plan."""
-    grid = layer.bias_grid
-    assert grid is not None and layer.bias is not None
+    grid = check_bias_grid(what, layer)
     step = np.float32(grid.step)
-    if grid.quantizer != spec.QUANTIZER_UNIFORM:
-        raise ValueError(f"encode_sqz: {what} bias grid must be uniform (quantizer 0)")
-    if not (np.isfinite(step) and step > 0 and float(step) == grid.step):
-        raise ValueError(f"encode_sqz: {what} bias step must be a finite float32 > 0")
-    if np.shape(grid.levels) != (layer.shape[0],) or not np.array_equal(
-        grid.values().view(np.uint32), np.asarray(layer.bias, np.float32).view(np.uint32)
-    ):
-        raise ValueError(f"encode_sqz: {what} bias grid differs from the layer's bias")
     symbols = zigzag(grid.levels)
     bits = max(1, int(symbols.max()).bit_length())
     if bits > spec.MAX_GRID_BITS:
@@ -281,43 +273,6 @@ def _grid_record(
     parts += [struct.pack("<f", grid.step), bytes([period]), bias_fields]
     plan = plan_stream(symbols, 1 << bits, bits, options.codec, *options.blocks, gamma=True)
     return b"".join(parts), [*bias_plans, plan]
-
-
-def _check_grids(layers: list[CompressedLayer]) -> None:
-    """Every grid is valid and equals its layer's weights bit for bit (one state-machine run
-    for all dependent layers)."""
-    grids = [(i, layer) for i, layer in enumerate(layers) if layer.grid is not None]
-    dependent = [
-        (i, layer)
-        for i, layer in grids
-        if layer.grid.quantizer == spec.QUANTIZER_DEPENDENT  # type: ignore[union-attr]
-    ]
-    states = dq_quantizers_many(
-        [layer.grid.levels for _, layer in dependent],  # type: ignore[union-attr]
-        [layer.grid.period_log2 for _, layer in dependent],  # type: ignore[union-attr]
-    )
-    quantizers = {i: q for (i, _), q in zip(dependent, states, strict=True)}
-    for i, layer in grids:
-        grid = layer.grid
-        assert grid is not None
-        what = f"encode_sqz: layer {i} ({layer.name!r}) grid"
-        step = np.float32(grid.step)
-        if grid.quantizer not in (spec.QUANTIZER_UNIFORM, spec.QUANTIZER_DEPENDENT):
-            raise ValueError(f"{what}: quantizer must be 0 or 1, got {grid.quantizer}")
-        if not (np.isfinite(step) and step > 0 and float(step) == grid.step):
-            raise ValueError(f"{what}: step must be a finite float32 > 0, got {grid.step}")
-        if not spec.MIN_STATE_PERIOD_LOG2 <= grid.period_log2 <= spec.MAX_STATE_PERIOD_LOG2:
-            raise ValueError(
-                f"{what}: period_log2 must be in {spec.MIN_STATE_PERIOD_LOG2}.."
-                f"{spec.MAX_STATE_PERIOD_LOG2}, got {grid.period_log2}"
-            )
-        if np.shape(grid.levels) != (layer.numel,):
-            raise ValueError(f"{what}: levels must be flat with {layer.numel} entries")
-        values = grid.values(quantizers.get(i))
-        if not np.array_equal(
-            values.view(np.uint32), layer.dense_weight().reshape(-1).view(np.uint32)
-        ):
-            raise ValueError(f"{what}: its values differ from the layer's weights")
 
 
 def _check_layer(what: str, layer: CompressedLayer) -> tuple[np.ndarray, ...]:

@@ -84,23 +84,7 @@ def read_layer(r: Reader, index: int, version: int) -> ParsedLayer:
     numel = int(np.prod(shape))
     bits = r.u8(f"{field} bits", 1, spec.MAX_BITS)
     flags_at = r.pos
-    flags = r.u8(f"{field} flags", 0, 255)
-    allowed = spec.LAYER_FLAGS_V3 if v3 else spec.LAYER_FLAGS
-    if version >= spec.VERSION_BIAS_GRID:
-        allowed = spec.LAYER_FLAGS_V4
-    bias_grid = flags & spec.FLAG_BIAS_GRID
-    needs = spec.FLAG_GRID | spec.FLAG_BIAS
-    if (
-        flags & ~allowed
-        or (flags & spec.FLAG_BIAS16 and not flags & spec.FLAG_BIAS)
-        or (bias_grid and (flags & needs != needs or flags & spec.FLAG_BIAS16))
-    ):
-        r.fail(
-            f"{field} flags {flags:#04x} at byte {flags_at} set reserved bits (or BIAS16 "
-            "without BIAS, or BIASGRID without GRID and BIAS or with BIAS16)",
-            field=f"{field} flags",
-            offset=flags_at,
-        )
+    flags = _read_flags(r, field, version)
     if flags & spec.FLAG_GRID:
         return _read_grid_layer(r, _Head(index, offset, name, shape, bits, flags, flags_at))
     size = r.varint(f"{field} codebook size", 1, 1 << bits)
@@ -143,6 +127,28 @@ def read_layer(r: Reader, index: int, version: int) -> ParsedLayer:
     )
 
 
+def _read_flags(r: Reader, field: str, version: int) -> int:
+    """The flags byte, checked against the version's bits and their pairings (section 4)."""
+    flags_at = r.pos
+    flags = r.u8(f"{field} flags", 0, 255)
+    allowed = spec.LAYER_FLAGS_V3 if version >= spec.VERSION_GRID else spec.LAYER_FLAGS
+    if version >= spec.VERSION_BIAS_GRID:
+        allowed = spec.LAYER_FLAGS_V4
+    needs = spec.FLAG_GRID | spec.FLAG_BIAS
+    if (
+        flags & ~allowed
+        or (flags & spec.FLAG_BIAS16 and not flags & spec.FLAG_BIAS)
+        or (flags & spec.FLAG_BIAS_GRID and (flags & needs != needs or flags & spec.FLAG_BIAS16))
+    ):
+        r.fail(
+            f"{field} flags {flags:#04x} at byte {flags_at} set reserved bits (or BIAS16 "
+            "without BIAS, or BIASGRID without GRID and BIAS or with BIAS16)",
+            field=f"{field} flags",
+            offset=flags_at,
+        )
+    return flags
+
+
 @dataclass(frozen=True)
 class _Head:
     """The fields every layer record starts with."""
@@ -173,24 +179,11 @@ def _read_grid_layer(r: Reader, h: _Head) -> ParsedLayer:
             offset=h.flags_at - 1,
         )
     quantizer = r.u8(f"{field} quantizer", spec.QUANTIZER_UNIFORM, spec.QUANTIZER_DEPENDENT)
-    at = r.pos
-    (step,) = struct.unpack("<f", r.take(4, f"{field} grid step"))
-    if not (np.isfinite(step) and step > 0):
-        r.fail(
-            f"{field} grid step {step} at byte {at} is not finite and > 0",
-            field=f"{field} grid step",
-            offset=at,
-        )
-    if quantizer == spec.QUANTIZER_DEPENDENT:
-        period = r.u8(
-            f"{field} state period", spec.MIN_STATE_PERIOD_LOG2, spec.MAX_STATE_PERIOD_LOG2
-        )
-    else:
-        period = r.u8(
-            f"{field} state period", spec.MIN_STATE_PERIOD_LOG2, spec.MIN_STATE_PERIOD_LOG2
-        )
-    bias, start = None, r.pos
-    bias_step, bias_bits, bias_stream = None, None, None
+    step = _read_step(r, f"{field} grid step")
+    longest = spec.MAX_STATE_PERIOD_LOG2 if quantizer == spec.QUANTIZER_DEPENDENT else 4
+    period = r.u8(f"{field} state period", spec.MIN_STATE_PERIOD_LOG2, longest)
+    start = r.pos
+    bias, (bias_step, bias_bits, bias_stream) = None, (None, None, None)
     if h.flags & spec.FLAG_BIAS_GRID:
         bias_step, bias_bits, bias_stream = _read_bias_grid(r, field, h.shape[0])
     elif h.flags & spec.FLAG_BIAS:
@@ -217,7 +210,7 @@ def _read_grid_layer(r: Reader, h: _Head) -> ParsedLayer:
         bias_bytes,
         levels,
         empty,
-        grid=(quantizer, float(step), period),
+        grid=(quantizer, step, period),
         bias_step=bias_step,
         bias_stream=bias_stream,
         bias_bits=bias_bits,
@@ -227,19 +220,12 @@ def _read_grid_layer(r: Reader, h: _Head) -> ParsedLayer:
 def _read_bias_grid(r: Reader, field: str, channels: int) -> tuple[float, int, StreamRecord]:
     """A grid layer's bias on a grid (section 4a, version 4): its step and level stream."""
     _check_bias_length(r, field, channels)
-    at = r.pos
-    (step,) = struct.unpack("<f", r.take(4, f"{field} bias step"))
-    if not (np.isfinite(step) and step > 0):
-        r.fail(
-            f"{field} bias step {step} at byte {at} is not finite and > 0",
-            field=f"{field} bias step",
-            offset=at,
-        )
+    step = _read_step(r, f"{field} bias step")
     bits = r.u8(f"{field} bias bits", 1, spec.MAX_GRID_BITS)
     stream = read_stream(
         r, f"{field} bias stream", channels, 1 << bits, bits, spec.CODEC_RANS, gamma=True
     )
-    return float(step), bits, stream
+    return step, bits, stream
 
 
 def _read_bias(r: Reader, field: str, channels: int, half: bool = False) -> np.ndarray:
@@ -248,6 +234,15 @@ def _read_bias(r: Reader, field: str, channels: int, half: bool = False) -> np.n
     if half:
         return widen_float16(r.take(2 * count, f"{field} bias"))
     return np.frombuffer(r.take(4 * count, f"{field} bias"), "<f4").astype(np.float32)
+
+
+def _read_step(r: Reader, field: str) -> float:
+    """An f32le grid step: finite and > 0."""
+    at = r.pos
+    (step,) = struct.unpack("<f", r.take(4, field))
+    if not (np.isfinite(step) and step > 0):
+        r.fail(f"{field} {step} at byte {at} is not finite and > 0", field=field, offset=at)
+    return float(step)
 
 
 def _check_bias_length(r: Reader, field: str, channels: int) -> int:

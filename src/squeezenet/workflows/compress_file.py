@@ -119,11 +119,27 @@ def compress_model(
     watch.lap("export")
     data = _encode(cm, config)
     watch.lap("encode")
-    report = CompressReport(
+    report = _report(loaded, config, cm, len(data), quant, watch, distilled, rate, damage)
+    logger.info("compressed %s to %d bytes", loaded.model_name, len(data))
+    return CompressResult(model, cm, data, report, prune_report, quant)
+
+
+def _report(
+    loaded: LoadedModel,
+    config: CompressConfig,
+    cm: CompressedModel,
+    size: int,
+    quant: QuantizeReport,
+    watch: Stopwatch,
+    distilled: dict[str, object] | None,
+    rate: RateOutcome | None,
+    damage: Damage,
+) -> CompressReport:
+    return CompressReport(
         model_name=loaded.model_name,
         bits=describe_bits(config.bits),
         policy=describe_policy(config.policy),
-        stages=stage_sizes(cm, len(data)),
+        stages=stage_sizes(cm, size),
         layers=layer_rows(cm, quant),
         seconds=watch.seconds,
         distill=distilled,
@@ -131,8 +147,6 @@ def compress_model(
         damage=damage.to_dict(),
         warnings=_wreck_warning(damage, config),
     )
-    logger.info("compressed %s to %d bytes", loaded.model_name, len(data))
-    return CompressResult(model, cm, data, report, prune_report, quant)
 
 
 def _quantize_stage_(
