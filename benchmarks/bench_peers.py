@@ -51,6 +51,7 @@ TRELLIS_CALIBRATED = "ours trellis, calibrated"
 TRELLIS_DISTILLED = "ours trellis, distilled"
 TRELLIS_FEEDBACK = "ours trellis, error feedback"
 TRELLIS_SEQUENTIAL = "ours trellis, sequential feedback"
+TRELLIS_BIAS_GRID = "ours trellis, sequential feedback, biases on a grid"
 # The error feedback recipe as decisions/bench_feedback.py chose it on held-out proxies
 # (docs/RESULTS.md, "Half the released file"): compress --weighting hessian --calib cifar10
 FEEDBACK_DISTILL = False  # whether --distill cifar10 runs on top
@@ -70,6 +71,7 @@ def main() -> None:
     rows += _part(out / "rows_distilled.json", args.reuse, lambda: _calibrated(bench, True))
     rows += _feedback(bench, out / "rows_feedback.json")
     rows += _feedback(bench, out / "rows_sequential.json", "sequential")
+    rows += _feedback(bench, out / "rows_bias_grid.json", "sequential", bias_grid=True)
     reference, labels = bench.reference, bench.labels
     verdict = _verdict(rows)
     document = {
@@ -92,6 +94,7 @@ def main() -> None:
                 TRELLIS_DISTILLED,
                 TRELLIS_FEEDBACK,
                 TRELLIS_SEQUENTIAL,
+                TRELLIS_BIAS_GRID,
             )
         },
     }
@@ -134,6 +137,11 @@ def _parse() -> argparse.Namespace:
         "--sequential-targets",
         default="310000,337881,360000,380000,400000,430000,460000,480000",
         help="byte targets of the sequential-feedback trellis files (resumable, as above)",
+    )
+    parser.add_argument(
+        "--bias-grid-targets",
+        default="310000,337881,360000,380000,400000,430000,460000,480000",
+        help="byte targets of the sequential files with --bias grid (resumable, as above)",
     )
     parser.add_argument("--out", default="benchmarks/results/peers")
     parser.add_argument(
@@ -317,11 +325,16 @@ def _calibrated(bench: _Bench, distilled: bool) -> list[dict[str, Any]]:
 
 
 def _feedback(
-    bench: _Bench, path: Path, weighting: Literal["hessian", "sequential"] = "hessian"
+    bench: _Bench,
+    path: Path,
+    weighting: Literal["hessian", "sequential"] = "hessian",
+    *,
+    bias_grid: bool = False,
 ) -> list[dict[str, Any]]:
-    """Trellis files with error feedback (``compress --weighting hessian|sequential --calib``),
-    made by the command's own code path; rows already in ``path`` are kept (with ``--reuse``)
-    and each new one is stored as it lands, so an interrupted run resumes where it stopped."""
+    """Trellis files with error feedback (``compress --weighting hessian|sequential --calib``,
+    with ``bias_grid`` ``--bias grid`` too), made by the command's own code path; rows already
+    in ``path`` are kept (with ``--reuse``) and each new one is stored as it lands, so an
+    interrupted run resumes where it stopped."""
     from squeezenet.workflows.compress_file import compress_file
 
     args = bench.args
@@ -332,13 +345,15 @@ def _feedback(
     source = _weights(args, bench.out)
     sequential = weighting == "sequential"
     targets = args.sequential_targets if sequential else args.feedback_targets
+    targets = args.bias_grid_targets if bias_grid else targets
     for target in [int(t) for t in targets.split(",") if t]:
         if target in done:
             continue
         config = CompressConfig(
-            quantizer="trellis", target_bytes=target, bias_dtype="float16", weighting=weighting
-        )
-        name = f"{'sequential' if sequential else 'feedback'} {target}"
+            quantizer="trellis", target_bytes=target, weighting=weighting,
+            bias_dtype="grid" if bias_grid else "float16",
+        )  # fmt: skip
+        name = f"{'sequential' if sequential else 'feedback'}{' bias grid' * bias_grid} {target}"
         if FEEDBACK_DISTILL and not sequential:
             name += " distilled"
         out = bench.out / (name.replace(" ", "_") + ".sqz")
@@ -348,6 +363,7 @@ def _feedback(
         seconds = time.perf_counter() - start
         rate = result.report.rate["rate_lambda"] if result.report.rate else None
         family = TRELLIS_SEQUENTIAL if sequential else TRELLIS_FEEDBACK
+        family = TRELLIS_BIAS_GRID if bias_grid else family
         rows.append(
             bench.row(
                 name, family, len(result.data), load_any(out).model,
