@@ -185,14 +185,14 @@ def _layer_record(
     """The layer record's fields before its streams, and the plans of its streams."""
     what = f"layer {index} ({layer.name!r})"
     codebook, positions, codes = _check_layer(what, layer)
-    flags, bias = _bias_field(what, layer, options.bias_dtype)
     head = [_name_bytes(layer.name, what), bytes([len(layer.shape)])]
     head += [varint(d) for d in layer.shape]
-    if layer.bias_grid is not None and (layer.grid is None or layer.bias is None):
-        raise ValueError(f"encode_sqz: {what} has a bias grid but no grid or no bias")
+    if layer.bias_grid is not None:
+        if layer.grid is None or layer.bias is None:
+            raise ValueError(f"encode_sqz: {what} has a bias grid but no grid or no bias")
+        return _grid_record(what, layer.grid, head, _bias_grid(what, layer, options), options)
+    flags, bias = _bias_field(what, layer, options.bias_dtype)
     if layer.grid is not None:
-        if layer.bias_grid is not None:
-            return _grid_record(what, layer.grid, head, _bias_grid(what, layer, options), options)
         return _grid_record(what, layer.grid, head, (flags, bias, []), options)
     if options.codebook_dtype == "float16":
         flags |= spec.FLAG_FLOAT16

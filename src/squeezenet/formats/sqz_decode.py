@@ -2,6 +2,7 @@
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
@@ -124,8 +125,12 @@ def _check_names(layers: list[ParsedLayer], dense: list[DenseRecord]) -> None:
             )
 
 
-def _decode_symbols(layers: list[ParsedLayer]) -> None:
-    records = [rec for p in layers for rec in (p.codes, p.positions)]
+def _decode_coded(
+    records: list[StreamRecord], where: Callable[[int], tuple[int, str]]
+) -> list[np.ndarray | None]:
+    """The symbols of ``records``' Huffman streams (all blocks together), then of their rANS
+    streams; None for raw ones. A decode error is reported at the record's codec byte as
+    ``layer i KIND stream``, with ``where(record index)`` giving (i, KIND)."""
     symbols: list[np.ndarray | None] = [None] * len(records)
     huff = [i for i, rec in enumerate(records) if rec.stream is not None]
     coded = [i for i, rec in enumerate(records) if rec.rans is not None]
@@ -137,17 +142,26 @@ def _decode_symbols(layers: list[ParsedLayer]) -> None:
         for i, values in zip(coded, decoded, strict=True):
             symbols[i] = values
     except (huffman.HuffmanDecodeError, rans.RansDecodeError) as exc:
-        where = huff if isinstance(exc, huffman.HuffmanDecodeError) else coded
-        i = where[exc.stream]
-        rec, kind = records[i], ("code", "position")[i % 2]
-        if i % 2 == 0 and layers[i // 2].grid is not None:
-            kind = "level"
+        i = (huff if isinstance(exc, huffman.HuffmanDecodeError) else coded)[exc.stream]
+        (layer, kind), rec = where(i), records[i]
         raise SqzFormatError(
-            f"corrupt .sqz file: layer {i // 2} {kind} stream at byte {rec.offset}: {exc}; "
+            f"corrupt .sqz file: layer {layer} {kind} stream at byte {rec.offset}: {exc}; "
             "re-create the file",
-            field=f"layer {i // 2} {kind} stream",
+            field=f"layer {layer} {kind} stream",
             offset=rec.offset,
         ) from None
+    return symbols
+
+
+def _decode_symbols(layers: list[ParsedLayer]) -> None:
+    records = [rec for p in layers for rec in (p.codes, p.positions)]
+
+    def where(i: int) -> tuple[int, str]:
+        if i % 2 == 0 and layers[i // 2].grid is not None:
+            return i // 2, "level"
+        return i // 2, ("code", "position")[i % 2]
+
+    symbols = _decode_coded(records, where)
     _decode_bias_grids(layers)
     for p in layers:
         if p.grid is not None:
@@ -164,25 +178,7 @@ def _decode_bias_grids(layers: list[ParsedLayer]) -> None:
     bias step, rounded to float32 as uniform grid weights are (section 4a)."""
     owners = [p for p in layers if p.bias_stream is not None]
     records = [cast(StreamRecord, p.bias_stream) for p in owners]
-    symbols: list[np.ndarray | None] = [None] * len(records)
-    huff = [i for i, rec in enumerate(records) if rec.stream is not None]
-    coded = [i for i, rec in enumerate(records) if rec.rans is not None]
-    try:
-        decoded = huffman.decode_many([records[i].stream for i in huff])  # type: ignore[misc]
-        for i, values in zip(huff, decoded, strict=True):
-            symbols[i] = values
-        decoded = rans.decode_many([records[i].rans for i in coded])  # type: ignore[misc]
-        for i, values in zip(coded, decoded, strict=True):
-            symbols[i] = values
-    except (huffman.HuffmanDecodeError, rans.RansDecodeError) as exc:
-        i = (huff if isinstance(exc, huffman.HuffmanDecodeError) else coded)[exc.stream]
-        p, rec = owners[i], records[i]
-        raise SqzFormatError(
-            f"corrupt .sqz file: layer {p.index} bias stream at byte {rec.offset}: {exc}; "
-            "re-create the file",
-            field=f"layer {p.index} bias stream",
-            offset=rec.offset,
-        ) from None
+    symbols = _decode_coded(records, lambda i: (owners[i].index, "bias"))
     for p, rec, found in zip(owners, records, symbols, strict=True):
         got = _or_raw(found, rec, 1 << cast(int, p.bias_bits), p, "bias")
         levels = unzigzag(got)
