@@ -109,7 +109,8 @@ def proxy_input_stats(loaded: LoadedModel, data: str, *, seed: int = 0) -> Input
 def calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibration:
     """``--calib data`` for a rate-quantized ``config``: per-layer scales or per-weight
     importance (``config.weighting``) and, for grid quantizers, a bias-correction hook (run after
-    quantization, in place of distillation)."""
+    quantization, in place of distillation); with ``--bias grid`` each layer's bias step scale
+    (:func:`bias_scales`)."""
     found = _calibrate(loaded, config, data)
     if config.bias_dtype != "grid":
         return found
