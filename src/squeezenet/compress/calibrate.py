@@ -111,21 +111,28 @@ def calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibra
     importance (``config.weighting``) and, for grid quantizers, a bias-correction hook (run after
     quantization, in place of distillation); with ``--bias grid`` each layer's bias step scale
     (:func:`bias_scales`)."""
-    found = _calibrate(loaded, config, data)
+    measured: list[InputStats] = []
+
+    def stats() -> InputStats:  # one proxy pass, shared by whatever needs the input moments
+        if not measured:
+            measured.append(proxy_input_stats(loaded, data, seed=config.seed))
+        return measured[0]
+
+    found = _calibrate(loaded, config, data, stats)
     if config.bias_dtype != "grid":
         return found
-    stats = proxy_input_stats(loaded, data, seed=config.seed)
-    return dataclasses.replace(found, bias_scales=bias_scales(stats))
+    return dataclasses.replace(found, bias_scales=bias_scales(stats()))
 
 
-def _calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibration:
+def _calibrate(
+    loaded: LoadedModel, config: CompressConfig, data: str, stats: Callable[[], InputStats]
+) -> Calibration:
     grid = config.quantizer_in_use().grid
     if calib_weighting(config) == "layer":
         scales = proxy_scales(loaded, data, seed=config.seed)
         if not grid:
             return Calibration(scales=scales)
-        stats = proxy_input_stats(loaded, data, seed=config.seed)
-        return Calibration(scales=scales, correct=bias_corrector(stats))
+        return Calibration(scales=scales, correct=bias_corrector(stats()))
     if calib_weighting(config) == "sequential":
         stages_of(loaded.model)  # refuse a model it cannot walk before measuring anything
     if calib_weighting(config) in ("hessian", "sequential"):
@@ -135,11 +142,10 @@ def _calibrate(loaded: LoadedModel, config: CompressConfig, data: str) -> Calibr
             walk = Sequential(_mosaics(loaded, data), SequentialConfig(seed=config.seed))
             scales = walk_scales(loaded.model, walk.config)  # its rates as the walk's
             return Calibration(scales=scales, feedback=feedback, sequential=walk)
-        stats = proxy_input_stats(loaded, data, seed=config.seed)
-        return Calibration(feedback=feedback, correct=bias_corrector(stats))
-    stats = proxy_input_stats(loaded, data, seed=config.seed)
+        return Calibration(feedback=feedback, correct=bias_corrector(stats()))
+    moments = stats()
     return Calibration(
-        importance=importance_from(loaded.model, stats), correct=bias_corrector(stats)
+        importance=importance_from(loaded.model, moments), correct=bias_corrector(moments)
     )
 
 
