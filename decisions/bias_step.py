@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # proxy_sets.py
 import proxy_sets
 
-from squeezenet.compress.calibrate import BIAS_STEP_SCALE, bias_scales, proxy_input_stats
+from squeezenet.compress.calibrate import input_rms, proxy_input_stats
 from squeezenet.compress.prune import layer_names
 from squeezenet.experiments.provenance import command_line, machine
 from squeezenet.formats.sqz import read_sqz
@@ -40,8 +40,7 @@ def main() -> None:
     reference_model = load_any(args.weights)
     sets = proxy_sets.held_out(reference_model.preprocess)
     reference = {n: proxy_sets.logits(reference_model.model, b) for n, b in sets.items()}
-    # bias_scales is BIAS_STEP_SCALE x RMS input: divide it out to get the RMS itself
-    scales = bias_scales(proxy_input_stats(reference_model, "cifar10"))
+    rms = input_rms(proxy_input_stats(reference_model, "cifar10"))
     steps = {layer.name: layer.grid.step for layer in read_sqz(args.sqz).layers if layer.grid}
     rows = []
     for factor in [float(f) for f in args.factors.split(",")]:
@@ -51,7 +50,7 @@ def main() -> None:
             bias = module.bias
             if factor == 0 or bias is None or name not in steps:
                 continue
-            step = np.float32(factor * scales[name] / BIAS_STEP_SCALE * steps[name])
+            step = np.float32(factor * rms[name] * steps[name])
             levels = np.round(bias.detach().double().numpy() / float(step))
             with torch.no_grad():
                 bias.copy_(torch.from_numpy((levels * float(step)).astype(np.float32)))

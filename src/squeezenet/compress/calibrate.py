@@ -68,11 +68,15 @@ class Calibration:
 BIAS_STEP_SCALE = 0.25
 
 
+def input_rms(stats: InputStats) -> dict[str, float]:
+    """Per layer, the RMS of its proxy inputs over every input channel and position."""
+    return {name: float(v.mean().sqrt()) for name, v in stats.mean_square.items()}
+
+
 def bias_scales(stats: InputStats) -> dict[str, float]:
-    """Per layer, the bias step in units of its grid step: :data:`BIAS_STEP_SCALE` x the RMS
-    of the layer's proxy inputs (over every input channel and position; ``stats``)."""
-    rms = {name: float(v.mean().sqrt()) for name, v in stats.mean_square.items()}
-    return {name: BIAS_STEP_SCALE * value for name, value in rms.items() if value > 0}
+    """Per layer, the bias step in units of its grid step: :data:`BIAS_STEP_SCALE` x
+    :func:`input_rms`."""
+    return {n: BIAS_STEP_SCALE * value for n, value in input_rms(stats).items() if value > 0}
 
 
 def calibration_images(loaded: LoadedModel, data: str) -> ArrayDataset:
